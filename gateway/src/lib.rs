@@ -1,0 +1,4 @@
+//! A generic gRPC-to-REST gateway.
+
+pub mod rules;
+pub mod template;
