@@ -1,4 +1,5 @@
 //! A generic gRPC-to-REST gateway.
 
+pub mod json;
 pub mod rules;
 pub mod template;
