@@ -1,0 +1,102 @@
+//! UTC timestamps in the text formats the `article_article` table uses, without a date library.
+//!
+//! Django stores `create_time` in SQLite as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC); the API shows
+//! `YYYY-MM-DD HH:MM:SS`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The current time as seconds and microseconds since the Unix epoch.
+pub fn now() -> (i64, u32) {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    (
+        i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        since.subsec_micros(),
+    )
+}
+
+/// Formats a Unix time as Django writes it to SQLite: `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub fn format_django(secs: i64, micros: u32) -> String {
+    format!("{}.{micros:06}", format_seconds(secs))
+}
+
+/// Formats a Unix time as `YYYY-MM-DD HH:MM:SS`.
+pub fn format_seconds(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The current time in Django's SQLite format.
+pub fn now_django() -> String {
+    let (secs, micros) = now();
+    format_django(secs, micros)
+}
+
+/// Whether `s` is a plausible `YYYY-MM-DD HH:MM:SS` timestamp.
+pub fn is_valid_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 19 {
+        return false;
+    }
+    let shape_ok = b.iter().enumerate().all(|(i, c)| match i {
+        4 | 7 => *c == b'-',
+        10 => *c == b' ',
+        13 | 16 => *c == b':',
+        _ => c.is_ascii_digit(),
+    });
+    if !shape_ok {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(u32::MAX);
+    let (month, day, hour, minute, second) =
+        (num(5..7), num(8..10), num(11..13), num(14..16), num(17..19));
+    (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && minute < 60 && second < 60
+}
+
+/// Converts days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    // d is in 1..=31 and m in 1..=12 by construction, so the casts cannot truncate.
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_seconds(0), "1970-01-01 00:00:00");
+        assert_eq!(format_seconds(1_767_323_045), "2026-01-02 03:04:05");
+        assert_eq!(format_django(951_782_400, 7), "2000-02-29 00:00:00.000007");
+    }
+
+    #[test]
+    fn validates_timestamps() {
+        assert!(is_valid_timestamp("2026-01-02 03:04:05"));
+        assert!(!is_valid_timestamp("2026-13-02 03:04:05"));
+        assert!(!is_valid_timestamp("2026-01-02T03:04:05"));
+        assert!(!is_valid_timestamp("2026-01-02 03:04"));
+    }
+}

@@ -1,0 +1,176 @@
+//! The one error type of the service and its single mapping to [`tonic::Status`].
+//!
+//! Every fallible function of the library returns [`Error`]. The gRPC layer turns it into a
+//! status in exactly one place, `impl From<Error> for Status`, which also decides what a client
+//! may see: internal failures are logged in full and answered with a generic message.
+
+use std::{io, net::SocketAddr, path::PathBuf};
+
+use tonic::Status;
+
+/// The result type of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field has a value the contract does not allow.
+    #[error("{field} {reason}")]
+    InvalidArgument {
+        /// The name of the offending field, as in the proto.
+        field: &'static str,
+        /// What is wrong with it, e.g. `must not be negative (got -1)`.
+        reason: String,
+    },
+    /// No article has this id.
+    #[error("article {0} not found")]
+    NotFound(i64),
+    /// A query that had to return a row returned none.
+    #[error("record not found")]
+    RowNotFound,
+    /// An id in the database does not fit the contract's `int32`.
+    #[error("article id {0} exceeds the int32 range of the ArticleService contract")]
+    IdOutOfRange(i64),
+    /// A write came without credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A write came with credentials that do not allow it (or writes are disabled).
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    /// The database cannot be reached right now (connection refused, pool exhausted, locked).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL names no backend we support.
+    #[error("unsupported database URL scheme {0:?}: expected sqlite:... or postgres://...")]
+    UnsupportedDatabaseUrl(String),
+    /// A configuration value is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A line of an import file is malformed.
+    #[error("line {line}: {message}")]
+    ImportLine {
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with the line.
+        message: String,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The descriptors served over reflection could not be decoded.
+    #[error("invalid descriptor set: {0}")]
+    Descriptor(String),
+    /// A call made by the `articles` client failed with a gRPC status.
+    #[error("{code}: {message}")]
+    Rpc {
+        /// The status code's canonical name, e.g. `NOT_FOUND`.
+        code: &'static str,
+        /// The status message.
+        message: String,
+    },
+    /// The `articles` client could not reach the server.
+    #[error("cannot connect to {server}: {reason}")]
+    Connect {
+        /// The server address.
+        server: String,
+        /// Why, with the chain of causes.
+        reason: String,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl Error {
+    /// An [`Error::InvalidArgument`] for `field`.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else if matches!(err, sqlx::Error::RowNotFound) {
+            Self::RowNotFound
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+/// Whether a database error means "cannot reach the database right now" rather than a bug.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Primary result code = low byte of the extended code.
+                // 5 BUSY, 6 LOCKED, 14 CANTOPEN.
+                let code = db
+                    .code()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .map(|c| c & 0xff);
+                matches!(code, Some(5 | 6 | 14))
+            } else if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // Class 08: connection exception; 57P01..57P03: shutdown / cannot connect now;
+                // 53300: too many connections.
+                let code = pg.code();
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::InvalidArgument { .. } => Status::invalid_argument(err.to_string()),
+            Error::NotFound(_) | Error::RowNotFound => Status::not_found(err.to_string()),
+            Error::IdOutOfRange(_) => Status::out_of_range(err.to_string()),
+            Error::Unauthenticated(msg) => Status::unauthenticated(msg),
+            Error::PermissionDenied(msg) => Status::permission_denied(msg),
+            Error::Unavailable(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Status::unavailable("database unavailable")
+            }
+            Error::ImportLine { .. } => Status::invalid_argument(err.to_string()),
+            _ => {
+                tracing::error!(error = ?err, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The article service: a gRPC server for the `article.v1.ArticleService` contract, backed by
+//! SQLite or PostgreSQL through sqlx, plus the library side of the `articles` command-line client.
+//!
+//! The binaries are thin: `articles-service` parses [`config::Cli`] and calls [`run`];
+//! `articles` parses [`client::ClientCli`] and calls [`client::run`].
+//!
+//! To embed the server elsewhere (for example next to an HTTP gateway), open an [`server::App`]
+//! with [`server::App::open`] and either take its tonic [`tonic::service::Routes`] with
+//! [`server::App::routes`] or serve it on a listener of your own with [`server::serve`].
+
+pub mod auth;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod import;
+pub mod model;
+pub mod reflection;
+pub mod seed;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};
+
+use config::{Cli, Command};
+
+/// Runs the `articles-service` command line: `serve` (the default), `migrate` or `import`.
+///
+/// # Errors
+/// Any error of the chosen command: bad configuration, database failures, an unreadable or
+/// malformed import file, or a failure to bind the listen address.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => server::run(&cli.serve).await,
+        Some(Command::Serve(args)) => server::run(&args).await,
+        Some(Command::Migrate(args)) => {
+            let store = store::Store::connect(&args.store_options()).await?;
+            let state = store.prepare(0).await?;
+            tracing::info!(?state, "schema ready");
+            store.close().await;
+            Ok(())
+        }
+        Some(Command::Import(args)) => {
+            let imported = import::run(&args).await?;
+            println!("imported {imported} articles");
+            Ok(())
+        }
+    }
+}

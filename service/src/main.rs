@@ -1,0 +1,27 @@
+//! `articles-service`: the gRPC server and its maintenance commands (`migrate`, `import`).
+//!
+//! Exit status: 0 on success, 1 on any error (printed as one `error: ...` line), 2 on a usage
+//! error. Logs go to stderr; `RUST_LOG` filters them (default `info`).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = articles_service::config::Cli::parse();
+    match articles_service::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

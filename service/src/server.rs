@@ -1,0 +1,206 @@
+//! Assembling and running the gRPC server: the article service (also under its legacy name),
+//! health, and reflection v1/v1alpha, on a listener the caller binds, with graceful shutdown.
+//!
+//! [`App::routes`] gives the tonic [`Routes`] without binding anything (to mount elsewhere or
+//! to serve with custom settings); [`serve`] serves an [`App`] on a bound listener until a
+//! shutdown future completes; [`run`] is the `serve` command: bind, log, serve until SIGINT or
+//! SIGTERM.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use articles_proto::ARTICLE_SERVICE;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::Routes, transport::Server};
+use tonic_health::{
+    ServingStatus,
+    pb::health_server::HealthServer,
+    server::{HealthReporter, HealthService},
+};
+
+use crate::{
+    auth::WriteTokens,
+    config::ServeArgs,
+    error::{Error, Result},
+    grpc::{Articles, legacy::LegacyAlias},
+    reflection::Reflection,
+    store::Store,
+};
+
+/// How often the health monitor checks the database.
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Everything the server needs: the store, the write tokens, health and reflection state.
+#[derive(Debug, Clone)]
+pub struct App {
+    store: Store,
+    tokens: Arc<WriteTokens>,
+    reflection: Reflection,
+    health: HealthReporter,
+}
+
+impl App {
+    /// Opens the database of `args` (connect, migrate unless foreign, seed a new table) and
+    /// loads the write tokens.
+    ///
+    /// # Errors
+    /// Database, migration or token file failures.
+    pub async fn open(args: &ServeArgs) -> Result<Self> {
+        let tokens = WriteTokens::from_args(&args.tokens)?;
+        if tokens.is_empty() {
+            tracing::warn!("no API token configured: writes are disabled");
+        } else {
+            tracing::info!(tokens = tokens.len(), "writes enabled for bearer tokens");
+        }
+        let store = Store::connect(&args.database.store_options()).await?;
+        store.prepare(args.demo_articles).await?;
+        Self::new(store, tokens).await
+    }
+
+    /// An app over an already prepared `store`. Health starts as SERVING.
+    ///
+    /// # Errors
+    /// [`Error::Descriptor`] if the compiled-in descriptors are inconsistent (a build bug).
+    pub async fn new(store: Store, tokens: WriteTokens) -> Result<Self> {
+        let health = HealthReporter::new();
+        set_health(&health, ServingStatus::Serving).await;
+        Ok(Self {
+            store,
+            tokens: Arc::new(tokens),
+            reflection: Reflection::for_article_service()?,
+            health,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The health reporter (to flip statuses from outside, e.g. while draining).
+    pub fn health_reporter(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// All gRPC services as tonic routes: `article.v1.ArticleService`, its legacy alias
+    /// `ArticleService`, `grpc.health.v1.Health`, and reflection v1 and v1alpha.
+    pub fn routes(&self) -> Routes {
+        let articles = Articles::new(self.store.clone(), Arc::clone(&self.tokens)).into_server();
+        Routes::new(articles.clone())
+            .add_service(LegacyAlias::new(articles))
+            .add_service(HealthServer::new(HealthService::from_health_reporter(
+                self.health.clone(),
+            )))
+            .add_service(self.reflection.v1())
+            .add_service(self.reflection.v1alpha())
+    }
+
+    /// Starts a task that pings the database every `interval` and reports the article service
+    /// NOT_SERVING while it is unreachable, SERVING again once it answers.
+    pub fn spawn_health_monitor(&self, interval: Duration) -> JoinHandle<()> {
+        let store = self.store.clone();
+        let health = self.health.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut healthy = true;
+            loop {
+                ticker.tick().await;
+                let ok = match store.ping().await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        if healthy {
+                            tracing::warn!(error = %err, "database check failed");
+                        }
+                        false
+                    }
+                };
+                if ok != healthy {
+                    healthy = ok;
+                    let status = if ok {
+                        tracing::info!("database reachable again");
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    set_health(&health, status).await;
+                }
+            }
+        })
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for name in [ARTICLE_SERVICE, articles_proto::LEGACY_ARTICLE_SERVICE, ""] {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests and
+/// closes the database pool. Runs the health monitor meanwhile.
+///
+/// # Errors
+/// [`Error::Transport`] when the server fails.
+pub async fn serve<F>(listener: TcpListener, app: App, shutdown: F) -> Result<()>
+where
+    F: Future<Output = ()> + Send,
+{
+    let monitor = app.spawn_health_monitor(HEALTH_CHECK_INTERVAL);
+    let result = Server::builder()
+        .add_routes(app.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    monitor.abort();
+    app.store.close().await;
+    Ok(result?)
+}
+
+/// The `serve` command: opens the app, binds `--listen`, serves until SIGINT/SIGTERM.
+///
+/// # Errors
+/// Startup failures (database, tokens, bind) and server failures.
+pub async fn run(args: &ServeArgs) -> Result<()> {
+    let app = App::open(args).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: args.listen,
+        source,
+    })?;
+    tracing::info!(%addr, "gRPC server listening");
+    serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,203 @@
+//! The PostgreSQL queries of the store.
+//!
+//! `create_time` is formatted with `to_char(create_time, ...)` in a session whose `TimeZone` is
+//! set to UTC at connection start (a startup option, no extra round trip). This is right for
+//! both column types Django may have created: a `timestamp with time zone` is rendered in UTC,
+//! and a `timestamp without time zone` (Django with `USE_TZ = False`) is rendered as stored.
+//! `create_time AT TIME ZONE 'UTC'` would instead shift the latter by the session zone.
+
+use std::str::FromStr;
+
+use sqlx::{
+    PgConnection, PgPool, Postgres,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use super::{SchemaState, StoreOptions};
+use crate::{
+    error::{Error, Result},
+    model::{Article, NewArticle, contract_id},
+    seed,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The key of the advisory lock held while checking, migrating and seeding, so replicas
+/// starting together neither race the migration nor seed twice.
+const PREPARE_LOCK_KEY: i64 = 0x6172_7469_636c_6573; // "articles"
+
+/// The selected columns, `create_time` formatted (a macro so queries stay `&'static str`).
+macro_rules! columns {
+    () => {
+        "id, title, content, to_char(create_time, 'YYYY-MM-DD HH24:MI:SS') AS create_time"
+    };
+}
+
+fn pool_options(options: &StoreOptions) -> Result<(PgPoolOptions, PgConnectOptions)> {
+    let connect = PgConnectOptions::from_str(&options.url)
+        .map_err(|e| Error::Config(format!("bad PostgreSQL URL: {e}")))?
+        .options([("TimeZone", "UTC")]);
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections.unwrap_or(10))
+        .acquire_timeout(options.acquire_timeout);
+    Ok((pool, connect))
+}
+
+pub(super) async fn connect(options: &StoreOptions) -> Result<PgPool> {
+    let (pool, connect) = pool_options(options)?;
+    Ok(pool.connect_with(connect).await?)
+}
+
+pub(super) fn connect_lazy(options: &StoreOptions) -> Result<PgPool> {
+    let (pool, connect) = pool_options(options)?;
+    Ok(pool.connect_lazy_with(connect))
+}
+
+async fn table_exists(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    // to_regclass resolves through search_path, like the unqualified names in our queries.
+    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(name)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub(super) async fn prepare(pool: &PgPool, demo_articles: u32) -> Result<SchemaState> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(PREPARE_LOCK_KEY)
+        .execute(&mut *conn)
+        .await?;
+    let result = prepare_locked(&mut conn, demo_articles).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(PREPARE_LOCK_KEY)
+        .execute(&mut *conn)
+        .await;
+    let state = result?;
+    unlocked?;
+    Ok(state)
+}
+
+async fn prepare_locked(conn: &mut PgConnection, demo_articles: u32) -> Result<SchemaState> {
+    let had_table = table_exists(conn, "article_article").await?;
+    let had_migrations = table_exists(conn, "_sqlx_migrations").await?;
+    if had_table && !had_migrations {
+        return Ok(SchemaState::Foreign);
+    }
+    MIGRATOR.run(&mut *conn).await?;
+    if had_table {
+        return Ok(SchemaState::Migrated);
+    }
+    let demo = seed::demo_articles(demo_articles);
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let seeded = insert_all(&mut tx, &demo, &|| {}).await?;
+    tx.commit().await?;
+    Ok(SchemaState::Created { seeded })
+}
+
+pub(super) async fn ping(pool: &PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+pub(super) async fn list(pool: &PgPool, limit: i64, offset: i64) -> Result<(Vec<Article>, i64)> {
+    // One REPEATABLE READ snapshot so the count and the page agree.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM article_article")
+        .fetch_one(&mut *tx)
+        .await?;
+    let rows = sqlx::query_as::<_, Article>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM article_article ORDER BY id LIMIT $1 OFFSET $2"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((rows, total))
+}
+
+pub(super) async fn get(pool: &PgPool, id: i64) -> Result<Option<Article>> {
+    Ok(sqlx::query_as::<_, Article>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM article_article WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn create(pool: &PgPool, title: &str, content: &str) -> Result<Article> {
+    let mut tx = pool.begin().await?;
+    let article = sqlx::query_as::<_, Article>(concat!(
+        "INSERT INTO article_article (title, content, create_time) VALUES ($1, $2, now()) \
+         RETURNING ",
+        columns!()
+    ))
+    .bind(title)
+    .bind(content)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Err(err) = contract_id(article.id) {
+        tx.rollback().await?;
+        return Err(err);
+    }
+    tx.commit().await?;
+    Ok(article)
+}
+
+pub(super) async fn update(
+    pool: &PgPool,
+    id: i64,
+    title: Option<&str>,
+    content: Option<&str>,
+) -> Result<Option<Article>> {
+    Ok(sqlx::query_as::<_, Article>(concat!(
+        "UPDATE article_article SET title = COALESCE($1, title), \
+         content = COALESCE($2, content) WHERE id = $3 RETURNING ",
+        columns!()
+    ))
+    .bind(title)
+    .bind(content)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn delete(pool: &PgPool, id: i64) -> Result<Option<Article>> {
+    Ok(sqlx::query_as::<_, Article>(concat!(
+        "DELETE FROM article_article WHERE id = $1 RETURNING ",
+        columns!()
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn insert_all(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    articles: &[NewArticle],
+    progress: &(dyn Fn() + Sync),
+) -> Result<u64> {
+    let mut n = 0;
+    for article in articles {
+        // A given create_time is UTC: the session TimeZone is UTC.
+        sqlx::query(
+            "INSERT INTO article_article (title, content, create_time) \
+             VALUES ($1, $2, COALESCE($3::timestamptz, now()))",
+        )
+        .bind(&article.title)
+        .bind(&article.content)
+        .bind(article.create_time.as_deref())
+        .execute(&mut **tx)
+        .await?;
+        n += 1;
+        progress();
+    }
+    Ok(n)
+}

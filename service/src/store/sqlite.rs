@@ -1,0 +1,193 @@
+//! The SQLite queries of the store.
+//!
+//! `create_time` is a `datetime` column holding text; Django writes
+//! `YYYY-MM-DD HH:MM:SS.ffffff` (UTC). It leaves through `strftime`, so any format SQLite
+//! understands comes out as `YYYY-MM-DD HH:MM:SS`.
+
+use std::str::FromStr;
+
+use sqlx::{
+    Sqlite, SqliteConnection, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use super::{SchemaState, StoreOptions};
+use crate::{
+    clock,
+    error::{Error, Result},
+    model::{Article, NewArticle, contract_id},
+    seed,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The selected columns, `create_time` formatted (a macro so queries stay `&'static str`).
+macro_rules! columns {
+    () => {
+        "id, title, content, \
+         COALESCE(strftime('%Y-%m-%d %H:%M:%S', create_time), create_time) AS create_time"
+    };
+}
+
+fn pool_options(options: &StoreOptions) -> Result<(SqlitePoolOptions, SqliteConnectOptions)> {
+    let connect = SqliteConnectOptions::from_str(&options.url)
+        .map_err(|e| Error::Config(format!("bad SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.unwrap_or(5))
+        .acquire_timeout(options.acquire_timeout);
+    Ok((pool, connect))
+}
+
+pub(super) async fn connect(options: &StoreOptions) -> Result<SqlitePool> {
+    let (pool, connect) = pool_options(options)?;
+    Ok(pool.connect_with(connect).await?)
+}
+
+pub(super) fn connect_lazy(options: &StoreOptions) -> Result<SqlitePool> {
+    let (pool, connect) = pool_options(options)?;
+    Ok(pool.connect_lazy_with(connect))
+}
+
+async fn table_exists(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+    )
+    .bind(name)
+    .fetch_one(conn)
+    .await?;
+    Ok(found != 0)
+}
+
+pub(super) async fn prepare(pool: &SqlitePool, demo_articles: u32) -> Result<SchemaState> {
+    let mut conn = pool.acquire().await?;
+    let had_table = table_exists(&mut conn, "article_article").await?;
+    let had_migrations = table_exists(&mut conn, "_sqlx_migrations").await?;
+    if had_table && !had_migrations {
+        return Ok(SchemaState::Foreign);
+    }
+    MIGRATOR.run(&mut *conn).await?;
+    if had_table {
+        return Ok(SchemaState::Migrated);
+    }
+    let demo = seed::demo_articles(demo_articles);
+    let mut tx = pool.begin().await?;
+    let seeded = insert_all(&mut tx, &demo, &|| {}).await?;
+    tx.commit().await?;
+    Ok(SchemaState::Created { seeded })
+}
+
+pub(super) async fn ping(pool: &SqlitePool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+pub(super) async fn list(
+    pool: &SqlitePool,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Article>, i64)> {
+    let mut tx = pool.begin().await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM article_article")
+        .fetch_one(&mut *tx)
+        .await?;
+    let rows = sqlx::query_as::<_, Article>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM article_article ORDER BY id LIMIT ?1 OFFSET ?2"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((rows, total))
+}
+
+pub(super) async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Article>> {
+    Ok(sqlx::query_as::<_, Article>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM article_article WHERE id = ?1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn create(pool: &SqlitePool, title: &str, content: &str) -> Result<Article> {
+    let mut tx = pool.begin().await?;
+    let article = sqlx::query_as::<_, Article>(concat!(
+        "INSERT INTO article_article (title, content, create_time) VALUES (?1, ?2, ?3) \
+         RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(title)
+    .bind(content)
+    .bind(clock::now_django())
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Err(err) = contract_id(article.id) {
+        tx.rollback().await?;
+        return Err(err);
+    }
+    tx.commit().await?;
+    Ok(article)
+}
+
+pub(super) async fn update(
+    pool: &SqlitePool,
+    id: i64,
+    title: Option<&str>,
+    content: Option<&str>,
+) -> Result<Option<Article>> {
+    Ok(sqlx::query_as::<_, Article>(concat!(
+        "UPDATE article_article SET title = COALESCE(?1, title), content = COALESCE(?2, content) \
+         WHERE id = ?3 RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(title)
+    .bind(content)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn delete(pool: &SqlitePool, id: i64) -> Result<Option<Article>> {
+    Ok(sqlx::query_as::<_, Article>(concat!(
+        "DELETE FROM article_article WHERE id = ?1 RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn insert_all(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    articles: &[NewArticle],
+    progress: &(dyn Fn() + Sync),
+) -> Result<u64> {
+    let now = clock::now_django();
+    let mut n = 0;
+    for article in articles {
+        sqlx::query(
+            "INSERT INTO article_article (title, content, create_time) VALUES (?1, ?2, ?3)",
+        )
+        .bind(&article.title)
+        .bind(&article.content)
+        .bind(article.create_time.as_deref().unwrap_or(&now))
+        .execute(&mut **tx)
+        .await?;
+        n += 1;
+        progress();
+    }
+    Ok(n)
+}

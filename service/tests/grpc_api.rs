@@ -1,0 +1,546 @@
+//! The ArticleService over real sockets, on SQLite and (with `TEST_POSTGRES_URL`) PostgreSQL:
+//! paging, details, writes, authorization, validation, the legacy path, health, id range,
+//! startup seeding and foreign tables.
+
+mod support;
+
+use articles_proto::article::v1::{self as pb};
+use support::{Backend, Opts, TOKEN, TestDb, spawn_service};
+use tonic::{Code, Request};
+
+fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
+    req
+}
+
+fn list(page: i32, page_size: i32) -> pb::ArticleListRequest {
+    pb::ArticleListRequest { page, page_size }
+}
+
+async fn paging_page_2_of_size_5_returns_ids_6_to_10(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(50)).await;
+    let mut client = server.client().await;
+    let resp = client
+        .article_list(list(2, 5))
+        .await
+        .expect("list")
+        .into_inner();
+    let ids: Vec<i32> = resp.articles.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![6, 7, 8, 9, 10]);
+    assert_eq!(resp.total, 50);
+    assert_eq!(resp.next_page, 3);
+    let a = &resp.articles[0];
+    assert!(!a.title.is_empty() && a.content.len() > 100);
+    assert_eq!(a.create_time.len(), 19, "{}", a.create_time);
+    server.stop().await;
+}
+
+async fn paging_zero_means_first_page_of_ten(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(50)).await;
+    let resp = server
+        .client()
+        .await
+        .article_list(list(0, 0))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(
+        resp.articles.iter().map(|a| a.id).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(resp.next_page, 2);
+    server.stop().await;
+}
+
+async fn paging_clamps_page_size_to_100(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(150)).await;
+    let mut client = server.client().await;
+    let resp = client
+        .article_list(list(1, 1000))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(resp.articles.len(), 100);
+    assert_eq!(resp.total, 150);
+    assert_eq!(resp.next_page, 2);
+    let last = client
+        .article_list(list(2, 1000))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(last.articles.len(), 50);
+    assert_eq!(last.next_page, 0);
+    server.stop().await;
+}
+
+async fn paging_past_the_end_is_empty_even_for_huge_pages(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(12)).await;
+    let mut client = server.client().await;
+    for page in [3, 1000, i32::MAX] {
+        let resp = client
+            .article_list(list(page, 100))
+            .await
+            .expect("list")
+            .into_inner();
+        assert!(resp.articles.is_empty(), "page {page}");
+        assert_eq!(resp.total, 12);
+        assert_eq!(resp.next_page, 0);
+    }
+    server.stop().await;
+}
+
+async fn paging_rejects_negative_values_naming_the_field(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(3)).await;
+    let mut client = server.client().await;
+    let err = client
+        .article_list(list(-1, 5))
+        .await
+        .expect_err("negative page");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("page must not be negative"),
+        "{}",
+        err.message()
+    );
+    let err = client
+        .article_list(list(1, -1))
+        .await
+        .expect_err("negative size");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.message(), "page_size must not be negative (got -1)");
+    server.stop().await;
+}
+
+async fn detail_returns_the_article_or_not_found(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(5)).await;
+    let mut client = server.client().await;
+    let article = client
+        .article_detail(pb::ArticleDetailRequest { pk: 3 })
+        .await
+        .expect("detail")
+        .into_inner()
+        .article
+        .expect("article");
+    assert_eq!(article.id, 3);
+    let err = client
+        .article_detail(pb::ArticleDetailRequest { pk: 42 })
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(err.message(), "article 42 not found");
+    for pk in [0, -7] {
+        let err = client
+            .article_detail(pb::ArticleDetailRequest { pk })
+            .await
+            .expect_err("bad pk");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with("pk "), "{}", err.message());
+    }
+    server.stop().await;
+}
+
+async fn writes_with_a_valid_token_create_update_and_delete(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(0)).await;
+    let mut client = server.client().await;
+    let created = client
+        .create_article(authed(
+            pb::CreateArticleRequest {
+                title: "Hello".into(),
+                content: "World".into(),
+            },
+            TOKEN,
+        ))
+        .await
+        .expect("create")
+        .into_inner()
+        .article
+        .expect("article");
+    assert_eq!(created.id, 1);
+    assert_eq!(created.title, "Hello");
+    assert_eq!(created.create_time.len(), 19);
+
+    let updated = client
+        .update_article(authed(
+            pb::UpdateArticleRequest {
+                pk: 1,
+                title: Some("Hello again".into()),
+                content: None,
+            },
+            TOKEN,
+        ))
+        .await
+        .expect("update")
+        .into_inner()
+        .article
+        .expect("article");
+    assert_eq!(updated.title, "Hello again");
+    assert_eq!(updated.content, "World");
+    assert_eq!(updated.create_time, created.create_time);
+
+    let unchanged = client
+        .update_article(authed(
+            pb::UpdateArticleRequest {
+                pk: 1,
+                title: None,
+                content: None,
+            },
+            TOKEN,
+        ))
+        .await
+        .expect("no-op update")
+        .into_inner()
+        .article
+        .expect("article");
+    assert_eq!(unchanged, updated);
+
+    let deleted = client
+        .delete_article(authed(pb::DeleteArticleRequest { pk: 1 }, TOKEN))
+        .await
+        .expect("delete")
+        .into_inner()
+        .article
+        .expect("article");
+    assert_eq!(deleted, updated);
+    let err = client
+        .article_detail(pb::ArticleDetailRequest { pk: 1 })
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = client
+        .delete_article(authed(pb::DeleteArticleRequest { pk: 1 }, TOKEN))
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code(), Code::NotFound);
+    server.stop().await;
+}
+
+async fn writes_without_or_with_a_wrong_token_are_refused(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(2)).await;
+    let mut client = server.client().await;
+    let new = || pb::CreateArticleRequest {
+        title: "t".into(),
+        content: "c".into(),
+    };
+    let err = client.create_article(new()).await.expect_err("no token");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = client
+        .create_article(authed(new(), "wrong"))
+        .await
+        .expect_err("wrong token");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = client
+        .delete_article(authed(pb::DeleteArticleRequest { pk: 1 }, "wrong"))
+        .await
+        .expect_err("wrong token");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = client
+        .update_article(pb::UpdateArticleRequest {
+            pk: 1,
+            title: Some("x".into()),
+            content: None,
+        })
+        .await
+        .expect_err("no token");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 2);
+    server.stop().await;
+}
+
+async fn writes_are_disabled_when_no_token_is_configured(db: TestDb) {
+    let server = spawn_service(
+        &db,
+        Opts {
+            demo_articles: 1,
+            tokens: vec![],
+        },
+    )
+    .await;
+    let mut client = server.client().await;
+    let err = client
+        .create_article(authed(
+            pb::CreateArticleRequest {
+                title: "t".into(),
+                content: "c".into(),
+            },
+            TOKEN,
+        ))
+        .await
+        .expect_err("disabled");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("no API token is configured"),
+        "{}",
+        err.message()
+    );
+    // Reads stay public.
+    client.article_list(list(1, 10)).await.expect("list");
+    server.stop().await;
+}
+
+async fn invalid_writes_name_the_field_and_write_nothing(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(1)).await;
+    let mut client = server.client().await;
+    let cases = [
+        (String::new(), "c".to_owned(), "title"),
+        ("  ".to_owned(), "c".to_owned(), "title"),
+        ("x".repeat(201), "c".to_owned(), "title"),
+        ("ok".to_owned(), String::new(), "content"),
+    ];
+    for (title, content, field) in cases {
+        let err = client
+            .create_article(authed(pb::CreateArticleRequest { title, content }, TOKEN))
+            .await
+            .expect_err("invalid");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with(field), "{}", err.message());
+    }
+    // 200 characters (multi-byte) are fine.
+    client
+        .create_article(authed(
+            pb::CreateArticleRequest {
+                title: "é".repeat(200),
+                content: "c".into(),
+            },
+            TOKEN,
+        ))
+        .await
+        .expect("200 chars");
+    let err = client
+        .update_article(authed(
+            pb::UpdateArticleRequest {
+                pk: 1,
+                title: Some("x".repeat(201)),
+                content: None,
+            },
+            TOKEN,
+        ))
+        .await
+        .expect_err("invalid update");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("title"), "{}", err.message());
+    let err = client
+        .update_article(authed(
+            pb::UpdateArticleRequest {
+                pk: 0,
+                title: None,
+                content: None,
+            },
+            TOKEN,
+        ))
+        .await
+        .expect_err("invalid pk");
+    assert!(err.message().starts_with("pk"), "{}", err.message());
+    assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 2);
+    server.stop().await;
+}
+
+async fn legacy_unpackaged_path_serves_article_list(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(15)).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.expect("ready");
+    let codec =
+        tonic_prost::ProstCodec::<pb::ArticleListRequest, pb::ArticleListResponse>::default();
+    let resp = grpc
+        .unary(
+            Request::new(list(1, 10)),
+            http::uri::PathAndQuery::from_static("/ArticleService/ArticleList"),
+            codec,
+        )
+        .await
+        .expect("legacy call")
+        .into_inner();
+    assert_eq!(resp.articles.len(), 10);
+    assert_eq!(resp.total, 15);
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.expect("ready");
+    let codec =
+        tonic_prost::ProstCodec::<pb::ArticleDetailRequest, pb::ArticleDetailResponse>::default();
+    let err = grpc
+        .unary(
+            Request::new(pb::ArticleDetailRequest { pk: 99 }),
+            http::uri::PathAndQuery::from_static("/ArticleService/ArticleDetail"),
+            codec,
+        )
+        .await
+        .expect_err("not found");
+    assert_eq!(err.code(), Code::NotFound);
+    server.stop().await;
+}
+
+async fn health_reports_serving(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(0)).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    for service in ["article.v1.ArticleService", ""] {
+        let resp = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check")
+            .into_inner();
+        assert_eq!(
+            resp.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+    server.stop().await;
+}
+
+async fn ids_beyond_int32_are_a_clear_error_and_create_rolls_back(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(0)).await;
+    let ts = match db.backend {
+        Backend::Sqlite => "'2026-01-02 03:04:05.123456'",
+        Backend::Postgres => "'2026-01-02 03:04:05.123456+00'",
+    };
+    db.exec(&format!(
+        "INSERT INTO article_article (id, title, content, create_time) VALUES (3000000000, 'big', 'x', {ts})"
+    ))
+    .await;
+    if db.backend == Backend::Postgres {
+        db.exec("SELECT setval(pg_get_serial_sequence('article_article', 'id'), 3000000000)")
+            .await;
+    }
+    let mut client = server.client().await;
+    let err = client
+        .article_list(list(1, 10))
+        .await
+        .expect_err("out of range");
+    assert_eq!(err.code(), Code::OutOfRange);
+    assert_eq!(
+        err.message(),
+        "article id 3000000000 exceeds the int32 range of the ArticleService contract"
+    );
+    let err = client
+        .create_article(authed(
+            pb::CreateArticleRequest {
+                title: "t".into(),
+                content: "c".into(),
+            },
+            TOKEN,
+        ))
+        .await
+        .expect_err("out of range");
+    assert_eq!(err.code(), Code::OutOfRange);
+    assert!(err.message().contains("3000000001"), "{}", err.message());
+    assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 1);
+    server.stop().await;
+}
+
+async fn demo_articles_are_seeded_only_into_a_new_table(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(50)).await;
+    server.stop().await;
+    let server = spawn_service(&db, Opts::demo(50)).await;
+    let resp = server
+        .client()
+        .await
+        .article_list(list(1, 10))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(resp.total, 50);
+    server.stop().await;
+    assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 50);
+}
+
+async fn foreign_django_table_is_served_untouched(db: TestDb) {
+    db.create_django_table().await;
+    let ts = match db.backend {
+        Backend::Sqlite => ["'2026-01-02 03:04:05.123456'", "'2026-01-03 00:00:00'"],
+        Backend::Postgres => [
+            "'2026-01-02 03:04:05.123456+00'",
+            "'2026-01-03 02:00:00+02'",
+        ],
+    };
+    db.exec(&format!(
+        "INSERT INTO article_article (title, content, create_time) VALUES ('first', 'one', {}); \
+         INSERT INTO article_article (title, content, create_time) VALUES ('second', 'two', {});",
+        ts[0], ts[1]
+    ))
+    .await;
+    let server = spawn_service(&db, Opts::demo(50)).await;
+    let resp = server
+        .client()
+        .await
+        .article_list(list(1, 10))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(resp.total, 2, "no demo data in a foreign table");
+    assert_eq!(resp.articles[0].title, "first");
+    assert_eq!(resp.articles[0].create_time, "2026-01-02 03:04:05");
+    assert_eq!(resp.articles[1].create_time, "2026-01-03 00:00:00");
+    server.stop().await;
+    assert!(
+        !db.table_exists("_sqlx_migrations").await,
+        "no migration bookkeeping added"
+    );
+}
+
+async fn new_database_is_migrated_with_sqlx_bookkeeping(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(0)).await;
+    server.stop().await;
+    assert!(db.table_exists("article_article").await);
+    assert!(db.table_exists("_sqlx_migrations").await);
+}
+
+backend_tests!(
+    paging_page_2_of_size_5_returns_ids_6_to_10,
+    paging_zero_means_first_page_of_ten,
+    paging_clamps_page_size_to_100,
+    paging_past_the_end_is_empty_even_for_huge_pages,
+    paging_rejects_negative_values_naming_the_field,
+    detail_returns_the_article_or_not_found,
+    writes_with_a_valid_token_create_update_and_delete,
+    writes_without_or_with_a_wrong_token_are_refused,
+    writes_are_disabled_when_no_token_is_configured,
+    invalid_writes_name_the_field_and_write_nothing,
+    legacy_unpackaged_path_serves_article_list,
+    health_reports_serving,
+    ids_beyond_int32_are_a_clear_error_and_create_rolls_back,
+    demo_articles_are_seeded_only_into_a_new_table,
+    foreign_django_table_is_served_untouched,
+    new_database_is_migrated_with_sqlx_bookkeeping,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_answers_unavailable_and_health_not_serving() {
+    // Nothing listens on port 1.
+    let store = support::lazy_store("postgres://postgres@127.0.0.1:1/none");
+    let server = support::spawn_app(store, Opts::default()).await;
+    let mut client = server.client().await;
+    let err = client
+        .article_list(list(1, 10))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(err.message(), "database unavailable");
+    let err = client
+        .article_detail(pb::ArticleDetailRequest { pk: 1 })
+        .await
+        .expect_err("unavailable");
+    assert_eq!(err.code(), Code::Unavailable);
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+    let mut status = 0;
+    for _ in 0..50 {
+        status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "article.v1.ArticleService".into(),
+            })
+            .await
+            .expect("check")
+            .into_inner()
+            .status;
+        if status == not_serving {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, not_serving);
+    server.stop().await;
+}

@@ -1,0 +1,329 @@
+//! Test support shared by the integration tests: a temporary database per test (SQLite file, or
+//! a fresh schema on the PostgreSQL of `TEST_POSTGRES_URL`), an in-process server on
+//! `127.0.0.1:0`, and [`backend_tests!`] to run one test body on both backends.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use articles_proto::article::v1::article_service_client::ArticleServiceClient;
+use articles_service::{
+    auth::{Token, WriteTokens},
+    server::{self, App},
+    store::{Store, StoreOptions},
+};
+use sqlx::Connection as _;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+/// The bearer token the test servers accept unless told otherwise.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database private to one test; dropped with it.
+#[derive(Debug)]
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    /// A new SQLite file in a temporary directory.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("articles.db").display());
+        Self {
+            backend: Backend::Sqlite,
+            url,
+            dir: Some(dir),
+            schema: None,
+        }
+    }
+
+    /// A new schema on `TEST_POSTGRES_URL`, or `None` (test skipped) when it is unset.
+    pub async fn postgres() -> Option<Self> {
+        let base = std::env::var("TEST_POSTGRES_URL").ok()?;
+        let schema = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .expect("connect to TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        Some(Self {
+            backend: Backend::Postgres,
+            url,
+            dir: None,
+            schema: Some((base, schema)),
+        })
+    }
+
+    /// The SQLite file (SQLite only).
+    pub fn sqlite_path(&self) -> std::path::PathBuf {
+        self.dir
+            .as_ref()
+            .expect("sqlite db")
+            .path()
+            .join("articles.db")
+    }
+
+    /// Runs raw SQL statements.
+    pub async fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&format!("{}?mode=rwc", self.url))
+                    .await
+                    .expect("connect sqlite");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .expect("exec sql");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect pg");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .expect("exec sql");
+            }
+        }
+    }
+
+    /// Runs a query returning one integer.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("scalar")
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("scalar")
+            }
+        }
+    }
+
+    /// Whether a table exists (in the test's schema).
+    pub async fn table_exists(&self, name: &str) -> bool {
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{name}'"
+            ),
+            Backend::Postgres => {
+                format!(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '{name}'"
+                )
+            }
+        };
+        self.scalar(&sql).await > 0
+    }
+
+    /// Creates `article_article` as Django's migration does, without sqlx's bookkeeping.
+    pub async fn create_django_table(&self) {
+        self.exec(match self.backend {
+            Backend::Sqlite => {
+                r#"CREATE TABLE "article_article" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "title" varchar(200) NOT NULL, "content" text NOT NULL, "create_time" datetime NOT NULL);"#
+            }
+            Backend::Postgres => {
+                r#"CREATE TABLE "article_article" ("id" bigint NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY, "title" varchar(200) NOT NULL, "content" text NOT NULL, "create_time" timestamp with time zone NOT NULL);"#
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.schema.take() else {
+            return;
+        };
+        // Drop the schema from a separate thread: we may be inside a runtime here.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// How to start a test server.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub demo_articles: u32,
+    pub tokens: Vec<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            demo_articles: 50,
+            tokens: vec![TOKEN.to_owned()],
+        }
+    }
+}
+
+impl Opts {
+    pub fn demo(n: u32) -> Self {
+        Self {
+            demo_articles: n,
+            ..Self::default()
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown_tx: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<articles_service::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to test server")
+    }
+
+    pub async fn client(&self) -> ArticleServiceClient<Channel> {
+        ArticleServiceClient::new(self.channel().await)
+    }
+
+    /// Shuts down gracefully and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle
+                .await
+                .expect("server task")
+                .expect("server ended cleanly");
+        }
+    }
+}
+
+fn store_options(url: &str) -> StoreOptions {
+    StoreOptions {
+        url: url.to_owned(),
+        max_connections: Some(4),
+        acquire_timeout: Duration::from_secs(2),
+    }
+}
+
+/// Opens (migrates, seeds) the database and serves it on `127.0.0.1:0`.
+pub async fn spawn_service(db: &TestDb, opts: Opts) -> TestServer {
+    let store = Store::connect(&store_options(&db.url))
+        .await
+        .expect("connect store");
+    store
+        .prepare(opts.demo_articles)
+        .await
+        .expect("prepare store");
+    spawn_app(store, opts).await
+}
+
+/// Serves a store as is (no preparation) on `127.0.0.1:0`.
+pub async fn spawn_app(store: Store, opts: Opts) -> TestServer {
+    let tokens = WriteTokens::new(opts.tokens.into_iter().map(Token::new));
+    let app = App::new(store, tokens).await.expect("app");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let handle = tokio::spawn(server::serve(listener, app, async {
+        let _ = shutdown_rx.await;
+    }));
+    TestServer {
+        addr,
+        shutdown_tx: Some(shutdown_tx),
+        handle: Some(handle),
+    }
+}
+
+/// A lazily connected store on `url` (nothing is checked until first use).
+pub fn lazy_store(url: &str) -> Store {
+    Store::connect_lazy(&store_options(url)).expect("lazy store")
+}
+
+/// Generates, for each named `async fn(TestDb)`, a test on SQLite and one on PostgreSQL
+/// (skipped with a note when `TEST_POSTGRES_URL` is unset).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::TestDb::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    match $crate::support::TestDb::postgres().await {
+                        Some(db) => super::$name(db).await,
+                        None => eprintln!("skipped: set TEST_POSTGRES_URL to run on PostgreSQL"),
+                    }
+                }
+            )*
+        }
+    };
+}
