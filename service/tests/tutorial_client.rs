@@ -32,8 +32,11 @@ async fn the_tutorials_python_client_works_unchanged_but_for_the_address() {
     };
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tutorial");
     let stubs = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(fixtures.join("article.proto"), stubs.path().join("article.proto"))
-        .expect("copy proto");
+    std::fs::copy(
+        fixtures.join("article.proto"),
+        stubs.path().join("article.proto"),
+    )
+    .expect("copy proto");
 
     // The tutorial's generation command, verbatim, run where its proto is.
     let gen_out = Command::new(&python)
@@ -84,8 +87,16 @@ async fn the_tutorials_python_client_works_unchanged_but_for_the_address() {
         })
     };
     let page = |page, page_size| ArticleListRequest { page, page_size };
-    let first = client.article_list(page(1, 10)).await.expect("list").into_inner();
-    let second = client.article_list(page(2, 10)).await.expect("list").into_inner();
+    let first = client
+        .article_list(page(1, 10))
+        .await
+        .expect("list")
+        .into_inner();
+    let second = client
+        .article_list(page(2, 10))
+        .await
+        .expect("list")
+        .into_inner();
     let detail = client
         .article_detail(ArticleDetailRequest { pk: 3 })
         .await
