@@ -1,5 +1,33 @@
-//! A generic gRPC-to-REST gateway.
+//! A generic gRPC-to-REST gateway (the class of grpc-gateway and Envoy's gRPC-JSON
+//! transcoder): routes come from the `google.api.http` annotations of the API's descriptors,
+//! never from per-method code.
+//!
+//! - [`app::Gateway::builder`] builds an axum router from a descriptor pool and a
+//!   [`backend::Backend`] (a remote channel, or any in-memory gRPC service);
+//! - [`server::serve`] serves a router on a listener; [`server::run`] is the binary's entry.
+//!
+//! Modules: [`template`] (path templates), [`rules`] (bindings read from descriptors),
+//! [`routes`] (the route table and matching), [`transcode`] (HTTP <-> messages), [`backend`]
+//! (the generic call), [`metadata`] (headers <-> metadata), [`error`] (the one error type and
+//! its HTTP mapping), [`json`] (output options), [`descriptors`] (loading), [`config`] (the
+//! command line).
 
+pub mod app;
+pub mod backend;
+pub mod config;
+pub mod descriptors;
+pub mod error;
 pub mod json;
+pub mod metadata;
+pub mod openapi;
+mod probes;
+pub mod routes;
 pub mod rules;
+pub mod server;
 pub mod template;
+pub mod transcode;
+
+pub use app::{BuildError, CorsOrigins, Gateway, GatewayBuilder};
+pub use backend::Backend;
+pub use error::Error;
+pub use server::{run, serve};

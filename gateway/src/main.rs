@@ -1,1 +1,18 @@
-fn main() {}
+//! `articles-gateway`: parses the command line and hands over to [`articles_gateway::run`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = articles_gateway::config::Cli::parse();
+    articles_gateway::server::init_tracing();
+    match articles_gateway::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "articles-gateway failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -76,10 +76,10 @@ impl PathTemplate {
 
         // A verb is a ':' after the last '/', outside any variable braces.
         let (body, verb) = split_verb(rest);
-        if let Some(verb) = verb {
-            if verb.is_empty() || verb.contains(['/', '{', '}', '*']) {
-                return Err(fail("the verb after ':' must be a plain literal"));
-            }
+        if let Some(verb) = verb
+            && (verb.is_empty() || verb.contains(['/', '{', '}', '*']))
+        {
+            return Err(fail("the verb after ':' must be a plain literal"));
         }
 
         let mut segments = Vec::new();
@@ -117,7 +117,7 @@ impl PathTemplate {
                                 return Err(fail("empty variable pattern"));
                             }
                             for part in pattern.split('/') {
-                                segments.push(parse_plain_segment(part).map_err(|r| fail(r))?);
+                                segments.push(parse_plain_segment(part).map_err(&fail)?);
                             }
                         }
                     }
@@ -130,7 +130,7 @@ impl PathTemplate {
                 } else {
                     let end = chars.find('/').unwrap_or(chars.len());
                     let part = &chars[..end];
-                    segments.push(parse_plain_segment(part).map_err(|r| fail(r))?);
+                    segments.push(parse_plain_segment(part).map_err(&fail)?);
                     chars = &chars[end..];
                 }
                 match chars.strip_prefix('/') {
@@ -141,10 +141,10 @@ impl PathTemplate {
             }
         }
 
-        if let Some(pos) = segments.iter().position(|s| *s == Segment::Multi) {
-            if pos + 1 != segments.len() {
-                return Err(fail("'**' is only allowed as the last segment"));
-            }
+        if let Some(pos) = segments.iter().position(|s| *s == Segment::Multi)
+            && pos + 1 != segments.len()
+        {
+            return Err(fail("'**' is only allowed as the last segment"));
         }
 
         Ok(Self {
@@ -217,12 +217,10 @@ impl PathTemplate {
         out
     }
 
-    /// Matches already split and percent-decoded path segments (and the request's verb, if the
-    /// last segment carried one). On success, returns each variable's captured value, in the
-    /// order of [`Self::variables`]; a multi-segment variable's segments are joined by `/`.
-    pub fn matches<S: AsRef<str>>(&self, path: &[S], verb: Option<&str>) -> Option<Vec<String>> {
+    /// Whether the template matches the path, without capturing (and so without allocating).
+    pub fn is_match<S: AsRef<str>>(&self, path: &[S], verb: Option<&str>) -> bool {
         if self.verb.as_deref() != verb {
-            return None;
+            return false;
         }
         let multi = self.segments.last() == Some(&Segment::Multi);
         let fixed = if multi {
@@ -231,17 +229,27 @@ impl PathTemplate {
             self.segments.len()
         };
         if path.len() < fixed || (!multi && path.len() != fixed) {
-            return None;
+            return false;
         }
-        for (seg, value) in self.segments[..fixed].iter().zip(path) {
+        self.segments[..fixed].iter().zip(path).all(|(seg, value)| {
             let value = value.as_ref();
             match seg {
-                Segment::Literal(lit) if lit != value => return None,
+                Segment::Literal(lit) => lit == value,
                 // An empty segment (`/articles/`) never fills a variable or a wildcard.
-                Segment::Single if value.is_empty() => return None,
-                _ => {}
+                Segment::Single => !value.is_empty(),
+                Segment::Multi => true,
             }
+        })
+    }
+
+    /// Matches already split and percent-decoded path segments (and the request's verb, if the
+    /// last segment carried one). On success, returns each variable's captured value, in the
+    /// order of [`Self::variables`]; a multi-segment variable's segments are joined by `/`.
+    pub fn matches<S: AsRef<str>>(&self, path: &[S], verb: Option<&str>) -> Option<Vec<String>> {
+        if !self.is_match(path, verb) {
+            return None;
         }
+        let multi = self.segments.last() == Some(&Segment::Multi);
         let captures = self
             .variables
             .iter()
@@ -276,10 +284,10 @@ impl fmt::Display for PathTemplate {
 ///
 /// A `:` in the last segment is a verb separator only when `verbs` says the API declares such a
 /// verb, because a colon is also a legal character inside a resource id.
-pub fn split_request_path<'a>(
-    path: &'a str,
+pub fn split_request_path(
+    path: &str,
     has_verb: impl Fn(&str) -> bool,
-) -> (Vec<&'a str>, Option<&'a str>) {
+) -> (Vec<&str>, Option<&str>) {
     let path = path.strip_prefix('/').unwrap_or(path);
     let (path, verb) = match path.rfind(':') {
         Some(colon) if !path[colon..].contains('/') && has_verb(&path[colon + 1..]) => {

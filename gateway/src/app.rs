@@ -1,0 +1,487 @@
+//! Assembling the gateway: descriptors + backend + options into an axum [`Router`].
+//!
+//! Building the router is apart from binding sockets, so the same router can be served on its
+//! own listener ([`crate::server::serve`]) or mounted inside another process (the article
+//! service serves it next to its gRPC server, with an in-memory [`Backend`]).
+//!
+//! Routing is one fallback handler that matches requests against the [`RouteTable`]: axum's
+//! path router cannot express `{name=shelves/*}`, `**` or `:verb`. The gateway's own paths
+//! (`/healthz`, `/readyz`, the OpenAPI routes) are ordinary axum routes, so they win over an
+//! annotated route with the same path; such a collision is logged at start.
+
+use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration, time::Instant};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{ConnectInfo, Request, State},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use prost_reflect::{DescriptorPool, ReflectMessage, SerializeOptions};
+use tokio::sync::Semaphore;
+use tower_http::{
+    compression::CompressionLayer,
+    cors::{AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders},
+    trace::TraceLayer,
+};
+
+use crate::{
+    backend::{self, Backend},
+    error::Error,
+    json::JsonOptions,
+    metadata,
+    openapi::{self, ApiInfo},
+    probes,
+    routes::{Lookup, RouteTable},
+    rules::{Bindings, BodyRule},
+    template::split_request_path,
+    transcode::{self, RequestOptions},
+};
+
+/// The default request body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// The default number of requests transcoded at once before new ones are shed.
+pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+/// The default deadline of a call when the client sends no `Grpc-Timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, Default)]
+pub enum CorsOrigins {
+    /// Any origin, without credentials (`Access-Control-Allow-Origin: *`): the API is
+    /// authenticated with bearer tokens, not cookies, so a wildcard exposes nothing a script
+    /// could not already do with its own token.
+    #[default]
+    Any,
+    /// Only these origins.
+    List(Vec<HeaderValue>),
+}
+
+/// The gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Gateway;
+
+impl Gateway {
+    /// Starts building a gateway router.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+}
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A required part was not given.
+    #[error("the gateway needs {0}")]
+    Missing(&'static str),
+}
+
+/// Builds the gateway's router.
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    pool: Option<DescriptorPool>,
+    backend: Option<Backend>,
+    json: JsonOptions,
+    body_limit: usize,
+    concurrency_limit: usize,
+    timeout: Duration,
+    ignored_query_params: HashSet<String>,
+    cors: CorsOrigins,
+    extra: Option<Router>,
+    docs: Docs,
+}
+
+/// Whether and how `/openapi.json` and `/docs` are served.
+#[derive(Debug, Clone, Default)]
+enum Docs {
+    /// Served, with an `info` section named after the routed services.
+    #[default]
+    Generic,
+    /// Served with this `info`.
+    Info(ApiInfo),
+    /// Not served.
+    Off,
+}
+
+impl Default for GatewayBuilder {
+    fn default() -> Self {
+        Self {
+            pool: None,
+            backend: None,
+            json: JsonOptions::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
+            timeout: DEFAULT_TIMEOUT,
+            ignored_query_params: HashSet::new(),
+            cors: CorsOrigins::default(),
+            extra: None,
+            docs: Docs::default(),
+        }
+    }
+}
+
+impl GatewayBuilder {
+    /// The descriptors whose `google.api.http` rules become routes (required).
+    #[must_use]
+    pub fn descriptors(mut self, pool: DescriptorPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Where calls go (required).
+    #[must_use]
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// How responses are written.
+    #[must_use]
+    pub fn json(mut self, json: JsonOptions) -> Self {
+        self.json = json;
+        self
+    }
+
+    /// The largest request body accepted, in bytes.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How many requests are transcoded at once; more are answered 503 at once.
+    #[must_use]
+    pub fn concurrency_limit(mut self, requests: usize) -> Self {
+        self.concurrency_limit = requests;
+        self
+    }
+
+    /// The deadline of a call when the client sends no `Grpc-Timeout`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A query parameter to drop silently (a cache buster such as `_`). Repeatable.
+    #[must_use]
+    pub fn ignore_query_param(mut self, name: impl Into<String>) -> Self {
+        self.ignored_query_params.insert(name.into());
+        self
+    }
+
+    /// The origins allowed by CORS.
+    #[must_use]
+    pub fn cors(mut self, origins: CorsOrigins) -> Self {
+        self.cors = origins;
+        self
+    }
+
+    /// The `info` of the OpenAPI document served at `/openapi.json` (by default, a title
+    /// naming the routed services).
+    #[must_use]
+    pub fn openapi_info(mut self, info: ApiInfo) -> Self {
+        self.docs = Docs::Info(info);
+        self
+    }
+
+    /// Serves neither `/openapi.json` nor `/docs` (for example when the embedding process
+    /// serves its own).
+    #[must_use]
+    pub fn without_docs(mut self) -> Self {
+        self.docs = Docs::Off;
+        self
+    }
+
+    /// Extra gateway-owned routes (such as `/openapi.json` and `/docs`) merged in; like
+    /// `/healthz`, they win over annotated routes.
+    #[must_use]
+    pub fn merge(mut self, router: Router) -> Self {
+        self.extra = Some(match self.extra.take() {
+            Some(extra) => extra.merge(router),
+            None => router,
+        });
+        self
+    }
+
+    /// Resolves every binding and builds the router.
+    ///
+    /// Methods that cannot be routed (streaming, invalid rules) are logged and left out.
+    ///
+    /// # Errors
+    /// When the descriptors or the backend are missing.
+    pub fn build(self) -> Result<Router, BuildError> {
+        let pool = self.pool.ok_or(BuildError::Missing("descriptors"))?;
+        let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
+        let bindings = Bindings::from_pool(&pool);
+        for skipped in &bindings.skipped {
+            tracing::warn!(
+                method = skipped.method,
+                reason = skipped.reason,
+                "method not routed"
+            );
+        }
+        let table = RouteTable::new(&bindings);
+        for route in table.routes() {
+            tracing::debug!(
+                http = %format_args!("{} {}", route.binding.http_method, route.binding.template),
+                grpc = %route.grpc_path,
+                "route"
+            );
+        }
+        warn_collisions(&table);
+        let docs = match self.docs {
+            Docs::Off => None,
+            Docs::Info(info) => Some(openapi::document(&bindings, &self.json, info)),
+            Docs::Generic => Some(openapi::document(
+                &bindings,
+                &self.json,
+                generic_info(&bindings),
+            )),
+        };
+        tracing::info!(
+            routes = table.routes().len(),
+            skipped = bindings.skipped.len(),
+            "routes built"
+        );
+
+        let shared = Arc::new(Shared {
+            table,
+            backend,
+            pool,
+            serialize: self.json.serialize_options(),
+            request: RequestOptions {
+                ignored_query_params: self.ignored_query_params,
+                ..RequestOptions::default()
+            },
+            body_limit: self.body_limit,
+            timeout: self.timeout,
+            permits: Semaphore::new(self.concurrency_limit),
+        });
+
+        let mut router = Router::new()
+            .route("/healthz", get(probes::healthz).fallback(probes::get_only))
+            .route("/readyz", get(probes::readyz).fallback(probes::get_only))
+            .fallback(transcode_request)
+            .with_state(shared);
+        if let Some(doc) = &docs {
+            router = router.merge(openapi::docs_router(doc));
+        }
+        if let Some(extra) = self.extra {
+            router = router.merge(extra);
+        }
+        Ok(router
+            .layer(CompressionLayer::new())
+            .layer(cors_layer(&self.cors))
+            .layer(TraceLayer::new_for_http()))
+    }
+}
+
+/// What every request needs, resolved once at start.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    table: RouteTable,
+    pub(crate) backend: Backend,
+    pool: DescriptorPool,
+    serialize: SerializeOptions,
+    request: RequestOptions,
+    body_limit: usize,
+    timeout: Duration,
+    permits: Semaphore,
+}
+
+/// An `info` for an API known only by its descriptors: titled after its routed services.
+pub fn generic_info(bindings: &Bindings) -> ApiInfo {
+    let mut services: Vec<&str> = bindings
+        .bindings
+        .iter()
+        .map(|b| b.method.parent_service().full_name())
+        .collect();
+    services.dedup();
+    ApiInfo {
+        title: if services.is_empty() {
+            "API".to_owned()
+        } else {
+            services.join(", ")
+        },
+        version: "unversioned".to_owned(),
+        description: None,
+    }
+}
+
+fn warn_collisions(table: &RouteTable) {
+    for path in probes::GATEWAY_PATHS {
+        let (segments, _) = split_request_path(path, |_| false);
+        for route in table.routes() {
+            if route.binding.template.is_match(&segments, None) {
+                tracing::warn!(
+                    path,
+                    route = %format_args!("{} {}", route.binding.http_method, route.binding.template),
+                    method = route.binding.method.full_name(),
+                    "annotated route collides with a gateway path; the gateway path wins"
+                );
+            }
+        }
+    }
+}
+
+fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(metadata::GRPC_TIMEOUT),
+            HeaderName::from_static("x-request-id"),
+        ])
+        // `Grpc-Metadata-*` cannot be listed by prefix; without credentials `*` exposes all.
+        .expose_headers(ExposeHeaders::any())
+        .max_age(Duration::from_secs(600));
+    match origins {
+        CorsOrigins::Any => layer.allow_origin(AllowOrigin::any()),
+        CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(list.iter().cloned())),
+    }
+}
+
+/// The fallback handler: every request not for a gateway path.
+async fn transcode_request(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let head = request.method() == Method::HEAD;
+    let mut response = match transcode_call(&shared, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    if head {
+        // HEAD answers GET's headers, including its length, without the body.
+        let length = http_body::Body::size_hint(response.body()).exact();
+        *response.body_mut() = Body::empty();
+        if let Some(length) = length {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    response
+}
+
+async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, Error> {
+    // Shed rather than queue: a queued request would only time out later.
+    let _permit = shared
+        .permits
+        .try_acquire()
+        .map_err(|_| Error::Overloaded)?;
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let (raw_segments, verb) = split_request_path(path, |v| shared.table.has_verb(v));
+    let segments = raw_segments
+        .iter()
+        .map(|s| transcode::path_segment(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::InvalidArgument(format!("{e} in the request path {path:?}")))?;
+
+    let (route, captures) = match shared.table.lookup(&parts.method, &segments, verb) {
+        Lookup::Found { route, captures } => (route, captures),
+        Lookup::MethodNotAllowed(allow) => {
+            return Err(Error::MethodNotAllowed {
+                method: parts.method,
+                allow,
+            });
+        }
+        Lookup::NotFound => return Err(Error::NotFound(path.to_owned())),
+    };
+    let timeout = metadata::grpc_timeout(&parts.headers)?.unwrap_or(shared.timeout);
+
+    let body = match route.binding.body {
+        // A body on a route without one is ignored, as grpc-gateway does.
+        BodyRule::None => Bytes::new(),
+        _ => read_body(body, &parts.headers, shared.body_limit).await?,
+    };
+    if !body.is_empty() {
+        transcode::check_content_type(parts.headers.get(header::CONTENT_TYPE))?;
+    }
+    let message = transcode::request_message(
+        &route.binding,
+        captures,
+        parts.uri.query(),
+        &body,
+        &shared.request,
+    )?;
+
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let metadata = metadata::request_metadata(&parts.headers, client);
+    let mut grpc_request =
+        tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
+    // Tells the backend the deadline (`grpc-timeout`); the gateway enforces it below too,
+    // because an in-memory backend has no transport to do it.
+    grpc_request.set_timeout(timeout);
+
+    let started = Instant::now();
+    let call = shared.backend.unary(
+        route.grpc_path.clone(),
+        grpc_request,
+        route.binding.method.output(),
+    );
+    let response = match tokio::time::timeout(timeout, call).await {
+        Err(_) => return Err(Error::DeadlineExceeded),
+        // tonic's channel reports its own expired timeout as CANCELLED.
+        Ok(Err(status))
+            if status.code() == tonic::Code::Cancelled && started.elapsed() >= timeout =>
+        {
+            return Err(Error::DeadlineExceeded);
+        }
+        Ok(Err(status)) => {
+            return Err(backend::status_error(
+                status,
+                &shared.pool,
+                &shared.serialize,
+            ));
+        }
+        Ok(Ok(response)) => response,
+    };
+
+    let (metadata, message, _) = response.into_parts();
+    let json = transcode::to_json(
+        &message,
+        route.binding.response_body.as_ref(),
+        &shared.serialize,
+    )
+    .map_err(|e| {
+        Error::Internal(format!(
+            "serializing {} as JSON: {e}",
+            message.descriptor().full_name()
+        ))
+    })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    metadata::response_headers(metadata, &mut headers);
+    Ok((StatusCode::OK, headers, json).into_response())
+}
+
+/// Reads the body up to `limit` bytes: a declared or actual larger body is a 413.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Error> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Error::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(Error::InvalidArgument(format!(
+            "reading the request body failed: {e}"
+        ))),
+    }
+}

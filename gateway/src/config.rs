@@ -1,0 +1,171 @@
+//! The command line of `articles-gateway` (clap derive). Every flag can also be set through an
+//! `ARTICLES_GATEWAY_*` environment variable; repeatable flags take a comma-separated list there.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    app::{DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT},
+    json::{JsonNames, JsonOptions},
+};
+
+/// Serves a gRPC API as REST/JSON, routed by the `google.api.http` annotations of its
+/// descriptors.
+///
+/// Without a subcommand, `serve` runs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "articles-gateway",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do; `serve` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The options of `serve`, used when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default).
+    Serve(ServeArgs),
+    /// Print the OpenAPI document of the API, then exit.
+    Openapi(ApiArgs),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on for HTTP.
+    #[arg(
+        long,
+        env = "ARTICLES_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// Which API and how it is written.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The deadline of a call when the client sends no `Grpc-Timeout` (`30s`, `500ms`, `2m`).
+    #[arg(long, env = "ARTICLES_GATEWAY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// How long a connection attempt to the backend may take before calls fail with 503.
+    #[arg(long, env = "ARTICLES_GATEWAY_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// The largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "ARTICLES_GATEWAY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    /// How many requests are transcoded at once; more are answered 503 at once.
+    #[arg(long, env = "ARTICLES_GATEWAY_CONCURRENCY_LIMIT", default_value_t = DEFAULT_CONCURRENCY_LIMIT)]
+    pub concurrency_limit: usize,
+    /// An origin allowed to call from a browser (repeatable). None given: any origin, without
+    /// credentials.
+    #[arg(
+        long = "cors-origin",
+        env = "ARTICLES_GATEWAY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// A query parameter to ignore, such as a cache buster (repeatable).
+    #[arg(
+        long = "ignore-query-param",
+        env = "ARTICLES_GATEWAY_IGNORE_QUERY_PARAMS",
+        value_delimiter = ','
+    )]
+    pub ignore_query_params: Vec<String>,
+}
+
+/// Which API the gateway serves, and how JSON is written.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The gRPC backend.
+    #[arg(
+        long,
+        env = "ARTICLES_GATEWAY_BACKEND",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub backend: String,
+    /// Read the descriptors from this encoded FileDescriptorSet instead of the embedded
+    /// article contract (`protoc --include_imports --descriptor_set_out`, `buf build -o`).
+    #[arg(
+        long,
+        env = "ARTICLES_GATEWAY_DESCRIPTOR_SET",
+        conflicts_with = "reflect"
+    )]
+    pub descriptor_set: Option<PathBuf>,
+    /// Read the descriptors from the backend's gRPC server reflection at start.
+    #[arg(long, env = "ARTICLES_GATEWAY_REFLECT")]
+    pub reflect: bool,
+    /// Field names in JSON output: `proto` (`page_size`) or `camel` (`pageSize`).
+    #[arg(long, env = "ARTICLES_GATEWAY_JSON_NAMES", value_enum, default_value_t = JsonNames::Proto)]
+    pub json_names: JsonNames,
+    /// Leave fields that hold their default value out of JSON output.
+    #[arg(long, env = "ARTICLES_GATEWAY_OMIT_DEFAULTS")]
+    pub omit_defaults: bool,
+}
+
+impl ApiArgs {
+    /// The JSON options these flags describe.
+    pub fn json_options(&self) -> JsonOptions {
+        JsonOptions {
+            names: self.json_names,
+            emit_defaults: !self.omit_defaults,
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+///
+/// # Errors
+/// A message for clap when the text is none of those.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 30s, 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        _ => Err(format!(
+            "invalid duration unit {unit:?} in {text:?}: use ms, s, m or h"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_is_the_default_subcommand() {
+        let cli = Cli::try_parse_from(["articles-gateway", "--listen", "127.0.0.1:9", "--reflect"]);
+        let cli = match cli {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.port(), 9);
+        assert!(cli.serve.api.reflect);
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("ms").is_err());
+    }
+}

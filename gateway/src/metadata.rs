@@ -1,0 +1,189 @@
+//! HTTP headers to gRPC metadata and back, and the `Grpc-Timeout` deadline.
+//!
+//! Only a known set of request headers is forwarded (as grpc-gateway does): forwarding every
+//! header would leak hop-by-hop and browser headers into the backend and let clients spoof
+//! reserved gRPC headers. Response metadata (headers and trailers, which tonic merges for unary
+//! calls) comes back as `Grpc-Metadata-<key>` headers.
+
+use std::{net::SocketAddr, time::Duration};
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use tonic::metadata::MetadataMap;
+
+use crate::error::Error;
+
+/// The prefix of headers that carry arbitrary metadata, in both directions.
+pub const METADATA_PREFIX: &str = "grpc-metadata-";
+
+/// The request header carrying the client's deadline, in gRPC's `<digits><unit>` form.
+pub const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+const X_REQUEST_ID: &str = "x-request-id";
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Builds the call's metadata from the HTTP request headers.
+///
+/// Forwards `Authorization`, `X-Request-Id`, `Grpc-Metadata-*` (prefix stripped), and the
+/// proxy headers `X-Forwarded-For` (with `client` appended) and `X-Forwarded-Host` (the
+/// incoming one, else `Host`).
+pub fn request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> MetadataMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        let name_str = name.as_str();
+        if name == header::AUTHORIZATION || name_str == X_REQUEST_ID {
+            out.append(name.clone(), value.clone());
+        } else if let Some(key) = name_str.strip_prefix(METADATA_PREFIX) {
+            if is_reserved(key) {
+                continue;
+            }
+            // Header names are already lowercase and valid, so the suffix is a valid name too
+            // unless empty; an invalid one is dropped rather than failing the request.
+            if let Ok(key) = HeaderName::from_bytes(key.as_bytes()) {
+                out.append(key, value.clone());
+            }
+        }
+    }
+
+    let forwarded_for = headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let forwarded_for = match (forwarded_for, client) {
+        (Some(prior), Some(addr)) => Some(format!("{prior}, {}", addr.ip())),
+        (Some(prior), None) => Some(prior.to_owned()),
+        (None, Some(addr)) => Some(addr.ip().to_string()),
+        (None, None) => None,
+    };
+    if let Some(value) = forwarded_for.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        out.insert(X_FORWARDED_FOR, value);
+    }
+    if let Some(host) = headers
+        .get(X_FORWARDED_HOST)
+        .or_else(|| headers.get(header::HOST))
+    {
+        out.insert(X_FORWARDED_HOST, host.clone());
+    }
+    MetadataMap::from_headers(out)
+}
+
+/// Copies response metadata into `Grpc-Metadata-<key>` headers, leaving out the keys that
+/// belong to the gRPC protocol itself.
+pub fn response_headers(metadata: MetadataMap, out: &mut HeaderMap) {
+    for (name, value) in metadata.into_headers() {
+        let Some(name) = name else { continue };
+        if is_reserved(name.as_str()) {
+            continue;
+        }
+        let mut prefixed = String::with_capacity(METADATA_PREFIX.len() + name.as_str().len());
+        prefixed.push_str(METADATA_PREFIX);
+        prefixed.push_str(name.as_str());
+        if let Ok(name) = HeaderName::from_bytes(prefixed.as_bytes()) {
+            out.append(name, value);
+        }
+    }
+}
+
+/// Keys that are part of the HTTP/2 or gRPC protocol and never travel as metadata.
+fn is_reserved(key: &str) -> bool {
+    key.starts_with("grpc-")
+        || matches!(
+            key,
+            "content-type"
+                | "content-length"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "connection"
+                | "keep-alive"
+                | "upgrade"
+                | "host"
+                | "user-agent"
+                | "date"
+                | "server"
+        )
+}
+
+/// Reads the `Grpc-Timeout` header: `None` when absent, an error naming the header when it is
+/// not gRPC's `1 to 8 digits + unit` (`H`, `M`, `S`, `m`, `u`, `n`).
+pub fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Error> {
+    let Some(value) = headers.get(GRPC_TIMEOUT) else {
+        return Ok(None);
+    };
+    parse_grpc_timeout(value.as_bytes())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "invalid Grpc-Timeout header {:?}: expected 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. \"100m\"",
+                String::from_utf8_lossy(value.as_bytes())
+            ))
+        })
+}
+
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // At most 8 ASCII digits: always fits a u64.
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n.checked_mul(3600)?),
+        b'M' => Duration::from_secs(n.checked_mul(60)?),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(
+            parse_grpc_timeout(b"100m"),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(parse_grpc_timeout(b"5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout(b"2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout(b"9n"), Some(Duration::from_nanos(9)));
+        for bad in [
+            &b""[..],
+            b"m",
+            b"10",
+            b"10x",
+            b"123456789S",
+            b"-1S",
+            b"1.5S",
+        ] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_known_headers_are_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        h.insert("x-request-id", HeaderValue::from_static("r1"));
+        h.insert("grpc-metadata-tenant", HeaderValue::from_static("acme"));
+        h.insert("grpc-metadata-grpc-status", HeaderValue::from_static("0"));
+        h.insert("cookie", HeaderValue::from_static("secret"));
+        h.insert("host", HeaderValue::from_static("example.com"));
+        let md = request_metadata(&h, "10.0.0.1:5".parse().ok());
+        let md = md.into_headers();
+        assert_eq!(md["authorization"], "Bearer t");
+        assert_eq!(md["x-request-id"], "r1");
+        assert_eq!(md["tenant"], "acme");
+        assert_eq!(md["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(md["x-forwarded-host"], "example.com");
+        assert!(md.get("cookie").is_none());
+        assert!(md.get("grpc-status").is_none());
+    }
+}

@@ -1,0 +1,572 @@
+//! JSON Schemas for proto messages, enums and fields, following the proto3 JSON mapping.
+//!
+//! Messages and enums become reusable components named by their full proto name
+//! (`article.v1.Article`) and referenced with `$ref`, which also handles recursive messages.
+//! Well-known types (`Timestamp`, wrappers, `Struct`, ...) have their own JSON forms and are
+//! written inline instead.
+//!
+//! A message can be described twice, because what the gateway writes and what it reads differ:
+//! - as written in responses ([`Direction::Read`]): with `emit_defaults`, every field without
+//!   presence is always present, so it is listed in `required`;
+//! - as read from request bodies ([`Direction::Write`]): nothing is required (proto3 fields are
+//!   optional on input) and unknown fields are rejected (`additionalProperties: false`).
+//!
+//! A message used in only one direction gets its plain name. One used in both gets the plain
+//! name for its response form and `<full name>-Input` for its request form; `-` cannot occur in
+//! a proto name, so that cannot collide with another message.
+
+use std::collections::BTreeMap;
+
+use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use utoipa::openapi::{
+    Array, KnownFormat, Object, ObjectBuilder, OneOf, Ref, RefOr, Schema, SchemaFormat, Type,
+    schema::{AdditionalProperties, SchemaType},
+};
+
+use super::comments;
+use crate::json::{JsonNames, JsonOptions};
+
+/// Which way a message travels, which decides the shape of its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Written by the gateway: response bodies.
+    Read,
+    /// Read by the gateway: request bodies.
+    Write,
+}
+
+/// Where a schema is used: the two body directions, or a URL parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Body(Direction),
+    /// Path or query parameter: always an inline scalar (or array of scalars) schema.
+    Param,
+}
+
+/// The proto3 JSON form of non-finite floating-point numbers.
+const NON_FINITE: [&str; 3] = ["NaN", "Infinity", "-Infinity"];
+
+/// The messages and enums an API uses, collected first so that names can be chosen knowing
+/// every direction a message is used in, then written out as components.
+#[derive(Debug)]
+pub(crate) struct Schemas<'j> {
+    json: &'j JsonOptions,
+    read: BTreeMap<String, MessageDescriptor>,
+    write: BTreeMap<String, MessageDescriptor>,
+    enums: BTreeMap<String, EnumDescriptor>,
+}
+
+impl<'j> Schemas<'j> {
+    pub(crate) fn new(json: &'j JsonOptions) -> Self {
+        Self {
+            json,
+            read: BTreeMap::new(),
+            write: BTreeMap::new(),
+            enums: BTreeMap::new(),
+        }
+    }
+
+    /// Records that `message` (and everything it contains) is used in `dir`.
+    pub(crate) fn visit_message(&mut self, message: &MessageDescriptor, dir: Direction) {
+        if well_known(message, Use::Body(dir)).is_some() {
+            return;
+        }
+        let set = match dir {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        };
+        // Already seen: stop here, which is also what ends recursive messages.
+        if set
+            .insert(message.full_name().to_owned(), message.clone())
+            .is_some()
+        {
+            return;
+        }
+        for field in message.fields() {
+            self.visit_field(&field, dir);
+        }
+    }
+
+    /// Records the message or enum type of `field`, if any.
+    pub(crate) fn visit_field(&mut self, field: &FieldDescriptor, dir: Direction) {
+        match value_kind(field) {
+            Kind::Message(m) => self.visit_message(&m, dir),
+            Kind::Enum(e) if !is_null_value(&e) => {
+                self.enums.insert(e.full_name().to_owned(), e);
+            }
+            _ => {}
+        }
+    }
+
+    /// The component name of `message` in `dir`.
+    fn message_name(&self, message: &MessageDescriptor, dir: Direction) -> String {
+        let name = message.full_name();
+        if dir == Direction::Write && self.read.contains_key(name) {
+            format!("{name}-Input")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// The schema of a message in `dir`: a `$ref`, or inline for well-known types.
+    pub(crate) fn message(&self, message: &MessageDescriptor, dir: Direction) -> RefOr<Schema> {
+        match well_known(message, Use::Body(dir)) {
+            Some(schema) => schema,
+            None => Ref::from_schema_name(self.message_name(message, dir)).into(),
+        }
+    }
+
+    /// The schema of a field's value (map, array or single value) in `dir`, described by the
+    /// field's comment.
+    pub(crate) fn field(&self, field: &FieldDescriptor, dir: Direction) -> RefOr<Schema> {
+        let schema = if field.is_map() {
+            self.map(field, dir)
+        } else if field.is_list() {
+            Array::new(self.kind(&field.kind(), dir)).into()
+        } else {
+            self.kind(&field.kind(), dir)
+        };
+        describe(schema, self.field_description(field))
+    }
+
+    fn map(&self, field: &FieldDescriptor, dir: Direction) -> RefOr<Schema> {
+        let Kind::Message(entry) = field.kind() else {
+            // A map field's kind is always its synthetic entry message.
+            return Object::with_type(Type::Object).into();
+        };
+        let key = entry.map_entry_key_field();
+        // JSON object keys are strings; say how non-string proto keys are spelled.
+        let key_names = match key.kind() {
+            Kind::Bool => Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["true", "false"]))
+                    .build(),
+            ),
+            Kind::String => None,
+            Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+$"))
+                    .build(),
+            ),
+            _ => Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^-?[0-9]+$"))
+                    .build(),
+            ),
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(key_names)
+            .additional_properties(Some(AdditionalProperties::RefOr(
+                self.kind(&entry.map_entry_value_field().kind(), dir),
+            )))
+            .into()
+    }
+
+    /// The schema of one value of `kind` in a body.
+    fn kind(&self, kind: &Kind, dir: Direction) -> RefOr<Schema> {
+        match kind {
+            Kind::Message(m) => self.message(m, dir),
+            Kind::Enum(e) if !is_null_value(e) => Ref::from_schema_name(e.full_name()).into(),
+            other => match scalar(other, Use::Body(dir)) {
+                Some(schema) => schema.into(),
+                // `scalar` covers every non-message kind; an empty schema accepts anything.
+                None => Object::with_type(SchemaType::AnyValue).into(),
+            },
+        }
+    }
+
+    /// The field's comment, plus what JSON cannot say by itself: oneof membership.
+    fn field_description(&self, field: &FieldDescriptor) -> Option<String> {
+        let mut text = comments::of_field(field).unwrap_or_default();
+        if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
+            let members: Vec<String> = oneof
+                .fields()
+                .map(|f| format!("`{}`", self.json.field_name(&f)))
+                .collect();
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&format!(
+                "One of `{}`: at most one of {} is set.",
+                oneof.name(),
+                members.join(", ")
+            ));
+        }
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// An inline request-body object made of some of a message's fields: `body: "*"` less the
+    /// fields bound by the path.
+    pub(crate) fn body_object(
+        &self,
+        message: &MessageDescriptor,
+        fields: &[FieldDescriptor],
+        path_fields: &[String],
+    ) -> RefOr<Schema> {
+        let mut builder = ObjectBuilder::new().schema_type(Type::Object);
+        for field in fields {
+            builder = builder.property(
+                self.json.field_name(field),
+                self.field(field, Direction::Write),
+            );
+        }
+        let mut description = comments::of_message(message).unwrap_or_default();
+        if !description.is_empty() {
+            description.push_str("\n\n");
+        }
+        description.push_str(&format!(
+            "`{}` without {}, which the path carries. {}",
+            message.full_name(),
+            path_fields
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.input_note()
+        ));
+        builder
+            .description(Some(description))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    }
+
+    /// What a request schema cannot express: the gateway accepts both field namings.
+    fn input_note(&self) -> &'static str {
+        match self.json.names {
+            JsonNames::Proto => {
+                "Unknown fields are rejected; lowerCamelCase field names are accepted too."
+            }
+            JsonNames::Camel => {
+                "Unknown fields are rejected; the proto field names are accepted too."
+            }
+        }
+    }
+
+    /// Every component: messages in each direction they are used in, and enums.
+    pub(crate) fn components(&self) -> Vec<(String, RefOr<Schema>)> {
+        let mut out = Vec::new();
+        for (dir, set) in [
+            (Direction::Read, &self.read),
+            (Direction::Write, &self.write),
+        ] {
+            for message in set.values() {
+                out.push((
+                    self.message_name(message, dir),
+                    self.message_component(message, dir),
+                ));
+            }
+        }
+        for e in self.enums.values() {
+            out.push((e.full_name().to_owned(), enum_component(e).into()));
+        }
+        out
+    }
+
+    fn message_component(&self, message: &MessageDescriptor, dir: Direction) -> RefOr<Schema> {
+        let mut builder = ObjectBuilder::new().schema_type(Type::Object);
+        for field in message.fields() {
+            let name = self.json.field_name(&field);
+            builder = builder.property(name, self.field(&field, dir));
+            // The serializer writes every field that has no presence when defaults are emitted
+            // (see `JsonOptions::serialize_options`); fields with presence only when set.
+            if dir == Direction::Read && self.json.emit_defaults && !field.supports_presence() {
+                builder = builder.required(name);
+            }
+        }
+        let mut description = comments::of_message(message);
+        if dir == Direction::Write {
+            builder = builder.additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            description = Some(match description {
+                Some(text) => format!("{text}\n\n{}", self.input_note()),
+                None => self.input_note().to_owned(),
+            });
+        }
+        builder.description(description).into()
+    }
+}
+
+/// The schema of a path or query parameter of `kind`, or `None` when a URL cannot carry it
+/// (non-scalar messages, which the caller flattens or leaves out).
+pub(crate) fn param(kind: &Kind) -> Option<Schema> {
+    match kind {
+        Kind::Message(m) => match well_known(m, Use::Param)? {
+            RefOr::T(schema) => Some(schema),
+            RefOr::Ref(_) => None,
+        },
+        other => scalar(other, Use::Param),
+    }
+}
+
+/// The kind of a field's values: a map's value type, else the field's own.
+fn value_kind(field: &FieldDescriptor) -> Kind {
+    match field.kind() {
+        Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+        kind => kind,
+    }
+}
+
+fn is_null_value(e: &EnumDescriptor) -> bool {
+    e.full_name() == "google.protobuf.NullValue"
+}
+
+/// Sets the description of a schema (a `$ref` can carry one next to it in OpenAPI 3.1).
+fn describe(schema: RefOr<Schema>, description: Option<String>) -> RefOr<Schema> {
+    let Some(description) = description else {
+        return schema;
+    };
+    match schema {
+        RefOr::Ref(mut r) => {
+            r.description = description;
+            RefOr::Ref(r)
+        }
+        RefOr::T(Schema::Object(mut o)) => {
+            o.description = Some(description);
+            RefOr::T(Schema::Object(o))
+        }
+        RefOr::T(Schema::Array(mut a)) => {
+            a.description = Some(description);
+            RefOr::T(Schema::Array(a))
+        }
+        RefOr::T(Schema::OneOf(mut o)) => {
+            o.description = Some(description);
+            RefOr::T(Schema::OneOf(o))
+        }
+        other => other,
+    }
+}
+
+fn typed(schema_type: impl Into<SchemaType>, format: Option<KnownFormat>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(schema_type)
+        .format(format.map(SchemaFormat::KnownFormat))
+}
+
+/// The schema of a scalar or enum value, or `None` for messages.
+fn scalar(kind: &Kind, usage: Use) -> Option<Schema> {
+    let schema: Schema = match kind {
+        Kind::Double | Kind::Float => {
+            let format = if *kind == Kind::Double {
+                KnownFormat::Double
+            } else {
+                KnownFormat::Float
+            };
+            let number = typed(Type::Number, Some(format)).build();
+            match usage {
+                // Query strings parse "NaN" the same way; no need to complicate the form field.
+                Use::Param => number.into(),
+                // proto3 JSON writes non-finite values as strings.
+                Use::Body(_) => OneOf::builder()
+                    .item(number)
+                    .item(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(NON_FINITE)),
+                    )
+                    .build()
+                    .into(),
+            }
+        }
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            typed(Type::Integer, Some(KnownFormat::Int32))
+                .build()
+                .into()
+        }
+        // Beyond int32's range: an int64 (the widest standard format) bounded to 32 bits.
+        Kind::Uint32 | Kind::Fixed32 => typed(Type::Integer, Some(KnownFormat::Int64))
+            .minimum(Some(0))
+            .maximum(Some(u32::MAX))
+            .build()
+            .into(),
+        // proto3 JSON writes 64-bit integers as strings (JavaScript numbers lose precision
+        // past 2^53) and reads both strings and numbers.
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            int64(usage, "^-?[0-9]+$", KnownFormat::Int64)
+        }
+        Kind::Uint64 | Kind::Fixed64 => {
+            let mut schema = int64(usage, "^[0-9]+$", KnownFormat::Int64);
+            if let Schema::Object(o) = &mut schema {
+                o.format = Some(SchemaFormat::Custom("uint64".to_owned()));
+                if usage == Use::Body(Direction::Write) {
+                    o.minimum = Some(0.into());
+                }
+            }
+            schema
+        }
+        Kind::Bool => typed(Type::Boolean, None).build().into(),
+        Kind::String => typed(Type::String, None).build().into(),
+        Kind::Bytes => typed(Type::String, Some(KnownFormat::Byte)).build().into(),
+        Kind::Enum(e) if is_null_value(e) => typed(Type::Null, None).build().into(),
+        Kind::Enum(e) => enum_component(e).into(),
+        Kind::Message(_) => return None,
+    };
+    Some(schema)
+}
+
+fn int64(usage: Use, pattern: &str, format: KnownFormat) -> Schema {
+    let types: SchemaType = match usage {
+        Use::Body(Direction::Write) => [Type::String, Type::Integer].into_iter().collect(),
+        _ => Type::String.into(),
+    };
+    typed(types, Some(format))
+        .pattern(Some(pattern))
+        .build()
+        .into()
+}
+
+/// An enum as proto3 JSON writes it: the value's name.
+fn enum_component(e: &EnumDescriptor) -> Object {
+    let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
+    let mut description = comments::of_enum(e).unwrap_or_default();
+    let documented: Vec<String> = e
+        .values()
+        .filter_map(|v| {
+            comments::of_enum_value(&v)
+                .map(|c| format!("- `{}`: {}", v.name(), c.replace('\n', " ")))
+        })
+        .collect();
+    if !documented.is_empty() {
+        if !description.is_empty() {
+            description.push_str("\n\n");
+        }
+        description.push_str(&documented.join("\n"));
+    }
+    if !description.is_empty() {
+        description.push_str("\n\n");
+    }
+    description.push_str("Written as the value's name; the number is accepted on input too.");
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .description(Some(description))
+        .build()
+}
+
+/// The proto3 JSON form of a well-known type, or `None` for other messages. In a parameter,
+/// only the types with a scalar JSON form are allowed (the others are `None` too).
+fn well_known(message: &MessageDescriptor, usage: Use) -> Option<RefOr<Schema>> {
+    let param = usage == Use::Param;
+    let wrapped = |kind: Kind| -> Option<RefOr<Schema>> {
+        let schema = scalar(&kind, usage)?;
+        if param {
+            return Some(schema.into());
+        }
+        // A wrapper's point is to tell "unset" from the default: in JSON, `null`.
+        Some(match schema {
+            Schema::Object(mut o) => {
+                let mut types = match o.schema_type {
+                    SchemaType::Type(t) => vec![t],
+                    SchemaType::Array(ts) => ts,
+                    SchemaType::AnyValue => vec![],
+                };
+                types.push(Type::Null);
+                o.schema_type = SchemaType::Array(types);
+                Schema::Object(o).into()
+            }
+            // Floats are a oneOf (number | non-finite string): add a null branch.
+            Schema::OneOf(mut o) => {
+                o.items.push(typed(Type::Null, None).build().into());
+                Schema::OneOf(o).into()
+            }
+            other => other.into(),
+        })
+    };
+    let schema: RefOr<Schema> = match message.full_name() {
+        "google.protobuf.Timestamp" => typed(Type::String, Some(KnownFormat::DateTime))
+            .examples(["1972-01-01T10:00:20.021Z"])
+            .into(),
+        // Not JSON Schema's `duration` format, which is ISO 8601 (`PT1S`).
+        "google.protobuf.Duration" => typed(Type::String, None)
+            .pattern(Some(r"^-?[0-9]+(\.[0-9]{1,9})?s$"))
+            .examples(["1.5s"])
+            .into(),
+        "google.protobuf.FieldMask" => typed(Type::String, None)
+            .description(Some("Comma-separated field paths, in lowerCamelCase."))
+            .into(),
+        "google.protobuf.DoubleValue" => wrapped(Kind::Double)?,
+        "google.protobuf.FloatValue" => wrapped(Kind::Float)?,
+        "google.protobuf.Int64Value" => wrapped(Kind::Int64)?,
+        "google.protobuf.UInt64Value" => wrapped(Kind::Uint64)?,
+        "google.protobuf.Int32Value" => wrapped(Kind::Int32)?,
+        "google.protobuf.UInt32Value" => wrapped(Kind::Uint32)?,
+        "google.protobuf.BoolValue" => wrapped(Kind::Bool)?,
+        "google.protobuf.StringValue" => wrapped(Kind::String)?,
+        "google.protobuf.BytesValue" => wrapped(Kind::Bytes)?,
+        // The remaining well-known types are JSON structures: not in a URL.
+        _ if param => return None,
+        "google.protobuf.Struct" => typed(Type::Object, None).into(),
+        "google.protobuf.Value" => Object::with_type(SchemaType::AnyValue).into(),
+        "google.protobuf.ListValue" => Array::new(Object::with_type(SchemaType::AnyValue)).into(),
+        "google.protobuf.Empty" => typed(Type::Object, None)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into(),
+        "google.protobuf.Any" => typed(Type::Object, None)
+            .property(
+                "@type",
+                typed(Type::String, None).description(Some("The type URL of the packed message.")),
+            )
+            .required("@type")
+            .description(Some(
+                "A packed message: `@type` and the message's own JSON fields.",
+            ))
+            .into(),
+        _ => return None,
+    };
+    Some(schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(s: impl serde::Serialize) -> serde_json::Value {
+        match serde_json::to_value(s) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn scalars_follow_the_proto3_json_mapping() {
+        let read = Use::Body(Direction::Read);
+        let s = |k: Kind, u: Use| json(scalar(&k, u));
+        assert_eq!(
+            s(Kind::Int32, read),
+            serde_json::json!({"type": "integer", "format": "int32"})
+        );
+        assert_eq!(
+            s(Kind::Int64, read),
+            serde_json::json!({"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"})
+        );
+        assert_eq!(
+            s(Kind::Int64, Use::Body(Direction::Write))["type"],
+            serde_json::json!(["string", "integer"])
+        );
+        assert_eq!(
+            s(Kind::Uint32, read),
+            serde_json::json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295u32})
+        );
+        assert_eq!(s(Kind::Uint64, read)["format"], "uint64");
+        assert_eq!(
+            s(Kind::Bytes, read),
+            serde_json::json!({"type": "string", "format": "byte"})
+        );
+        assert_eq!(
+            s(Kind::Double, Use::Param),
+            serde_json::json!({"type": "number", "format": "double"})
+        );
+        assert_eq!(s(Kind::Float, read)["oneOf"][1]["enum"][0], "NaN");
+    }
+
+    #[test]
+    fn describe_sets_a_ref_sibling() {
+        let r: RefOr<Schema> = Ref::from_schema_name("a.B").into();
+        assert_eq!(
+            json(describe(r, Some("why".into()))),
+            serde_json::json!({"$ref": "#/components/schemas/a.B", "description": "why"})
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! The OpenAPI document of the article contract.
+
+use articles_gateway::json::{JsonNames, JsonOptions};
+use serde_json::{Value, json};
+
+use super::articles_json;
+
+fn op<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "no {method} {path} in {:#}", doc["paths"]);
+    op
+}
+
+fn param<'a>(op: &'a Value, name: &str) -> &'a Value {
+    let found = op["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name));
+    match found {
+        Some(p) => p,
+        None => panic!("no parameter {name} in {:#}", op["parameters"]),
+    }
+}
+
+#[test]
+fn every_binding_is_an_operation_with_its_id_and_service_tag() {
+    let doc = articles_json(&JsonOptions::default());
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["title"], "articles");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["servers"], json!([{"url": "/"}]));
+    for (path, method, id) in [
+        ("/articles", "get", "ArticleList"),
+        ("/articles/{pk}", "get", "ArticleDetail"),
+        ("/articles", "post", "CreateArticle"),
+        ("/articles/{pk}", "patch", "UpdateArticle"),
+        ("/articles/{pk}", "put", "UpdateArticle2"),
+        ("/articles/{pk}", "delete", "DeleteArticle"),
+    ] {
+        let op = op(&doc, path, method);
+        assert_eq!(op["operationId"], id, "{method} {path}");
+        assert_eq!(op["tags"], json!(["article.v1.ArticleService"]), "{id}");
+    }
+    let paths: Vec<&String> = doc["paths"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(paths, ["/articles", "/articles/{pk}"]);
+    assert_eq!(doc["tags"][0]["name"], "article.v1.ArticleService");
+    assert_eq!(doc["tags"][0]["description"], "Reads and writes articles.");
+}
+
+#[test]
+fn list_paging_is_two_int32_query_parameters() {
+    let doc = articles_json(&JsonOptions::default());
+    let list = op(&doc, "/articles", "get");
+    for name in ["page", "page_size"] {
+        let p = param(list, name);
+        assert_eq!(p["in"], "query");
+        assert_eq!(p["required"], false);
+        assert_eq!(p["schema"], json!({"type": "integer", "format": "int32"}));
+    }
+    assert!(
+        param(list, "page")["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("The 1-based page number"))
+    );
+    assert!(list.get("requestBody").is_none());
+}
+
+#[test]
+fn pk_is_a_required_path_parameter_and_not_in_the_query() {
+    let doc = articles_json(&JsonOptions::default());
+    for method in ["get", "patch", "put", "delete"] {
+        let op = op(&doc, "/articles/{pk}", method);
+        let pk = param(op, "pk");
+        assert_eq!(pk["in"], "path", "{method}");
+        assert_eq!(pk["required"], true, "{method}");
+        assert_eq!(pk["schema"]["type"], "integer", "{method}");
+        let in_query = op["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+        assert!(!in_query, "{method} /articles/{{pk}} has query parameters");
+    }
+}
+
+#[test]
+fn article_schema_follows_the_output_naming() {
+    let proto = articles_json(&JsonOptions::default());
+    let article = &proto["components"]["schemas"]["article.v1.Article"];
+    assert_eq!(article["properties"]["create_time"]["type"], "string");
+    assert_eq!(
+        article["properties"]["id"],
+        json!({
+            "type": "integer",
+            "format": "int32",
+            "description": "The article's id (the table's primary key), a positive int32."
+        })
+    );
+    // emit_defaults: the gateway always writes every field.
+    assert_eq!(
+        article["required"],
+        json!(["id", "title", "content", "create_time"])
+    );
+    assert_eq!(
+        article["description"],
+        "An article, as stored in the `article_article` table."
+    );
+
+    let camel = articles_json(&JsonOptions {
+        names: JsonNames::Camel,
+        emit_defaults: false,
+    });
+    let article = &camel["components"]["schemas"]["article.v1.Article"];
+    assert!(
+        article["properties"]["createTime"].is_object(),
+        "{article:#}"
+    );
+    assert!(article["properties"]["create_time"].is_null());
+    assert!(article.get("required").is_none(), "{article:#}");
+    let list = op(&camel, "/articles", "get");
+    assert_eq!(param(list, "pageSize")["schema"]["format"], "int32");
+}
+
+#[test]
+fn responses_reference_the_output_messages_and_the_shared_errors() {
+    let doc = articles_json(&JsonOptions::default());
+    let list = op(&doc, "/articles", "get");
+    assert_eq!(
+        list["responses"]["200"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/article.v1.ArticleListResponse"})
+    );
+    let codes = |op: &Value| -> Vec<String> {
+        op["responses"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        codes(list),
+        ["200", "400", "429", "500", "503", "504", "default"]
+    );
+    assert_eq!(
+        codes(op(&doc, "/articles/{pk}", "patch")),
+        [
+            "200", "400", "401", "403", "404", "409", "413", "415", "429", "500", "503", "504",
+            "default"
+        ]
+    );
+    assert_eq!(
+        list["responses"]["400"],
+        json!({"$ref": "#/components/responses/BadRequest"})
+    );
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(error["properties"]["code"]["type"], "integer");
+    assert_eq!(error["properties"]["message"]["type"], "string");
+    assert_eq!(error["properties"]["details"]["type"], "array");
+}
+
+#[test]
+fn only_writes_require_the_bearer_token() {
+    let doc = articles_json(&JsonOptions::default());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearerAuth"],
+        json!({
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The bearer token the service accepts; write operations need it."
+        })
+    );
+    assert!(doc.get("security").is_none(), "no global security");
+    for (path, method, secured) in [
+        ("/articles", "get", false),
+        ("/articles/{pk}", "get", false),
+        ("/articles", "post", true),
+        ("/articles/{pk}", "patch", true),
+        ("/articles/{pk}", "put", true),
+        ("/articles/{pk}", "delete", true),
+    ] {
+        let security = &op(&doc, path, method)["security"];
+        if secured {
+            assert_eq!(*security, json!([{"bearerAuth": []}]), "{method} {path}");
+        } else {
+            assert!(security.is_null(), "{method} {path}: {security}");
+        }
+    }
+}
+
+#[test]
+fn descriptions_come_from_the_proto_comments() {
+    let doc = articles_json(&JsonOptions::default());
+    let list = op(&doc, "/articles", "get");
+    assert_eq!(
+        list["summary"],
+        "Lists one page of articles, ordered by ascending id."
+    );
+    assert_eq!(
+        list["description"],
+        "Lists one page of articles, ordered by ascending id.\n\n\
+         gRPC: `article.v1.ArticleService/ArticleList`."
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["article.v1.ArticleListResponse"]["properties"]["articles"]["description"],
+        "The articles of the page; empty past the last page."
+    );
+}
+
+#[test]
+fn request_bodies_reject_unknown_fields_and_require_nothing() {
+    let doc = articles_json(&JsonOptions::default());
+    let create = op(&doc, "/articles", "post");
+    assert_eq!(create["requestBody"]["required"], true);
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/article.v1.CreateArticleRequest"})
+    );
+    let schema = &doc["components"]["schemas"]["article.v1.CreateArticleRequest"];
+    assert_eq!(schema["additionalProperties"], false);
+    assert!(schema.get("required").is_none(), "{schema:#}");
+    assert!(
+        schema["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("lowerCamelCase field names are accepted too"))
+    );
+
+    // PATCH and PUT bind `pk` from the path: the body is the rest of the message.
+    for method in ["patch", "put"] {
+        let body = &op(&doc, "/articles/{pk}", method)["requestBody"]["content"]["application/json"]
+            ["schema"];
+        let keys: Vec<&String> = body["properties"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        // (serde_json's map sorts keys; the document keeps field order.)
+        assert_eq!(keys, ["content", "title"], "{method}");
+        assert_eq!(body["additionalProperties"], false);
+    }
+}
+
+#[test]
+fn output_is_deterministic() {
+    let a = articles_gateway::openapi::articles_document(&JsonOptions::default());
+    let b = articles_gateway::openapi::articles_document(&JsonOptions::default());
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            let (a, b) = (
+                articles_gateway::openapi::to_pretty_json(&a),
+                articles_gateway::openapi::to_pretty_json(&b),
+            );
+            assert_eq!(a, b);
+            assert!(a.ends_with("}\n"));
+        }
+        _ => panic!("the embedded descriptors do not decode"),
+    }
+}

@@ -1,0 +1,379 @@
+//! Test support: the `library.v1` fixture API compiled with protox, a generic echo gRPC
+//! backend for it, and helpers that spawn real servers on `127.0.0.1:0`.
+//!
+//! The echo backend answers every unary method of any pool. It returns the request's exact
+//! bytes in the `echo-request-bin` response metadata (so tests assert the transcoded request
+//! precisely), echoes each received metadata key `k` back as `echo-k`, and obeys control
+//! metadata: `x-echo-code` (fail with that gRPC code, plus details with `x-echo-details`),
+//! `x-echo-delay-ms` (sleep first) and `x-echo-response` (answer this JSON as the output).
+
+use std::{convert::Infallible, net::SocketAddr, path::PathBuf, time::Duration};
+
+use articles_gateway::{Backend, Gateway, GatewayBuilder, backend::DynamicCodec};
+use base64::Engine;
+use futures::future::BoxFuture;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, SerializeOptions};
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::{
+    Status,
+    metadata::{KeyAndValueRef, MetadataKey, MetadataMap, MetadataValue},
+    service::Routes,
+};
+
+/// The fixture API's encoded descriptor set (raw protox bytes: options kept).
+pub(crate) fn library_descriptor_bytes() -> Vec<u8> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut compiler =
+        match protox::Compiler::new([manifest.join("tests/fixtures"), manifest.join("../proto")]) {
+            Ok(c) => c,
+            Err(e) => panic!("protox: {e}"),
+        };
+    compiler.include_imports(true);
+    if let Err(e) = compiler.open_file("library.proto") {
+        panic!("compiling library.proto: {e}");
+    }
+    compiler.encode_file_descriptor_set()
+}
+
+/// The fixture API as a descriptor pool.
+pub(crate) fn library_pool() -> DescriptorPool {
+    match DescriptorPool::decode(library_descriptor_bytes().as_slice()) {
+        Ok(p) => p,
+        Err(e) => panic!("decoding the fixture descriptors: {e}"),
+    }
+}
+
+/// A spawned server; dropping it shuts the server down.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Spawned {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn bind() -> (TcpListener, SocketAddr) {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("local_addr: {e}"),
+    };
+    (listener, addr)
+}
+
+/// The echo backend's tonic routes (echo for every method of `pool`, plus grpc.health.v1).
+pub(crate) fn echo_routes(pool: &DescriptorPool) -> Routes {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    Routes::from(axum::Router::new().fallback_service(EchoService { pool: pool.clone() }))
+        .add_service(health)
+}
+
+/// Serves the echo backend over real HTTP/2 on `127.0.0.1:0`.
+pub(crate) async fn spawn_echo_backend(pool: &DescriptorPool) -> Spawned {
+    let (listener, addr) = bind().await;
+    let (tx, rx) = oneshot::channel::<()>();
+    let routes = echo_routes(pool);
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let result = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = result {
+            eprintln!("echo backend failed: {e}");
+        }
+    });
+    Spawned {
+        addr,
+        shutdown: Some(tx),
+    }
+}
+
+/// Serves a gateway router on `127.0.0.1:0`.
+pub(crate) async fn spawn_gateway(router: axum::Router) -> Spawned {
+    let (listener, addr) = bind().await;
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = articles_gateway::serve(listener, router, shutdown).await {
+            eprintln!("gateway failed: {e}");
+        }
+    });
+    Spawned {
+        addr,
+        shutdown: Some(tx),
+    }
+}
+
+/// The echo backend and a gateway in front of it.
+#[derive(Debug)]
+pub(crate) struct Library {
+    pub(crate) pool: DescriptorPool,
+    pub(crate) gateway: Spawned,
+    #[allow(dead_code, reason = "kept alive: dropping it stops the backend")]
+    pub(crate) backend: Spawned,
+    pub(crate) client: reqwest::Client,
+}
+
+impl Library {
+    pub(crate) fn url(&self, path: &str) -> String {
+        self.gateway.url(path)
+    }
+}
+
+/// Spawns the echo backend and a gateway over a channel to it, the builder adjusted by
+/// `configure`.
+pub(crate) async fn spawn_library_with(
+    configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+) -> Library {
+    let pool = library_pool();
+    let backend = spawn_echo_backend(&pool).await;
+    let channel =
+        match Backend::connect_lazy(&format!("http://{}", backend.addr), Duration::from_secs(1)) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        };
+    let builder = Gateway::builder()
+        .descriptors(pool.clone())
+        .backend(channel);
+    let router = match configure(builder).build() {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let gateway = spawn_gateway(router).await;
+    Library {
+        pool,
+        gateway,
+        backend,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// [`spawn_library_with`] with the default options.
+pub(crate) async fn spawn_library() -> Library {
+    spawn_library_with(|b| b).await
+}
+
+/// The request message the backend received, as compact JSON (proto names, defaults left out).
+pub(crate) fn echoed(
+    pool: &DescriptorPool,
+    input: &str,
+    response: &reqwest::Response,
+) -> serde_json::Value {
+    let Some(header) = response.headers().get("grpc-metadata-echo-request-bin") else {
+        panic!("no echo-request-bin in {:?}", response.headers());
+    };
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = match engine.decode(header.as_bytes()) {
+        Ok(b) => b,
+        Err(e) => panic!("echo-request-bin is not base64: {e}"),
+    };
+    let Some(desc) = pool.get_message_by_name(input) else {
+        panic!("no message {input}");
+    };
+    let message = match DynamicMessage::decode(desc, bytes.as_slice()) {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    match message.serialize_with_options(
+        serde_json::value::Serializer,
+        &SerializeOptions::new()
+            .skip_default_fields(true)
+            .use_proto_field_name(true),
+    ) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Reads a response body as JSON, panicking with the text when it is not.
+pub(crate) async fn json(response: reqwest::Response) -> serde_json::Value {
+    let text = match response.text().await {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    };
+    match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => panic!("not JSON ({e}): {text}"),
+    }
+}
+
+/// Sends a request, panicking on transport errors.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    match request.send().await {
+        Ok(r) => r,
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// `google.rpc.Status`, to build error details in the echo backend.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub(crate) code: i32,
+    #[prost(string, tag = "2")]
+    pub(crate) message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub(crate) details: Vec<prost_types::Any>,
+}
+
+#[derive(Debug, Clone)]
+struct EchoService {
+    pool: DescriptorPool,
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for EchoService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let method = request
+                .uri()
+                .path()
+                .trim_start_matches('/')
+                .split_once('/')
+                .and_then(|(service, method)| {
+                    pool.get_service_by_name(service)?
+                        .methods()
+                        .find(|m| m.name() == method)
+                });
+            let Some(method) = method else {
+                return Ok(Status::unimplemented("no such method").into_http());
+            };
+            let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
+            Ok(grpc.unary(EchoUnary { method }, request).await)
+        })
+    }
+}
+
+struct EchoUnary {
+    method: MethodDescriptor,
+}
+
+impl tonic::server::UnaryService<DynamicMessage> for EchoUnary {
+    type Response = DynamicMessage;
+    type Future = BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
+        let method = self.method.clone();
+        Box::pin(async move {
+            let metadata = request.metadata().clone();
+            let control = |key: &str| {
+                metadata
+                    .get(key)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            if let Some(ms) = control("x-echo-delay-ms").and_then(|v| v.parse().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            let bytes = request.get_ref().encode_to_vec();
+            let mut out = MetadataMap::new();
+            out.insert_bin("echo-request-bin", MetadataValue::from_bytes(&bytes));
+            for entry in metadata.iter() {
+                if let KeyAndValueRef::Ascii(key, value) = entry {
+                    let key = key.as_str();
+                    if key.starts_with("x-echo")
+                        || key == "te"
+                        || key == "content-type"
+                        || key == "user-agent"
+                    {
+                        continue;
+                    }
+                    if let Ok(echo_key) = MetadataKey::from_bytes(format!("echo-{key}").as_bytes())
+                    {
+                        out.append(echo_key, value.clone());
+                    }
+                }
+            }
+            if let Some(code) = control("x-echo-code").and_then(|c| c.parse::<i32>().ok()) {
+                let details = if control("x-echo-details").is_some() {
+                    let Some(shelf) = method.parent_pool().get_message_by_name("library.v1.Shelf")
+                    else {
+                        return Err(Status::internal("fixture without Shelf"));
+                    };
+                    let mut detail = DynamicMessage::new(shelf);
+                    detail.set_field_by_name(
+                        "name",
+                        prost_reflect::Value::String("shelves/err".into()),
+                    );
+                    RpcStatus {
+                        code,
+                        message: "echo error".into(),
+                        details: vec![
+                            prost_types::Any {
+                                type_url: "type.googleapis.com/library.v1.Shelf".into(),
+                                value: detail.encode_to_vec(),
+                            },
+                            prost_types::Any {
+                                type_url: "type.googleapis.com/unknown.Thing".into(),
+                                value: vec![1, 2, 3],
+                            },
+                        ],
+                    }
+                    .encode_to_vec()
+                } else {
+                    Vec::new()
+                };
+                return Err(Status::with_details_and_metadata(
+                    tonic::Code::from(code),
+                    "echo error",
+                    details.into(),
+                    out,
+                ));
+            }
+            let output = method.output();
+            let message = match control("x-echo-response") {
+                Some(json) => {
+                    let mut de = serde_json::Deserializer::from_str(&json);
+                    match DynamicMessage::deserialize(output, &mut de) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            return Err(Status::internal(format!("bad x-echo-response: {e}")));
+                        }
+                    }
+                }
+                // Output fields sharing numbers with input fields get their values.
+                None => DynamicMessage::decode(output.clone(), bytes.as_slice())
+                    .unwrap_or_else(|_| DynamicMessage::new(output)),
+            };
+            let mut response = tonic::Response::new(message);
+            *response.metadata_mut() = out;
+            Ok(response)
+        })
+    }
+}
