@@ -51,6 +51,26 @@ pub struct ServeArgs {
     /// Who may write.
     #[command(flatten)]
     pub tokens: TokenArgs,
+    /// A read-only copy of the database (e.g. a PostgreSQL replica) for ArticleList and
+    /// ArticleDetail; writes and migrations use `--database-url`.
+    #[arg(long, env = "ARTICLES_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (off when not given).
+    #[arg(long, env = "ARTICLES_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the database is checked for the health service (e.g. `3s`, `500ms`).
+    #[arg(long, env = "ARTICLES_HEALTH_INTERVAL", default_value = "3s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+}
+
+impl ServeArgs {
+    /// The store options: the database flags plus the read URL.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            read_url: self.read_database_url.clone(),
+            ..self.database.store_options()
+        }
+    }
 }
 
 /// Which database to use and how.
@@ -67,6 +87,17 @@ pub struct DatabaseArgs {
     /// The largest number of pooled database connections (default: 5 for SQLite, 10 for PostgreSQL).
     #[arg(long, env = "ARTICLES_MAX_CONNECTIONS")]
     pub max_connections: Option<u32>,
+    /// How many pooled connections to keep open even when idle.
+    #[arg(long, env = "ARTICLES_MIN_CONNECTIONS", default_value_t = 0)]
+    pub min_connections: u32,
+    /// How long a request waits for a free pooled connection before failing with UNAVAILABLE
+    /// (e.g. `5s`, `500ms`, `1m`; a bare number is seconds).
+    #[arg(long, env = "ARTICLES_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a statement waits for another connection's lock before failing with
+    /// UNAVAILABLE (same format as `--acquire-timeout`).
+    #[arg(long, env = "ARTICLES_BUSY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub busy_timeout: Duration,
 }
 
 impl DatabaseArgs {
@@ -74,10 +105,41 @@ impl DatabaseArgs {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             url: self.database_url.clone(),
+            read_url: None,
+            min_connections: self.min_connections,
             max_connections: self.max_connections,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: self.acquire_timeout,
+            busy_timeout: self.busy_timeout,
         }
     }
+}
+
+/// Parses a duration: a non-negative number with an optional unit `ms`, `s` (the default),
+/// `m` or `h`, e.g. `250ms`, `5`, `1.5s`, `2m`.
+///
+/// # Errors
+/// A message for clap when the text is not such a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 5s, 500ms or 2m"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?}: use ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// The bearer tokens that allow writes. With none, writes are refused.
@@ -109,6 +171,7 @@ pub struct ImportArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT};
     use clap::CommandFactory;
 
     #[test]
@@ -121,6 +184,20 @@ mod tests {
         let cli = Cli::try_parse_from(["articles-service", "--listen", "127.0.0.1:1"])?;
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.listen.port(), 1);
+        assert_eq!(cli.serve.database.acquire_timeout, DEFAULT_ACQUIRE_TIMEOUT);
+        assert_eq!(cli.serve.database.busy_timeout, DEFAULT_BUSY_TIMEOUT);
+        assert!(cli.serve.metrics_listen.is_none());
         Ok(())
+    }
+
+    #[test]
+    fn durations_take_units_and_default_to_seconds() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -97,6 +97,9 @@ pub enum Error {
         /// Why, with the chain of causes.
         reason: String,
     },
+    /// The metrics HTTP server failed.
+    #[error("metrics server error: {0}")]
+    Metrics(#[source] io::Error),
     /// The gRPC server failed.
     #[error("gRPC server error: {0}")]
     Transport(#[from] tonic::transport::Error),

@@ -7,6 +7,8 @@
 //! To embed the server elsewhere (for example next to an HTTP gateway), open an [`server::App`]
 //! with [`server::App::open`] and either take its tonic [`tonic::service::Routes`] with
 //! [`server::App::routes`] or serve it on a listener of your own with [`server::serve`].
+//! [`server::serve`] wraps every call in the [`observe::ObserveLayer`] (request id, span,
+//! metrics); routes mounted elsewhere can be wrapped in it too.
 
 pub mod auth;
 pub mod client;
@@ -15,7 +17,9 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod import;
+pub mod metrics;
 pub mod model;
+pub mod observe;
 pub mod reflection;
 pub mod seed;
 pub mod server;

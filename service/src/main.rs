@@ -1,9 +1,10 @@
 //! `articles-service`: the gRPC server and its maintenance commands (`migrate`, `import`).
 //!
 //! Exit status: 0 on success, 1 on any error (printed as one `error: ...` line), 2 on a usage
-//! error. Logs go to stderr; `RUST_LOG` filters them (default `info`).
+//! error. Logs go to stderr (colored only on a terminal); `RUST_LOG` filters them (default
+//! `info`). Each gRPC call's lines carry its `request_id`.
 
-use std::process::ExitCode;
+use std::{io::IsTerminal as _, process::ExitCode};
 
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
@@ -15,6 +16,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = articles_service::config::Cli::parse();
     match articles_service::run(cli).await {

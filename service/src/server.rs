@@ -3,8 +3,8 @@
 //!
 //! [`App::routes`] gives the tonic [`Routes`] without binding anything (to mount elsewhere or
 //! to serve with custom settings); [`serve`] serves an [`App`] on a bound listener until a
-//! shutdown future completes; [`run`] is the `serve` command: bind, log, serve until SIGINT or
-//! SIGTERM.
+//! shutdown future completes; [`run`] is the `serve` command: bind, log, serve (plus `/metrics`
+//! when `--metrics-listen` is given) until SIGINT or SIGTERM.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -23,20 +23,24 @@ use crate::{
     config::ServeArgs,
     error::{Error, Result},
     grpc::{Articles, legacy::LegacyAlias},
+    metrics::{self, Metrics},
+    observe::ObserveLayer,
     reflection::Reflection,
     store::Store,
 };
 
-/// How often the health monitor checks the database.
+/// How often the health monitor checks the database by default.
 pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(3);
 
-/// Everything the server needs: the store, the write tokens, health and reflection state.
+/// Everything the server needs: the store, the write tokens, health, reflection and metrics.
 #[derive(Debug, Clone)]
 pub struct App {
     store: Store,
     tokens: Arc<WriteTokens>,
     reflection: Reflection,
     health: HealthReporter,
+    health_interval: Duration,
+    metrics: Metrics,
 }
 
 impl App {
@@ -52,9 +56,11 @@ impl App {
         } else {
             tracing::info!(tokens = tokens.len(), "writes enabled for bearer tokens");
         }
-        let store = Store::connect(&args.database.store_options()).await?;
+        let store = Store::connect(&args.store_options()).await?;
         store.prepare(args.demo_articles).await?;
-        Self::new(store, tokens).await
+        Ok(Self::new(store, tokens)
+            .await?
+            .with_health_interval(args.health_interval))
     }
 
     /// An app over an already prepared `store`. Health starts as SERVING.
@@ -69,7 +75,21 @@ impl App {
             tokens: Arc::new(tokens),
             reflection: Reflection::for_article_service()?,
             health,
+            health_interval: HEALTH_CHECK_INTERVAL,
+            metrics: Metrics::new(),
         })
+    }
+
+    /// Checks the database every `interval` while serving (default [`HEALTH_CHECK_INTERVAL`]).
+    #[must_use]
+    pub fn with_health_interval(mut self, interval: Duration) -> Self {
+        self.health_interval = interval;
+        self
+    }
+
+    /// The metrics recorded by [`serve`] and the health monitor.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The store.
@@ -96,10 +116,12 @@ impl App {
     }
 
     /// Starts a task that pings the database every `interval` and reports the article service
-    /// NOT_SERVING while it is unreachable, SERVING again once it answers.
+    /// NOT_SERVING while it is unreachable (or locked), SERVING again once it answers; the
+    /// `articles_database_up` gauge follows.
     pub fn spawn_health_monitor(&self, interval: Duration) -> JoinHandle<()> {
         let store = self.store.clone();
         let health = self.health.clone();
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -115,6 +137,7 @@ impl App {
                         false
                     }
                 };
+                metrics.set_database_up(ok);
                 if ok != healthy {
                     healthy = ok;
                     let status = if ok {
@@ -137,7 +160,8 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests and
-/// closes the database pool. Runs the health monitor meanwhile.
+/// closes the database pool. Runs the health monitor meanwhile, and wraps every call in the
+/// [`ObserveLayer`] (request id, span, metrics).
 ///
 /// # Errors
 /// [`Error::Transport`] when the server fails.
@@ -145,8 +169,9 @@ pub async fn serve<F>(listener: TcpListener, app: App, shutdown: F) -> Result<()
 where
     F: Future<Output = ()> + Send,
 {
-    let monitor = app.spawn_health_monitor(HEALTH_CHECK_INTERVAL);
+    let monitor = app.spawn_health_monitor(app.health_interval);
     let result = Server::builder()
+        .layer(ObserveLayer::new(app.metrics.clone()))
         .add_routes(app.routes())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
@@ -155,26 +180,45 @@ where
     Ok(result?)
 }
 
-/// The `serve` command: opens the app, binds `--listen`, serves until SIGINT/SIGTERM.
+/// The `serve` command: opens the app, binds `--listen` (and `--metrics-listen`), serves until
+/// SIGINT/SIGTERM.
 ///
 /// # Errors
 /// Startup failures (database, tokens, bind) and server failures.
 pub async fn run(args: &ServeArgs) -> Result<()> {
     let app = App::open(args).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: args.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: args.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(args.listen).await?;
+    let metrics_task = match args.metrics_listen {
+        Some(metrics_addr) => {
+            let (metrics_listener, metrics_addr) = bind(metrics_addr).await?;
+            tracing::info!(addr = %metrics_addr, "metrics at http://{metrics_addr}/metrics");
+            Some(tokio::spawn(metrics::serve(
+                metrics_listener,
+                app.metrics().clone(),
+                app.store().clone(),
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(%addr, "gRPC server listening");
-    serve(listener, app, shutdown_signal()).await?;
+    let result = serve(listener, app, shutdown_signal()).await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    result?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, std::net::SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    Ok((listener, local))
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

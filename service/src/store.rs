@@ -6,8 +6,13 @@
 //!
 //! Startup ([`Store::prepare`]): a table `article_article` that exists without sqlx's
 //! `_sqlx_migrations` bookkeeping was created by someone else (e.g. Django) and is served as is:
-//! no migration, no demo data. Otherwise the embedded migrations run, and demo articles are
-//! seeded only when this very start created the table.
+//! no migration, no demo data, no database setting changed (a SQLite file keeps its journal
+//! mode). Otherwise the embedded migrations run, and demo articles are seeded only when this
+//! very start created the table.
+//!
+//! With a read URL ([`StoreOptions::read_url`], e.g. a PostgreSQL streaming replica), ArticleList
+//! and ArticleDetail read from that pool; writes, migrations and seeding always go to the primary.
+//! Reads from a replica may lag behind the primary's latest writes.
 
 mod postgres;
 mod sqlite;
@@ -21,30 +26,91 @@ use crate::{
     model::{Article, NewArticle},
 };
 
+/// The default of [`StoreOptions::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default of [`StoreOptions::busy_timeout`].
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How to connect.
 #[derive(Clone)]
 pub struct StoreOptions {
-    /// `sqlite://FILE` / `sqlite::memory:` or `postgres://...`.
+    /// The primary: `sqlite://FILE` / `sqlite::memory:` or `postgres://...`.
     pub url: String,
+    /// An optional read-only copy of the primary (same backend) serving list and detail reads.
+    pub read_url: Option<String>,
+    /// Connections each pool keeps open even when idle.
+    pub min_connections: u32,
     /// Pool size; a backend-specific default when `None`.
     pub max_connections: Option<u32>,
     /// How long a request waits for a pooled connection before the database counts as unavailable.
     pub acquire_timeout: Duration,
+    /// SQLite only: how long a statement waits for another connection's lock before failing
+    /// with `SQLITE_BUSY` (answered as UNAVAILABLE).
+    pub busy_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// Options for `url` with the defaults: no read URL, no minimum, backend-specific pool
+    /// size, [`DEFAULT_ACQUIRE_TIMEOUT`], [`DEFAULT_BUSY_TIMEOUT`].
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            read_url: None,
+            min_connections: 0,
+            max_connections: None,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+
+    /// The same options for another URL (used for the read pool).
+    fn with_url(&self, url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            read_url: None,
+            ..self.clone()
+        }
+    }
 }
 
 impl fmt::Debug for StoreOptions {
-    /// Shows only the URL scheme: the rest may hold a password.
+    /// Shows only the URL schemes: the rest may hold a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreOptions")
             .field("scheme", &scheme(&self.url))
+            .field("read_scheme", &self.read_url.as_deref().map(scheme))
+            .field("min_connections", &self.min_connections)
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("busy_timeout", &self.busy_timeout)
             .finish()
     }
 }
 
 fn scheme(url: &str) -> &str {
     url.split_once(':').map_or(url, |(s, _)| s)
+}
+
+/// The backend a URL names, by its scheme.
+fn backend_kind(url: &str) -> Result<&'static str> {
+    match scheme(url) {
+        "sqlite" => Ok("sqlite"),
+        "postgres" | "postgresql" => Ok("postgres"),
+        other => Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
+    }
+}
+
+/// Checks, before connecting anything, that a read URL names the primary's backend.
+fn check_read_url(options: &StoreOptions) -> Result<()> {
+    let primary = backend_kind(&options.url)?;
+    if let Some(read) = &options.read_url
+        && backend_kind(read)? != primary
+    {
+        return Err(Error::Config(
+            "the read database URL must use the same backend as the database URL".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// What [`Store::prepare`] found and did.
@@ -61,10 +127,22 @@ pub enum SchemaState {
     Foreign,
 }
 
-/// A pool of connections to the article database.
+/// The occupancy of one connection pool, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `primary` or `read`.
+    pub pool: &'static str,
+    /// Open connections, idle or in use.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+}
+
+/// The pools of connections to the article database: the primary, and optionally a read pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    read: Option<Backend>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,12 +157,13 @@ impl Store {
     /// # Errors
     /// An unsupported URL, or the database being unreachable.
     pub async fn connect(options: &StoreOptions) -> Result<Self> {
-        let backend = match scheme(&options.url) {
-            "sqlite" => Backend::Sqlite(sqlite::connect(options).await?),
-            "postgres" | "postgresql" => Backend::Postgres(postgres::connect(options).await?),
-            other => return Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
+        check_read_url(options)?;
+        let backend = Backend::connect(options).await?;
+        let read = match &options.read_url {
+            Some(url) => Some(Backend::connect(&options.with_url(url)).await?),
+            None => None,
         };
-        Ok(Self { backend })
+        Ok(Self { backend, read })
     }
 
     /// Creates the pool without connecting: connections are opened on first use.
@@ -92,12 +171,18 @@ impl Store {
     /// # Errors
     /// An unsupported or malformed URL.
     pub fn connect_lazy(options: &StoreOptions) -> Result<Self> {
-        let backend = match scheme(&options.url) {
-            "sqlite" => Backend::Sqlite(sqlite::connect_lazy(options)?),
-            "postgres" | "postgresql" => Backend::Postgres(postgres::connect_lazy(options)?),
-            other => return Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
+        check_read_url(options)?;
+        let backend = Backend::connect_lazy(options)?;
+        let read = match &options.read_url {
+            Some(url) => Some(Backend::connect_lazy(&options.with_url(url))?),
+            None => None,
         };
-        Ok(Self { backend })
+        Ok(Self { backend, read })
+    }
+
+    /// The pool serving reads: the read pool when configured, else the primary.
+    fn reader(&self) -> &Backend {
+        self.read.as_ref().unwrap_or(&self.backend)
     }
 
     /// Makes the schema ready (see the module docs) and seeds `demo_articles` demo articles
@@ -123,15 +208,26 @@ impl Store {
         Ok(state)
     }
 
-    /// Checks that the database answers.
+    /// Checks that the primary and the read pool (if any) answer a read of the table, i.e.
+    /// that a request could be served now (a SQLite file locked by another writer does not).
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when it does not.
+    /// [`Error::Unavailable`] (or another database error) when one does not.
     pub async fn ping(&self) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::ping(pool).await,
-            Backend::Postgres(pool) => postgres::ping(pool).await,
+        self.backend.ping().await?;
+        if let Some(read) = &self.read {
+            read.ping().await?;
         }
+        Ok(())
+    }
+
+    /// The occupancy of the primary pool and of the read pool (if any).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let mut stats = vec![self.backend.stats("primary")];
+        if let Some(read) = &self.read {
+            stats.push(read.stats("read"));
+        }
+        stats
     }
 
     /// One page of articles by ascending id, and the total count.
@@ -144,7 +240,7 @@ impl Store {
     pub async fn list(&self, page: i64, page_size: i64) -> Result<(Vec<Article>, i64)> {
         let limit = page_size.max(1);
         let offset = (page.max(1) - 1).saturating_mul(limit);
-        match &self.backend {
+        match self.reader() {
             Backend::Sqlite(pool) => sqlite::list(pool, limit, offset).await,
             Backend::Postgres(pool) => postgres::list(pool, limit, offset).await,
         }
@@ -155,7 +251,11 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] when there is none with this id; database failures.
     pub async fn get(&self, id: i64) -> Result<Article> {
-        let found = match &self.backend {
+        Self::get_from(self.reader(), id).await
+    }
+
+    async fn get_from(backend: &Backend, id: i64) -> Result<Article> {
+        let found = match backend {
             Backend::Sqlite(pool) => sqlite::get(pool, id).await?,
             Backend::Postgres(pool) => postgres::get(pool, id).await?,
         };
@@ -186,7 +286,8 @@ impl Store {
         content: Option<&str>,
     ) -> Result<Article> {
         if title.is_none() && content.is_none() {
-            return self.get(id).await;
+            // From the primary, like every write: a replica may not have the row yet.
+            return Self::get_from(&self.backend, id).await;
         }
         let found = match &self.backend {
             Backend::Sqlite(pool) => sqlite::update(pool, id, title, content).await?,
@@ -233,11 +334,55 @@ impl Store {
         }
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
-            Backend::Postgres(pool) => pool.close().await,
+        self.backend.close().await;
+        if let Some(read) = &self.read {
+            read.close().await;
+        }
+    }
+}
+
+impl Backend {
+    async fn connect(options: &StoreOptions) -> Result<Self> {
+        Ok(match scheme(&options.url) {
+            "sqlite" => Self::Sqlite(sqlite::connect(options).await?),
+            "postgres" | "postgresql" => Self::Postgres(postgres::connect(options).await?),
+            other => return Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
+        })
+    }
+
+    fn connect_lazy(options: &StoreOptions) -> Result<Self> {
+        Ok(match scheme(&options.url) {
+            "sqlite" => Self::Sqlite(sqlite::connect_lazy(options)?),
+            "postgres" | "postgresql" => Self::Postgres(postgres::connect_lazy(options)?),
+            other => return Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
+        })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(pool) => sqlite::ping(pool).await,
+            Self::Postgres(pool) => postgres::ping(pool).await,
+        }
+    }
+
+    fn stats(&self, pool: &'static str) -> PoolStats {
+        let (size, idle) = match self {
+            Self::Sqlite(p) => (p.size(), p.num_idle()),
+            Self::Postgres(p) => (p.size(), p.num_idle()),
+        };
+        PoolStats {
+            pool,
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
         }
     }
 }

@@ -261,9 +261,9 @@ impl TestServer {
 
 fn store_options(url: &str) -> StoreOptions {
     StoreOptions {
-        url: url.to_owned(),
         max_connections: Some(4),
         acquire_timeout: Duration::from_secs(2),
+        ..StoreOptions::new(url)
     }
 }
 
@@ -302,7 +302,7 @@ pub fn lazy_store(url: &str) -> Store {
 }
 
 /// Generates, for each named `async fn(TestDb)`, a test on SQLite and one on PostgreSQL
-/// (skipped with a note when `TEST_POSTGRES_URL` is unset).
+/// (skipped with a note when `TEST_POSTGRES_URL` is unset, failing when `CI` is set).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -320,10 +320,186 @@ macro_rules! backend_tests {
                 async fn $name() {
                     match $crate::support::TestDb::postgres().await {
                         Some(db) => super::$name(db).await,
+                        None if $crate::support::in_ci() => {
+                            panic!("TEST_POSTGRES_URL must be set in CI")
+                        }
                         None => eprintln!("skipped: set TEST_POSTGRES_URL to run on PostgreSQL"),
                     }
                 }
             )*
         }
     };
+}
+
+/// The real `articles-service` binary.
+pub const SERVICE_BIN: &str = env!("CARGO_BIN_EXE_articles-service");
+
+/// A free port on 127.0.0.1 (bound, read, released: the caller binds it again right away).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Whether a missing prerequisite must fail the test (in CI) rather than skip it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Skips (returns `None` with a note) or, in CI, fails when `TEST_POSTGRES_URL` is unset.
+pub fn postgres_url_or_skip(test: &str) -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if in_ci() => panic!("{test}: TEST_POSTGRES_URL must be set in CI"),
+        Err(_) => {
+            eprintln!("skipped {test}: set TEST_POSTGRES_URL to run on PostgreSQL");
+            None
+        }
+    }
+}
+
+/// The real `articles-service serve` in a child process, listening on a free port.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    child: tokio::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl ServiceProcess {
+    /// Starts the binary with `--listen`, `--database-url DB_URL`, `--api-token TOKEN` and
+    /// `extra`, in a clean environment (no `ARTICLES_*` from the caller), and waits until its
+    /// health service answers (SERVING or not).
+    pub async fn start(db_url: &str, extra: &[&str]) -> Self {
+        Self::start_with(db_url, extra, false).await
+    }
+
+    /// Like [`start`](Self::start), also serving metrics on another free port.
+    pub async fn start_with_metrics(db_url: &str, extra: &[&str]) -> Self {
+        Self::start_with(db_url, extra, true).await
+    }
+
+    async fn start_with(db_url: &str, extra: &[&str], metrics: bool) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let metrics_addr: Option<SocketAddr> =
+            metrics.then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let mut cmd = tokio::process::Command::new(SERVICE_BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("ARTICLES_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve")
+            .args(["--listen", &addr.to_string()])
+            .args(["--database-url", db_url])
+            .args(["--api-token", TOKEN])
+            .args(extra)
+            .env("RUST_LOG", "info,articles_service=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().expect("log file"))
+            .kill_on_drop(true);
+        if let Some(m) = metrics_addr {
+            cmd.args(["--metrics-listen", &m.to_string()]);
+        }
+        let child = cmd.spawn().expect("start articles-service");
+        let mut process = Self {
+            addr,
+            metrics_addr,
+            child,
+            log,
+        };
+        process.wait_ready().await;
+        process
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("articles-service exited with {status}:\n{}", self.log());
+            }
+            if self.health().await.is_some() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "articles-service did not start in time:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The health status of the whole server, or `None` when it does not answer.
+    pub async fn health(&self) -> Option<tonic_health::pb::health_check_response::ServingStatus> {
+        let channel = Channel::from_shared(self.url())
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let resp = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .ok()?;
+        Some(resp.into_inner().status())
+    }
+
+    /// Waits (up to 20 s) until the health status is `want`.
+    pub async fn wait_health(&self, want: tonic_health::pb::health_check_response::ServingStatus) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.health().await;
+            if got == Some(want) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "health stayed {got:?}, expected {want:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> ArticleServiceClient<Channel> {
+        let channel = Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to articles-service");
+        ArticleServiceClient::new(channel)
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Stops the process with SIGTERM (graceful shutdown), asserts it exits 0, returns its log.
+    pub async fn stop(mut self) -> String {
+        let pid = self.child.id().expect("running");
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill");
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("articles-service stops on SIGTERM")
+            .expect("wait");
+        let log = self.log();
+        assert!(status.success(), "exit {status}:\n{log}");
+        log
+    }
 }

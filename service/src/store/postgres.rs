@@ -1,9 +1,9 @@
 //! The PostgreSQL queries of the store.
 //!
 //! `create_time` is formatted with `to_char(create_time, ...)` in a session whose `TimeZone` is
-//! set to UTC at connection start (a startup option, no extra round trip). This is right for
-//! both column types Django may have created: a `timestamp with time zone` is rendered in UTC,
-//! and a `timestamp without time zone` (Django with `USE_TZ = False`) is rendered as stored.
+//! set to UTC at connection start (a startup option, no extra round trip). Django creates a
+//! `timestamp with time zone` column whatever `USE_TZ` says, which is then rendered in UTC; a
+//! `timestamp without time zone` column (made by hand) would be rendered as stored.
 //! `create_time AT TIME ZONE 'UTC'` would instead shift the latter by the session zone.
 
 use std::str::FromStr;
@@ -38,6 +38,7 @@ fn pool_options(options: &StoreOptions) -> Result<(PgPoolOptions, PgConnectOptio
         .map_err(|e| Error::Config(format!("bad PostgreSQL URL: {e}")))?
         .options([("TimeZone", "UTC")]);
     let pool = PgPoolOptions::new()
+        .min_connections(options.min_connections)
         .max_connections(options.max_connections.unwrap_or(10))
         .acquire_timeout(options.acquire_timeout);
     Ok((pool, connect))
@@ -95,7 +96,9 @@ async fn prepare_locked(conn: &mut PgConnection, demo_articles: u32) -> Result<S
 }
 
 pub(super) async fn ping(pool: &PgPool) -> Result<()> {
-    sqlx::query("SELECT 1").execute(pool).await?;
+    sqlx::query("SELECT 1 FROM article_article LIMIT 1")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

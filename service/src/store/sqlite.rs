@@ -1,14 +1,18 @@
 //! The SQLite queries of the store.
 //!
 //! `create_time` is a `datetime` column holding text; Django writes
-//! `YYYY-MM-DD HH:MM:SS.ffffff` (UTC). It leaves through `strftime`, so any format SQLite
-//! understands comes out as `YYYY-MM-DD HH:MM:SS`.
+//! `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC with `USE_TZ = True`, naive `TIME_ZONE` time without),
+//! and so do we (UTC). It leaves through `strftime`, so any format SQLite understands comes out
+//! as `YYYY-MM-DD HH:MM:SS`.
+//!
+//! The journal mode is switched to WAL (a setting stored in the file) only in databases whose
+//! schema is ours; a foreign (Django) database keeps the mode it has.
 
 use std::str::FromStr;
 
 use sqlx::{
     Sqlite, SqliteConnection, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous},
 };
 
 use super::{SchemaState, StoreOptions};
@@ -33,11 +37,11 @@ fn pool_options(options: &StoreOptions) -> Result<(SqlitePoolOptions, SqliteConn
     let connect = SqliteConnectOptions::from_str(&options.url)
         .map_err(|e| Error::Config(format!("bad SQLite URL: {e}")))?
         .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(std::time::Duration::from_secs(5))
+        .busy_timeout(options.busy_timeout)
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
+        .min_connections(options.min_connections)
         .max_connections(options.max_connections.unwrap_or(5))
         .acquire_timeout(options.acquire_timeout);
     Ok((pool, connect))
@@ -70,6 +74,10 @@ pub(super) async fn prepare(pool: &SqlitePool, demo_articles: u32) -> Result<Sch
     if had_table && !had_migrations {
         return Ok(SchemaState::Foreign);
     }
+    // Persistent in the file: later connections of every pool use WAL too.
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut *conn)
+        .await?;
     MIGRATOR.run(&mut *conn).await?;
     if had_table {
         return Ok(SchemaState::Migrated);
@@ -82,7 +90,10 @@ pub(super) async fn prepare(pool: &SqlitePool, demo_articles: u32) -> Result<Sch
 }
 
 pub(super) async fn ping(pool: &SqlitePool) -> Result<()> {
-    sqlx::query("SELECT 1").execute(pool).await?;
+    // `SELECT 1` would not touch the file; reading the table needs its shared lock.
+    sqlx::query("SELECT 1 FROM article_article LIMIT 1")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
