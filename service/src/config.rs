@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at `http://ADDR/metrics` (off when not given).
     #[arg(long, env = "ARTICLES_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Also serve REST (and the OpenAPI docs at `/docs`) at this address, through the gateway
+    /// mounted in this process: calls go to the gRPC service in memory, with no socket and no
+    /// second hop. Off when not given; use `articles-gateway` to front other backends.
+    #[arg(long, env = "ARTICLES_REST")]
+    pub rest: Option<SocketAddr>,
     /// How often the database is checked for the health service (e.g. `3s`, `500ms`).
     #[arg(long, env = "ARTICLES_HEALTH_INTERVAL", default_value = "3s", value_parser = parse_duration)]
     pub health_interval: Duration,

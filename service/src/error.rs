@@ -100,6 +100,9 @@ pub enum Error {
     /// The metrics HTTP server failed.
     #[error("metrics server error: {0}")]
     Metrics(#[source] io::Error),
+    /// The in-process REST gateway could not be built.
+    #[error("REST gateway: {0}")]
+    Rest(String),
     /// The gRPC server failed.
     #[error("gRPC server error: {0}")]
     Transport(#[from] tonic::transport::Error),

@@ -1,0 +1,251 @@
+//! The command line of `bench` (clap derive) and the [`Settings`] a run resolves it into.
+//!
+//! `bench [OPTIONS]` runs the whole benchmark; `bench bare-server ...` is a hidden subcommand
+//! that the benchmark spawns as a child process to serve the one-HTTP-hop ceiling (see
+//! [`crate::bare`]). `bench --help` lists every option.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+/// Benchmarks the article stack on loopback: the REST gateway (separate process), the gateway
+/// mounted in the service (in-process), direct gRPC, and a bare axum server returning the same
+/// bytes (the ceiling), with the same closed-loop client for all of them.
+///
+/// Build first: `cargo build --release --workspace --bins`, then run `target/release/bench`.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Internal subcommands; without one the benchmark runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The benchmark's options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve fixed JSON bodies on `/articles` and `/articles/{pk}` (the ceiling; spawned by the
+    /// benchmark itself).
+    #[command(hide = true)]
+    BareServer(BareArgs),
+}
+
+/// Options of the hidden `bare-server` subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct BareArgs {
+    /// The loopback address to listen on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// The exact body to answer on `GET /articles`.
+    #[arg(long)]
+    pub list_body: PathBuf,
+    /// The exact body to answer on `GET /articles/{pk}`, whatever the pk.
+    #[arg(long)]
+    pub detail_body: PathBuf,
+}
+
+/// Options of the benchmark run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Measured seconds per scenario and target (default 10; 1 with --quick).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Warm-up seconds before each measurement, not recorded (default 2; 0 with --quick).
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Concurrent workers, each with its own connection (default 64; 4 with --quick).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// The most requests measured per scenario and target (a cap next to --seconds).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_requests: u64,
+    /// Demo articles the benchmark's services create; `detail` cycles over ids 1..=N
+    /// (default 10000; 1000 with --quick).
+    #[arg(long)]
+    pub articles: Option<u32>,
+    /// A smoke-test run: 1 s per scenario, no warm-up, 4 connections, 1000 articles, unless
+    /// given explicitly.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Drive this REST base URL (loopback only) instead of starting our processes.
+    #[arg(long)]
+    pub rest_url: Option<String>,
+    /// Drive this gRPC URL (loopback only) instead of starting our processes.
+    #[arg(long)]
+    pub grpc_url: Option<String>,
+    /// Also measure deep pages: page 1 vs page 5000 on a large SQLite database.
+    #[arg(long)]
+    pub deep: bool,
+    /// Articles in the deep-pages database.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub deep_articles: u32,
+    /// Calls per page in the deep-pages measurement.
+    #[arg(long, default_value_t = 200)]
+    pub deep_calls: u64,
+    /// Where `articles-service` and `articles-gateway` are (default: next to this binary).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// `RUST_LOG` for the child processes (their logs go to files, printed on failure).
+    #[arg(long, default_value = "warn")]
+    pub child_log: String,
+}
+
+/// A resolved, validated run configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Measured time per row.
+    pub seconds: Duration,
+    /// Unrecorded warm-up per row.
+    pub warmup: Duration,
+    /// Workers (and connections) of the loaded rows.
+    pub connections: usize,
+    /// Cap on measured requests per row.
+    pub max_requests: u64,
+    /// Demo articles, and the id range of `detail`.
+    pub articles: u32,
+    /// Whether `--quick` was given.
+    pub quick: bool,
+    /// Where to write JSON.
+    pub json: Option<PathBuf>,
+    /// External REST target.
+    pub rest_url: Option<String>,
+    /// External gRPC target.
+    pub grpc_url: Option<String>,
+    /// Deep-pages settings, when `--deep`.
+    pub deep: Option<DeepSettings>,
+    /// Override of the binaries' directory.
+    pub bin_dir: Option<PathBuf>,
+    /// `RUST_LOG` of the children.
+    pub child_log: String,
+}
+
+/// What `--deep` measures.
+#[derive(Debug, Clone, Copy)]
+pub struct DeepSettings {
+    /// Articles in the database.
+    pub articles: u32,
+    /// Calls per page.
+    pub calls: u64,
+}
+
+impl Settings {
+    /// Applies defaults (and `--quick`) and checks ranges.
+    ///
+    /// # Errors
+    /// A negative or non-finite duration, zero connections, zero articles or zero requests.
+    pub fn resolve(args: RunArgs) -> Result<Self> {
+        let quick = args.quick;
+        let pick = |given: Option<f64>, normal: f64, fast: f64| {
+            given.unwrap_or(if quick { fast } else { normal })
+        };
+        let seconds = secs(pick(args.seconds, 10.0, 1.0), "--seconds")?;
+        if seconds.is_zero() {
+            bail!("--seconds must be positive");
+        }
+        let warmup = secs(pick(args.warmup, 2.0, 0.0), "--warmup")?;
+        let connections = args.connections.unwrap_or(if quick { 4 } else { 64 });
+        if connections == 0 {
+            bail!("--connections must be at least 1");
+        }
+        let articles = args.articles.unwrap_or(if quick { 1000 } else { 10_000 });
+        if articles == 0 {
+            bail!("--articles must be at least 1");
+        }
+        if args.max_requests == 0 {
+            bail!("--max-requests must be at least 1");
+        }
+        if args.deep && (args.deep_articles == 0 || args.deep_calls == 0) {
+            bail!("--deep-articles and --deep-calls must be at least 1");
+        }
+        Ok(Self {
+            seconds,
+            warmup,
+            connections,
+            max_requests: args.max_requests,
+            articles,
+            quick,
+            json: args.json,
+            rest_url: args.rest_url,
+            grpc_url: args.grpc_url,
+            deep: args.deep.then_some(DeepSettings {
+                articles: args.deep_articles,
+                calls: args.deep_calls,
+            }),
+            bin_dir: args.bin_dir,
+            child_log: args.child_log,
+        })
+    }
+
+    /// Whether the targets are external (`--rest-url` / `--grpc-url`).
+    pub fn external(&self) -> bool {
+        self.rest_url.is_some() || self.grpc_url.is_some()
+    }
+
+    /// Measured time of the one-connection pass: half of `seconds`.
+    pub fn low_load_seconds(&self) -> Duration {
+        self.seconds / 2
+    }
+
+    /// Warm-up of the one-connection pass: half of `warmup`.
+    pub fn low_load_warmup(&self) -> Duration {
+        self.warmup / 2
+    }
+}
+
+fn secs(value: f64, flag: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value} is not a duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn quick_sets_small_defaults_but_explicit_flags_win() -> Result<()> {
+        let cli = Cli::try_parse_from(["bench", "--quick", "--connections", "8"])?;
+        let s = Settings::resolve(cli.run)?;
+        assert_eq!(s.seconds, Duration::from_secs(1));
+        assert_eq!(s.warmup, Duration::ZERO);
+        assert_eq!(s.connections, 8);
+        assert_eq!(s.articles, 1000);
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_zero_connections_and_negative_seconds() -> Result<()> {
+        let cli = Cli::try_parse_from(["bench", "--connections", "0"])?;
+        assert!(Settings::resolve(cli.run).is_err());
+        let cli = Cli::try_parse_from(["bench", "--seconds=-1"])?;
+        assert!(Settings::resolve(cli.run).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn bare_server_is_a_subcommand() -> Result<()> {
+        let cli = Cli::try_parse_from([
+            "bench",
+            "bare-server",
+            "--listen",
+            "127.0.0.1:1",
+            "--list-body",
+            "a",
+            "--detail-body",
+            "b",
+        ])?;
+        assert!(matches!(cli.command, Some(Command::BareServer(_))));
+        Ok(())
+    }
+}

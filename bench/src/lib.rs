@@ -1,0 +1,77 @@
+//! `bench`: one command that measures the article stack end to end, on loopback only.
+//!
+//! It starts, as child processes on 127.0.0.1, the gRPC service (SQLite, demo articles), the
+//! REST gateway in front of it, the service with the gateway mounted in-process (when the
+//! service has `--rest`), and a bare axum server answering the gateway's own bytes (the
+//! one-HTTP-hop ceiling). It drives each with the same closed-loop client (C workers, one
+//! connection each) for `list` and `detail`, then again with one connection, and prints
+//! requests/s, p50/p99/p99.9, errors, cold start, peak RSS, throughput ratios and the latency
+//! the gateway adds over direct gRPC. `--json FILE` writes the same data; `--deep` also
+//! compares page 1 with page 5000 of a million-article database.
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! target/release/bench --seconds 10 --connections 64 [--json bench.json] [--deep]
+//! target/release/bench --quick                      # CI smoke test, well under a minute
+//! target/release/bench --rest-url http://127.0.0.1:8080 --grpc-url http://127.0.0.1:50051
+//! ```
+//!
+//! Modules, one concept each: [`config`] (command line), [`procs`] (child processes),
+//! [`stack`] (starting the targets), [`load`] (the load generator), [`stats`] (histograms),
+//! [`suite`] (the run), [`report`] (tables, ratios, JSON), [`deep`] (deep pages), [`bare`]
+//! (the ceiling server).
+
+pub mod bare;
+pub mod config;
+pub mod deep;
+pub mod load;
+pub mod procs;
+pub mod report;
+pub mod stack;
+pub mod stats;
+pub mod suite;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::config::{Cli, Command, Settings};
+
+/// Runs what the command line asks for: the benchmark, or the hidden `bare-server`.
+///
+/// Ctrl-C or SIGTERM abandons the benchmark: its future is dropped, which kills every child
+/// process (they are spawned with `kill_on_drop`).
+///
+/// # Errors
+/// Invalid settings, set-up failures, an interruption.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Some(Command::BareServer(args)) => {
+            bare::serve(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let settings = Settings::resolve(cli.run)?;
+            tokio::select! {
+                result = suite::run(settings) => result,
+                signal = interrupted() => bail!("interrupted by {signal}; child processes killed"),
+            }
+        }
+    }
+}
+
+/// Completes with the signal's name on SIGINT or SIGTERM.
+async fn interrupted() -> &'static str {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = term => "SIGTERM",
+    }
+}

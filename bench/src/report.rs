@@ -1,0 +1,525 @@
+//! The results: the [`Report`] data (also written as JSON with `--json FILE`), the ratios
+//! derived from its rows, and the plain-text tables printed to stdout.
+
+use std::{fmt::Write as _, path::Path};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::{
+    config::Settings,
+    deep::DeepReport,
+    stack::{ProcessInfo, Role},
+    stats::Summary,
+};
+
+/// One target driven with one scenario at one concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The target's label.
+    pub target: String,
+    /// The target's role.
+    pub role: Role,
+    /// `list` or `detail`.
+    pub scenario: String,
+    /// Workers (= connections).
+    pub connections: usize,
+    /// Successful measured requests.
+    pub requests: u64,
+    /// Failed measured requests.
+    pub errors: u64,
+    /// Measured seconds.
+    pub seconds: f64,
+    /// Successful requests per second.
+    pub requests_per_second: f64,
+    /// Latency of the successful requests.
+    pub latency: Summary,
+    /// The first error seen, or why the row could not run.
+    pub error: Option<String>,
+}
+
+/// A throughput ratio between two roles for one scenario and concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    /// The scenario.
+    pub scenario: String,
+    /// The concurrency.
+    pub connections: usize,
+    /// The numerator's role.
+    pub of: Role,
+    /// The denominator's role.
+    pub to: Role,
+    /// `of` requests/s divided by `to` requests/s.
+    pub throughput: f64,
+}
+
+/// The latency a REST path adds over direct gRPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddedLatency {
+    /// The REST role (gateway or in-process).
+    pub target: Role,
+    /// The scenario.
+    pub scenario: String,
+    /// The concurrency.
+    pub connections: usize,
+    /// p50(target) − p50(gRPC), µs.
+    pub p50_us: f64,
+    /// p99(target) − p99(gRPC), µs.
+    pub p99_us: f64,
+}
+
+/// The settings a report was made with.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// Measured seconds per loaded row.
+    pub seconds: f64,
+    /// Warm-up seconds per loaded row.
+    pub warmup_seconds: f64,
+    /// Connections of the loaded rows.
+    pub connections: usize,
+    /// Measured seconds per one-connection row.
+    pub low_load_seconds: f64,
+    /// Cap on measured requests per row.
+    pub max_requests: u64,
+    /// Demo articles (detail ids cycle over them).
+    pub articles: u32,
+    /// Machine parallelism seen by the bench.
+    pub cpus: usize,
+}
+
+impl RunInfo {
+    /// The run information of `settings`.
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            seconds: settings.seconds.as_secs_f64(),
+            warmup_seconds: settings.warmup.as_secs_f64(),
+            connections: settings.connections,
+            low_load_seconds: settings.low_load_seconds().as_secs_f64(),
+            max_requests: settings.max_requests,
+            articles: settings.articles,
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        }
+    }
+}
+
+/// Everything a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// How it ran.
+    pub run: RunInfo,
+    /// The measured rows.
+    pub rows: Vec<Row>,
+    /// Our child processes.
+    pub processes: Vec<ProcessInfo>,
+    /// Throughput ratios.
+    pub ratios: Vec<Ratio>,
+    /// Added latency over direct gRPC.
+    pub added_latency: Vec<AddedLatency>,
+    /// The deep-pages measurement, with `--deep`.
+    pub deep: Option<DeepReport>,
+    /// Remarks (skipped rows...).
+    pub notes: Vec<String>,
+    /// Targets that could not be started.
+    pub failures: Vec<String>,
+}
+
+/// The throughput ratios reported: (numerator, denominator).
+const RATIOS: [(Role, Role); 4] = [
+    (Role::Gateway, Role::Ceiling),
+    (Role::Gateway, Role::Grpc),
+    (Role::InProcess, Role::Ceiling),
+    (Role::InProcess, Role::Grpc),
+];
+
+impl Report {
+    /// A report of `rows`, with the ratios computed.
+    pub fn new(run: RunInfo, rows: Vec<Row>) -> Self {
+        let (ratios, added_latency) = derive(&rows);
+        Self {
+            run,
+            rows,
+            processes: Vec::new(),
+            ratios,
+            added_latency,
+            deep: None,
+            notes: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Why the run should exit non-zero: targets that did not start, and rows in which no
+    /// request succeeded.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.failures.clone();
+        for row in self.rows.iter().filter(|r| r.requests == 0) {
+            problems.push(format!(
+                "{} {} c={}: no successful request ({})",
+                row.target,
+                row.scenario,
+                row.connections,
+                row.error.as_deref().unwrap_or("no request made")
+            ));
+        }
+        problems
+    }
+
+    /// Writes the report as pretty JSON.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).context("serializing the report")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The report as text tables.
+    pub fn render(&self) -> String {
+        // `writeln!` into a `String` cannot fail, hence the ignored results below.
+        let mut out = String::new();
+        let r = &self.run;
+        let _ = writeln!(
+            out,
+            "\nThroughput and latency (closed loop, loopback, {} CPUs; {} s measured after {} s warm-up at {} connections, {} s at 1 connection)",
+            r.cpus, r.seconds, r.warmup_seconds, r.connections, r.low_load_seconds
+        );
+        out.push_str(&self.rows_table());
+        if !self.processes.is_empty() {
+            out.push_str(
+                "\nProcesses (cold start = spawn to first ready answer; peak RSS = VmHWM)\n",
+            );
+            out.push_str(&self.process_table());
+        }
+        if !self.ratios.is_empty() {
+            out.push_str("\nThroughput ratios (requests/s of the first target over the second)\n");
+            out.push_str(&self.ratio_table());
+        }
+        if !self.added_latency.is_empty() {
+            out.push_str("\nLatency added over direct gRPC (REST path minus gRPC, same scenario and connections)\n");
+            out.push_str(&self.added_table());
+        }
+        if let Some(deep) = &self.deep {
+            out.push('\n');
+            out.push_str(&deep.render());
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        for failure in &self.failures {
+            let _ = writeln!(out, "FAILED: {failure}");
+        }
+        out
+    }
+
+    fn rows_table(&self) -> String {
+        let body: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let l = &row.latency;
+                vec![
+                    row.target.clone(),
+                    row.scenario.clone(),
+                    row.connections.to_string(),
+                    fmt_rate(row.requests_per_second),
+                    fmt_latency(l.p50_us),
+                    fmt_latency(l.p99_us),
+                    fmt_latency(l.p999_us),
+                    row.requests.to_string(),
+                    row.errors.to_string(),
+                ]
+            })
+            .collect();
+        render_table(
+            &[
+                "target", "scenario", "conns", "req/s", "p50", "p99", "p99.9", "requests", "errors",
+            ],
+            2,
+            &body,
+        )
+    }
+
+    fn process_table(&self) -> String {
+        let body: Vec<Vec<String>> = self
+            .processes
+            .iter()
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.pid.to_string(),
+                    fmt_latency(p.cold_start_ms * 1000.0),
+                    p.peak_rss_kib.map_or_else(|| "?".to_owned(), fmt_kib),
+                ]
+            })
+            .collect();
+        render_table(&["process", "pid", "cold start", "peak RSS"], 1, &body)
+    }
+
+    /// One line per scenario and concurrency, one column per ratio that has values.
+    fn ratio_table(&self) -> String {
+        let columns: Vec<(Role, Role)> = RATIOS
+            .into_iter()
+            .filter(|&(of, to)| self.ratios.iter().any(|r| (r.of, r.to) == (of, to)))
+            .collect();
+        let mut groups: Vec<(&str, usize)> = Vec::new();
+        for r in &self.ratios {
+            if !groups.contains(&(r.scenario.as_str(), r.connections)) {
+                groups.push((r.scenario.as_str(), r.connections));
+            }
+        }
+        let body: Vec<Vec<String>> = groups
+            .iter()
+            .map(|&(scenario, connections)| {
+                let mut line = vec![scenario.to_owned(), connections.to_string()];
+                line.extend(columns.iter().map(|&(of, to)| {
+                    self.ratios
+                        .iter()
+                        .find(|r| {
+                            (r.of, r.to) == (of, to)
+                                && r.scenario == scenario
+                                && r.connections == connections
+                        })
+                        .map_or_else(|| "-".to_owned(), |r| format!("{:.2}×", r.throughput))
+                }));
+                line
+            })
+            .collect();
+        let names: Vec<String> = columns
+            .iter()
+            .map(|(of, to)| format!("{}/{}", of.label(), to.label()))
+            .collect();
+        let mut header = vec!["scenario", "conns"];
+        header.extend(names.iter().map(String::as_str));
+        render_table(&header, 1, &body)
+    }
+
+    fn added_table(&self) -> String {
+        let body: Vec<Vec<String>> = self
+            .added_latency
+            .iter()
+            .map(|a| {
+                vec![
+                    a.target.label().to_owned(),
+                    a.scenario.clone(),
+                    a.connections.to_string(),
+                    fmt_signed_latency(a.p50_us),
+                    fmt_signed_latency(a.p99_us),
+                ]
+            })
+            .collect();
+        render_table(&["target", "scenario", "conns", "+p50", "+p99"], 2, &body)
+    }
+}
+
+/// Ratios and added latencies between the rows of the same scenario and concurrency.
+fn derive(rows: &[Row]) -> (Vec<Ratio>, Vec<AddedLatency>) {
+    let find = |role: Role, scenario: &str, connections: usize| {
+        rows.iter().find(|r| {
+            r.role == role
+                && r.scenario == scenario
+                && r.connections == connections
+                && r.requests > 0
+        })
+    };
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for row in rows {
+        if !groups.contains(&(row.scenario.as_str(), row.connections)) {
+            groups.push((row.scenario.as_str(), row.connections));
+        }
+    }
+    let mut ratios = Vec::new();
+    let mut added = Vec::new();
+    for &(scenario, connections) in &groups {
+        for (of, to) in RATIOS {
+            if let (Some(a), Some(b)) = (
+                find(of, scenario, connections),
+                find(to, scenario, connections),
+            ) && b.requests_per_second > 0.0
+            {
+                ratios.push(Ratio {
+                    scenario: scenario.to_owned(),
+                    connections,
+                    of,
+                    to,
+                    throughput: a.requests_per_second / b.requests_per_second,
+                });
+            }
+        }
+    }
+    for target in [Role::Gateway, Role::InProcess] {
+        for &(scenario, connections) in &groups {
+            if let (Some(a), Some(g)) = (
+                find(target, scenario, connections),
+                find(Role::Grpc, scenario, connections),
+            ) {
+                added.push(AddedLatency {
+                    target,
+                    scenario: scenario.to_owned(),
+                    connections,
+                    p50_us: a.latency.p50_us - g.latency.p50_us,
+                    p99_us: a.latency.p99_us - g.latency.p99_us,
+                });
+            }
+        }
+    }
+    (ratios, added)
+}
+
+/// A plain-text table: the first `left` columns left-aligned, the rest right-aligned.
+pub fn render_table(header: &[&str], left: usize, body: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in body {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.zip(&widths).enumerate() {
+            let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
+            if i > 0 {
+                text.push_str("  ");
+            }
+            if i < left {
+                text.push_str(cell);
+                text.push_str(&pad);
+            } else {
+                text.push_str(&pad);
+                text.push_str(cell);
+            }
+        }
+        text.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in body {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+/// A latency in µs, readably: `45.3 µs`, `812 µs`, `1.25 ms`, `2.10 s`.
+pub fn fmt_latency(us: f64) -> String {
+    let abs = us.abs();
+    if abs < 100.0 {
+        format!("{us:.1} µs")
+    } else if abs < 1000.0 {
+        format!("{us:.0} µs")
+    } else if abs < 1_000_000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.2} s", us / 1_000_000.0)
+    }
+}
+
+/// A latency difference with its sign: `+12.0 µs`, `-3.5 µs`.
+pub fn fmt_signed_latency(us: f64) -> String {
+    if us >= 0.0 {
+        format!("+{}", fmt_latency(us))
+    } else {
+        fmt_latency(us)
+    }
+}
+
+/// Requests per second with thousands separators: `12,345`.
+pub fn fmt_rate(per_second: f64) -> String {
+    let n = per_second.round().max(0.0) as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// KiB as MiB: `12.3 MiB`.
+pub fn fmt_kib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(role: Role, scenario: &str, connections: usize, rps: f64, p50: f64, p99: f64) -> Row {
+        Row {
+            target: role.label().to_owned(),
+            role,
+            scenario: scenario.to_owned(),
+            connections,
+            requests: 100,
+            errors: 0,
+            seconds: 1.0,
+            requests_per_second: rps,
+            latency: Summary {
+                count: 100,
+                p50_us: p50,
+                p99_us: p99,
+                ..Summary::default()
+            },
+            error: None,
+        }
+    }
+
+    #[test]
+    fn formats_numbers_readably() {
+        assert_eq!(fmt_latency(45.34), "45.3 µs");
+        assert_eq!(fmt_latency(812.4), "812 µs");
+        assert_eq!(fmt_latency(1250.0), "1.25 ms");
+        assert_eq!(fmt_latency(2_100_000.0), "2.10 s");
+        assert_eq!(fmt_signed_latency(12.0), "+12.0 µs");
+        assert_eq!(fmt_signed_latency(-3.5), "-3.5 µs");
+        assert_eq!(fmt_rate(1_234_567.4), "1,234,567");
+        assert_eq!(fmt_rate(999.0), "999");
+        assert_eq!(fmt_kib(2048), "2.0 MiB");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let body = vec![
+            vec!["gateway".to_owned(), "12,000".to_owned()],
+            vec!["ceiling".to_owned(), "9".to_owned()],
+        ];
+        let text = render_table(&["target", "req/s"], 1, &body);
+        assert_eq!(text, "target    req/s\ngateway  12,000\nceiling       9\n");
+    }
+
+    #[test]
+    fn ratios_and_added_latency_pair_rows_of_the_same_group() {
+        let rows = vec![
+            row(Role::Gateway, "list", 64, 5000.0, 300.0, 900.0),
+            row(Role::Grpc, "list", 64, 10_000.0, 200.0, 600.0),
+            row(Role::Ceiling, "list", 64, 20_000.0, 100.0, 300.0),
+            row(Role::Gateway, "list", 1, 2000.0, 90.0, 150.0),
+            row(Role::Grpc, "list", 1, 3000.0, 60.0, 100.0),
+        ];
+        let report = Report::new(
+            RunInfo {
+                seconds: 1.0,
+                warmup_seconds: 0.0,
+                connections: 64,
+                low_load_seconds: 0.5,
+                max_requests: 1,
+                articles: 1,
+                cpus: 2,
+            },
+            rows,
+        );
+        let gc = &report.ratios[0];
+        assert_eq!(
+            (gc.of, gc.to, gc.connections),
+            (Role::Gateway, Role::Ceiling, 64)
+        );
+        assert!((gc.throughput - 0.25).abs() < 1e-9);
+        assert_eq!(report.ratios.len(), 3, "{:?}", report.ratios);
+        assert_eq!(report.added_latency.len(), 2);
+        let low = &report.added_latency[1];
+        assert_eq!(low.connections, 1);
+        assert!((low.p50_us - 30.0).abs() < 1e-9 && (low.p99_us - 50.0).abs() < 1e-9);
+        assert!(report.problems().is_empty());
+        let text = report.render();
+        assert!(text.contains("gateway/ceiling"), "{text}");
+        assert!(text.contains("+100 µs"), "{text}");
+    }
+}

@@ -1,0 +1,198 @@
+//! REST in front of the real article service, three ways: the real binary's in-process mode
+//! (`articles-service serve --rest`), the gateway library over a channel, and the gateway with
+//! descriptors read by server reflection from the live service (the `google.api.http` rules
+//! must survive our reflection). Each time the JSON must equal what gRPC answers.
+//!
+//! These tests live here rather than in the gateway crate because the service depends on the
+//! gateway (for `--rest`); the gateway's own tests use a second, unrelated API.
+
+mod support;
+
+use std::time::Duration;
+
+use articles_gateway::{Backend, Gateway, descriptors, json::JsonOptions, rules::Bindings};
+use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use serde_json::{Value, json};
+use support::{Opts, ServiceProcess, TestDb, free_port, spawn_service};
+use tokio::{net::TcpListener, sync::oneshot};
+
+fn article_pool() -> DescriptorPool {
+    DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET).expect("embedded descriptors")
+}
+
+/// A generated message as the gateway writes it (default JSON options).
+fn as_json(name: &str, message: &impl Message) -> Value {
+    let desc = article_pool()
+        .get_message_by_name(name)
+        .expect("message in the pool");
+    let dynamic = DynamicMessage::decode(desc, message.encode_to_vec().as_slice()).expect("decode");
+    dynamic
+        .serialize_with_options(
+            serde_json::value::Serializer,
+            &JsonOptions::default().serialize_options(),
+        )
+        .expect("serialize")
+}
+
+async fn grpc_answers(url: &str) -> (Value, Value) {
+    let mut client =
+        articles_proto::article::v1::article_service_client::ArticleServiceClient::connect(
+            url.to_owned(),
+        )
+        .await
+        .expect("connect");
+    let list = client
+        .article_list(ArticleListRequest {
+            page: 2,
+            page_size: 5,
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    let detail = client
+        .article_detail(ArticleDetailRequest { pk: 3 })
+        .await
+        .expect("detail")
+        .into_inner();
+    (
+        as_json("article.v1.ArticleListResponse", &list),
+        as_json("article.v1.ArticleDetailResponse", &detail),
+    )
+}
+
+async fn get(url: String) -> (reqwest::StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("request");
+    let status = r.status();
+    (status, r.json().await.expect("JSON body"))
+}
+
+async fn assert_rest_equals_grpc(rest: &str, grpc: &str) {
+    let (list, detail) = grpc_answers(grpc).await;
+    assert_eq!(list["articles"].as_array().map(Vec::len), Some(5));
+    let (status, body) = get(format!("{rest}/articles?page=2&page_size=5")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, list);
+    let (status, body) = get(format!("{rest}/articles/3")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, detail);
+}
+
+/// Serves `router` on 127.0.0.1:0; dropping the sender stops it.
+async fn spawn_router(router: axum::Router) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(articles_gateway::serve(listener, router, async {
+        let _ = rx.await;
+    }));
+    (url, tx)
+}
+
+#[tokio::test]
+async fn serve_with_rest_answers_rest_and_grpc_from_one_process() {
+    let db = TestDb::sqlite();
+    let rest_port = free_port();
+    let rest_addr = format!("127.0.0.1:{rest_port}");
+    let service =
+        ServiceProcess::start(&db.url, &["--rest", &rest_addr, "--demo-articles", "12"]).await;
+    let rest = format!("http://{rest_addr}");
+    assert_rest_equals_grpc(&rest, &service.url()).await;
+
+    let (status, body) = get(format!("{rest}/articles/99999")).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({"code": 5, "message": "article 99999 not found", "details": []})
+    );
+    let (status, body) = get(format!("{rest}/articles?page=-1")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], 3);
+    let (status, _) = get(format!("{rest}/readyz")).await;
+    assert_eq!(status, 200);
+    let (status, spec) = get(format!("{rest}/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(spec["openapi"], "3.1.0");
+    let docs = reqwest::get(format!("{rest}/docs/")).await.expect("docs");
+    assert_eq!(docs.status(), 200);
+
+    // Writes over REST meet the service's token rule, forwarded from the Authorization header.
+    let client = reqwest::Client::new();
+    let post = |auth: Option<&str>| {
+        let mut req = client
+            .post(format!("{rest}/articles"))
+            .json(&json!({"title": "Over REST", "content": "In one process."}));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        req.send()
+    };
+    assert_eq!(post(None).await.expect("post").status(), 401);
+    assert_eq!(
+        post(Some("Bearer wrong")).await.expect("post").status(),
+        403
+    );
+    let created = post(Some(&format!("Bearer {}", support::TOKEN)))
+        .await
+        .expect("post");
+    assert_eq!(created.status(), 200);
+    let created: Value = created.json().await.expect("JSON");
+    assert_eq!(created["article"]["id"], 13);
+    assert_eq!(created["article"]["title"], "Over REST");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_over_a_channel_answers_exactly_what_grpc_answers() {
+    let db = TestDb::sqlite();
+    let service = spawn_service(&db, Opts::demo(12)).await;
+    let backend = Backend::connect_lazy(&service.url(), Duration::from_secs(1)).expect("backend");
+    let router = Gateway::builder()
+        .descriptors(article_pool())
+        .backend(backend)
+        .build()
+        .expect("gateway");
+    let (rest, _stop) = spawn_router(router).await;
+    assert_rest_equals_grpc(&rest, &service.url()).await;
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
+    let db = TestDb::sqlite();
+    let service = spawn_service(&db, Opts::demo(12)).await;
+    let backend = Backend::connect_lazy(&service.url(), Duration::from_secs(1)).expect("backend");
+    let pool = descriptors::from_reflection(&backend)
+        .await
+        .expect("reflection");
+    let routes: Vec<String> = Bindings::from_pool(&pool)
+        .bindings
+        .iter()
+        .map(|b| format!("{} {}", b.http_method, b.template))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "GET /articles",
+            "GET /articles/{pk}",
+            "POST /articles",
+            "PATCH /articles/{pk}",
+            "PUT /articles/{pk}",
+            "DELETE /articles/{pk}",
+        ]
+    );
+    let router = Gateway::builder()
+        .descriptors(pool)
+        .backend(backend)
+        .build()
+        .expect("gateway");
+    let (rest, _stop) = spawn_router(router).await;
+    assert_rest_equals_grpc(&rest, &service.url()).await;
+    service.stop().await;
+}
