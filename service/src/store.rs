@@ -17,7 +17,14 @@
 mod postgres;
 mod sqlite;
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use sqlx::{PgPool, SqlitePool};
 
@@ -127,6 +134,32 @@ pub enum SchemaState {
     Foreign,
 }
 
+/// Turns the rows of a page query (total, then the article's columns, all NULL on the one row
+/// of an empty page) into the page and the total.
+fn page_from_rows(
+    rows: Vec<(
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )>,
+) -> (Vec<Article>, i64) {
+    let total = rows.first().map_or(0, |row| row.0);
+    let articles = rows
+        .into_iter()
+        .filter_map(|(_, id, title, content, create_time)| {
+            Some(Article {
+                id: id?,
+                title: title?,
+                content: content?,
+                create_time: create_time?,
+            })
+        })
+        .collect();
+    (articles, total)
+}
+
 /// The occupancy of one connection pool, for monitoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -143,6 +176,9 @@ pub struct PoolStats {
 pub struct Store {
     backend: Backend,
     read: Option<Backend>,
+    /// Whether the schema has the article counter of migration 0002 (ours does, a foreign
+    /// one does not); until [`Store::prepare`] says so, `total` is counted.
+    has_stats: Arc<AtomicBool>,
 }
 
 #[derive(Clone, Debug)]
@@ -163,7 +199,11 @@ impl Store {
             Some(url) => Some(Backend::connect(&options.with_url(url)).await?),
             None => None,
         };
-        Ok(Self { backend, read })
+        Ok(Self {
+            backend,
+            read,
+            has_stats: Arc::default(),
+        })
     }
 
     /// Creates the pool without connecting: connections are opened on first use.
@@ -177,7 +217,11 @@ impl Store {
             Some(url) => Some(Backend::connect_lazy(&options.with_url(url))?),
             None => None,
         };
-        Ok(Self { backend, read })
+        Ok(Self {
+            backend,
+            read,
+            has_stats: Arc::default(),
+        })
     }
 
     /// The pool serving reads: the read pool when configured, else the primary.
@@ -195,6 +239,12 @@ impl Store {
             Backend::Sqlite(pool) => sqlite::prepare(pool, demo_articles).await?,
             Backend::Postgres(pool) => postgres::prepare(pool, demo_articles).await?,
         };
+        let has_stats = match (&state, &self.backend) {
+            (SchemaState::Foreign, _) => false,
+            (_, Backend::Sqlite(pool)) => sqlite::has_stats(pool).await?,
+            (_, Backend::Postgres(pool)) => postgres::has_stats(pool).await?,
+        };
+        self.has_stats.store(has_stats, Ordering::Relaxed);
         match state {
             SchemaState::Foreign => tracing::info!(
                 "table article_article exists without _sqlx_migrations (created by another \
@@ -240,9 +290,10 @@ impl Store {
     pub async fn list(&self, page: i64, page_size: i64) -> Result<(Vec<Article>, i64)> {
         let limit = page_size.max(1);
         let offset = (page.max(1) - 1).saturating_mul(limit);
+        let has_stats = self.has_stats.load(Ordering::Relaxed);
         match self.reader() {
-            Backend::Sqlite(pool) => sqlite::list(pool, limit, offset).await,
-            Backend::Postgres(pool) => postgres::list(pool, limit, offset).await,
+            Backend::Sqlite(pool) => sqlite::list(pool, limit, offset, has_stats).await,
+            Backend::Postgres(pool) => postgres::list(pool, limit, offset, has_stats).await,
         }
     }
 

@@ -487,7 +487,65 @@ async fn new_database_is_migrated_with_sqlx_bookkeeping(db: TestDb) {
     assert!(db.table_exists("_sqlx_migrations").await);
 }
 
+async fn total_follows_creates_deletes_and_raw_inserts(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(3)).await;
+    let mut client = server.client().await;
+    let total = |resp: tonic::Response<pb::ArticleListResponse>| resp.into_inner().total;
+    assert_eq!(
+        total(client.article_list(list(1, 2)).await.expect("list")),
+        3
+    );
+    let create = pb::CreateArticleRequest {
+        title: "Counted".into(),
+        content: "once".into(),
+    };
+    client
+        .create_article(authed(create, TOKEN))
+        .await
+        .expect("create");
+    client
+        .delete_article(authed(pb::DeleteArticleRequest { pk: 1 }, TOKEN))
+        .await
+        .expect("delete");
+    // Rows written behind the service's back (an import, an admin) are counted too.
+    db.exec(
+        "INSERT INTO article_article (title, content, create_time) \
+         VALUES ('raw', 'sql', '2024-01-01 00:00:00')",
+    )
+    .await;
+    let resp = client
+        .article_list(list(1, 2))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(resp.total, 4);
+    assert_eq!(
+        resp.articles.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert_eq!(resp.next_page, 2);
+    let last = client
+        .article_list(list(2, 2))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(
+        last.articles.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [4, 5]
+    );
+    assert_eq!((last.total, last.next_page), (4, 0));
+    let empty = client
+        .article_list(list(3, 2))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(empty.articles.is_empty());
+    assert_eq!((empty.total, empty.next_page), (4, 0));
+    server.stop().await;
+}
+
 backend_tests!(
+    total_follows_creates_deletes_and_raw_inserts,
     paging_page_2_of_size_5_returns_ids_6_to_10,
     paging_zero_means_first_page_of_ten,
     paging_clamps_page_size_to_100,

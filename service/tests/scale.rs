@@ -32,8 +32,8 @@ async fn four_services_starting_together_on_a_fresh_postgres_schema_migrate_and_
         futures::future::join_all((0..4).map(|_| ServiceProcess::start(&db.url, &flags))).await;
     assert_eq!(
         db.scalar("SELECT count(*) FROM _sqlx_migrations").await,
-        1,
-        "one migration row set"
+        2,
+        "each migration applied once"
     );
     assert_eq!(
         db.scalar("SELECT count(*) FROM article_article").await,

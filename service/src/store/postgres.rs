@@ -102,26 +102,57 @@ pub(super) async fn ping(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn list(pool: &PgPool, limit: i64, offset: i64) -> Result<(Vec<Article>, i64)> {
-    // One REPEATABLE READ snapshot so the count and the page agree.
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
+type PageRow = (
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The page and the total in one statement (one snapshot, one round trip); a single row of
+/// NULLs with the total when the page is empty.
+macro_rules! page_query {
+    ($total:literal) => {
+        concat!(
+            "SELECT s.total, a.id, a.title, a.content, a.create_time FROM (",
+            $total,
+            ") AS s LEFT JOIN (SELECT ",
+            columns!(),
+            " FROM article_article ORDER BY id LIMIT $1 OFFSET $2) AS a ON true ORDER BY a.id"
+        )
+    };
+}
+
+const PAGE_WITH_STATS: &str = page_query!("SELECT total FROM article_stats WHERE id = 1");
+const PAGE_WITH_COUNT: &str = page_query!("SELECT count(*) AS total FROM article_article");
+
+pub(super) async fn list(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+    has_stats: bool,
+) -> Result<(Vec<Article>, i64)> {
+    let sql = if has_stats {
+        PAGE_WITH_STATS
+    } else {
+        PAGE_WITH_COUNT
+    };
+    let rows: Vec<PageRow> = sqlx::query_as(sql)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
         .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM article_article")
-        .fetch_one(&mut *tx)
-        .await?;
-    let rows = sqlx::query_as::<_, Article>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM article_article ORDER BY id LIMIT $1 OFFSET $2"
-    ))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok((rows, total))
+    Ok(super::page_from_rows(rows))
+}
+
+/// Whether the counter table of migration 0002 exists (it does not in a foreign database).
+pub(super) async fn has_stats(pool: &PgPool) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT to_regclass('article_stats') IS NOT NULL")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 pub(super) async fn get(pool: &PgPool, id: i64) -> Result<Option<Article>> {
