@@ -134,17 +134,19 @@ pub enum SchemaState {
     Foreign,
 }
 
+/// A row of a page query: the total, then the article's columns (all NULL on the one row of
+/// an empty page).
+type PageRow = (
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// Turns the rows of a page query (total, then the article's columns, all NULL on the one row
 /// of an empty page) into the page and the total.
-fn page_from_rows(
-    rows: Vec<(
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )>,
-) -> (Vec<Article>, i64) {
+fn page_from_rows(rows: Vec<PageRow>) -> (Vec<Article>, i64) {
     let total = rows.first().map_or(0, |row| row.0);
     let articles = rows
         .into_iter()

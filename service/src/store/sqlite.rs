@@ -137,7 +137,7 @@ pub(super) async fn list(
     } else {
         PAGE_WITH_COUNT
     };
-    let rows: Vec<PageRow> = sqlx::query_as(sql)
+    let rows: Vec<super::PageRow> = sqlx::query_as(sql)
         .bind(limit)
         .bind(offset)
         .fetch_all(pool)

@@ -1,0 +1,557 @@
+//! Bad input against the real article service, over REST (through the real gateway, both on
+//! `127.0.0.1:0`) and over gRPC: every malformed or out-of-range request gets a 4xx in the
+//! gateway's JSON error shape (or the right gRPC code), never a 5xx, a panic or a hang, and
+//! writes nothing to the database, although the requests carry a valid write token.
+//! Valid but extreme values keep their meaning (page size 0: the default; huge: clamped).
+
+use std::{path::PathBuf, time::Duration};
+
+use articles_gateway::{Backend, Gateway, server::ServeOptions};
+use articles_proto::article::v1::{
+    ArticleDetailRequest, ArticleListRequest, CreateArticleRequest, DeleteArticleRequest,
+    UpdateArticleRequest, article_service_client::ArticleServiceClient,
+};
+use articles_service::{config::Cli, server::App};
+use clap::Parser as _;
+use reqwest::{Method, StatusCode};
+use sqlx::Connection as _;
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::{Code, transport::Channel};
+
+const TOKEN: &str = "faults-token-0123456789";
+/// Every request gets at most this long: a hang fails the test instead of stalling it.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEMO_ARTICLES: i64 = 12;
+
+/// The service (SQLite in a temp dir, demo articles, a write token) behind a gateway.
+struct Stack {
+    db: PathBuf,
+    grpc_url: String,
+    rest_url: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+async fn bind() -> (TcpListener, String) {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    match listener.local_addr() {
+        Ok(a) => (listener, format!("http://{a}")),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn spawn_stack() -> Stack {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("{e}"),
+    };
+    let db = dir.path().join("articles.db");
+    let cli = match Cli::try_parse_from([
+        "articles-service",
+        "--database-url",
+        &format!("sqlite://{}", db.display()),
+        "--demo-articles",
+        &DEMO_ARTICLES.to_string(),
+        "--api-token",
+        TOKEN,
+    ]) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let app = match App::open(&cli.serve).await {
+        Ok(a) => a,
+        Err(e) => panic!("opening the service: {e}"),
+    };
+    let (grpc_listener, grpc_url) = bind().await;
+    let (stop_grpc, grpc_stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let stopped = async {
+            let _ = grpc_stopped.await;
+        };
+        if let Err(e) = articles_service::server::serve(grpc_listener, app, stopped).await {
+            eprintln!("article service failed: {e}");
+        }
+    });
+
+    let pool = match prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let backend = match Backend::connect_lazy(&grpc_url, Duration::from_secs(1)) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    };
+    let router = match Gateway::builder().descriptors(pool).backend(backend).build() {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let (rest_listener, rest_url) = bind().await;
+    let (stop_rest, rest_stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let stopped = async {
+            let _ = rest_stopped.await;
+        };
+        let served = articles_gateway::serve_with(
+            rest_listener,
+            router,
+            stopped,
+            ServeOptions::default(),
+        )
+        .await;
+        if let Err(e) = served {
+            eprintln!("gateway failed: {e}");
+        }
+    });
+    let client = match reqwest::Client::builder().timeout(CLIENT_TIMEOUT).build() {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    Stack {
+        db,
+        grpc_url,
+        rest_url,
+        client,
+        _dir: dir,
+        _stop: vec![stop_grpc, stop_rest],
+    }
+}
+
+impl Stack {
+    /// Row count, highest id and total text length: any insert, update or delete changes it.
+    async fn fingerprint(&self) -> (i64, i64, i64) {
+        let url = format!("sqlite://{}", self.db.display());
+        let mut conn = match sqlx::SqliteConnection::connect(&url).await {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let row = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT count(*), coalesce(max(id), 0), \
+             coalesce(sum(length(title) + length(content)), 0) FROM article_article",
+        )
+        .fetch_one(&mut conn)
+        .await;
+        match row {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Sends `method path` (raw: not normalized beyond what `reqwest` does to a URL) with the
+    /// write token, an optional body and content type, and extra headers.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.rest_url))
+            .bearer_auth(TOKEN);
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        match request.send().await {
+            Ok(r) => r,
+            Err(e) => panic!("{method} {path}: no answer within {CLIENT_TIMEOUT:?}: {e}"),
+        }
+    }
+}
+
+/// What a bad request must get: this status, and the `{code, message, details}` shape with
+/// this gRPC code; the message must contain `mentions`.
+struct Expect {
+    status: u16,
+    code: i32,
+    mentions: &'static str,
+}
+
+const fn bad(mentions: &'static str) -> Expect {
+    Expect {
+        status: 400,
+        code: 3,
+        mentions,
+    }
+}
+
+async fn assert_rejected(stack: &Stack, what: &str, response: reqwest::Response, expect: &Expect) {
+    let status = response.status();
+    let text = match response.text().await {
+        Ok(t) => t,
+        Err(e) => panic!("{what}: reading the body: {e}"),
+    };
+    assert!(
+        status.is_client_error(),
+        "{what}: expected a 4xx, got {status}: {text}"
+    );
+    assert_eq!(status.as_u16(), expect.status, "{what}: {text}");
+    let body: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: the error body is not JSON ({e}): {text:?}"),
+    };
+    assert_eq!(body["code"], expect.code, "{what}: {body}");
+    assert!(body["details"].is_array(), "{what}: {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(expect.mentions),
+        "{what}: message {message:?} does not mention {:?}",
+        expect.mentions
+    );
+    let _ = stack;
+}
+
+fn nested(depth: usize, open: &str, close: &str, inner: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(depth * (open.len() + close.len()) + inner.len());
+    for _ in 0..depth {
+        out.push_str(open);
+    }
+    out.push_str(inner);
+    for _ in 0..depth {
+        out.push_str(close);
+    }
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn bad_rest_input_is_a_4xx_in_the_error_shape_and_writes_nothing() {
+    let stack = spawn_stack().await;
+    let before = stack.fingerprint().await;
+    assert_eq!(before.0, DEMO_ARTICLES);
+    let long_query = format!("page={}", "1".repeat(9 * 1024));
+    let long_title = "t".repeat(201);
+    let json = "application/json";
+
+    // (method, path, body, expectation)
+    let cases: Vec<(Method, String, Option<(&str, Vec<u8>)>, Expect)> = vec![
+        // Path numbers: not a number, overflowing, negative, zero, fractional, int32 edges.
+        (Method::GET, "/articles/abc".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/99999999999999999999".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/2147483648".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/4294967297".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/-1".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/-2147483649".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/0".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/1.5".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/1e3".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/%20".into(), None, bad("\"pk\"")),
+        (Method::GET, "/articles/%E2%91%A0".into(), None, bad("\"pk\"")),
+        (
+            Method::GET,
+            "/articles/2147483647".into(),
+            None,
+            Expect { status: 404, code: 5, mentions: "" },
+        ),
+        // Query numbers.
+        (Method::GET, "/articles?page=abc".into(), None, bad("\"page\"")),
+        (Method::GET, "/articles?page=-1".into(), None, bad("\"page\"")),
+        (Method::GET, "/articles?page_size=-5".into(), None, bad("\"page_size\"")),
+        (Method::GET, "/articles?pageSize=-5".into(), None, bad("\"page_size\"")),
+        (Method::GET, "/articles?page=2147483648".into(), None, bad("\"page\"")),
+        (Method::GET, "/articles?page=-2147483649".into(), None, bad("\"page\"")),
+        (Method::GET, "/articles?page_size=99999999999999999999999".into(), None, bad("\"page_size\"")),
+        (Method::GET, "/articles?page=".into(), None, bad("\"page\"")),
+        (Method::GET, "/articles?page=0x10".into(), None, bad("\"page\"")),
+        (Method::GET, "/articles?page=%E2%91%A0".into(), None, bad("\"page\"")),
+        // Unknown, repeated, unicode and malformed parameters; a too long query string.
+        (Method::GET, "/articles?nope=1".into(), None, bad("\"nope\"")),
+        (Method::GET, "/articles?t%C3%A9l%C3%A9=1".into(), None, bad("\"télé\"")),
+        (Method::GET, "/articles?page=1&page=2".into(), None, bad("repeated")),
+        (Method::GET, "/articles?page=%zz".into(), None, bad("percent-encoding")),
+        (Method::GET, "/articles?pa%ge=1".into(), None, bad("percent-encoding")),
+        (Method::GET, "/articles?page=%ff".into(), None, bad("not UTF-8")),
+        (Method::GET, "/articles/1?pk=2".into(), None, bad("already set by the path")),
+        (
+            Method::GET,
+            format!("/articles?{long_query}"),
+            None,
+            Expect { status: 414, code: 3, mentions: "8192" },
+        ),
+        // Malformed percent-encoding in the path.
+        (Method::GET, "/articles/%zz".into(), None, bad("percent-encoding")),
+        (Method::GET, "/articles/%ff".into(), None, bad("not UTF-8")),
+        // Unknown paths and methods.
+        (Method::GET, "/nope".into(), None, Expect { status: 404, code: 5, mentions: "/nope" }),
+        (Method::GET, "/articles/1/extra".into(), None, Expect { status: 404, code: 5, mentions: "" }),
+        (Method::GET, "/articles/".into(), None, Expect { status: 404, code: 5, mentions: "" }),
+        (Method::PUT, "/articles".into(), None, Expect { status: 405, code: 12, mentions: "PUT" }),
+        (Method::DELETE, "/articles".into(), None, Expect { status: 405, code: 12, mentions: "" }),
+        (Method::POST, "/articles/1".into(), None, Expect { status: 405, code: 12, mentions: "" }),
+        (
+            Method::from_bytes(b"PURGE").unwrap_or(Method::TRACE),
+            "/articles/1".into(),
+            None,
+            Expect { status: 405, code: 12, mentions: "" },
+        ),
+        // Write paths with bad ids.
+        (Method::DELETE, "/articles/0".into(), None, bad("\"pk\"")),
+        (Method::DELETE, "/articles/-7".into(), None, bad("\"pk\"")),
+        (Method::DELETE, "/articles/2147483648".into(), None, bad("\"pk\"")),
+        (
+            Method::DELETE,
+            "/articles/2147483647".into(),
+            None,
+            Expect { status: 404, code: 5, mentions: "" },
+        ),
+        (Method::PATCH, "/articles/abc".into(), Some((json, br#"{"title":"x"}"#.to_vec())), bad("\"pk\"")),
+        (Method::PUT, "/articles/0".into(), Some((json, br#"{"title":"x"}"#.to_vec())), bad("\"pk\"")),
+        // Bodies: invalid JSON, wrong shapes, unknown fields, rules broken.
+        (Method::POST, "/articles".into(), Some((json, b"{".to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, b"[]".to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, b"\"x\"".to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, b"null x".to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, b"{}".to_vec())), bad("\"title\"")),
+        (Method::POST, "/articles".into(), Some((json, br#"{"title":5,"content":"c"}"#.to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, br#"{"title":"t","content":"c","x":1}"#.to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, br#"{"title":"t","title":"u","content":"c"}"#.to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, br#"{"title":"","content":"c"}"#.to_vec())), bad("\"title\"")),
+        (Method::POST, "/articles".into(), Some((json, br#"{"title":"   ","content":"c"}"#.to_vec())), bad("title")),
+        (Method::POST, "/articles".into(), Some((json, br#"{"title":"t","content":""}"#.to_vec())), bad("\"content\"")),
+        (Method::POST, "/articles".into(), Some((json, br#"{"title":"\ud800","content":"c"}"#.to_vec())), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, b"{\"title\":\"\xff\",\"content\":\"c\"}".to_vec())), bad("invalid JSON")),
+        (
+            Method::POST,
+            "/articles".into(),
+            Some((json, format!(r#"{{"title":"{long_title}","content":"c"}}"#).into_bytes())),
+            bad("at most 200 characters"),
+        ),
+        (
+            Method::PATCH,
+            "/articles/1".into(),
+            Some((json, format!(r#"{{"title":"{long_title}"}}"#).into_bytes())),
+            bad("at most 200 characters"),
+        ),
+        (Method::PATCH, "/articles/1".into(), Some((json, br#"{"pk":2}"#.to_vec())), bad("invalid JSON")),
+        (Method::PATCH, "/articles/1".into(), Some((json, br#"{"content":""}"#.to_vec())), bad("\"content\"")),
+        // 10 000 levels of nesting: rejected, not a stack overflow.
+        (Method::POST, "/articles".into(), Some((json, nested(10_000, "[", "]", ""))), bad("invalid JSON")),
+        (Method::POST, "/articles".into(), Some((json, nested(10_000, "{\"a\":", "}", "1"))), bad("invalid JSON")),
+        (
+            Method::POST,
+            "/articles".into(),
+            Some((json, [b"{\"title\":".as_slice(), &nested(10_000, "[", "]", ""), b"}"].concat())),
+            bad("invalid JSON"),
+        ),
+        (
+            Method::POST,
+            "/articles".into(),
+            Some((json, [b"{\"title\":\"t\",\"content\":".as_slice(), &nested(10_000, "{\"a\":", "}", "1"), b"}"].concat())),
+            bad("invalid JSON"),
+        ),
+        // Too large, wrong content types.
+        (
+            Method::POST,
+            "/articles".into(),
+            Some((json, vec![b' '; 2 * 1024 * 1024])),
+            Expect { status: 413, code: 8, mentions: "limit" },
+        ),
+        (
+            Method::POST,
+            "/articles".into(),
+            Some(("text/plain", br#"{"title":"t","content":"c"}"#.to_vec())),
+            Expect { status: 415, code: 3, mentions: "text/plain" },
+        ),
+        (
+            Method::POST,
+            "/articles".into(),
+            Some(("application/x-www-form-urlencoded", b"title=t&content=c".to_vec())),
+            Expect { status: 415, code: 3, mentions: "form-urlencoded" },
+        ),
+    ];
+    for (method, path, body, expect) in cases {
+        let what = format!("{method} {}", truncated(&path));
+        let response = stack.send(method, &path, body, &[]).await;
+        assert_rejected(&stack, &what, response, &expect).await;
+    }
+
+    // Writes without the token: 401 (the service's answer), nothing written.
+    let response = match stack
+        .client
+        .post(format!("{}/articles", stack.rest_url))
+        .header("content-type", json)
+        .body(r#"{"title":"t","content":"c"}"#)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_rejected(
+        &stack,
+        "POST without a token",
+        response,
+        &Expect {
+            status: 401,
+            code: 16,
+            mentions: "",
+        },
+    )
+    .await;
+
+    // Oversized headers: hyper's own 431 (its body is empty), before any gateway code.
+    let response = stack
+        .send(
+            Method::GET,
+            "/articles",
+            None,
+            &[("x-padding", "p".repeat(100 * 1024))],
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+
+    assert_eq!(stack.fingerprint().await, before, "bad input changed the database");
+}
+
+fn truncated(path: &str) -> String {
+    if path.len() > 80 {
+        format!("{}... ({} bytes)", &path[..80], path.len())
+    } else {
+        path.to_owned()
+    }
+}
+
+#[tokio::test]
+async fn extreme_but_valid_rest_paging_keeps_its_meaning() {
+    let stack = spawn_stack().await;
+    let before = stack.fingerprint().await;
+    let page = |query: &'static str| {
+        let stack = &stack;
+        async move {
+            let response = stack
+                .send(Method::GET, &format!("/articles?{query}"), None, &[])
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            match response.json::<serde_json::Value>().await {
+                Ok(v) => v,
+                Err(e) => panic!("{query}: {e}"),
+            }
+        }
+    };
+    // 0 is the default of 10; a huge size is clamped to 100 (all 12 here).
+    let body = page("page_size=0").await;
+    assert_eq!(body["articles"].as_array().map(Vec::len), Some(10));
+    assert_eq!(body["next_page"], 2);
+    let body = page("page_size=2147483647").await;
+    assert_eq!(body["articles"].as_array().map(Vec::len), Some(12));
+    assert_eq!(body["total"], 12);
+    assert_eq!(body["next_page"], 0);
+    // The last int32 page: empty, no next page, no overflow.
+    let body = page("page=2147483647&page_size=2147483647").await;
+    assert_eq!(body["articles"], serde_json::json!([]));
+    assert_eq!(body["next_page"], 0);
+    let body = page("page=0&page_size=1").await;
+    assert_eq!(body["articles"][0]["id"], 1);
+    // Ignored-by-nobody, but empty pairs are skipped.
+    let body = page("&&page=1&").await;
+    assert_eq!(body["total"], 12);
+    assert_eq!(stack.fingerprint().await, before);
+}
+
+async fn grpc_client(stack: &Stack) -> ArticleServiceClient<Channel> {
+    match ArticleServiceClient::connect(stack.grpc_url.clone()).await {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CLIENT_TIMEOUT);
+    if let Ok(value) = format!("Bearer {TOKEN}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+#[tokio::test]
+async fn bad_grpc_input_gets_the_right_code_and_writes_nothing() {
+    let stack = spawn_stack().await;
+    let before = stack.fingerprint().await;
+    let mut client = grpc_client(&stack).await;
+
+    let list = |page, page_size| authorized(ArticleListRequest { page, page_size });
+    let code = |r: Result<_, tonic::Status>| r.err().map(|s| s.code());
+    assert_eq!(code(client.article_list(list(-1, 0)).await), Some(Code::InvalidArgument));
+    assert_eq!(code(client.article_list(list(0, -1)).await), Some(Code::InvalidArgument));
+    assert_eq!(
+        code(client.article_list(list(i32::MIN, i32::MIN)).await),
+        Some(Code::InvalidArgument)
+    );
+    for pk in [0, -1, i32::MIN] {
+        let detail = client
+            .article_detail(authorized(ArticleDetailRequest { pk }))
+            .await;
+        assert_eq!(code(detail), Some(Code::InvalidArgument), "detail {pk}");
+        let delete = client
+            .delete_article(authorized(DeleteArticleRequest { pk }))
+            .await;
+        assert_eq!(code(delete), Some(Code::InvalidArgument), "delete {pk}");
+        let update = client
+            .update_article(authorized(UpdateArticleRequest {
+                pk,
+                title: Some("t".into()),
+                content: None,
+            }))
+            .await;
+        assert_eq!(code(update), Some(Code::InvalidArgument), "update {pk}");
+    }
+    let detail = client
+        .article_detail(authorized(ArticleDetailRequest { pk: i32::MAX }))
+        .await;
+    assert_eq!(code(detail), Some(Code::NotFound));
+
+    for (title, content) in [
+        (String::new(), "c".to_owned()),
+        ("   ".to_owned(), "c".to_owned()),
+        ("t".repeat(201), "c".to_owned()),
+        ("é".repeat(201), "c".to_owned()),
+        ("t".to_owned(), String::new()),
+        ("t".to_owned(), " \n ".to_owned()),
+    ] {
+        let created = client
+            .create_article(authorized(CreateArticleRequest {
+                title: title.clone(),
+                content: content.clone(),
+            }))
+            .await;
+        assert_eq!(
+            code(created),
+            Some(Code::InvalidArgument),
+            "create {:?}/{content:?}",
+            truncated(&title)
+        );
+    }
+    let update = client
+        .update_article(authorized(UpdateArticleRequest {
+            pk: 1,
+            title: Some("t".repeat(201)),
+            content: None,
+        }))
+        .await;
+    assert_eq!(code(update), Some(Code::InvalidArgument));
+
+    // Valid extremes: huge pages are empty, huge sizes clamped.
+    let page = match client.article_list(list(i32::MAX, i32::MAX)).await {
+        Ok(r) => r.into_inner(),
+        Err(e) => panic!("{e}"),
+    };
+    assert!(page.articles.is_empty());
+    assert_eq!(page.next_page, 0);
+    let page = match client.article_list(list(1, i32::MAX)).await {
+        Ok(r) => r.into_inner(),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(page.articles.len(), 12);
+
+    assert_eq!(stack.fingerprint().await, before, "bad input changed the database");
+}
