@@ -102,14 +102,6 @@ pub(super) async fn ping(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-type PageRow = (
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
 /// The page and the total in one statement (one snapshot, one round trip); a single row of
 /// NULLs with the total when the page is empty.
 macro_rules! page_query {

@@ -97,16 +97,6 @@ pub(super) async fn ping(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
-/// One row per article of the page, each carrying the total; a single row of NULLs with the
-/// total when the page is empty. One statement, so one snapshot and one round trip.
-type PageRow = (
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
 /// The page: find the page's first id by stepping over the narrow `id` index (when the schema
 /// is ours; see migration 0002), then read `limit` rows from there by primary key.
 macro_rules! page_query {
