@@ -6,7 +6,7 @@
 //!
 //! Routing is one fallback handler that matches requests against the [`RouteTable`]: axum's
 //! path router cannot express `{name=shelves/*}`, `**` or `:verb`. The gateway's own paths
-//! (`/healthz`, `/readyz`, the OpenAPI routes) are ordinary axum routes, so they win over an
+//! (`/healthz`, `/readyz`, `/metrics`, the OpenAPI routes) are ordinary axum routes, so they win over an
 //! annotated route with the same path; such a collision is logged at start.
 
 use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration, time::Instant};
@@ -26,16 +26,19 @@ use tokio::sync::Semaphore;
 use tower_http::{
     compression::CompressionLayer,
     cors::{AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
 use crate::{
     backend::{self, Backend},
+    constraints::Constraints,
     error::Error,
     json::JsonOptions,
     metadata,
+    metrics::{Metrics, RouteSlot},
     openapi::{self, ApiInfo},
-    probes,
+    probes, request_id,
     routes::{Lookup, RouteTable},
     rules::{Bindings, BodyRule},
     template::split_request_path,
@@ -44,6 +47,8 @@ use crate::{
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// The default limit on a query string's length, in bytes as sent: 8 KiB.
+pub const DEFAULT_MAX_QUERY_LENGTH: usize = 8 * 1024;
 /// The default number of requests transcoded at once before new ones are shed.
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
 /// The default deadline of a call when the client sends no `Grpc-Timeout`.
@@ -87,6 +92,7 @@ pub struct GatewayBuilder {
     backend: Option<Backend>,
     json: JsonOptions,
     body_limit: usize,
+    max_query_length: usize,
     concurrency_limit: usize,
     timeout: Duration,
     ignored_query_params: HashSet<String>,
@@ -114,6 +120,7 @@ impl Default for GatewayBuilder {
             backend: None,
             json: JsonOptions::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            max_query_length: DEFAULT_MAX_QUERY_LENGTH,
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             timeout: DEFAULT_TIMEOUT,
             ignored_query_params: HashSet::new(),
@@ -150,6 +157,13 @@ impl GatewayBuilder {
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// The longest query string accepted, in bytes as sent; longer: 414.
+    #[must_use]
+    pub fn max_query_length(mut self, bytes: usize) -> Self {
+        self.max_query_length = bytes;
         self
     }
 
@@ -217,6 +231,7 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Router, BuildError> {
         let pool = self.pool.ok_or(BuildError::Missing("descriptors"))?;
         let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
+        let metrics = Metrics::new(&backend);
         let bindings = Bindings::from_pool(&pool);
         for skipped in &bindings.skipped {
             tracing::warn!(
@@ -249,6 +264,7 @@ impl GatewayBuilder {
             "routes built"
         );
 
+        let constraints = Arc::new(Constraints::from_pool(&pool));
         let shared = Arc::new(Shared {
             table,
             backend,
@@ -256,9 +272,11 @@ impl GatewayBuilder {
             serialize: self.json.serialize_options(),
             request: RequestOptions {
                 ignored_query_params: self.ignored_query_params,
+                constraints,
                 ..RequestOptions::default()
             },
             body_limit: self.body_limit,
+            max_query_length: self.max_query_length,
             timeout: self.timeout,
             permits: Semaphore::new(self.concurrency_limit),
         });
@@ -268,6 +286,7 @@ impl GatewayBuilder {
             .route("/readyz", get(probes::readyz).fallback(probes::get_only))
             .fallback(transcode_request)
             .with_state(shared);
+        router = router.merge(crate::metrics::router(metrics.clone()));
         if let Some(doc) = &docs {
             router = router.merge(openapi::docs_router(doc));
         }
@@ -277,7 +296,17 @@ impl GatewayBuilder {
         Ok(router
             .layer(CompressionLayer::new())
             .layer(cors_layer(&self.cors))
-            .layer(TraceLayer::new_for_http()))
+            .layer(TraceLayer::new_for_http().make_span_with(request_id::span::<Body>))
+            .layer(axum::middleware::from_fn_with_state(
+                metrics,
+                crate::metrics::track,
+            ))
+            // Outermost, so the span, the metadata and the response all see the id.
+            .layer(PropagateRequestIdLayer::new(request_id::X_REQUEST_ID))
+            .layer(SetRequestIdLayer::new(
+                request_id::X_REQUEST_ID,
+                MakeRequestUuid,
+            )))
     }
 }
 
@@ -290,6 +319,7 @@ pub(crate) struct Shared {
     serialize: SerializeOptions,
     request: RequestOptions,
     body_limit: usize,
+    max_query_length: usize,
     timeout: Duration,
     permits: Semaphore,
 }
@@ -374,6 +404,13 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         .try_acquire()
         .map_err(|_| Error::Overloaded)?;
     let (parts, body) = request.into_parts();
+    if let Some(query) = parts.uri.query()
+        && query.len() > shared.max_query_length
+    {
+        return Err(Error::UriTooLong {
+            limit: shared.max_query_length,
+        });
+    }
     let path = parts.uri.path();
     let (raw_segments, verb) = split_request_path(path, |v| shared.table.has_verb(v));
     let segments = raw_segments
@@ -392,6 +429,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         }
         Lookup::NotFound => return Err(Error::NotFound(path.to_owned())),
     };
+    RouteSlot::record(&parts.extensions, route.binding.method.full_name());
     let timeout = metadata::grpc_timeout(&parts.headers)?.unwrap_or(shared.timeout);
 
     let body = match route.binding.body {
@@ -422,7 +460,14 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     grpc_request.set_timeout(timeout);
 
     let started = Instant::now();
-    let call = shared.backend.unary(
+    // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
+    let send = if matches!(parts.method, Method::GET | Method::HEAD) {
+        Backend::unary_idempotent
+    } else {
+        Backend::unary
+    };
+    let call = send(
+        &shared.backend,
         route.grpc_path.clone(),
         grpc_request,
         route.binding.method.output(),

@@ -1,14 +1,25 @@
-//! The backend: one generic unary gRPC call over any tower service.
+//! The backend: one generic unary gRPC call over any tower service, to one server or to
+//! several replicas.
 //!
-//! A [`Backend`] is a boxed, cloneable gRPC transport. Built from a tonic [`Channel`] it is a
-//! pooled HTTP/2 connection to a remote server (connected lazily, so the gateway starts while
-//! the backend is down); built from any other service (for example the server's own tonic
-//! `Routes`) it calls the gRPC service in memory, with no socket. The codec is
-//! [`DynamicCodec`], so no method needs generated client code.
+//! A [`Backend`] is a cloneable gRPC transport. Built from a tonic [`Channel`] it is a pooled
+//! HTTP/2 connection to a remote server (connected lazily, so the gateway starts while the
+//! backend is down); built from any other service (for example the server's own tonic
+//! `Routes`) it calls the gRPC service in memory, with no socket. Built with
+//! [`Backend::balanced`] it spreads calls over several replicas ([`balance`]), leaves out those
+//! whose `grpc.health.v1` check does not answer SERVING ([`health`]), and sends an idempotent
+//! call that failed with `UNAVAILABLE` again to another replica ([`Backend::unary_idempotent`]).
+//! The codec is [`DynamicCodec`], so no method needs generated client code.
 
+mod balance;
 mod codec;
+mod health;
+mod tls;
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -17,7 +28,7 @@ use http::uri::PathAndQuery;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
 use tonic::{
-    Status,
+    Code, Status,
     transport::{Channel, Endpoint},
 };
 use tonic_health::pb::{
@@ -25,9 +36,12 @@ use tonic_health::pb::{
 };
 use tower::util::BoxCloneSyncService;
 
+pub use balance::{BalanceOptions, ReplicaStatus};
 pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder};
+pub use tls::BackendTls;
 
 use crate::error::{BackendError, Error};
+use balance::Balancer;
 
 /// A boxed error, as tonic's transport traits use it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,12 +61,27 @@ pub type GrpcService = BoxCloneSyncService<
 /// Where gRPC calls go.
 #[derive(Clone)]
 pub struct Backend {
-    service: GrpcService,
+    inner: Inner,
+}
+
+/// One transport, or several balanced replicas.
+#[derive(Clone)]
+enum Inner {
+    /// A channel or an in-memory service: every call goes there, no health watching.
+    Single(GrpcService),
+    /// Several replicas, health-checked and balanced.
+    Balanced(Arc<Balancer>),
 }
 
 impl fmt::Debug for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Backend").finish_non_exhaustive()
+        match &self.inner {
+            Inner::Single(_) => f.debug_struct("Backend").finish_non_exhaustive(),
+            Inner::Balanced(balancer) => f
+                .debug_struct("Backend")
+                .field("replicas", &balancer.uris())
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -68,11 +97,27 @@ impl Backend {
     /// # Errors
     /// When `uri` is not a valid URI.
     pub fn connect_lazy(uri: &str, connect_timeout: Duration) -> Result<Self, Error> {
-        let endpoint = Endpoint::from_shared(uri.to_owned())
-            .map_err(|e| Error::InvalidArgument(format!("invalid backend URI {uri:?}: {e}")))?
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true);
-        Ok(Self::from_channel(endpoint.connect_lazy()))
+        Ok(Self::from_channel(
+            endpoint(uri, connect_timeout, None)?.connect_lazy(),
+        ))
+    }
+
+    /// Several replicas of one gRPC server (`http://host:port` or `https://host:port` each),
+    /// lazily connected, balanced and health-checked as [`BalanceOptions`] say.
+    ///
+    /// Each replica has a background health watcher that asks its `grpc.health.v1.Health/Check`
+    /// every `health_interval`; a replica counts as up only while the answer is SERVING, so
+    /// until its first check it gets no calls (await [`Backend::health_checked`] to know the
+    /// first round is done). The watchers stop when the last clone of the backend is dropped.
+    ///
+    /// # Errors
+    /// When `uris` is empty or one is invalid, when the TLS options cannot be loaded, or when
+    /// called outside a Tokio runtime (the watchers are spawned on it).
+    pub fn balanced<S: AsRef<str>>(uris: &[S], options: &BalanceOptions) -> Result<Self, Error> {
+        let balancer = Balancer::start(uris, options)?;
+        Ok(Self {
+            inner: Inner::Balanced(Arc::new(balancer)),
+        })
     }
 
     /// A backend that is any HTTP/2 gRPC service, such as tonic's `Routes` for in-process
@@ -89,54 +134,193 @@ impl Backend {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let service = tower::ServiceBuilder::new()
-            .map_err(|e: S::Error| transport_status(e.into()))
-            .map_response(|r: http::Response<B>| r.map(tonic::body::Body::new))
-            .service(service);
         Self {
-            service: BoxCloneSyncService::new(service),
+            inner: Inner::Single(box_service(service, transport_status)),
         }
     }
 
-    /// The boxed transport, for other generated clients (reflection, health).
+    /// The boxed transport, for other generated clients (reflection, health). Over several
+    /// replicas, each call goes to one healthy replica (without retries).
     pub fn grpc_service(&self) -> GrpcService {
-        self.service.clone()
+        match &self.inner {
+            Inner::Single(service) => service.clone(),
+            Inner::Balanced(balancer) => balancer.grpc_service(),
+        }
+    }
+
+    /// Each replica as a backend of its own, in the order given (a single transport: itself).
+    /// For calls that must reach one server in particular, such as reading descriptors by
+    /// reflection from the first replica that answers.
+    pub fn replicas(&self) -> Vec<Backend> {
+        match &self.inner {
+            Inner::Single(_) => vec![self.clone()],
+            Inner::Balanced(balancer) => balancer
+                .replica_services()
+                .into_iter()
+                .map(|service| Backend {
+                    inner: Inner::Single(service),
+                })
+                .collect(),
+        }
+    }
+
+    /// The state of each replica (empty for a single transport, which is not health-checked).
+    pub fn replica_statuses(&self) -> Vec<ReplicaStatus> {
+        match &self.inner {
+            Inner::Single(_) => Vec::new(),
+            Inner::Balanced(balancer) => balancer.statuses(),
+        }
+    }
+
+    /// How many calls were sent again to another replica after failing with `UNAVAILABLE`.
+    pub fn retries(&self) -> u64 {
+        match &self.inner {
+            Inner::Single(_) => 0,
+            Inner::Balanced(balancer) => balancer.retries(),
+        }
+    }
+
+    /// Completes once every replica has had its first health check (at once for a single
+    /// transport). Each check is bounded by its timeout, so this completes in bounded time.
+    pub fn health_checked(&self) -> BoxFuture<'static, ()> {
+        match &self.inner {
+            Inner::Single(_) => Box::pin(std::future::ready(())),
+            Inner::Balanced(balancer) => balancer.first_round(),
+        }
     }
 
     /// Calls the unary method at `path` (`/package.Service/Method`), decoding the answer as
-    /// `output`. Fails with the status the backend answered, or one tonic made from a
-    /// transport failure.
+    /// `output`, once. Fails with the status the backend answered, or one made from a
+    /// transport failure (`UNAVAILABLE` at once when no replica is up).
     pub fn unary(
         &self,
         path: PathAndQuery,
         request: tonic::Request<DynamicMessage>,
         output: MessageDescriptor,
     ) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
-        let mut grpc = tonic::client::Grpc::new(self.service.clone());
-        // Boxed as `Send` here, where the service type is concrete: left to inference inside
-        // axum's handler bounds, rustc fails to prove the future `Send` (a higher-ranked
-        // lifetime limitation with `dyn Error` conversions).
-        Box::pin(async move {
-            grpc.ready().await.map_err(|e| transport_status(e.into()))?;
-            grpc.unary(request, path, DynamicCodec::new(output)).await
-        })
+        match &self.inner {
+            Inner::Single(service) => unary_on(service.clone(), path, request, output),
+            Inner::Balanced(balancer) => balancer.clone().unary(path, request, output, false),
+        }
+    }
+
+    /// Like [`Backend::unary`], for a call that is safe to send twice (it backs a GET or HEAD).
+    ///
+    /// Over several replicas, a call failing with `UNAVAILABLE` is sent again to another
+    /// healthy replica, at most once per replica and while the request's `grpc-timeout`
+    /// leaves time. Both kinds of `UNAVAILABLE` are retried: a transport failure (connection
+    /// refused or reset, the replica died mid-call, whether or not it had processed the call),
+    /// and one the replica answered itself (for example its database pool is exhausted),
+    /// because another replica may well succeed and the call has no effect to repeat.
+    pub fn unary_idempotent(
+        &self,
+        path: PathAndQuery,
+        request: tonic::Request<DynamicMessage>,
+        output: MessageDescriptor,
+    ) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
+        match &self.inner {
+            Inner::Single(service) => unary_on(service.clone(), path, request, output),
+            Inner::Balanced(balancer) => balancer.clone().unary(path, request, output, true),
+        }
     }
 
     /// Asks the backend's `grpc.health.v1.Health/Check` about the whole server.
     ///
+    /// Over several replicas, answers from the watchers' last checks: SERVING while any replica
+    /// is up, else NOT_SERVING.
+    ///
     /// Fails with the status of the call (including `UNIMPLEMENTED` when the backend has no
     /// health service).
     pub fn health(&self) -> BoxFuture<'static, Result<ServingStatus, Status>> {
-        let mut client = HealthClient::new(self.service.clone());
-        Box::pin(async move {
-            let response = client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await?;
-            Ok(response.into_inner().status())
-        })
+        let service = match &self.inner {
+            Inner::Single(service) => service.clone(),
+            Inner::Balanced(balancer) => {
+                let status = if balancer.any_up() {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                return Box::pin(std::future::ready(Ok(status)));
+            }
+        };
+        Box::pin(check_health(service, String::new()))
     }
+}
+
+/// A lazily connectable endpoint for `uri`, with TLS for `https://` URIs.
+fn endpoint(
+    uri: &str,
+    connect_timeout: Duration,
+    tls: Option<&BackendTls>,
+) -> Result<Endpoint, Error> {
+    let endpoint = Endpoint::from_shared(uri.to_owned())
+        .map_err(|e| Error::InvalidArgument(format!("invalid backend URI {uri:?}: {e}")))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true);
+    tls::configure(endpoint, uri, tls)
+}
+
+/// Boxes `service`, turning its transport errors into statuses with `on_error`.
+fn box_service<S, B, F>(service: S, on_error: F) -> GrpcService
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    F: Fn(BoxError) -> Status + Clone + Send + Sync + 'static,
+{
+    let service = tower::ServiceBuilder::new()
+        .map_err(move |e: S::Error| on_error(e.into()))
+        .map_response(|r: http::Response<B>| r.map(tonic::body::Body::new))
+        .service(service);
+    BoxCloneSyncService::new(service)
+}
+
+/// One unary call on one transport.
+fn unary_on(
+    service: GrpcService,
+    path: PathAndQuery,
+    request: tonic::Request<DynamicMessage>,
+    output: MessageDescriptor,
+) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
+    let mut grpc = tonic::client::Grpc::new(service);
+    // Boxed as `Send` here, where the service type is concrete: left to inference inside
+    // axum's handler bounds, rustc fails to prove the future `Send` (a higher-ranked
+    // lifetime limitation with `dyn Error` conversions).
+    Box::pin(async move {
+        grpc.ready().await.map_err(|e| transport_status(e.into()))?;
+        grpc.unary(request, path, DynamicCodec::new(output)).await
+    })
+}
+
+/// `grpc.health.v1.Health/Check` for `service` (`""`: the whole server).
+async fn check_health(transport: GrpcService, service: String) -> Result<ServingStatus, Status> {
+    let response = HealthClient::new(transport)
+        .check(HealthCheckRequest { service })
+        .await?;
+    Ok(response.into_inner().status())
+}
+
+/// The request's deadline as `grpc-timeout` metadata carries it, for retries to shorten.
+fn request_timeout(request: &tonic::Request<DynamicMessage>) -> Option<Duration> {
+    crate::metadata::grpc_timeout(&request.metadata().clone().into_headers())
+        .ok()
+        .flatten()
+}
+
+/// Whether a failed call is worth sending to another replica when it is idempotent.
+fn retryable(status: &Status) -> bool {
+    status.code() == Code::Unavailable
+}
+
+/// When a retry must give up: the time left of the request's deadline, measured from `started`.
+fn remaining(timeout: Option<Duration>, started: Instant) -> Option<Duration> {
+    timeout.map(|t| t.saturating_sub(started.elapsed()))
 }
 
 /// A transport failure as a status: the code tonic would pick (`UNAVAILABLE` for a refused

@@ -6,8 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    app::{DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT},
+    app::{DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_QUERY_LENGTH},
     json::{JsonNames, JsonOptions},
+    server::DEFAULT_MAX_HEADER_BYTES,
 };
 
 /// Serves a gRPC API as REST/JSON, routed by the `google.api.http` annotations of its
@@ -51,16 +52,35 @@ pub struct ServeArgs {
     /// Which API and how it is written.
     #[command(flatten)]
     pub api: ApiArgs,
-    /// The deadline of a call when the client sends no `Grpc-Timeout` (`30s`, `500ms`, `2m`).
+    /// The deadline of a call when the client sends no `Grpc-Timeout` (`30s`, `500ms`, `2m`;
+    /// default 30s). Past it: 504 with code 4 DEADLINE_EXCEEDED. At shutdown, in-flight requests
+    /// get this long (plus 1s) to finish.
     #[arg(long, env = "ARTICLES_GATEWAY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// How long a connection attempt to the backend may take before calls fail with 503.
     #[arg(long, env = "ARTICLES_GATEWAY_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// The largest request body accepted, in bytes (larger: 413).
+    /// How often each backend's `grpc.health.v1` check is asked; a backend not answering
+    /// SERVING gets no calls until it does again.
+    #[arg(long, env = "ARTICLES_GATEWAY_HEALTH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+    /// The service name the backends' health check asks about (empty: the whole server).
+    #[arg(long, env = "ARTICLES_GATEWAY_HEALTH_SERVICE", default_value = "")]
+    pub health_service: String,
+    /// The largest request body accepted, in bytes (default 1 MiB; larger: 413 with code 8
+    /// RESOURCE_EXHAUSTED).
     #[arg(long, env = "ARTICLES_GATEWAY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
-    /// How many requests are transcoded at once; more are answered 503 at once.
+    /// The longest query string accepted, in bytes as sent (default 8 KiB; longer: 414 with
+    /// code 3 INVALID_ARGUMENT).
+    #[arg(long, env = "ARTICLES_GATEWAY_MAX_QUERY_LENGTH", default_value_t = DEFAULT_MAX_QUERY_LENGTH)]
+    pub max_query_length: usize,
+    /// The largest request head (request line and headers) accepted, in bytes (default 64 KiB;
+    /// at least 8 KiB over HTTP/1). Larger: hyper's own 431, with an empty body.
+    #[arg(long, env = "ARTICLES_GATEWAY_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
+    /// How many requests are transcoded at once (default 1024); more are answered 503 with
+    /// code 14 UNAVAILABLE at once, not queued.
     #[arg(long, env = "ARTICLES_GATEWAY_CONCURRENCY_LIMIT", default_value_t = DEFAULT_CONCURRENCY_LIMIT)]
     pub concurrency_limit: usize,
     /// An origin allowed to call from a browser (repeatable). None given: any origin, without
@@ -83,13 +103,19 @@ pub struct ServeArgs {
 /// Which API the gateway serves, and how JSON is written.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// The gRPC backend.
+    /// A gRPC backend replica, `http://HOST:PORT` or `https://HOST:PORT` (repeatable; calls
+    /// are balanced over the healthy ones).
     #[arg(
-        long,
+        long = "backend",
         env = "ARTICLES_GATEWAY_BACKEND",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50051"
     )]
-    pub backend: String,
+    pub backends: Vec<String>,
+    /// A PEM file of CA certificates to trust for `https://` backends, besides the webpki
+    /// (Mozilla) roots.
+    #[arg(long, env = "ARTICLES_GATEWAY_BACKEND_CA")]
+    pub backend_ca: Option<PathBuf>,
     /// Read the descriptors from this encoded FileDescriptorSet instead of the embedded
     /// article contract (`protoc --include_imports --descriptor_set_out`, `buf build -o`).
     #[arg(

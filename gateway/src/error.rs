@@ -37,6 +37,18 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The query string is longer than the configured limit.
+    #[error("the query string is longer than the limit of {limit} bytes")]
+    UriTooLong {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The request line and headers together are larger than the configured limit.
+    #[error("the request headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The deadline (`Grpc-Timeout` or the default timeout) passed before the backend answered.
     #[error("the deadline expired before the backend answered")]
     DeadlineExceeded,
@@ -98,8 +110,8 @@ struct ErrorBody<'a> {
 impl Error {
     /// The gRPC code this error carries, and the HTTP status answered.
     ///
-    /// Gateway-raised errors take the nearest gRPC code; four of them answer a more precise
-    /// HTTP status than the table gives for that code (405, 413, 415 are what HTTP clients and
+    /// Gateway-raised errors take the nearest gRPC code; some answer a more precise HTTP status
+    /// than the table gives for that code (405, 413, 414, 415, 431 are what HTTP clients and
     /// proxies act on).
     fn code_and_status(&self) -> (Code, StatusCode) {
         let code = match self {
@@ -113,6 +125,15 @@ impl Error {
             }
             Self::PayloadTooLarge { .. } => {
                 return (Code::ResourceExhausted, StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            Self::UriTooLong { .. } => {
+                return (Code::InvalidArgument, StatusCode::URI_TOO_LONG);
+            }
+            Self::HeadersTooLarge { .. } => {
+                return (
+                    Code::InvalidArgument,
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                );
             }
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Overloaded | Self::Unavailable(_) => Code::Unavailable,

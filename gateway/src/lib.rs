@@ -9,18 +9,22 @@
 //! Modules: [`template`] (path templates), [`rules`] (bindings read from descriptors),
 //! [`routes`] (the route table and matching), [`transcode`] (HTTP <-> messages), [`backend`]
 //! (the generic call), [`metadata`] (headers <-> metadata), [`error`] (the one error type and
-//! its HTTP mapping), [`json`] (output options), [`descriptors`] (loading), [`config`] (the
+//! its HTTP mapping), [`constraints`] (field rules from the descriptors, checked and documented),
+//! [`json`] (output options), [`descriptors`] (loading), [`config`] (the
 //! command line).
 
 pub mod app;
 pub mod backend;
 pub mod config;
+pub mod constraints;
 pub mod descriptors;
 pub mod error;
 pub mod json;
 pub mod metadata;
+pub mod metrics;
 pub mod openapi;
 mod probes;
+pub mod request_id;
 pub mod routes;
 pub mod rules;
 pub mod server;
@@ -28,6 +32,6 @@ pub mod template;
 pub mod transcode;
 
 pub use app::{BuildError, CorsOrigins, Gateway, GatewayBuilder};
-pub use backend::Backend;
+pub use backend::{Backend, BalanceOptions};
 pub use error::Error;
 pub use server::{run, serve};

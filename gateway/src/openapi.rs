@@ -111,6 +111,11 @@ const ERRORS: &[ErrorResponse] = &[
         description: "The request body is larger than the gateway accepts.",
     },
     ErrorResponse {
+        status: "414",
+        component: "UriTooLong",
+        description: "The query string is longer than the gateway accepts (INVALID_ARGUMENT).",
+    },
+    ErrorResponse {
         status: "415",
         component: "UnsupportedMediaType",
         description: "The request body is not `application/json`.",

@@ -17,7 +17,8 @@ use crate::{app::Shared, error::Error};
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Paths the gateway serves itself; they win over an annotated route with the same path.
-pub(crate) const GATEWAY_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
+pub(crate) const GATEWAY_PATHS: &[&str] =
+    &["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
 
 /// `GET /healthz`: 200 `{"status":"ok"}` while the process runs.
 pub(crate) async fn healthz() -> Response {

@@ -1,7 +1,9 @@
 //! Running the gateway: binding, serving with graceful shutdown, and the `run` entry point the
-//! binary calls.
+//! binary calls. Connections themselves (hyper settings, limits, drain) are [`connections`].
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+mod connections;
+
+use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -11,15 +13,18 @@ use tokio::net::TcpListener;
 
 use crate::{
     app::{CorsOrigins, Gateway, generic_info},
-    backend::Backend,
+    backend::{Backend, BackendTls, BalanceOptions},
     config::{ApiArgs, Cli, Command, ServeArgs},
     descriptors,
     openapi::{self, ApiInfo},
     rules::Bindings,
 };
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests.
-/// Each request carries the peer address (for `X-Forwarded-For`).
+pub use connections::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, ServeOptions, serve_with};
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests,
+/// with the default [`ServeOptions`]. Each request carries the peer address (for
+/// `X-Forwarded-For`).
 ///
 /// # Errors
 /// An I/O error of the listener.
@@ -28,12 +33,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, shutdown, ServeOptions::default()).await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
@@ -65,12 +65,16 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Installs the `tracing` subscriber: `RUST_LOG` filters (default `info`).
+/// Installs the `tracing` subscriber: `RUST_LOG` filters (default `info`). Logs go to stderr, so
+/// `openapi`'s stdout is the document alone.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A second initialisation (tests, embedding) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs the command line: `serve` (the default) or `openapi`.
@@ -86,14 +90,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let backend = Backend::connect_lazy(&args.api.backend, args.connect_timeout)?;
+    let backend = Backend::balanced(&args.api.backends, &balance_options(&args)?)?;
+    // Each replica's first health check is bounded by its timeout; waiting for them means the
+    // first requests are not refused for want of a check.
+    backend.health_checked().await;
     let pool = load_descriptors(&args.api, &backend).await?;
     let router = router(&args, pool, backend)?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, backend = args.api.backend, "gateway listening");
-    serve(listener, router, shutdown_signal()).await?;
+    tracing::info!(listen = %listener.local_addr()?, backends = ?args.api.backends, "gateway listening");
+    let options = ServeOptions {
+        max_header_bytes: args.max_header_bytes,
+        // A call in flight at shutdown gets its whole deadline, and a moment to answer.
+        drain_timeout: args.timeout.saturating_add(Duration::from_secs(1)),
+    };
+    serve_with(listener, router, shutdown_signal(), options).await?;
     Ok(())
 }
 
@@ -121,6 +133,7 @@ pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyho
         .backend(backend)
         .json(args.api.json_options())
         .body_limit(args.body_limit)
+        .max_query_length(args.max_query_length)
         .concurrency_limit(args.concurrency_limit)
         .timeout(args.timeout)
         .cors(cors);
@@ -138,19 +151,77 @@ pub async fn load_descriptors(api: &ApiArgs, backend: &Backend) -> anyhow::Resul
     let pool = if let Some(path) = &api.descriptor_set {
         descriptors::from_file(path)?
     } else if api.reflect {
-        descriptors::from_reflection(backend)
-            .await
-            .with_context(|| format!("reading descriptors from {} by reflection", api.backend))?
+        reflect_first(api, backend).await?
     } else {
         descriptors::embedded()?
     };
     Ok(pool)
 }
 
+/// How long reading descriptors by reflection from one replica may take.
+const REFLECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The balancing and health options of `serve`.
+///
+/// # Errors
+/// When the `--backend-ca` file cannot be read.
+pub fn balance_options(args: &ServeArgs) -> anyhow::Result<BalanceOptions> {
+    Ok(BalanceOptions {
+        connect_timeout: args.connect_timeout,
+        health_interval: args.health_interval,
+        health_service: args.health_service.clone(),
+        tls: backend_tls(&args.api)?,
+    })
+}
+
+fn backend_tls(api: &ApiArgs) -> anyhow::Result<Option<BackendTls>> {
+    Ok(match &api.backend_ca {
+        Some(path) => Some(BackendTls::from_ca_file(path)?),
+        None => None,
+    })
+}
+
+/// Reads the descriptors by reflection from the first replica that answers, in order.
+async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<DescriptorPool> {
+    let replicas = backend.replicas();
+    let mut failures = Vec::with_capacity(replicas.len());
+    for (index, replica) in replicas.iter().enumerate() {
+        let name = api
+            .backends
+            .get(index)
+            .map_or_else(|| format!("backend #{index}"), Clone::clone);
+        let error =
+            match tokio::time::timeout(REFLECTION_TIMEOUT, descriptors::from_reflection(replica))
+                .await
+            {
+                Ok(Ok(pool)) => {
+                    tracing::info!(backend = name, "descriptors read by reflection");
+                    return Ok(pool);
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {REFLECTION_TIMEOUT:?}"),
+            };
+        tracing::warn!(
+            backend = name,
+            error,
+            "reflection failed; trying the next backend"
+        );
+        failures.push(format!("{name}: {error}"));
+    }
+    anyhow::bail!(
+        "reading descriptors by reflection failed on every backend: {}",
+        failures.join("; ")
+    )
+}
+
 /// Prints the OpenAPI document of the API the flags choose, exactly as `/openapi.json`
 /// serves it.
 async fn run_openapi(args: &ApiArgs) -> anyhow::Result<()> {
-    let backend = Backend::connect_lazy(&args.backend, Duration::from_secs(1))?;
+    let options = BalanceOptions {
+        tls: backend_tls(args)?,
+        ..BalanceOptions::default()
+    };
+    let backend = Backend::balanced(&args.backends, &options)?;
     let pool = load_descriptors(args, &backend).await?;
     let bindings = Bindings::from_pool(&pool);
     let doc = openapi::document(&bindings, &args.json_options(), api_info(args, &bindings));

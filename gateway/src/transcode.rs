@@ -8,9 +8,10 @@
 
 mod decode;
 mod response;
+mod unique_keys;
 mod value;
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use http::HeaderValue;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, Value};
@@ -19,6 +20,7 @@ pub use decode::{DecodeError, path_segment};
 pub use response::to_json;
 
 use crate::{
+    constraints::Constraints,
     error::Error,
     rules::{Binding, BodyRule},
 };
@@ -30,6 +32,8 @@ pub struct RequestOptions {
     pub ignored_query_params: HashSet<String>,
     /// How JSON bodies are read: unknown fields are an error.
     pub deserialize: DeserializeOptions,
+    /// The field rules a request message must meet (none by default).
+    pub constraints: Arc<Constraints>,
 }
 
 impl Default for RequestOptions {
@@ -37,6 +41,7 @@ impl Default for RequestOptions {
         Self {
             ignored_query_params: HashSet::new(),
             deserialize: DeserializeOptions::new().deny_unknown_fields(true),
+            constraints: Arc::default(),
         }
     }
 }
@@ -61,10 +66,11 @@ pub fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), Erro
 }
 
 /// Builds the request message of `binding` from the captured path values, the raw query
-/// string and the body bytes (empty when there is none).
+/// string and the body bytes (empty when there is none), then checks it against the field
+/// rules of `options`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] naming the parameter or field that does not fit.
+/// [`Error::InvalidArgument`] naming the parameter or field that does not fit or breaks a rule.
 pub fn request_message(
     binding: &Binding,
     captures: Vec<String>,
@@ -105,6 +111,10 @@ pub fn request_message(
     if let Some(query) = query {
         apply_query(&mut message, binding, query, options)?;
     }
+    options
+        .constraints
+        .check(&message)
+        .map_err(|v| Error::InvalidArgument(v.to_string()))?;
     Ok(message)
 }
 
@@ -252,6 +262,7 @@ fn deserialize_json(
     let message =
         DynamicMessage::deserialize_with_options(desc, &mut de, options).map_err(invalid)?;
     de.end().map_err(invalid)?;
+    unique_keys::check(body).map_err(invalid)?;
     Ok(message)
 }
 

@@ -228,6 +228,11 @@ async fn reads_never_fail_while_a_replica_is_killed_and_the_restarted_replica_ge
         "no GET was served after the kill ({total} in all)"
     );
     assert!(!backend.replica_statuses()[0].up, "the dead replica is out");
+    eprintln!(
+        "{total} GETs, {} after the kill, {} retried on another replica",
+        after_kill.load(Ordering::SeqCst),
+        backend.retries()
+    );
 
     // Restarted on the same port, it is checked SERVING again and gets calls.
     let port = replicas[0].port;

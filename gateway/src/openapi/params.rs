@@ -29,6 +29,7 @@ pub(crate) fn path_params(binding: &Binding) -> Vec<Parameter> {
         .filter_map(|(var, chain)| {
             let leaf = chain.last()?;
             let mut schema = schema::param(&leaf.kind())?;
+            schema::constrain(&mut schema, leaf);
             let mut description = comments::of_field(leaf).unwrap_or_default();
             // `{name=shelves/*}` captures several segments: say which shape the value has.
             let covered = segments.get(var.start..var.end).unwrap_or_default();
@@ -115,7 +116,8 @@ impl Walk<'_> {
             }
             let kind = field.kind();
             match schema::param(&kind) {
-                Some(item) => {
+                Some(mut item) => {
+                    schema::constrain(&mut item, &field);
                     let (schema, explode) = if field.is_list() {
                         (Schema::from(Array::new(item)), Some(true))
                     } else {

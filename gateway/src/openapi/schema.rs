@@ -18,13 +18,19 @@
 use std::collections::BTreeMap;
 
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
-use utoipa::openapi::{
-    Array, KnownFormat, Object, ObjectBuilder, OneOf, Ref, RefOr, Schema, SchemaFormat, Type,
-    schema::{AdditionalProperties, SchemaType},
+use utoipa::{
+    Number,
+    openapi::{
+        Array, KnownFormat, Object, ObjectBuilder, OneOf, Ref, RefOr, Schema, SchemaFormat, Type,
+        schema::{AdditionalProperties, SchemaType},
+    },
 };
 
 use super::comments;
-use crate::json::{JsonNames, JsonOptions};
+use crate::{
+    constraints::FieldRules,
+    json::{JsonNames, JsonOptions},
+};
 
 /// Which way a message travels, which decides the shape of its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +128,21 @@ impl<'j> Schemas<'j> {
         let schema = if field.is_map() {
             self.map(field, dir)
         } else if field.is_list() {
-            Array::new(self.kind(&field.kind(), dir)).into()
+            let mut item = self.kind(&field.kind(), dir);
+            if dir == Direction::Write
+                && let RefOr::T(schema) = &mut item
+            {
+                constrain(schema, field);
+            }
+            Array::new(item).into()
         } else {
-            self.kind(&field.kind(), dir)
+            let mut schema = self.kind(&field.kind(), dir);
+            if dir == Direction::Write
+                && let RefOr::T(schema) = &mut schema
+            {
+                constrain(schema, field);
+            }
+            schema
         };
         describe(schema, self.field_description(field))
     }
@@ -299,6 +317,27 @@ pub(crate) fn param(kind: &Kind) -> Option<Schema> {
         },
         other => scalar(other, Use::Param),
     }
+}
+
+/// Adds the field's `articles.options.rules` to the schema of one of its values, as JSON
+/// Schema keywords: the gateway enforces them on requests
+/// ([`Constraints`](crate::constraints::Constraints)).
+pub(crate) fn constrain(schema: &mut Schema, field: &FieldDescriptor) {
+    let Some(rules) = FieldRules::of(field) else {
+        return;
+    };
+    let Schema::Object(o) = schema else {
+        return;
+    };
+    let number = |n: i64| match isize::try_from(n) {
+        Ok(n) => Number::Int(n),
+        // Only on targets narrower than 64 bits; a float is the closest JSON number.
+        Err(_) => Number::Float(n as f64),
+    };
+    o.minimum = rules.minimum.map(number).or(o.minimum.take());
+    o.maximum = rules.maximum.map(number).or(o.maximum.take());
+    o.min_length = rules.min_length.map(|n| n as usize).or(o.min_length);
+    o.max_length = rules.max_length.map(|n| n as usize).or(o.max_length);
 }
 
 /// The kind of a field's values: a map's value type, else the field's own.

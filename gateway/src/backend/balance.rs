@@ -1,0 +1,377 @@
+//! Spreading calls over several replicas of one gRPC server, and sending an idempotent call
+//! that failed with `UNAVAILABLE` again to another replica.
+//!
+//! Hand-written rather than tower's `balance::p2c::Balance` over a `Discover` stream of
+//! `Change::Insert`/`Change::Remove` (or tonic's `Channel::balance_channel`, which wraps the
+//! same), because the gateway needs four things that balancer cannot give:
+//! 1. a retry must go to *another* replica, and p2c has no way to leave out the one that just
+//!    failed;
+//! 2. with no healthy replica, `Balance::poll_ready` stays pending until one is inserted, so a
+//!    request would wait for its deadline instead of being answered 503 at once;
+//! 3. `Balance` is not `Clone`: sharing it across requests needs a `Buffer` task and queue in
+//!    front of tonic's channels, which already have one each;
+//! 4. the metrics count calls per replica, so the caller must know which replica served.
+//!
+//! What tonic provides is still used: each replica is a lazily connected tonic `Channel`
+//! (reconnecting on its own, with its own buffer), and health comes from `grpc.health.v1`
+//! ([`super::health`]).
+//!
+//! Selection is power-of-two-choices on in-flight counts, without a random source: the two
+//! candidates are consecutive healthy replicas from a rotating cursor and the less loaded one
+//! wins (the first on a tie), which under even load is plain round-robin.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use http::uri::PathAndQuery;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tokio::{sync::watch, task::AbortHandle};
+use tonic::{Code, Status, body::Body};
+use tower::ServiceExt as _;
+
+use super::{BackendTls, GrpcService, box_service, health, transport_status};
+use crate::error::Error;
+
+/// How replicas are reached and watched.
+#[derive(Debug, Clone)]
+pub struct BalanceOptions {
+    /// How long a connection attempt to a replica may take.
+    pub connect_timeout: Duration,
+    /// How often each replica's health is checked.
+    pub health_interval: Duration,
+    /// The service name the health check asks about (`""`: the whole server).
+    pub health_service: String,
+    /// The trust for `https://` replicas (`None`: the webpki roots only).
+    pub tls: Option<BackendTls>,
+}
+
+impl Default for BalanceOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            health_interval: Duration::from_secs(1),
+            health_service: String::new(),
+            tls: None,
+        }
+    }
+}
+
+/// A replica's state, as the last health check and the calls in progress left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The replica's URI, as configured.
+    pub uri: String,
+    /// Whether it gets calls: its last health check answered SERVING and no call failed at the
+    /// transport level since.
+    pub up: bool,
+    /// Calls in progress on it.
+    pub in_flight: usize,
+    /// Calls sent to it so far (retries included).
+    pub calls: u64,
+}
+
+/// The counters of one replica, shared by its transport, its watcher and the balancer.
+#[derive(Debug, Default)]
+pub(super) struct ReplicaState {
+    up: AtomicBool,
+    in_flight: AtomicUsize,
+    calls: AtomicU64,
+}
+
+impl ReplicaState {
+    /// Records the health; returns the previous value.
+    pub(super) fn set_up(&self, up: bool) -> bool {
+        self.up.swap(up, Ordering::AcqRel)
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    fn load(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a call until the guard is dropped.
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+}
+
+/// A call in progress on a replica.
+struct InFlight(Arc<ReplicaState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One replica: its URI, its transport and its state.
+struct Replica {
+    uri: String,
+    service: GrpcService,
+    state: Arc<ReplicaState>,
+}
+
+/// The replicas and their watchers. The watchers are aborted when it is dropped, that is when
+/// the last clone of the [`super::Backend`] goes.
+pub(super) struct Balancer {
+    replicas: Vec<Replica>,
+    cursor: AtomicUsize,
+    retries: AtomicU64,
+    /// How many replicas have had their first health check.
+    checked: watch::Receiver<usize>,
+    watchers: Vec<AbortHandle>,
+}
+
+impl Balancer {
+    /// Connects lazily to every URI and starts one health watcher per replica.
+    pub(super) fn start<S: AsRef<str>>(
+        uris: &[S],
+        options: &BalanceOptions,
+    ) -> Result<Self, Error> {
+        if uris.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a balanced backend needs at least one URI".to_owned(),
+            ));
+        }
+        // Both tonic's lazy channels and the watchers spawn tasks on the current runtime.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Internal("Backend::balanced must be called within a Tokio runtime".to_owned())
+        })?;
+        let mut replicas = Vec::with_capacity(uris.len());
+        for uri in uris {
+            let uri = uri.as_ref();
+            let channel = {
+                let _entered = runtime.enter();
+                super::endpoint(uri, options.connect_timeout, options.tls.as_ref())?.connect_lazy()
+            };
+            let state = Arc::new(ReplicaState::default());
+            let service = replica_service(channel, uri, Arc::clone(&state));
+            replicas.push(Replica {
+                uri: uri.to_owned(),
+                service,
+                state,
+            });
+        }
+        let (checked_tx, checked) = watch::channel(0usize);
+        let checked_tx = Arc::new(checked_tx);
+        let watchers = replicas
+            .iter()
+            .map(|replica| {
+                health::spawn(
+                    &runtime,
+                    health::Watched {
+                        uri: replica.uri.clone(),
+                        service: replica.service.clone(),
+                        state: Arc::clone(&replica.state),
+                        checked: Arc::clone(&checked_tx),
+                    },
+                    options,
+                )
+            })
+            .collect();
+        Ok(Self {
+            replicas,
+            cursor: AtomicUsize::new(0),
+            retries: AtomicU64::new(0),
+            checked,
+            watchers,
+        })
+    }
+
+    /// The configured URIs, in order.
+    pub(super) fn uris(&self) -> Vec<&str> {
+        self.replicas.iter().map(|r| r.uri.as_str()).collect()
+    }
+
+    /// Each replica's transport, in order.
+    pub(super) fn replica_services(&self) -> Vec<GrpcService> {
+        self.replicas.iter().map(|r| r.service.clone()).collect()
+    }
+
+    pub(super) fn statuses(&self) -> Vec<ReplicaStatus> {
+        self.replicas
+            .iter()
+            .map(|r| ReplicaStatus {
+                uri: r.uri.clone(),
+                up: r.state.is_up(),
+                in_flight: r.state.load(),
+                calls: r.state.calls.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    pub(super) fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn any_up(&self) -> bool {
+        self.replicas.iter().any(|r| r.state.is_up())
+    }
+
+    /// Completes once every replica has had its first health check.
+    pub(super) fn first_round(&self) -> BoxFuture<'static, ()> {
+        let mut checked = self.checked.clone();
+        let count = self.replicas.len();
+        Box::pin(async move {
+            // An error means the watchers are gone: nothing left to wait for.
+            let _ = checked.wait_for(|n| *n >= count).await;
+        })
+    }
+
+    /// A transport that sends each call to one healthy replica, without retries.
+    pub(super) fn grpc_service(self: &Arc<Self>) -> GrpcService {
+        GrpcService::new(PickService(Arc::clone(self)))
+    }
+
+    /// Picks a healthy replica not in `tried`: the less loaded of the next two.
+    fn pick(&self, tried: &[usize]) -> Option<usize> {
+        let candidates: Vec<usize> = (0..self.replicas.len())
+            .filter(|i| !tried.contains(i) && self.replicas[*i].state.is_up())
+            .collect();
+        match candidates.as_slice() {
+            [] => None,
+            [only] => Some(*only),
+            _ => {
+                let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+                let first = candidates[start % candidates.len()];
+                let second = candidates[(start + 1) % candidates.len()];
+                if self.replicas[second].state.load() < self.replicas[first].state.load() {
+                    Some(second)
+                } else {
+                    Some(first)
+                }
+            }
+        }
+    }
+
+    /// One unary call on a picked replica; when `idempotent`, sent again to another replica
+    /// after an `UNAVAILABLE`, at most once per replica and within the request's deadline.
+    pub(super) fn unary(
+        self: Arc<Self>,
+        path: PathAndQuery,
+        request: tonic::Request<DynamicMessage>,
+        output: MessageDescriptor,
+        idempotent: bool,
+    ) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
+        Box::pin(async move {
+            let attempts = if idempotent { self.replicas.len() } else { 1 };
+            let timeout = super::request_timeout(&request);
+            let started = Instant::now();
+            let (metadata, _, message) = request.into_parts();
+            let mut tried: Vec<usize> = Vec::with_capacity(attempts);
+            let mut last: Option<Status> = None;
+            // Bounded by the number of replicas (each is tried once) and by the deadline.
+            while tried.len() < attempts {
+                let Some(index) = self.pick(&tried) else {
+                    break;
+                };
+                let mut request = tonic::Request::from_parts(
+                    metadata.clone(),
+                    tonic::Extensions::default(),
+                    message.clone(),
+                );
+                if !tried.is_empty() {
+                    match super::remaining(timeout, started) {
+                        Some(left) if left.is_zero() => break,
+                        Some(left) => request.set_timeout(left),
+                        None => {}
+                    }
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                tried.push(index);
+                let replica = &self.replicas[index];
+                let _in_flight = replica.state.begin();
+                let result = super::unary_on(
+                    replica.service.clone(),
+                    path.clone(),
+                    request,
+                    output.clone(),
+                )
+                .await;
+                match result {
+                    Err(status) if super::retryable(&status) => {
+                        tracing::warn!(
+                            replica = replica.uri,
+                            method = path.path(),
+                            message = status.message(),
+                            retry = idempotent && tried.len() < attempts,
+                            "backend call unavailable"
+                        );
+                        last = Some(status);
+                    }
+                    other => return other,
+                }
+            }
+            Err(last.unwrap_or_else(|| Status::unavailable("no backend is available")))
+        })
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        for watcher in &self.watchers {
+            watcher.abort();
+        }
+    }
+}
+
+/// A replica's channel, boxed: a transport failure marks the replica down at once (the
+/// watcher brings it back on its next SERVING answer) and becomes `UNAVAILABLE`, whatever
+/// code tonic would pick (a connection reset mid-call is otherwise `UNKNOWN`), so that an
+/// idempotent call is retried elsewhere. tonic's own `CANCELLED` is kept as it is.
+fn replica_service(
+    channel: tonic::transport::Channel,
+    uri: &str,
+    state: Arc<ReplicaState>,
+) -> GrpcService {
+    let uri = uri.to_owned();
+    box_service(channel, move |error| {
+        let status = transport_status(error);
+        if status.code() == Code::Cancelled {
+            return status;
+        }
+        if state.set_up(false) {
+            tracing::warn!(replica = uri, "backend replica down: transport failure");
+        }
+        Status::unavailable("the backend is unavailable")
+    })
+}
+
+/// [`Balancer::grpc_service`]: one healthy replica per call.
+#[derive(Clone)]
+struct PickService(Arc<Balancer>);
+
+impl tower::Service<http::Request<Body>> for PickService {
+    type Response = http::Response<Body>;
+    type Error = Status;
+    type Future = BoxFuture<'static, Result<Self::Response, Status>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        // Readiness is the picked replica's, awaited in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let balancer = Arc::clone(&self.0);
+        Box::pin(async move {
+            let index = balancer
+                .pick(&[])
+                .ok_or_else(|| Status::unavailable("no backend is available"))?;
+            let replica = &balancer.replicas[index];
+            let _in_flight = replica.state.begin();
+            replica.service.clone().oneshot(request).await
+        })
+    }
+}

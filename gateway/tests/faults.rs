@@ -1,0 +1,221 @@
+//! Faults: a client that goes away cancels the backend call, and the real `articles-gateway`
+//! binary shuts down gracefully on SIGTERM (in-flight requests finish, new ones are refused,
+//! exit status 0). Slow backends and deadlines are in `errors`; a backend that goes down and
+//! comes back is in the service's `faults_backend_restart` (it needs the real service).
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use articles_gateway::{Backend, Gateway};
+use http::StatusCode;
+use tokio::net::TcpListener;
+use tonic::{Status, service::Routes};
+
+use crate::support::{library_descriptor_bytes, library_pool, spawn_echo_backend, spawn_gateway};
+
+/// What the slow backend saw of its one call.
+#[derive(Debug, Default)]
+struct Probe {
+    started: AtomicBool,
+    completed: AtomicBool,
+    dropped_before_completion: AtomicBool,
+}
+
+/// Marks the probe when the handler's future is dropped before it completed.
+struct DropGuard(Arc<Probe>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.0.completed.load(Ordering::SeqCst) {
+            self.0.dropped_before_completion.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A gRPC backend whose every call takes 5 s, recording whether it was cancelled.
+async fn spawn_slow_backend(probe: Arc<Probe>) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let service = tower::service_fn(move |_request: http::Request<axum::body::Body>| {
+        let probe = probe.clone();
+        async move {
+            probe.started.store(true, Ordering::SeqCst);
+            let guard = DropGuard(probe.clone());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            probe.completed.store(true, Ordering::SeqCst);
+            drop(guard);
+            Ok::<_, Infallible>(Status::unavailable("too late").into_http::<tonic::body::Body>())
+        }
+    });
+    let routes = Routes::from(axum::Router::new().fallback_service(service));
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let url = match listener.local_addr() {
+        Ok(a) => format!("http://{a}"),
+        Err(e) => panic!("{e}"),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let _ = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (url, tx)
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_backend_call() {
+    let probe = Arc::new(Probe::default());
+    let (url, _stop) = spawn_slow_backend(probe.clone()).await;
+    let backend = match Backend::connect_lazy(&url, Duration::from_secs(1)) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    };
+    let router = match Gateway::builder()
+        .descriptors(library_pool())
+        .backend(backend)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let gateway = spawn_gateway(router).await;
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let gave_up = client.get(gateway.url("/v1/shelves/1")).send().await;
+    assert!(
+        gave_up.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "{gave_up:?}"
+    );
+    drop(client);
+    // The backend's handler must be dropped well before its 5 s are up.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !probe.dropped_before_completion.load(Ordering::SeqCst) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(probe.started.load(Ordering::SeqCst), "the call never started");
+    assert!(
+        probe.dropped_before_completion.load(Ordering::SeqCst),
+        "the backend call was not cancelled when the client went away"
+    );
+    assert!(!probe.completed.load(Ordering::SeqCst));
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a.port(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
+    let pool = library_pool();
+    let echo = spawn_echo_backend(&pool).await;
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("{e}"),
+    };
+    let descriptors = dir.path().join("library.binpb");
+    if let Err(e) = std::fs::write(&descriptors, library_descriptor_bytes()) {
+        panic!("{e}");
+    }
+    let port = free_port();
+    let mut child = match tokio::process::Command::new(env!("CARGO_BIN_EXE_articles-gateway"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--backend", &format!("http://{}", echo.addr)])
+        .arg("--descriptor-set")
+        .arg(&descriptors)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let mut up = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the gateway binary never answered /healthz");
+
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/v1/shelves/1");
+        async move {
+            client
+                .get(url)
+                .header("grpc-metadata-x-echo-delay-ms", "1500")
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let Some(pid) = child.id() else {
+        panic!("the gateway exited early");
+    };
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill -TERM failed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // A new connection during the drain: refused, or at most a clean 503.
+    let fresh = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    match fresh.get(format!("{base}/v1/shelves/2")).send().await {
+        Err(e) => assert!(e.is_connect(), "not refused: {e}"),
+        Ok(r) => assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE),
+    }
+
+    let finished = match in_flight.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => panic!("the in-flight request failed: {e}"),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(finished.status(), StatusCode::OK);
+    let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => panic!("{e}"),
+        Err(_) => panic!("the gateway did not exit within 10 s of SIGTERM"),
+    };
+    assert!(status.success(), "exit status {status:?}");
+}
