@@ -199,7 +199,7 @@ impl Constraints {
             for item in items {
                 if let Some(reason) = rules.and_then(|r| r.violation(item)) {
                     return Err(Violation {
-                        field: path.clone(),
+                        field: path,
                         reason,
                     });
                 }

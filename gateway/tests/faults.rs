@@ -33,7 +33,9 @@ struct DropGuard(Arc<Probe>);
 impl Drop for DropGuard {
     fn drop(&mut self) {
         if !self.0.completed.load(Ordering::SeqCst) {
-            self.0.dropped_before_completion.store(true, Ordering::SeqCst);
+            self.0
+                .dropped_before_completion
+                .store(true, Ordering::SeqCst);
         }
     }
 }
@@ -108,7 +110,10 @@ async fn a_client_that_disconnects_cancels_the_backend_call() {
     while !probe.dropped_before_completion.load(Ordering::SeqCst) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(probe.started.load(Ordering::SeqCst), "the call never started");
+    assert!(
+        probe.started.load(Ordering::SeqCst),
+        "the call never started"
+    );
     assert!(
         probe.dropped_before_completion.load(Ordering::SeqCst),
         "the backend call was not cancelled when the client went away"

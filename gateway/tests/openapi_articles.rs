@@ -50,14 +50,17 @@ fn every_binding_is_an_operation_with_its_id_and_service_tag() {
 }
 
 #[test]
-fn list_paging_is_two_int32_query_parameters() {
+fn list_paging_is_two_non_negative_int32_query_parameters() {
     let doc = articles_json(&JsonOptions::default());
     let list = op(&doc, "/articles", "get");
     for name in ["page", "page_size"] {
         let p = param(list, name);
         assert_eq!(p["in"], "query");
         assert_eq!(p["required"], false);
-        assert_eq!(p["schema"], json!({"type": "integer", "format": "int32"}));
+        assert_eq!(
+            p["schema"],
+            json!({"type": "integer", "format": "int32", "minimum": 0})
+        );
     }
     assert!(
         param(list, "page")["description"]
@@ -137,13 +140,13 @@ fn responses_reference_the_output_messages_and_the_shared_errors() {
     };
     assert_eq!(
         codes(list),
-        ["200", "400", "429", "500", "503", "504", "default"]
+        ["200", "400", "414", "429", "500", "503", "504", "default"]
     );
     assert_eq!(
         codes(op(&doc, "/articles/{pk}", "patch")),
         [
-            "200", "400", "401", "403", "404", "409", "413", "415", "429", "500", "503", "504",
-            "default"
+            "200", "400", "401", "403", "404", "409", "413", "414", "415", "429", "500", "503",
+            "504", "default"
         ]
     );
     assert_eq!(
@@ -252,4 +255,24 @@ fn output_is_deterministic() {
         }
         _ => panic!("the embedded descriptors do not decode"),
     }
+}
+
+#[test]
+fn field_rules_of_the_proto_become_schema_constraints() {
+    let doc = articles_json(&JsonOptions::default());
+    for method in ["get", "patch", "put", "delete"] {
+        let pk = param(op(&doc, "/articles/{pk}", method), "pk");
+        assert_eq!(pk["schema"]["minimum"], 1, "{method}");
+    }
+    let create = &doc["components"]["schemas"]["article.v1.CreateArticleRequest"]["properties"];
+    assert_eq!(create["title"]["minLength"], 1);
+    assert_eq!(create["title"]["maxLength"], 200);
+    assert_eq!(create["content"]["minLength"], 1);
+    assert!(create["content"]["maxLength"].is_null());
+    let patch = &op(&doc, "/articles/{pk}", "patch")["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"];
+    assert_eq!(patch["title"]["maxLength"], 200);
+    // Responses state no rules: they are request constraints.
+    let article = &doc["components"]["schemas"]["article.v1.Article"]["properties"];
+    assert!(article["title"]["maxLength"].is_null());
 }
