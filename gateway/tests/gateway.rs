@@ -1,6 +1,5 @@
 //! Integration tests of the gateway: real servers on `127.0.0.1:0`, real sockets, reqwest.
 //!
-//! - `articles`: end to end with the real article service (channel, in memory, reflection).
 //! - `routing`: route kinds and matching; `mapping`: request mapping and its 400s;
 //!   `responses`: JSON output, `response_body`, metadata, compression; `errors`: status
 //!   mapping, deadlines, an unreachable backend, load shedding; `ops`: probes, CORS, docs,
@@ -8,7 +7,6 @@
 //!   reflection from the first replica, metrics, request ids, TLS to backends.
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
-mod articles;
 mod errors;
 mod faults;
 mod mapping;

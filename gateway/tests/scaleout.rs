@@ -233,55 +233,6 @@ async fn a_post_failing_on_a_dead_replica_is_not_retried() {
 }
 
 #[tokio::test]
-async fn reflection_reads_descriptors_from_the_first_replica_that_answers() {
-    let dir = ok(tempfile::tempdir(), "temp dir");
-    let db = format!("sqlite://{}", dir.path().join("articles.db").display());
-    let cli = ok(
-        articles_service::config::Cli::try_parse_from([
-            "articles-service",
-            "--database-url",
-            &db,
-            "--demo-articles",
-            "1",
-        ]),
-        "service flags",
-    );
-    let app = ok(
-        articles_service::server::App::open(&cli.serve).await,
-        "service",
-    );
-    let listener = ok(TcpListener::bind("127.0.0.1:0").await, "bind");
-    let live = format!("http://{}", ok(listener.local_addr(), "addr"));
-    let (_stop, rx) = oneshot::channel::<()>();
-    tokio::spawn(articles_service::server::serve(listener, app, async {
-        let _ = rx.await;
-    }));
-
-    let dead = dead_uri();
-    let cli = ok(
-        Cli::try_parse_from([
-            "articles-gateway",
-            "--reflect",
-            "--backend",
-            &dead,
-            "--backend",
-            &live,
-        ]),
-        "gateway flags",
-    );
-    assert_eq!(cli.serve.api.backends, [dead.clone(), live.clone()]);
-    let backend = balanced(&cli.serve.api.backends, Duration::from_secs(1)).await;
-    let pool = ok(
-        articles_gateway::server::load_descriptors(&cli.serve.api, &backend).await,
-        "descriptors by reflection",
-    );
-    assert!(
-        pool.get_service_by_name("article.v1.ArticleService")
-            .is_some()
-    );
-}
-
-#[tokio::test]
 async fn backend_flags_take_several_replicas_comma_separated_too() {
     let cli = ok(
         Cli::try_parse_from(["articles-gateway", "--backend", "http://a:1,http://b:2"]),

@@ -196,3 +196,37 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
     assert_rest_equals_grpc(&rest, &service.url()).await;
     service.stop().await;
 }
+
+#[tokio::test]
+async fn reflect_reads_descriptors_from_the_first_replica_that_answers() {
+    let db = TestDb::sqlite();
+    let service = spawn_service(&db, Opts::demo(1)).await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let cli = <articles_gateway::config::Cli as clap::Parser>::try_parse_from([
+        "articles-gateway",
+        "--reflect",
+        "--backend",
+        &dead,
+        "--backend",
+        &service.url(),
+    ])
+    .expect("gateway flags");
+    let backend = Backend::balanced(
+        &cli.serve.api.backends,
+        &articles_gateway::BalanceOptions {
+            health_interval: Duration::from_millis(200),
+            ..articles_gateway::BalanceOptions::default()
+        },
+    )
+    .expect("balanced backend");
+    backend.health_checked().await;
+    let pool = articles_gateway::server::load_descriptors(&cli.serve.api, &backend)
+        .await
+        .expect("descriptors by reflection");
+    assert!(
+        pool.get_service_by_name("article.v1.ArticleService")
+            .is_some()
+    );
+    assert_eq!(Bindings::from_pool(&pool).bindings.len(), 6);
+    service.stop().await;
+}

@@ -98,6 +98,11 @@ pub async fn serve_with(
                 }
             },
         };
+        // Responses go out in one or two writes; without TCP_NODELAY a second small write can
+        // wait for the client's delayed ACK (Nagle), adding ~40 ms.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
         let service = router
             .clone()
             .map_request(move |mut request: http::Request<Incoming>| {
