@@ -79,6 +79,12 @@ pub struct ServeArgs {
     /// at least 8 KiB over HTTP/1). Larger: hyper's own 431, with an empty body.
     #[arg(long, env = "ARTICLES_GATEWAY_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: usize,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`.
+    #[arg(long, env = "ARTICLES_GATEWAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "ARTICLES_GATEWAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// How many requests are transcoded at once (default 1024); more are answered 503 with
     /// code 14 UNAVAILABLE at once, not queued.
     #[arg(long, env = "ARTICLES_GATEWAY_CONCURRENCY_LIMIT", default_value_t = DEFAULT_CONCURRENCY_LIMIT)]

@@ -2,6 +2,7 @@
 //! binary calls. Connections themselves (hyper settings, limits, drain) are [`connections`].
 
 mod connections;
+pub mod tls;
 
 use std::{future::Future, time::Duration};
 
@@ -99,11 +100,20 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, backends = ?args.api.backends, "gateway listening");
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(listen = %listener.local_addr()?, %scheme, backends = ?args.api.backends, "gateway listening");
     let options = ServeOptions {
         max_header_bytes: args.max_header_bytes,
         // A call in flight at shutdown gets its whole deadline, and a moment to answer.
         drain_timeout: args.timeout.saturating_add(Duration::from_secs(1)),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        },
     };
     serve_with(listener, router, shutdown_signal(), options).await?;
     Ok(())

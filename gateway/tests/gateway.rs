@@ -16,3 +16,4 @@ mod responses;
 mod routing;
 mod scaleout;
 mod support;
+mod tls;

@@ -24,7 +24,11 @@ use hyper_util::{
     server::{conn::auto::Builder, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use tokio::net::TcpListener;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::error::Error;
@@ -38,8 +42,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 const MIN_HTTP1_BUFFER: usize = 8192;
 
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connection-level settings of [`serve_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The largest request head accepted, in bytes: HTTP/1's read buffer (at least 8 KiB,
     /// hyper's minimum) and HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`. Larger: 431.
@@ -47,6 +54,18 @@ pub struct ServeOptions {
     /// How long in-flight requests may run once shutdown starts; connections still open after
     /// it are closed.
     pub drain_timeout: Duration,
+    /// TLS on the listener (see [`super::tls`]); plain HTTP when `None`.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Default for ServeOptions {
@@ -54,6 +73,7 @@ impl Default for ServeOptions {
         Self {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -109,15 +129,33 @@ pub async fn serve_with(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+        let service = TowerToHyperService::new(service);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        match options.tls.clone() {
+            None => {
+                tokio::spawn(async move {
+                    serve_connection(&builder, watcher, stream, service, peer).await;
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's task, so a slow client holds up only
+                // itself, and is bounded by a timeout.
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(tls)) => {
+                            serve_connection(&builder, watcher, tls, service, peer).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     // Refuse new connections from here on.
     drop(listener);
@@ -135,6 +173,30 @@ pub async fn serve_with(
         );
     }
     Ok(())
+}
+
+/// Serves one connection (plain TCP or TLS) until it closes, watched by the graceful drain.
+async fn serve_connection<I, S>(
+    builder: &Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    service: S,
+    peer: std::net::SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = Response>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// Answers 431 when the request's head (request line and headers, as HTTP/1 writes them) is
