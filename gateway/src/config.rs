@@ -32,6 +32,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start: boxing the flags would buy nothing"
+)]
 pub enum Command {
     /// Serve HTTP (the default).
     Serve(ServeArgs),

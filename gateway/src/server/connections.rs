@@ -149,7 +149,7 @@ pub async fn serve_with(
                             serve_connection(&builder, watcher, tls, service, peer).await;
                         }
                         Ok(Err(e)) => {
-                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
                         }
                         Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
                     }
