@@ -1,13 +1,18 @@
 //! The command line of `bench` (clap derive) and the [`Settings`] a run resolves it into.
 //!
-//! `bench [OPTIONS]` runs the whole benchmark; `bench bare-server ...` is a hidden subcommand
-//! that the benchmark spawns as a child process to serve the one-HTTP-hop ceiling (see
-//! [`crate::bare`]). `bench --help` lists every option.
+//! `bench [OPTIONS]` runs the whole benchmark; `bench soak [OPTIONS]` runs the soak test
+//! (its options are in [`soak`]); `bench bare-server ...` is a hidden subcommand that the
+//! benchmark spawns as a child process to serve the one-HTTP-hop ceiling (see
+//! [`crate::bare`]). `bench --help` and `bench soak --help` list every option.
+
+pub mod soak;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
+
+use self::soak::SoakArgs;
 
 /// Benchmarks the article stack on loopback: the REST gateway (separate process), the gateway
 /// mounted in the service (in-process), direct gRPC, and a bare axum server returning the same
@@ -17,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "bench", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// Internal subcommands; without one the benchmark runs.
+    /// `soak`, or an internal subcommand; without one the benchmark runs.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// The benchmark's options.
@@ -28,6 +33,33 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Soak test: hold high concurrency of a realistic read/write mix on the gateway (and some
+    /// direct gRPC) for --seconds, then check for errors, crashes, memory growth and clean
+    /// shutdown. Exits non-zero if any check fails.
+    ///
+    /// Starts `articles-service` (fresh SQLite in a temporary directory, --articles demo
+    /// articles, a random --api-token) and `articles-gateway` in front of it, on loopback. REST
+    /// workers (--connections, one HTTP/1.1 connection each) send about 55% list pages (varying
+    /// page and page_size, some past the end), 30% details of existing articles, 8% details of
+    /// unknown ids (404 is EXPECTED there, not an error) and 7% writes with `Authorization:
+    /// Bearer`: create, patch and delete, only of articles the soak itself created. gRPC
+    /// workers (--grpc-connections) call ArticleList/ArticleDetail on the service directly
+    /// (NOT_FOUND expected for unknown ids). The run ends at --seconds or --max-requests,
+    /// whichever comes first.
+    ///
+    /// Fails (exit 1) on: any unexpected status, transport error or request hang
+    /// (--request-timeout); either process exiting during the run; RSS not flat; the gateway's
+    /// /readyz not 200 after the run; either process not exiting with status 0 within 15 s of
+    /// SIGTERM.
+    ///
+    /// RSS (VmRSS) of both processes is sampled every second. "Not flat" means: RSS at the end
+    /// exceeds the baseline, the first sample taken after 20% of the run (the warm-up), by more
+    /// than max(--rss-slack-mib, --rss-slack-percent of the baseline), i.e. max(20 MiB, 50%)
+    /// by default. These bounds catch leaks and hangs; they are not performance targets.
+    ///
+    /// Full run: `cargo build --release --workspace --bins && target/release/bench soak
+    /// --seconds 60 --connections 128`.
+    Soak(SoakArgs),
     /// Serve fixed JSON bodies on `/articles` and `/articles/{pk}` (the ceiling; spawned by the
     /// benchmark itself).
     #[command(hide = true)]
@@ -199,7 +231,7 @@ impl Settings {
     }
 }
 
-fn secs(value: f64, flag: &str) -> Result<Duration> {
+pub(crate) fn secs(value: f64, flag: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value} is not a duration"))
 }
 

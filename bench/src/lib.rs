@@ -9,17 +9,22 @@
 //! the gateway adds over direct gRPC. `--json FILE` writes the same data; `--deep` also
 //! compares page 1 with page 5000 of a million-article database.
 //!
+//! `bench soak` is a different command: a bounded soak test (high concurrency of a realistic
+//! read/write mix through the gateway, RSS sampling, clean-shutdown checks) that exits
+//! non-zero on errors, crashes, memory growth or an unclean shutdown; see [`soak`].
+//!
 //! ```text
 //! cargo build --release --workspace --bins
 //! target/release/bench --seconds 10 --connections 64 [--json bench.json] [--deep]
 //! target/release/bench --quick                      # CI smoke test, well under a minute
 //! target/release/bench --rest-url http://127.0.0.1:8080 --grpc-url http://127.0.0.1:50051
+//! target/release/bench soak --seconds 60 --connections 128   # soak test
 //! ```
 //!
 //! Modules, one concept each: [`config`] (command line), [`procs`] (child processes),
 //! [`stack`] (starting the targets), [`load`] (the load generator), [`stats`] (histograms),
 //! [`suite`] (the run), [`report`] (tables, ratios, JSON), [`deep`] (deep pages), [`bare`]
-//! (the ceiling server).
+//! (the ceiling server), [`soak`] (the soak test).
 
 pub mod bare;
 pub mod config;
@@ -27,6 +32,7 @@ pub mod deep;
 pub mod load;
 pub mod procs;
 pub mod report;
+pub mod soak;
 pub mod stack;
 pub mod stats;
 pub mod suite;
@@ -35,11 +41,12 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::config::{Cli, Command, Settings};
+use crate::config::{Cli, Command, Settings, soak::SoakSettings};
 
-/// Runs what the command line asks for: the benchmark, or the hidden `bare-server`.
+/// Runs what the command line asks for: the benchmark, the soak test, or the hidden
+/// `bare-server`.
 ///
-/// Ctrl-C or SIGTERM abandons the benchmark: its future is dropped, which kills every child
+/// Ctrl-C or SIGTERM abandons the benchmark or soak: its future is dropped, which kills every child
 /// process (they are spawned with `kill_on_drop`).
 ///
 /// # Errors
@@ -49,6 +56,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::BareServer(args)) => {
             bare::serve(args).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Soak(args)) => {
+            let settings = SoakSettings::resolve(args)?;
+            tokio::select! {
+                result = soak::run(settings) => result,
+                signal = interrupted() => bail!("interrupted by {signal}; child processes killed"),
+            }
         }
         None => {
             let settings = Settings::resolve(cli.run)?;

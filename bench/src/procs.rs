@@ -1,6 +1,6 @@
 //! Child processes: finding the sibling binaries, picking free loopback ports, spawning with
-//! logs to files, waiting for readiness (which gives the cold start), reading peak RSS, and
-//! killing them.
+//! logs to files, waiting for readiness (which gives the cold start), reading peak and current
+//! RSS, noticing an early exit, and killing them or stopping them gracefully with SIGTERM.
 //!
 //! Every child is spawned with `kill_on_drop`, so an error, a panic or Ctrl-C (which drops the
 //! benchmark's future) kills it; [`Proc::stop`] kills it explicitly at the end of a run.
@@ -12,7 +12,7 @@ use std::{
     ffi::OsString,
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
-    process::Stdio,
+    process::{ExitStatus, Stdio},
     time::Duration,
 };
 
@@ -275,6 +275,60 @@ impl Proc {
         vm_hwm_kib(&status)
     }
 
+    /// Its current resident set (`VmRSS`) in KiB, if `/proc` tells (not once it has exited).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        vm_rss_kib(&status)
+    }
+
+    /// Its exit status if it has exited (without waiting), `None` while it runs.
+    ///
+    /// # Errors
+    /// The status could not be checked.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        self.child
+            .try_wait()
+            .with_context(|| format!("checking {}", self.name))
+    }
+
+    /// Sends it SIGTERM (with the `kill` command: this crate has no unsafe code for
+    /// `libc::kill`) and waits up to `timeout` for it to exit; returns its exit status. If it
+    /// is still running after `timeout`, it is killed and that is an error.
+    ///
+    /// # Errors
+    /// It had already exited, `kill` failed, or it did not exit in time.
+    pub async fn terminate(mut self, timeout: Duration) -> Result<ExitStatus> {
+        if let Some(status) = self.exited()? {
+            bail!("{} had already exited ({status})", self.name);
+        }
+        let pid = self.pid.to_string();
+        let output = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running `kill -TERM`")?;
+        if !output.status.success() {
+            bail!(
+                "kill -TERM {pid} ({}) failed: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.with_context(|| format!("waiting for {}", self.name)),
+            Err(_elapsed) => {
+                // Killed anyway on drop; the error below is what matters.
+                let _killed = self.child.kill().await;
+                bail!(
+                    "{} did not exit within {timeout:?} of SIGTERM (killed); its log ends with:\n{}",
+                    self.name,
+                    log_tail(&self.log)
+                )
+            }
+        }
+    }
+
     /// The last lines of its log.
     pub fn log_tail(&self) -> String {
         log_tail(&self.log)
@@ -297,9 +351,18 @@ impl Proc {
 
 /// The `VmHWM` (peak RSS) of a `/proc/<pid>/status` text, in KiB.
 pub fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status_kib(status, "VmHWM:")
+}
+
+/// The `VmRSS` (current RSS) of a `/proc/<pid>/status` text, in KiB.
+pub fn vm_rss_kib(status: &str) -> Option<u64> {
+    status_kib(status, "VmRSS:")
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -357,6 +420,7 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1000 kB\n";
         assert_eq!(vm_hwm_kib(status), Some(1234));
         assert_eq!(vm_hwm_kib("Name:\tx\n"), None);
+        assert_eq!(vm_rss_kib(status), Some(1000));
     }
 
     #[test]

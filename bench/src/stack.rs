@@ -382,11 +382,13 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-fn os_args(args: &[&str]) -> Vec<OsString> {
+/// Owned arguments from string slices.
+pub fn os_args(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
-fn serve_args(listen: SocketAddr, database_url: &str, articles: u32) -> Vec<OsString> {
+/// `serve --listen ADDR --database-url URL --demo-articles N` for `articles-service`.
+pub fn serve_args(listen: SocketAddr, database_url: &str, articles: u32) -> Vec<OsString> {
     os_args(&[
         "serve",
         "--listen",
@@ -400,7 +402,7 @@ fn serve_args(listen: SocketAddr, database_url: &str, articles: u32) -> Vec<OsSt
 
 /// Ready when `GET /readyz` is 200 (or, if the server has no `/readyz`, when the first list
 /// page is).
-fn readyz(addr: SocketAddr) -> Readiness {
+pub fn readyz(addr: SocketAddr) -> Readiness {
     Readiness::Http {
         endpoint: RestEndpoint::local(addr),
         path: "/readyz",

@@ -1,0 +1,144 @@
+//! The soak's system under test: `articles-service` (fresh SQLite in a temporary directory,
+//! demo articles, a bearer token for writes) and `articles-gateway` in front of it, started
+//! with the benchmark's process code ([`crate::procs`]) on free loopback ports.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use anyhow::{Context as _, Result};
+use tempfile::TempDir;
+
+use crate::{
+    config::soak::SoakSettings,
+    load::grpc::GrpcEndpoint,
+    procs::{self, Proc, ProcSpec, Readiness},
+    stack::{os_args, readyz, serve_args, sqlite_url},
+};
+
+/// The two running processes and where they listen.
+#[derive(Debug)]
+pub struct SoakStack {
+    /// The gRPC service.
+    pub service: Proc,
+    /// The REST gateway.
+    pub gateway: Proc,
+    /// The service's gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// The gateway's HTTP address.
+    pub rest_addr: SocketAddr,
+    /// The bearer token the service accepts for writes.
+    pub token: String,
+    tmp: TempDir,
+}
+
+impl SoakStack {
+    /// Starts the service, then the gateway.
+    ///
+    /// # Errors
+    /// A missing binary, no temporary directory, or a process that does not start.
+    pub async fn start(settings: &SoakSettings) -> Result<Self> {
+        let dir = procs::bin_dir(settings.bin_dir.as_deref())?;
+        let service_bin = procs::binary(&dir, "articles-service")?;
+        let gateway_bin = procs::binary(&dir, "articles-gateway")?;
+        let tmp = tempfile::Builder::new()
+            .prefix("articles-soak-")
+            .tempdir()
+            .context("creating a temporary directory")?;
+        let token = token();
+        let db = sqlite_url(&tmp.path().join("soak.db"));
+
+        eprintln!(
+            "starting articles-service ({} demo articles, SQLite in {})...",
+            settings.articles,
+            tmp.path().display()
+        );
+        let (service, grpc_addr) = procs::start_with_retry(|| {
+            let addr = procs::free_addr()?;
+            let mut args = serve_args(addr, &db, settings.articles);
+            args.extend(os_args(&["--api-token", &token]));
+            let spec = spec(
+                "service",
+                &service_bin,
+                args,
+                Readiness::Grpc(GrpcEndpoint::local(addr)),
+                settings,
+                tmp.path(),
+                Duration::from_secs(180),
+            );
+            Ok((spec, addr))
+        })
+        .await
+        .context("starting articles-service")?;
+
+        eprintln!("starting articles-gateway...");
+        let (gateway, rest_addr) = procs::start_with_retry(|| {
+            let addr = procs::free_addr()?;
+            let args = os_args(&[
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--backend",
+                &format!("http://{grpc_addr}"),
+            ]);
+            let spec = spec(
+                "gateway",
+                &gateway_bin,
+                args,
+                readyz(addr),
+                settings,
+                tmp.path(),
+                Duration::from_secs(60),
+            );
+            Ok((spec, addr))
+        })
+        .await
+        .context("starting articles-gateway")?;
+
+        Ok(Self {
+            service,
+            gateway,
+            grpc_addr,
+            rest_addr,
+            token,
+            tmp,
+        })
+    }
+
+    /// The temporary directory (database, logs).
+    pub fn tmp(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The gateway, the service and the temporary directory (removed when dropped).
+    pub fn into_parts(self) -> (Proc, Proc, TempDir) {
+        (self.gateway, self.service, self.tmp)
+    }
+}
+
+fn spec(
+    name: &str,
+    program: &Path,
+    args: Vec<std::ffi::OsString>,
+    ready: Readiness,
+    settings: &SoakSettings,
+    tmp: &Path,
+    timeout: Duration,
+) -> ProcSpec {
+    ProcSpec {
+        name: name.to_owned(),
+        program: program.to_owned(),
+        args,
+        rust_log: settings.child_log.clone(),
+        ready,
+        timeout,
+        log: tmp.join(format!("{name}.log")),
+    }
+}
+
+/// A token for this run only (not a secret: loopback, temporary processes).
+fn token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("soak-{}-{nanos:x}", std::process::id())
+}
