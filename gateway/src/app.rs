@@ -296,7 +296,15 @@ impl GatewayBuilder {
         Ok(router
             .layer(CompressionLayer::new())
             .layer(cors_layer(&self.cors))
-            .layer(TraceLayer::new_for_http().make_span_with(request_id::span::<Body>))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_id::span::<Body>)
+                    // A 5xx here is the backend's answer (503 while it is down, 504 past a
+                    // deadline), already logged where it arose: a warning, not an error.
+                    .on_failure(
+                        tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN),
+                    ),
+            )
             .layer(axum::middleware::from_fn_with_state(
                 metrics,
                 crate::metrics::track,
