@@ -33,7 +33,7 @@ use futures::future::BoxFuture;
 use http::uri::PathAndQuery;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tokio::{sync::watch, task::AbortHandle};
-use tonic::{Code, Status, body::Body};
+use tonic::{Status, body::Body};
 use tower::ServiceExt as _;
 
 use super::{BackendTls, GrpcService, box_service, health, transport_status};
@@ -329,8 +329,10 @@ impl Drop for Balancer {
 
 /// A replica's channel, boxed: a transport failure marks the replica down at once (the
 /// watcher brings it back on its next SERVING answer) and becomes `UNAVAILABLE`, whatever
-/// code tonic would pick (a connection reset mid-call is otherwise `UNKNOWN`), so that an
-/// idempotent call is retried elsewhere. tonic's own `CANCELLED` is kept as it is.
+/// code tonic would pick, so that an idempotent call is retried elsewhere. That includes
+/// `CANCELLED`: hyper reports a connection that closed mid-call (a replica killed under load)
+/// as canceled. The gateway's own deadline and a client hanging up drop the call's future
+/// instead, so they never reach this mapping; nor is tonic's client-side timeout configured.
 fn replica_service(
     channel: tonic::transport::Channel,
     uri: &str,
@@ -339,11 +341,8 @@ fn replica_service(
     let uri = uri.to_owned();
     box_service(channel, move |error| {
         let status = transport_status(error);
-        if status.code() == Code::Cancelled {
-            return status;
-        }
         if state.set_up(false) {
-            tracing::warn!(replica = uri, "backend replica down: transport failure");
+            tracing::warn!(replica = uri, code = ?status.code(), "backend replica down: transport failure");
         }
         Status::unavailable("the backend is unavailable")
     })

@@ -43,7 +43,12 @@ fn pool_options(options: &StoreOptions) -> Result<(SqlitePoolOptions, SqliteConn
     let pool = SqlitePoolOptions::new()
         .min_connections(options.min_connections)
         .max_connections(options.max_connections.unwrap_or(5))
-        .acquire_timeout(options.acquire_timeout);
+        .acquire_timeout(options.acquire_timeout)
+        // No ping before handing out a connection: a SQLite connection is a local file handle
+        // that does not go stale like a network socket, and each ping is a round trip to the
+        // connection's worker thread (thread wake-ups) on every query. A connection that does
+        // fail still fails its query, and sqlx's on-release check drops it from the pool.
+        .test_before_acquire(false);
     Ok((pool, connect))
 }
 
@@ -99,6 +104,13 @@ pub(super) async fn ping(pool: &SqlitePool) -> Result<()> {
 
 /// The page: find the page's first id by stepping over the narrow `id` index (when the schema
 /// is ours; see migration 0002), then read `limit` rows from there by primary key.
+///
+/// `LIMIT CAST(?1 AS INTEGER)`, not `LIMIT ?1`: the bundled SQLite (3.51) plans a bare
+/// `LIMIT ?N` with the bound value as a constant (`sqlite3ExprIsInteger` in
+/// `computeLimitRegisters`) and so marks the statement expired whenever `?N` is bound again,
+/// i.e. on every call: the cached statement was re-parsed and re-planned each time
+/// (`sqlite3Reprepare`, 13% of the service's CPU samples under ArticleList load). The cast
+/// keeps the limit a run-time value and the prepared statement reusable.
 macro_rules! page_query {
     ($total:literal) => {
         concat!(
@@ -108,7 +120,7 @@ macro_rules! page_query {
             columns!(),
             " FROM article_article WHERE id >= \
              (SELECT id FROM article_article ORDER BY id LIMIT 1 OFFSET ?2) \
-             ORDER BY id LIMIT ?1) AS a ON 1 ORDER BY a.id"
+             ORDER BY id LIMIT CAST(?1 AS INTEGER)) AS a ON 1 ORDER BY a.id"
         )
     };
 }
