@@ -308,9 +308,11 @@ async fn check_health(transport: GrpcService, service: String) -> Result<Serving
 
 /// The request's deadline as `grpc-timeout` metadata carries it, for retries to shorten.
 fn request_timeout(request: &tonic::Request<DynamicMessage>) -> Option<Duration> {
-    crate::metadata::grpc_timeout(&request.metadata().clone().into_headers())
-        .ok()
-        .flatten()
+    // Read in place: this runs on every balanced call.
+    request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|value| crate::metadata::parse_grpc_timeout(value.as_bytes()))
 }
 
 /// Whether a failed call is worth sending to another replica when it is idempotent.

@@ -121,7 +121,8 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Error> {
         })
 }
 
-fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+/// Parses a `grpc-timeout` value (`100m`, `5S`, ...); `None` when malformed.
+pub(crate) fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
     let (&unit, digits) = value.split_last()?;
     if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
