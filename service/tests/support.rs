@@ -173,26 +173,29 @@ impl Drop for TestDb {
         let Some((base, schema)) = self.schema.take() else {
             return;
         };
-        // Drop the schema from a separate thread: we may be inside a runtime here.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-                    )))
+        exec_detached(base, format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    }
+}
+
+/// Runs one PostgreSQL statement to completion on its own thread and runtime, ignoring
+/// failures: for clean-up in `Drop`, which may run inside a runtime that cannot block.
+pub fn exec_detached(url: String, sql: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .execute(&mut conn)
                     .await;
-                }
-            });
-        })
-        .join();
-    }
+            }
+        });
+    })
+    .join();
 }
 
 /// How to start a test server.
