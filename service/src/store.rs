@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use sqlx::{PgPool, SqlitePool};
+use sqlx::PgPool;
 
 use crate::{
     error::{Error, Result},
@@ -185,7 +185,7 @@ pub struct Store {
 
 #[derive(Clone, Debug)]
 enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite(sqlite::Db),
     Postgres(PgPool),
 }
 
@@ -238,12 +238,12 @@ impl Store {
     /// Database or migration failures.
     pub async fn prepare(&self, demo_articles: u32) -> Result<SchemaState> {
         let state = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::prepare(pool, demo_articles).await?,
+            Backend::Sqlite(db) => sqlite::prepare(&db.pool, demo_articles).await?,
             Backend::Postgres(pool) => postgres::prepare(pool, demo_articles).await?,
         };
         let has_stats = match (&state, &self.backend) {
             (SchemaState::Foreign, _) => false,
-            (_, Backend::Sqlite(pool)) => sqlite::has_stats(pool).await?,
+            (_, Backend::Sqlite(db)) => sqlite::has_stats(&db.pool).await?,
             (_, Backend::Postgres(pool)) => postgres::has_stats(pool).await?,
         };
         self.has_stats.store(has_stats, Ordering::Relaxed);
@@ -294,7 +294,7 @@ impl Store {
         let offset = (page.max(1) - 1).saturating_mul(limit);
         let has_stats = self.has_stats.load(Ordering::Relaxed);
         match self.reader() {
-            Backend::Sqlite(pool) => sqlite::list(pool, limit, offset, has_stats).await,
+            Backend::Sqlite(db) => sqlite::list(db, limit, offset, has_stats).await,
             Backend::Postgres(pool) => postgres::list(pool, limit, offset, has_stats).await,
         }
     }
@@ -309,7 +309,7 @@ impl Store {
 
     async fn get_from(backend: &Backend, id: i64) -> Result<Article> {
         let found = match backend {
-            Backend::Sqlite(pool) => sqlite::get(pool, id).await?,
+            Backend::Sqlite(db) => sqlite::get(db, id).await?,
             Backend::Postgres(pool) => postgres::get(pool, id).await?,
         };
         found.ok_or(Error::NotFound(id))
@@ -322,7 +322,7 @@ impl Store {
     /// contract's `int32`; database failures.
     pub async fn create(&self, title: &str, content: &str) -> Result<Article> {
         match &self.backend {
-            Backend::Sqlite(pool) => sqlite::create(pool, title, content).await,
+            Backend::Sqlite(db) => sqlite::create(&db.pool, title, content).await,
             Backend::Postgres(pool) => postgres::create(pool, title, content).await,
         }
     }
@@ -343,7 +343,7 @@ impl Store {
             return Self::get_from(&self.backend, id).await;
         }
         let found = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::update(pool, id, title, content).await?,
+            Backend::Sqlite(db) => sqlite::update(&db.pool, id, title, content).await?,
             Backend::Postgres(pool) => postgres::update(pool, id, title, content).await?,
         };
         found.ok_or(Error::NotFound(id))
@@ -355,7 +355,7 @@ impl Store {
     /// [`Error::NotFound`]; database failures.
     pub async fn delete(&self, id: i64) -> Result<Article> {
         let found = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::delete(pool, id).await?,
+            Backend::Sqlite(db) => sqlite::delete(&db.pool, id).await?,
             Backend::Postgres(pool) => postgres::delete(pool, id).await?,
         };
         found.ok_or(Error::NotFound(id))
@@ -372,8 +372,8 @@ impl Store {
         progress: &(dyn Fn() + Sync),
     ) -> Result<u64> {
         match &self.backend {
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+            Backend::Sqlite(db) => {
+                let mut tx = db.pool.begin().await?;
                 let n = sqlite::insert_all(&mut tx, articles, progress).await?;
                 tx.commit().await?;
                 Ok(n)
@@ -415,14 +415,14 @@ impl Backend {
 
     async fn ping(&self) -> Result<()> {
         match self {
-            Self::Sqlite(pool) => sqlite::ping(pool).await,
+            Self::Sqlite(db) => sqlite::ping(&db.pool).await,
             Self::Postgres(pool) => postgres::ping(pool).await,
         }
     }
 
     fn stats(&self, pool: &'static str) -> PoolStats {
         let (size, idle) = match self {
-            Self::Sqlite(p) => (p.size(), p.num_idle()),
+            Self::Sqlite(db) => (db.pool.size(), db.pool.num_idle()),
             Self::Postgres(p) => (p.size(), p.num_idle()),
         };
         PoolStats {
@@ -434,7 +434,7 @@ impl Backend {
 
     async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.close().await,
+            Self::Sqlite(db) => db.pool.close().await,
             Self::Postgres(pool) => pool.close().await,
         }
     }

@@ -544,7 +544,38 @@ async fn total_follows_creates_deletes_and_raw_inserts(db: TestDb) {
     server.stop().await;
 }
 
+/// SQLite reads pages that start within the first 10,000 rows on the request's thread and
+/// deeper ones through the pool (`store::sqlite`); both must give the same pages.
+async fn pages_are_contiguous_across_the_short_read_offset_limit(db: TestDb) {
+    let server = spawn_service(&db, Opts::demo(10_050)).await;
+    let mut client = server.client().await;
+    for page in 998..=1005 {
+        let resp = client
+            .article_list(list(page, 10))
+            .await
+            .expect("list")
+            .into_inner();
+        let first = (page - 1) * 10 + 1;
+        assert_eq!(
+            resp.articles.iter().map(|a| a.id).collect::<Vec<_>>(),
+            (first..first + 10).collect::<Vec<_>>(),
+            "page {page}"
+        );
+        assert_eq!(resp.total, 10_050, "page {page}");
+        assert!(resp.articles.iter().all(|a| a.create_time.len() == 19));
+    }
+    let past = client
+        .article_list(list(1006, 10))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(past.articles.is_empty());
+    assert_eq!((past.total, past.next_page), (10_050, 0));
+    server.stop().await;
+}
+
 backend_tests!(
+    pages_are_contiguous_across_the_short_read_offset_limit,
     total_follows_creates_deletes_and_raw_inserts,
     paging_page_2_of_size_5_returns_ids_6_to_10,
     paging_zero_means_first_page_of_ten,
