@@ -366,6 +366,29 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// Clock ticks per second of the `utime`/`stime` fields of `/proc/<pid>/stat`: Linux reports
+/// them in `USER_HZ`, which is 100 on every architecture it exports to user space (asking
+/// `sysconf(_SC_CLK_TCK)` would need libc and `unsafe`, which this workspace forbids).
+const USER_HZ: f64 = 100.0;
+
+/// The CPU time (user + system, all threads) the process `pid` has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_seconds(&stat)
+}
+
+/// The `utime + stime` of a `/proc/<pid>/stat` line, in seconds.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) is in parentheses and may hold spaces or ')': the fields
+    // after the last ')' start with field 3 (state), so utime (14) and stime (15) are the
+    // 12th and 13th of them.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
 /// The last 20 lines of a log file.
 fn log_tail(path: &Path) -> String {
     match std::fs::read_to_string(path) {
@@ -421,6 +444,14 @@ mod tests {
         assert_eq!(vm_hwm_kib(status), Some(1234));
         assert_eq!(vm_hwm_kib("Name:\tx\n"), None);
         assert_eq!(vm_rss_kib(status), Some(1000));
+    }
+
+    #[test]
+    fn reads_cpu_time_past_an_awkward_command_name() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 1 0 0 0 250 75 0 0 20 0 3 0 99";
+        assert_eq!(stat_cpu_seconds(stat), Some(3.25));
+        assert_eq!(stat_cpu_seconds("42 (x"), None);
+        assert!(cpu_seconds(std::process::id()).is_some());
     }
 
     #[test]

@@ -36,6 +36,19 @@ pub struct Row {
     pub latency: Summary,
     /// The first error seen, or why the row could not run.
     pub error: Option<String>,
+    /// CPU time each watched process spent per request during this row's run.
+    pub cpu: Vec<CpuShare>,
+}
+
+/// The CPU time one process spent per request of a row: its CPU time over the row's whole
+/// run (warm-up included) divided by the requests of that run (the measured rate times its
+/// wall time). Processes the row does not involve show as (nearly) zero.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuShare {
+    /// The process (`service`, `gateway`, ..., `load generator`).
+    pub process: String,
+    /// Microseconds of CPU per request.
+    pub us_per_request: f64,
 }
 
 /// A throughput ratio between two roles for one scenario and concurrency.
@@ -189,6 +202,12 @@ impl Report {
             );
             out.push_str(&self.process_table());
         }
+        if self.rows.iter().any(|r| !r.cpu.is_empty()) {
+            out.push_str(
+                "\nCPU per request (µs of CPU time of each process during the row's run, over its requests; the budget behind the throughput)\n",
+            );
+            out.push_str(&self.cpu_table());
+        }
         if !self.ratios.is_empty() {
             out.push_str("\nThroughput ratios (requests/s of the first target over the second)\n");
             out.push_str(&self.ratio_table());
@@ -236,6 +255,43 @@ impl Report {
             2,
             &body,
         )
+    }
+
+    fn cpu_table(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for share in self.rows.iter().flat_map(|r| &r.cpu) {
+            if !names.contains(&share.process.as_str()) {
+                names.push(&share.process);
+            }
+        }
+        let body: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .filter(|row| row.requests > 0)
+            .map(|row| {
+                let mut line = vec![
+                    row.target.clone(),
+                    row.scenario.clone(),
+                    row.connections.to_string(),
+                ];
+                let mut total = 0.0;
+                for name in &names {
+                    let us = row
+                        .cpu
+                        .iter()
+                        .find(|s| s.process == *name)
+                        .map(|s| s.us_per_request);
+                    total += us.unwrap_or(0.0);
+                    line.push(us.map_or_else(|| "?".to_owned(), fmt_cpu));
+                }
+                line.push(fmt_cpu(total));
+                line
+            })
+            .collect();
+        let mut header = vec!["target", "scenario", "conns"];
+        header.extend(names.iter().copied());
+        header.push("total");
+        render_table(&header, 2, &body)
     }
 
     fn process_table(&self) -> String {
@@ -419,6 +475,15 @@ pub fn fmt_signed_latency(us: f64) -> String {
     }
 }
 
+/// Microseconds of CPU per request, whole (a dash when the process had nothing to do).
+pub fn fmt_cpu(us: f64) -> String {
+    if us < 0.5 {
+        "-".to_owned()
+    } else {
+        format!("{us:.0}")
+    }
+}
+
 /// Requests per second with thousands separators: `12,345`.
 pub fn fmt_rate(per_second: f64) -> String {
     let n = per_second.round().max(0.0) as u64;
@@ -459,6 +524,7 @@ mod tests {
                 ..Summary::default()
             },
             error: None,
+            cpu: Vec::new(),
         }
     }
 
@@ -485,6 +551,50 @@ mod tests {
         assert_eq!(text, "target    req/s\ngateway  12,000\nceiling       9\n");
     }
 
+    fn run_info() -> RunInfo {
+        RunInfo {
+            seconds: 1.0,
+            warmup_seconds: 0.0,
+            connections: 64,
+            low_load_seconds: 0.5,
+            max_requests: 1,
+            articles: 1,
+            cpus: 2,
+        }
+    }
+
+    #[test]
+    fn cpu_table_has_a_column_per_process_and_a_total() {
+        let share = |process: &str, us: f64| CpuShare {
+            process: process.to_owned(),
+            us_per_request: us,
+        };
+        let mut gateway = row(Role::Gateway, "list", 64, 5000.0, 300.0, 900.0);
+        gateway.cpu = vec![
+            share("service", 80.4),
+            share("gateway", 120.0),
+            share("load generator", 40.0),
+        ];
+        let mut grpc = row(Role::Grpc, "list", 64, 9000.0, 200.0, 700.0);
+        grpc.cpu = vec![share("service", 90.0), share("gateway", 0.1)];
+        let report = Report::new(run_info(), vec![gateway, grpc]);
+        let text = report.cpu_table();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("service  gateway  load generator  total"),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with("80      120              40    240"),
+            "{text}"
+        );
+        // An idle process shows a dash; one that was not watched, a question mark.
+        assert!(
+            lines[2].ends_with("90        -               ?     90"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn ratios_and_added_latency_pair_rows_of_the_same_group() {
         let rows = vec![
@@ -494,18 +604,7 @@ mod tests {
             row(Role::Gateway, "list", 1, 2000.0, 90.0, 150.0),
             row(Role::Grpc, "list", 1, 3000.0, 60.0, 100.0),
         ];
-        let report = Report::new(
-            RunInfo {
-                seconds: 1.0,
-                warmup_seconds: 0.0,
-                connections: 64,
-                low_load_seconds: 0.5,
-                max_requests: 1,
-                articles: 1,
-                cpus: 2,
-            },
-            rows,
-        );
+        let report = Report::new(run_info(), rows);
         let gc = &report.ratios[0];
         assert_eq!(
             (gc.of, gc.to, gc.connections),

@@ -1,12 +1,15 @@
 //! The benchmark run from start to end: start the [`Stack`], drive every target with every
-//! scenario at `--connections` and then at 1 connection, read the processes' cold start and
-//! peak RSS, optionally measure deep pages, then print the report (and write it as JSON).
+//! scenario at `--connections` and then at 1 connection (charging each row the CPU time its
+//! processes used), read the processes' cold start and peak RSS, optionally measure deep pages, then print the report (and write it as JSON).
 //!
 //! Progress goes to stderr, the report to stdout. The exit status is non-zero when a target
 //! could not be started or a row had no successful request; there are no performance
 //! thresholds.
 
-use std::{process::ExitCode, time::Duration};
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 
@@ -14,7 +17,8 @@ use crate::{
     config::Settings,
     deep,
     load::{self, LoadSpec, Measurement, Scenario},
-    report::{Report, Row, RunInfo, fmt_latency, fmt_rate},
+    procs,
+    report::{CpuShare, Report, Row, RunInfo, fmt_latency, fmt_rate},
     stack::{Stack, Target},
 };
 
@@ -53,11 +57,18 @@ pub async fn run(settings: Settings) -> Result<ExitCode> {
             duration: settings.low_load_seconds(),
         });
     }
+    // Every process whose CPU time is charged to the rows: ours, and the load generator.
+    let mut watched: Vec<(String, u32)> = stack
+        .procs
+        .iter()
+        .map(|p| (p.name().to_owned(), p.pid()))
+        .collect();
+    watched.push(("load generator".to_owned(), std::process::id()));
     let mut rows = Vec::new();
     for pass in passes {
         for scenario in scenarios {
             for target in &stack.targets {
-                rows.push(drive(target, scenario, pass, settings.max_requests).await);
+                rows.push(drive(target, scenario, pass, settings.max_requests, &watched).await);
             }
         }
     }
@@ -91,7 +102,14 @@ pub async fn run(settings: Settings) -> Result<ExitCode> {
 }
 
 /// Drives one target with one scenario; a run that cannot even connect becomes an empty row.
-async fn drive(target: &Target, scenario: Scenario, pass: Pass, max_requests: u64) -> Row {
+/// The CPU time of the `watched` processes (name, pid) is read before and after.
+async fn drive(
+    target: &Target,
+    scenario: Scenario,
+    pass: Pass,
+    max_requests: u64,
+    watched: &[(String, u32)],
+) -> Row {
     eprint!(
         "{:<12} {:<8} c={:<4} ",
         target.label,
@@ -104,8 +122,31 @@ async fn drive(target: &Target, scenario: Scenario, pass: Pass, max_requests: u6
         duration: pass.duration,
         max_requests,
     };
+    let cpu_before: Vec<Option<f64>> = watched
+        .iter()
+        .map(|(_, pid)| procs::cpu_seconds(*pid))
+        .collect();
+    let started = Instant::now();
     let row = match load::run(&target.endpoint, scenario, spec).await {
-        Ok(m) => row_of(target, scenario, pass.connections, &m),
+        Ok(m) => {
+            let wall = started.elapsed().as_secs_f64();
+            let mut row = row_of(target, scenario, pass.connections, &m);
+            let requests = row.requests_per_second * wall;
+            if requests > 0.0 {
+                row.cpu = watched
+                    .iter()
+                    .zip(cpu_before)
+                    .filter_map(|((name, pid), before)| {
+                        let used = procs::cpu_seconds(*pid)? - before?;
+                        Some(CpuShare {
+                            process: name.clone(),
+                            us_per_request: used.max(0.0) * 1e6 / requests,
+                        })
+                    })
+                    .collect();
+            }
+            row
+        }
         Err(err) => Row {
             target: target.label.clone(),
             role: target.role,
@@ -117,6 +158,7 @@ async fn drive(target: &Target, scenario: Scenario, pass: Pass, max_requests: u6
             requests_per_second: 0.0,
             latency: crate::stats::Summary::default(),
             error: Some(format!("{err:#}")),
+            cpu: Vec::new(),
         },
     };
     eprintln!(
@@ -144,5 +186,6 @@ fn row_of(target: &Target, scenario: Scenario, connections: usize, m: &Measureme
         requests_per_second: m.throughput(),
         latency: m.summary(),
         error: m.first_error.clone(),
+        cpu: Vec::new(),
     }
 }
