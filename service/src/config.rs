@@ -89,7 +89,8 @@ pub struct DatabaseArgs {
         hide_env_values = true
     )]
     pub database_url: String,
-    /// The largest number of pooled database connections (default: 5 for SQLite, 10 for PostgreSQL).
+    /// The largest number of pooled database connections (default: 5 for SQLite, 10 for
+    /// PostgreSQL). On SQLite it also caps the read-only connections kept for short reads.
     #[arg(long, env = "ARTICLES_MAX_CONNECTIONS")]
     pub max_connections: Option<u32>,
     /// How many pooled connections to keep open even when idle.
