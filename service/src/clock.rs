@@ -61,6 +61,50 @@ pub fn is_valid_timestamp(s: &str) -> bool {
     (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && minute < 60 && second < 60
 }
 
+/// The length of `raw`'s `YYYY-MM-DD HH:MM:SS` prefix when SQLite's
+/// `strftime('%Y-%m-%d %H:%M:%S', raw)` would give exactly that prefix, so the formatting can be
+/// skipped: a valid date and time, optionally followed by `.` and digits well below the next
+/// second. `None` when only SQLite can tell (other formats, time zones, impossible dates such as
+/// February 30, fractions from .9994 up): then ask it.
+///
+/// Why: `strftime` costs about 4,000 instructions a row, 40% of a page read (callgrind), to
+/// turn what Django and this service write into what they wrote minus the fraction.
+pub fn sqlite_canonical_len(raw: &str) -> Option<usize> {
+    let head = raw.get(..19)?;
+    if !is_valid_timestamp(head) || !day_exists(head) {
+        return None;
+    }
+    let rest = &raw[19..];
+    if rest.is_empty() {
+        return Some(19);
+    }
+    let fraction = rest.strip_prefix('.')?.as_bytes();
+    if fraction.is_empty() || !fraction.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // SQLite turns the time into milliseconds in floating point; whether a fraction just
+    // under a whole second carries into the next one is its arithmetic's business (3.51 does
+    // not carry .9997), so values that close are left to it.
+    let first_four = (0..4).fold(0_u32, |acc, i| {
+        acc * 10 + fraction.get(i).map_or(0, |d| u32::from(d - b'0'))
+    });
+    (first_four < 9994).then_some(19)
+}
+
+/// Whether the date of a shape-checked `YYYY-MM-DD...` exists (year 1 to 9999).
+fn day_exists(s: &str) -> bool {
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    year >= 1 && day <= days
+}
+
 /// Converts days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -90,6 +134,30 @@ mod tests {
         assert_eq!(format_seconds(0), "1970-01-01 00:00:00");
         assert_eq!(format_seconds(1_767_323_045), "2026-01-02 03:04:05");
         assert_eq!(format_django(951_782_400, 7), "2000-02-29 00:00:00.000007");
+    }
+
+    #[test]
+    fn canonical_sqlite_timestamps_skip_strftime_and_the_rest_do_not() {
+        for (raw, len) in [
+            ("2026-01-02 03:04:05", Some(19)),
+            ("2026-01-02 03:04:05.123456", Some(19)),
+            ("2024-02-29 23:59:59.999300", Some(19)),
+            // Close to the next second: left to SQLite.
+            ("2026-01-02 03:04:05.9996", None),
+            ("2026-01-02 03:04:05.99949", None),
+            ("2023-02-29 00:00:00", None),
+            ("2026-04-31 00:00:00", None),
+            ("0000-01-01 00:00:00", None),
+            ("2026-01-02T03:04:05", None),
+            ("2026-01-02 03:04:05+02:00", None),
+            ("2026-01-02 03:04:05.", None),
+            ("2026-01-02 03:04:05.12x", None),
+            ("2026-01-02 03:04", None),
+            ("2460000.5", None),
+            ("2026-01-02 03:04:0é", None),
+        ] {
+            assert_eq!(sqlite_canonical_len(raw), len, "{raw}");
+        }
     }
 
     #[test]

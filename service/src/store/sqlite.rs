@@ -2,8 +2,10 @@
 //!
 //! `create_time` is a `datetime` column holding text; Django writes
 //! `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC with `USE_TZ = True`, naive `TIME_ZONE` time without),
-//! and so do we (UTC). It leaves through `strftime`, so any format SQLite understands comes out
-//! as `YYYY-MM-DD HH:MM:SS`.
+//! and so do we (UTC). It leaves as SQLite's `strftime('%Y-%m-%d %H:%M:%S', create_time)` would
+//! format it, so any format SQLite understands comes out as `YYYY-MM-DD HH:MM:SS`; but the
+//! usual formats are cut in Rust ([`clock::sqlite_canonical_len`]) and only the others are sent
+//! to `strftime` ([`FORMAT_TIME`]), one value at a time.
 //!
 //! The journal mode is switched to WAL (a setting stored in the file) only in databases whose
 //! schema is ours; a foreign (Django) database keeps the mode it has.
@@ -31,12 +33,32 @@ use crate::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// The selected columns, `create_time` formatted (a macro so queries stay `&'static str`).
+/// The selected columns (a macro so queries stay `&'static str`). `create_time` comes out as
+/// stored, as text, and is formatted by [`format_time`] (or `fast::format_time`).
 macro_rules! columns {
     () => {
-        "id, title, content, \
-         COALESCE(strftime('%Y-%m-%d %H:%M:%S', create_time), create_time) AS create_time"
+        "id, title, content, CAST(create_time AS TEXT) AS create_time"
     };
+}
+
+/// What `strftime` makes of a `create_time` that [`clock::sqlite_canonical_len`] cannot cut:
+/// the value itself when SQLite cannot read it as a time either.
+const FORMAT_TIME: &str = "SELECT COALESCE(strftime('%Y-%m-%d %H:%M:%S', ?1), ?1)";
+
+/// Formats `article.create_time` as `YYYY-MM-DD HH:MM:SS` (see the module docs).
+async fn format_time<'e, E>(exec: E, article: &mut Article) -> Result<()>
+where
+    E: sqlx::SqliteExecutor<'e>,
+{
+    if let Some(len) = clock::sqlite_canonical_len(&article.create_time) {
+        article.create_time.truncate(len);
+    } else {
+        article.create_time = sqlx::query_scalar(FORMAT_TIME)
+            .bind(&article.create_time)
+            .fetch_one(exec)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A SQLite database: the sqlx pool, and the fast reader when the database is a plain file.
@@ -221,7 +243,11 @@ pub(super) async fn list(
         let total: i64 = sqlx::query_scalar(total_sql).fetch_one(&db.pool).await?;
         return Ok((Vec::new(), total));
     }
-    Ok(super::page_from_rows(rows))
+    let (mut page, total) = super::page_from_rows(rows);
+    for article in &mut page {
+        format_time(&db.pool, article).await?;
+    }
+    Ok((page, total))
 }
 
 /// Whether the counter table of migration 0002 exists (it does not in a foreign database).
@@ -238,15 +264,16 @@ pub(super) async fn get(db: &Db, id: i64) -> Result<Option<Article>> {
     {
         return Ok(found);
     }
-    Ok(sqlx::query_as::<_, Article>(DETAIL)
+    let found = sqlx::query_as::<_, Article>(DETAIL)
         .bind(id)
         .fetch_optional(&db.pool)
-        .await?)
+        .await?;
+    formatted(&db.pool, found).await
 }
 
 pub(super) async fn create(pool: &SqlitePool, title: &str, content: &str) -> Result<Article> {
     let mut tx = pool.begin().await?;
-    let article = sqlx::query_as::<_, Article>(concat!(
+    let mut article = sqlx::query_as::<_, Article>(concat!(
         "INSERT INTO article_article (title, content, create_time) VALUES (?1, ?2, ?3) \
          RETURNING ",
         columns!(),
@@ -261,6 +288,7 @@ pub(super) async fn create(pool: &SqlitePool, title: &str, content: &str) -> Res
         tx.rollback().await?;
         return Err(err);
     }
+    format_time(&mut *tx, &mut article).await?;
     tx.commit().await?;
     Ok(article)
 }
@@ -271,7 +299,7 @@ pub(super) async fn update(
     title: Option<&str>,
     content: Option<&str>,
 ) -> Result<Option<Article>> {
-    Ok(sqlx::query_as::<_, Article>(concat!(
+    let found = sqlx::query_as::<_, Article>(concat!(
         "UPDATE article_article SET title = COALESCE(?1, title), content = COALESCE(?2, content) \
          WHERE id = ?3 RETURNING ",
         columns!(),
@@ -281,18 +309,29 @@ pub(super) async fn update(
     .bind(content)
     .bind(id)
     .fetch_optional(pool)
-    .await?)
+    .await?;
+    formatted(pool, found).await
+}
+
+/// `found`, its `create_time` formatted.
+async fn formatted(pool: &SqlitePool, found: Option<Article>) -> Result<Option<Article>> {
+    let Some(mut article) = found else {
+        return Ok(None);
+    };
+    format_time(pool, &mut article).await?;
+    Ok(Some(article))
 }
 
 pub(super) async fn delete(pool: &SqlitePool, id: i64) -> Result<Option<Article>> {
-    Ok(sqlx::query_as::<_, Article>(concat!(
+    let found = sqlx::query_as::<_, Article>(concat!(
         "DELETE FROM article_article WHERE id = ?1 RETURNING ",
         columns!(),
         ""
     ))
     .bind(id)
     .fetch_optional(pool)
-    .await?)
+    .await?;
+    formatted(pool, found).await
 }
 
 pub(super) async fn insert_all(

@@ -20,8 +20,20 @@ use std::{
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::super::{PageRow, page_from_rows};
-use crate::model::Article;
+use super::{super::PageRow, super::page_from_rows, FORMAT_TIME};
+use crate::{clock, model::Article};
+
+/// `sqlite::format_time` on this connection.
+fn format_time(conn: &Connection, article: &mut Article) -> rusqlite::Result<()> {
+    if let Some(len) = clock::sqlite_canonical_len(&article.create_time) {
+        article.create_time.truncate(len);
+    } else {
+        article.create_time = conn
+            .prepare_cached(FORMAT_TIME)?
+            .query_row([&article.create_time], |row| row.get(0))?;
+    }
+    Ok(())
+}
 
 /// Read-only connections to one SQLite file.
 #[derive(Debug)]
@@ -69,7 +81,11 @@ impl FastReader {
                     .query_row([], |row| row.get(0))?;
                 return Ok((Vec::new(), total));
             }
-            Ok(page_from_rows(rows))
+            let (mut page, total) = page_from_rows(rows);
+            for article in &mut page {
+                format_time(conn, article)?;
+            }
+            Ok((page, total))
         })
     }
 
@@ -79,16 +95,17 @@ impl FastReader {
         self.with_connection(|conn| {
             let mut statement = conn.prepare_cached(sql)?;
             let mut rows = statement.query([id])?;
-            rows.next()?
-                .map(|row| {
-                    Ok(Article {
-                        id: row.get(0)?,
-                        title: row.get(1)?,
-                        content: row.get(2)?,
-                        create_time: row.get(3)?,
-                    })
-                })
-                .transpose()
+            let Some(row) = rows.next()? else {
+                return Ok(None);
+            };
+            let mut article = Article {
+                id: row.get(0)?,
+                title: row.get(1)?,
+                content: row.get(2)?,
+                create_time: row.get(3)?,
+            };
+            format_time(conn, &mut article)?;
+            Ok(Some(article))
         })
     }
 
@@ -183,6 +200,56 @@ mod tests {
         let found = reader.get(DETAIL, 5).expect("fast detail");
         assert_eq!(found.map(|a| a.title), Some("title 5".to_owned()));
         assert_eq!(reader.get(DETAIL, 6), Some(None));
+    }
+
+    #[test]
+    fn times_come_out_exactly_as_strftime_formats_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = database(&dir, 0);
+        let conn = Connection::open(&path).expect("open");
+        let times = [
+            "2024-05-06 07:08:09",
+            "2024-05-06 07:08:09.123456",
+            "2024-05-06 07:08:59.999300",
+            "2024-05-06 07:08:59.99939",
+            "2024-05-06 07:08:59.99949",
+            "2024-05-06 07:08:59.9995",
+            "2024-12-31 23:59:59.999700",
+            "2024-02-29 12:00:00",
+            "2023-02-29 10:00:00",
+            "2024-05-06T07:08:09",
+            "2024-05-06 07:08:09+02:00",
+            "2024-05-06 07:08",
+            "2460000.5",
+            "not a time",
+        ];
+        for time in times {
+            conn.execute(
+                "INSERT INTO article_article (title, content, create_time) VALUES ('t', 'c', ?1)",
+                [time],
+            )
+            .expect("insert");
+        }
+        conn.execute("UPDATE article_stats SET total = 14", [])
+            .expect("stats");
+        let want: Vec<String> = conn
+            .prepare(
+                "SELECT COALESCE(strftime('%Y-%m-%d %H:%M:%S', create_time), create_time) \
+                 FROM article_article ORDER BY id",
+            )
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        let reader = FastReader::new(path, 1);
+        let (page, _) = reader
+            .list(PAGE_WITH_STATS, TOTAL_WITH_STATS, 100, 0)
+            .expect("fast page");
+        let got: Vec<String> = page.into_iter().map(|a| a.create_time).collect();
+        assert_eq!(got, want);
+        let detail = reader.get(DETAIL, 11).expect("fast detail");
+        assert_eq!(detail.map(|a| a.create_time), Some(want[10].clone()));
     }
 
     #[test]
