@@ -1,6 +1,7 @@
 //! The benchmark run from start to end: start the [`Stack`], drive every target with every
 //! scenario at `--connections` and then at 1 connection (charging each row the CPU time its
-//! processes used), read the processes' cold start and peak RSS, optionally measure deep pages, then print the report (and write it as JSON).
+//! processes used), read the processes' cold start and peak RSS, optionally measure deep
+//! pages, then print the report (and write it as JSON).
 //!
 //! Progress goes to stderr, the report to stdout. The exit status is non-zero when a target
 //! could not be started or a row had no successful request; there are no performance

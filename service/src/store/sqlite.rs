@@ -72,18 +72,13 @@ pub(super) struct Db {
 /// index costs about 20 ns a row, so the fast path holds its thread for at most ~0.2 ms.
 const FAST_MAX_OFFSET: i64 = 10_000;
 
-impl Db {
-    fn new(pool: SqlitePool, options: &StoreOptions, connect: &SqliteConnectOptions) -> Self {
-        let fast = fast_reader_path(&options.url, connect).map(|path| {
-            Arc::new(FastReader::new(
-                path,
-                options
-                    .max_connections
-                    .map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize),
-            ))
-        });
-        Self { pool, fast }
-    }
+/// The fast reader of the database `options` name, if it is a plain file.
+fn fast_reader(options: &StoreOptions, connect: &SqliteConnectOptions) -> Option<Arc<FastReader>> {
+    let path = fast_reader_path(&options.url, connect)?;
+    let max_idle = options
+        .max_connections
+        .map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize);
+    Some(Arc::new(FastReader::new(path, max_idle)))
 }
 
 const DEFAULT_MAX_CONNECTIONS: usize = 5;
@@ -128,14 +123,16 @@ fn pool_options(options: &StoreOptions) -> Result<(SqlitePoolOptions, SqliteConn
 
 pub(super) async fn connect(options: &StoreOptions) -> Result<Db> {
     let (pool, connect) = pool_options(options)?;
-    let pool = pool.connect_with(connect.clone()).await?;
-    Ok(Db::new(pool, options, &connect))
+    let fast = fast_reader(options, &connect);
+    let pool = pool.connect_with(connect).await?;
+    Ok(Db { pool, fast })
 }
 
 pub(super) fn connect_lazy(options: &StoreOptions) -> Result<Db> {
     let (pool, connect) = pool_options(options)?;
-    let pool = pool.connect_lazy_with(connect.clone());
-    Ok(Db::new(pool, options, &connect))
+    let fast = fast_reader(options, &connect);
+    let pool = pool.connect_lazy_with(connect);
+    Ok(Db { pool, fast })
 }
 
 async fn table_exists(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
