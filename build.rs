@@ -1,8 +1,11 @@
 //! Compiles `proto/` with protox (pure Rust: no system `protoc`).
 //!
-//! Two outputs land in `OUT_DIR`:
-//! - the Rust code (prost messages, tonic client and server) for every package, and
-//! - `descriptor_set.bin`, the encoded `FileDescriptorSet` with imports and source info.
+//! Three outputs land in `OUT_DIR`:
+//! - the Rust code (prost messages, tonic client and server) for every package,
+//! - `descriptor_set.bin`, the encoded `FileDescriptorSet` with imports and source info, and
+//! - `standard_set.bin`, the standard types every gRPC API may use without shipping them
+//!   (`google.rpc.Status`, its error details, the well-known types), for the gateway to add
+//!   to whatever descriptors it is given.
 //!
 //! The descriptor bytes are written exactly as protox encodes them. Decoding them into
 //! `prost_types` and re-encoding would drop the `google.api.http` extension (prost keeps
@@ -12,6 +15,18 @@ use std::{env, fs, path::PathBuf};
 
 const PROTO_ROOT: &str = "proto";
 const PROTOS: &[&str] = &["article/v1/article.proto"];
+/// The standard types; protox carries the `google/protobuf` files itself.
+const STANDARD: &[&str] = &[
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
+    "google/protobuf/any.proto",
+    "google/protobuf/duration.proto",
+    "google/protobuf/empty.proto",
+    "google/protobuf/field_mask.proto",
+    "google/protobuf/struct.proto",
+    "google/protobuf/timestamp.proto",
+    "google/protobuf/wrappers.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
@@ -24,6 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(
         out_dir.join("descriptor_set.bin"),
         compiler.encode_file_descriptor_set(),
+    )?;
+
+    let mut standard = protox::Compiler::new([PROTO_ROOT])?;
+    standard.include_imports(true);
+    standard.open_files(STANDARD)?;
+    fs::write(
+        out_dir.join("standard_set.bin"),
+        standard.encode_file_descriptor_set(),
     )?;
 
     tonic_prost_build::configure()

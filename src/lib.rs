@@ -6,7 +6,9 @@
 //! - the `google.api.http` types ([`google::api`]), and
 //! - [`FILE_DESCRIPTOR_SET`], the encoded descriptors with imports, source info (comments) and
 //!   every custom option kept, which the service serves over reflection and the gateway
-//!   reads its routes and OpenAPI documentation from.
+//!   reads its routes and OpenAPI documentation from, and
+//! - [`STANDARD_DESCRIPTOR_SET`], the standard error and well-known types, which the gateway
+//!   adds to any API's descriptors so that error details always render as JSON.
 
 include!(concat!(env!("OUT_DIR"), "/protos.rs"));
 
@@ -16,6 +18,12 @@ include!(concat!(env!("OUT_DIR"), "/protos.rs"));
 /// such as `google.api.http` survive.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));
+
+/// The encoded `FileDescriptorSet` of the standard types a gRPC API may answer without
+/// declaring them: `google/rpc/status.proto`, `google/rpc/error_details.proto` and the
+/// well-known types (`google/protobuf/*.proto`), imports first.
+pub const STANDARD_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/standard_set.bin"));
 
 /// The fully-qualified name of the article service.
 pub const ARTICLE_SERVICE: &str = "article.v1.ArticleService";

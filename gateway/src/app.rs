@@ -9,7 +9,7 @@
 //! (`/healthz`, `/readyz`, `/metrics`, the OpenAPI routes) are ordinary axum routes, so they win over an
 //! annotated route with the same path; such a collision is logged at start.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration, time::Instant};
+use std::{borrow::Cow, collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -31,9 +31,10 @@ use tower_http::{
 };
 
 use crate::{
-    backend::{self, Backend},
+    backend::{Backend, CallError, CallOptions, UnaryResponse},
     constraints::Constraints,
-    error::Error,
+    descriptors,
+    error::{self, BackendError, Error, ErrorFormat},
     json::JsonOptions,
     metadata,
     metrics::{Metrics, RouteSlot},
@@ -42,7 +43,7 @@ use crate::{
     routes::{Lookup, RouteTable},
     rules::{Bindings, BodyRule},
     template::split_request_path,
-    transcode::{self, RequestOptions},
+    transcode::{self, RequestOptions, Unknown},
 };
 
 /// The default request body limit: 1 MiB.
@@ -96,6 +97,9 @@ pub struct GatewayBuilder {
     concurrency_limit: usize,
     timeout: Duration,
     ignored_query_params: HashSet<String>,
+    unknown_fields: Unknown,
+    unknown_query_params: Unknown,
+    error_format: ErrorFormat,
     cors: CorsOrigins,
     extra: Option<Router>,
     docs: Docs,
@@ -124,6 +128,9 @@ impl Default for GatewayBuilder {
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             timeout: DEFAULT_TIMEOUT,
             ignored_query_params: HashSet::new(),
+            unknown_fields: Unknown::Reject,
+            unknown_query_params: Unknown::Reject,
+            error_format: ErrorFormat::Status,
             cors: CorsOrigins::default(),
             extra: None,
             docs: Docs::default(),
@@ -188,6 +195,27 @@ impl GatewayBuilder {
         self
     }
 
+    /// What a JSON body field that the request message does not have does (default: 400).
+    #[must_use]
+    pub fn unknown_fields(mut self, unknown: Unknown) -> Self {
+        self.unknown_fields = unknown;
+        self
+    }
+
+    /// What a query parameter that names no field does (default: 400).
+    #[must_use]
+    pub fn unknown_query_params(mut self, unknown: Unknown) -> Self {
+        self.unknown_query_params = unknown;
+        self
+    }
+
+    /// The shape of error bodies (default: google.rpc.Status JSON).
+    #[must_use]
+    pub fn error_format(mut self, format: ErrorFormat) -> Self {
+        self.error_format = format;
+        self
+    }
+
     /// The origins allowed by CORS.
     #[must_use]
     pub fn cors(mut self, origins: CorsOrigins) -> Self {
@@ -224,12 +252,15 @@ impl GatewayBuilder {
 
     /// Resolves every binding and builds the router.
     ///
-    /// Methods that cannot be routed (streaming, invalid rules) are logged and left out.
+    /// Methods whose rules are invalid are logged and left out; streaming methods are logged
+    /// and their paths answer 501. The standard error and well-known types are added to the
+    /// descriptors ([`descriptors::with_standard_types`]).
     ///
     /// # Errors
     /// When the descriptors or the backend are missing.
     pub fn build(self) -> Result<Router, BuildError> {
-        let pool = self.pool.ok_or(BuildError::Missing("descriptors"))?;
+        let pool =
+            descriptors::with_standard_types(self.pool.ok_or(BuildError::Missing("descriptors"))?);
         let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
         let metrics = Metrics::new(&backend);
         let bindings = Bindings::from_pool(&pool);
@@ -238,6 +269,13 @@ impl GatewayBuilder {
                 method = skipped.method,
                 reason = skipped.reason,
                 "method not routed"
+            );
+        }
+        for unserved in &bindings.unserved {
+            tracing::warn!(
+                method = unserved.method.full_name(),
+                route = %format_args!("{} {}", unserved.http_method, unserved.template),
+                "streaming method not served yet: its route answers 501"
             );
         }
         let table = RouteTable::new(&bindings);
@@ -272,9 +310,11 @@ impl GatewayBuilder {
             serialize: self.json.serialize_options(),
             request: RequestOptions {
                 ignored_query_params: self.ignored_query_params,
+                unknown_query_params: self.unknown_query_params,
                 constraints,
                 ..RequestOptions::default()
-            },
+            }
+            .unknown_fields(self.unknown_fields),
             body_limit: self.body_limit,
             max_query_length: self.max_query_length,
             timeout: self.timeout,
@@ -295,7 +335,13 @@ impl GatewayBuilder {
         }
         // The gateway's own routes label their metrics by their matched path; the transcoded
         // routes record theirs in `transcode_call`.
-        let router = router.route_layer(axum::middleware::from_fn(crate::metrics::record_matched));
+        let mut router =
+            router.route_layer(axum::middleware::from_fn(crate::metrics::record_matched));
+        if self.error_format != ErrorFormat::Status {
+            router = router.layer(axum::middleware::from_fn(error::error_format_layer(
+                self.error_format,
+            )));
+        }
         // The layers wrap the whole router once, instead of each route (`Router::layer`): axum
         // clones a route's boxed service for every request, and with the layers inside each
         // route that clone was the whole middleware stack, about 50 allocations per request
@@ -421,6 +467,13 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         .try_acquire()
         .map_err(|_| Error::Overloaded)?;
     let (parts, body) = request.into_parts();
+    // The call's deadline is fixed here, once, and owned by the call from now on.
+    let timeout = metadata::grpc_timeout(&parts.headers)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?
+        .unwrap_or(shared.timeout);
+    // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
+    let options =
+        CallOptions::within(timeout).idempotent(matches!(parts.method, Method::GET | Method::HEAD));
     if let Some(query) = parts.uri.query()
         && query.len() > shared.max_query_length
     {
@@ -447,7 +500,12 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         Lookup::NotFound => return Err(Error::NotFound(path.to_owned())),
     };
     RouteSlot::record(&parts.extensions, route.binding.method.full_name());
-    let timeout = metadata::grpc_timeout(&parts.headers)?.unwrap_or(shared.timeout);
+    if !route.served {
+        return Err(Error::Unimplemented(format!(
+            "{} is a streaming method, which this gateway does not serve yet",
+            route.binding.method.full_name()
+        )));
+    }
 
     let body = match route.binding.body {
         // A body on a route without one is ignored, as grpc-gateway does.
@@ -457,75 +515,77 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     if !body.is_empty() {
         transcode::check_content_type(parts.headers.get(header::CONTENT_TYPE))?;
     }
-    let message = transcode::request_message(
+    let (message, system) = transcode::request_message(
         &route.binding,
         captures,
         parts.uri.query(),
         &body,
         &shared.request,
     )?;
+    let serialize = if system.enum_numbers {
+        Cow::Owned(shared.serialize.clone().use_enum_numbers(true))
+    } else {
+        Cow::Borrowed(&shared.serialize)
+    };
 
     let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let metadata = metadata::request_metadata(&parts.headers, client);
-    let mut grpc_request =
-        tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
-    // Tells the backend the deadline (`grpc-timeout`); the gateway enforces it below too,
-    // because an in-memory backend has no transport to do it.
-    grpc_request.set_timeout(timeout);
+    let accept_trailers = metadata::accepts_trailers(&parts.headers);
+    let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
+    let UnaryResponse { message, metadata } = shared
+        .backend
+        .unary(
+            route.grpc_path.clone(),
+            grpc_request,
+            route.binding.method.output(),
+            options,
+        )
+        .await
+        .map_err(|e| backend_error(e, &shared.pool, &serialize, accept_trailers))?;
 
-    let started = Instant::now();
-    // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
-    let send = if matches!(parts.method, Method::GET | Method::HEAD) {
-        Backend::unary_idempotent
-    } else {
-        Backend::unary
-    };
-    let call = send(
-        &shared.backend,
-        route.grpc_path.clone(),
-        grpc_request,
-        route.binding.method.output(),
-    );
-    let response = match tokio::time::timeout(timeout, call).await {
-        Err(_) => return Err(Error::DeadlineExceeded),
-        // tonic's channel reports its own expired timeout as CANCELLED.
-        Ok(Err(status))
-            if status.code() == tonic::Code::Cancelled && started.elapsed() >= timeout =>
-        {
-            return Err(Error::DeadlineExceeded);
-        }
-        Ok(Err(status)) => {
-            return Err(backend::status_error(
-                status,
-                &shared.pool,
-                &shared.serialize,
-            ));
-        }
-        Ok(Ok(response)) => response,
-    };
-
-    let (metadata, message, _) = response.into_parts();
-    let json = transcode::to_json(
-        &message,
-        route.binding.response_body.as_ref(),
-        &shared.serialize,
-    )
-    .map_err(|e| {
-        Error::Internal(format!(
-            "serializing {} as JSON: {e}",
-            message.descriptor().full_name()
-        ))
-    })?;
+    let json = transcode::to_json(&message, route.binding.response_body.as_ref(), &serialize)
+        .map_err(|e| {
+            Error::Internal(format!(
+                "serializing {} as JSON: {e}",
+                message.descriptor().full_name()
+            ))
+        })?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    metadata::response_headers(metadata, &mut headers);
-    Ok((StatusCode::OK, headers, json).into_response())
+    metadata::response_headers(&metadata.headers, &mut headers);
+    let mut response = (StatusCode::OK, headers, json).into_response();
+    metadata::attach_trailers(
+        &mut response,
+        metadata::response_trailers(&metadata.trailers, accept_trailers),
+    );
+    Ok(response)
+}
+
+/// A failed call as the gateway's error: its details as JSON, its metadata as headers and
+/// (when the client reads them) trailers.
+fn backend_error(
+    error: CallError,
+    pool: &DescriptorPool,
+    serialize: &SerializeOptions,
+    accept_trailers: bool,
+) -> Error {
+    let (status, metadata) = error.into_parts();
+    let mut headers = HeaderMap::new();
+    metadata::response_headers(&metadata.headers, &mut headers);
+    BackendError {
+        code: status.code(),
+        message: status.message().to_owned(),
+        details: error::details::render(status.details(), pool, serialize),
+        headers,
+        trailers: metadata::response_trailers(&metadata.trailers, accept_trailers),
+    }
+    .into()
 }
 
 /// Reads the body up to `limit` bytes: a declared or actual larger body is a 413.

@@ -5,28 +5,31 @@
 //! HTTP/2 connection to a remote server (connected lazily, so the gateway starts while the
 //! backend is down); built from any other service (for example the server's own tonic
 //! `Routes`) it calls the gRPC service in memory, with no socket. Built with
-//! [`Backend::balanced`] it spreads calls over several replicas ([`balance`]), leaves out those
-//! whose `grpc.health.v1` check does not answer SERVING ([`health`]), and sends an idempotent
-//! call that failed with `UNAVAILABLE` again to another replica ([`Backend::unary_idempotent`]).
-//! The codec is [`DynamicCodec`], so no method needs generated client code.
+//! [`Backend::balanced`] it spreads calls over several replicas ([`balance`]) and leaves out
+//! those whose `grpc.health.v1` check answers anything but SERVING ([`health`]; a server with
+//! no health service is up while its connection is).
+//!
+//! A call reads straight: the handler hands [`Backend::unary`] the request and its
+//! [`CallOptions`] (the deadline, whether it may be repeated); [`call`] owns the deadline and
+//! the retries; the balancer only picks a replica; the replica's channel carries the call. The
+//! codec is [`DynamicCodec`], so no method needs generated client code.
+//!
+//! Only a transport failure (a refused or lost connection) marks a replica down between
+//! health checks. A deadline, a cancellation, a client that went away, or any status the
+//! backend answers never does.
 
 mod balance;
+mod call;
 mod codec;
 mod health;
 mod tls;
 
-use std::{
-    fmt,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use base64::Engine;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::uri::PathAndQuery;
-use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{
     Code, Status,
     transport::{Channel, Endpoint},
@@ -37,10 +40,12 @@ use tonic_health::pb::{
 use tower::util::BoxCloneSyncService;
 
 pub use balance::{BalanceOptions, ReplicaStatus};
+pub use call::{CallError, CallMetadata, CallOptions, UnaryResponse};
 pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder};
+pub use health::Readiness;
 pub use tls::BackendTls;
 
-use crate::error::{BackendError, Error};
+use crate::error::Error;
 use balance::Balancer;
 
 /// A boxed error, as tonic's transport traits use it.
@@ -190,60 +195,35 @@ impl Backend {
     }
 
     /// Calls the unary method at `path` (`/package.Service/Method`), decoding the answer as
-    /// `output`, once. Fails with the status the backend answered, or one made from a
-    /// transport failure (`UNAVAILABLE` at once when no replica is up).
+    /// `output`, within `options.deadline`. Fails with the status the backend answered (and
+    /// the metadata it sent), `DEADLINE_EXCEEDED` once the deadline passes, or a status made
+    /// from a transport failure (`UNAVAILABLE` at once when no replica is up).
+    ///
+    /// Over several replicas, an idempotent call failing with `UNAVAILABLE` is sent again to
+    /// another replica ([`call`] says when).
     pub fn unary(
         &self,
         path: PathAndQuery,
         request: tonic::Request<DynamicMessage>,
         output: MessageDescriptor,
-    ) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
-        match &self.inner {
-            Inner::Single(service) => unary_on(service.clone(), path, request, output),
-            Inner::Balanced(balancer) => balancer.clone().unary(path, request, output, false),
-        }
+        options: CallOptions,
+    ) -> BoxFuture<'static, Result<UnaryResponse, CallError>> {
+        Box::pin(call::unary(self.clone(), path, request, output, options))
     }
 
-    /// Like [`Backend::unary`], for a call that is safe to send twice (it backs a GET or HEAD).
+    /// Whether the backend can take calls, and why, for `/readyz`.
     ///
-    /// Over several replicas, a call failing with `UNAVAILABLE` is sent again to another
-    /// healthy replica, at most once per replica and while the request's `grpc-timeout`
-    /// leaves time. Both kinds of `UNAVAILABLE` are retried: a transport failure (connection
-    /// refused or reset, the replica died mid-call, whether or not it had processed the call),
-    /// and one the replica answered itself (for example its database pool is exhausted),
-    /// because another replica may well succeed and the call has no effect to repeat.
-    pub fn unary_idempotent(
-        &self,
-        path: PathAndQuery,
-        request: tonic::Request<DynamicMessage>,
-        output: MessageDescriptor,
-    ) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
+    /// Over several replicas, answers from the watchers' last checks: ready while any replica
+    /// is up. A single transport is asked now: ready when its `grpc.health.v1` answers
+    /// SERVING, or UNIMPLEMENTED (no health service: the answer itself shows the server is
+    /// reachable).
+    pub fn readiness(&self) -> BoxFuture<'static, Readiness> {
         match &self.inner {
-            Inner::Single(service) => unary_on(service.clone(), path, request, output),
-            Inner::Balanced(balancer) => balancer.clone().unary(path, request, output, true),
-        }
-    }
-
-    /// Asks the backend's `grpc.health.v1.Health/Check` about the whole server.
-    ///
-    /// Over several replicas, answers from the watchers' last checks: SERVING while any replica
-    /// is up, else NOT_SERVING.
-    ///
-    /// Fails with the status of the call (including `UNIMPLEMENTED` when the backend has no
-    /// health service).
-    pub fn health(&self) -> BoxFuture<'static, Result<ServingStatus, Status>> {
-        let service = match &self.inner {
-            Inner::Single(service) => service.clone(),
+            Inner::Single(service) => Box::pin(health::check_single(service.clone())),
             Inner::Balanced(balancer) => {
-                let status = if balancer.any_up() {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                };
-                return Box::pin(std::future::ready(Ok(status)));
+                Box::pin(std::future::ready(Readiness::of(balancer.statuses())))
             }
-        };
-        Box::pin(check_health(service, String::new()))
+        }
     }
 }
 
@@ -281,23 +261,6 @@ where
     BoxCloneSyncService::new(service)
 }
 
-/// One unary call on one transport.
-fn unary_on(
-    service: GrpcService,
-    path: PathAndQuery,
-    request: tonic::Request<DynamicMessage>,
-    output: MessageDescriptor,
-) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
-    let mut grpc = tonic::client::Grpc::new(service);
-    // Boxed as `Send` here, where the service type is concrete: left to inference inside
-    // axum's handler bounds, rustc fails to prove the future `Send` (a higher-ranked
-    // lifetime limitation with `dyn Error` conversions).
-    Box::pin(async move {
-        grpc.ready().await.map_err(|e| transport_status(e.into()))?;
-        grpc.unary(request, path, DynamicCodec::new(output)).await
-    })
-}
-
 /// `grpc.health.v1.Health/Check` for `service` (`""`: the whole server).
 async fn check_health(transport: GrpcService, service: String) -> Result<ServingStatus, Status> {
     let response = HealthClient::new(transport)
@@ -306,28 +269,38 @@ async fn check_health(transport: GrpcService, service: String) -> Result<Serving
     Ok(response.into_inner().status())
 }
 
-/// The request's deadline as `grpc-timeout` metadata carries it, for retries to shorten.
-fn request_timeout(request: &tonic::Request<DynamicMessage>) -> Option<Duration> {
-    // Read in place: this runs on every balanced call.
-    request
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|value| crate::metadata::parse_grpc_timeout(value.as_bytes()))
+/// What a transport error says about the replica it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// tonic's channel enforcing the call's `grpc-timeout`: the call ran out of time, the
+    /// replica did nothing wrong.
+    Deadline,
+    /// The connection could not be made or was lost: the replica is unreachable.
+    Transport,
 }
 
-/// Whether a failed call is worth sending to another replica when it is idempotent.
-fn retryable(status: &Status) -> bool {
-    status.code() == Code::Unavailable
+/// Classifies a transport error: tonic reports its own expired timeout as an error of the
+/// channel (`TimeoutExpired`, which `Status::from_error` turns into CANCELLED), not as
+/// DEADLINE_EXCEEDED.
+fn classify(error: &BoxError) -> Failure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    // Bounded by the length of the source chain.
+    while let Some(e) = source {
+        if e.is::<tonic::TimeoutExpired>() {
+            return Failure::Deadline;
+        }
+        source = e.source();
+    }
+    Failure::Transport
 }
 
-/// When a retry must give up: the time left of the request's deadline, measured from `started`.
-fn remaining(timeout: Option<Duration>, started: Instant) -> Option<Duration> {
-    timeout.map(|t| t.saturating_sub(started.elapsed()))
-}
-
-/// A transport failure as a status: the code tonic would pick (`UNAVAILABLE` for a refused
-/// connection, `CANCELLED` for tonic's own timeout), a generic message, the details logged.
+/// A transport failure as a status: DEADLINE_EXCEEDED for an expired timeout, else the code
+/// tonic would pick (`UNAVAILABLE` for a refused connection), with a generic message; the
+/// details are logged.
 fn transport_status(error: BoxError) -> Status {
+    if classify(&error) == Failure::Deadline {
+        return Status::deadline_exceeded("the deadline expired before the backend answered");
+    }
     let status = match error.downcast::<Status>() {
         // Already a status (another layer mapped it): keep it.
         Ok(status) => return *status,
@@ -338,77 +311,9 @@ fn transport_status(error: BoxError) -> Status {
         }
     };
     let message = match status.code() {
-        tonic::Code::Unavailable => "the backend is unavailable",
-        tonic::Code::Cancelled => "the backend call was cancelled",
+        Code::Unavailable => "the backend is unavailable",
+        Code::Cancelled => "the backend call was cancelled",
         _ => "the backend call failed",
     };
     Status::new(status.code(), message)
-}
-
-/// `google.rpc.Status`, as carried in the `grpc-status-details-bin` trailer. Declared here
-/// because no dependency generates it and only its outer shape is needed.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
-}
-
-/// Turns a failed call's status into the gateway error, its details rendered as JSON: as the
-/// message when `pool` knows the type, else as `{"@type", "value": base64}`.
-pub fn status_error(status: Status, pool: &DescriptorPool, options: &SerializeOptions) -> Error {
-    let details = decode_details(status.details(), pool, options);
-    BackendError { status, details }.into()
-}
-
-fn decode_details(
-    bytes: &[u8],
-    pool: &DescriptorPool,
-    options: &SerializeOptions,
-) -> Vec<serde_json::Value> {
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    let Ok(status) = RpcStatus::decode(bytes) else {
-        tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
-        return Vec::new();
-    };
-    status
-        .details
-        .iter()
-        .map(|any| any_json(any, pool, options))
-        .collect()
-}
-
-fn any_json(
-    any: &prost_types::Any,
-    pool: &DescriptorPool,
-    options: &SerializeOptions,
-) -> serde_json::Value {
-    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-    let decoded = pool
-        .get_message_by_name(type_name)
-        .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
-        .and_then(|msg| {
-            msg.serialize_with_options(serde_json::value::Serializer, options)
-                .ok()
-        });
-    let mut object = serde_json::Map::new();
-    object.insert("@type".to_owned(), any.type_url.clone().into());
-    match decoded {
-        Some(serde_json::Value::Object(fields)) => object.extend(fields),
-        // Well-known types with a non-object JSON form nest it under "value", as proto3 JSON
-        // does for `Any`.
-        Some(other) => {
-            object.insert("value".to_owned(), other);
-        }
-        None => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(&any.value);
-            object.insert("value".to_owned(), b64.into());
-        }
-    }
-    serde_json::Value::Object(object)
 }

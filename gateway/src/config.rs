@@ -7,8 +7,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     app::{DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_QUERY_LENGTH},
+    error::ErrorFormat,
     json::{JsonNames, JsonOptions},
     server::DEFAULT_MAX_HEADER_BYTES,
+    transcode::Unknown,
 };
 
 /// Serves a gRPC API as REST/JSON, routed by the `google.api.http` annotations of its
@@ -108,6 +110,19 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub ignore_query_params: Vec<String>,
+    /// A JSON body field the request message does not have: `reject` (400 naming it) or
+    /// `ignore` (dropped, as grpc-gateway does).
+    #[arg(long, env = "ARTICLES_GATEWAY_UNKNOWN_FIELDS", value_enum, default_value_t = Unknown::Reject)]
+    pub unknown_fields: Unknown,
+    /// A query parameter that names no field: `reject` (400 naming it) or `ignore` (dropped, as
+    /// grpc-gateway does).
+    #[arg(long, env = "ARTICLES_GATEWAY_UNKNOWN_QUERY_PARAMS", value_enum, default_value_t = Unknown::Reject)]
+    pub unknown_query_params: Unknown,
+    /// The shape of error bodies: `status` (google.rpc.Status as JSON: code, message,
+    /// details; grpc-gateway v2's and Envoy's), `grpc-gateway-v1` (the same plus `error`), or
+    /// `problem` (RFC 9457 `application/problem+json`, with `code` and `details`).
+    #[arg(long, env = "ARTICLES_GATEWAY_ERROR_FORMAT", value_enum, default_value_t = ErrorFormat::Status)]
+    pub error_format: ErrorFormat,
 }
 
 /// Which API the gateway serves, and how JSON is written.
@@ -193,6 +208,32 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.listen.port(), 9);
         assert!(cli.serve.api.reflect);
+        assert_eq!(cli.serve.error_format, ErrorFormat::Status);
+        assert_eq!(cli.serve.unknown_fields, Unknown::Reject);
+    }
+
+    #[test]
+    fn migration_switches_take_their_documented_values() {
+        let cli = Cli::try_parse_from([
+            "articles-gateway",
+            "--unknown-fields",
+            "ignore",
+            "--unknown-query-params",
+            "ignore",
+            "--error-format",
+            "grpc-gateway-v1",
+        ]);
+        let cli = match cli {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(cli.serve.unknown_fields, Unknown::Ignore);
+        assert_eq!(cli.serve.unknown_query_params, Unknown::Ignore);
+        assert_eq!(cli.serve.error_format, ErrorFormat::GrpcGatewayV1);
+        for format in ["status", "problem"] {
+            assert!(Cli::try_parse_from(["articles-gateway", "--error-format", format]).is_ok());
+        }
+        assert!(Cli::try_parse_from(["articles-gateway", "--error-format", "xml"]).is_err());
     }
 
     #[test]

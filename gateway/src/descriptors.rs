@@ -1,5 +1,7 @@
 //! Where the API's descriptors come from: the embedded article contract, an encoded
-//! `FileDescriptorSet` file, or the backend's gRPC server reflection.
+//! `FileDescriptorSet` file, or the backend's gRPC server reflection (`grpc.reflection.v1`,
+//! else `v1alpha`, which grpcio-reflection and many Go and Java servers still serve alone);
+//! and the standard types added to all of them ([`with_standard_types`]).
 //!
 //! Every path keeps the raw descriptor bytes until prost-reflect decodes them, because
 //! decoding into `prost_types` and re-encoding drops the `google.api.http` extension the
@@ -10,15 +12,25 @@ use std::{
     path::Path,
 };
 
+use http::uri::PathAndQuery;
 use prost::Message;
 use prost_reflect::DescriptorPool;
+use tonic::Code;
+use tonic_prost::ProstCodec;
+// The v1 messages are wire-identical to v1alpha's (same fields, same numbers): one set of
+// types speaks both versions, only the method path differs.
 use tonic_reflection::pb::v1::{
-    ServerReflectionRequest, ServerReflectionResponse,
-    server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+    ServerReflectionRequest, ServerReflectionResponse, server_reflection_request::MessageRequest,
     server_reflection_response::MessageResponse,
 };
 
-use crate::backend::Backend;
+use crate::backend::{Backend, GrpcService};
+
+/// The reflection methods, newest first.
+const REFLECTION_PATHS: [&str; 2] = [
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
 
 /// Why descriptors could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -63,19 +75,53 @@ pub fn from_file(path: &Path) -> Result<DescriptorPool, DescriptorError> {
     Ok(DescriptorPool::decode(bytes.as_slice())?)
 }
 
-/// Reads every service's files (and their imports) from the backend's
-/// `grpc.reflection.v1.ServerReflection` service.
+/// Adds the standard types to `pool`: `google.rpc.Status`, the `google.rpc` error details
+/// and the well-known types, each file unless the pool already has one of that name.
+///
+/// Backends answer error details (`DebugInfo`, `BadRequest`, ...) that their own descriptors
+/// rarely import, and a detail whose type the pool does not know can only be shown as base64.
+/// A file that clashes with the pool's own (the same type under another file name) is left
+/// out: the pool's definition wins.
+pub fn with_standard_types(mut pool: DescriptorPool) -> DescriptorPool {
+    let standard =
+        match prost_types::FileDescriptorSet::decode(articles_proto::STANDARD_DESCRIPTOR_SET) {
+            Ok(set) => set,
+            // The bytes are compiled into the binary by build.rs; a failure here is a build bug,
+            // and the pool still works without them.
+            Err(e) => {
+                tracing::error!(error = %e, "the embedded standard descriptors are corrupt");
+                return pool;
+            }
+        };
+    // Imports come first in the set, so each file finds its dependencies already added.
+    for file in standard.file {
+        if pool.get_file_by_name(file.name()).is_some() {
+            continue;
+        }
+        let name = file.name().to_owned();
+        if let Err(e) = pool.add_file_descriptor_proto(file) {
+            tracing::debug!(file = name, error = %e, "standard file not added");
+        }
+    }
+    pool
+}
+
+/// Reads every service's files (and their imports) from the backend's server reflection:
+/// `grpc.reflection.v1.ServerReflection`, or `grpc.reflection.v1alpha` when v1 is not served.
 ///
 /// # Errors
 /// When reflection is not served, or returns files whose imports cannot all be found.
 pub async fn from_reflection(backend: &Backend) -> Result<DescriptorPool, DescriptorError> {
-    let mut client = ServerReflectionClient::new(backend.grpc_service());
-
-    let answers = round(
-        &mut client,
-        vec![MessageRequest::ListServices(String::new())],
-    )
-    .await?;
+    let service = backend.grpc_service();
+    let list = || vec![MessageRequest::ListServices(String::new())];
+    let (path, answers) = match round(&service, REFLECTION_PATHS[0], list()).await {
+        Err(DescriptorError::Reflection(status)) if status.code() == Code::Unimplemented => {
+            tracing::debug!("grpc.reflection.v1 is not served; trying v1alpha");
+            let answers = round(&service, REFLECTION_PATHS[1], list()).await?;
+            (REFLECTION_PATHS[1], answers)
+        }
+        other => (REFLECTION_PATHS[0], other?),
+    };
     let mut services = Vec::new();
     for answer in answers {
         if let MessageResponse::ListServicesResponse(list) = answer {
@@ -94,7 +140,7 @@ pub async fn from_reflection(backend: &Backend) -> Result<DescriptorPool, Descri
         .collect();
     let mut asked: HashSet<String> = HashSet::new();
     while !requests.is_empty() {
-        for answer in round(&mut client, requests).await? {
+        for answer in round(&service, path, requests).await? {
             match answer {
                 MessageResponse::FileDescriptorResponse(found) => {
                     for bytes in found.file_descriptor_proto {
@@ -175,9 +221,11 @@ fn add_with_imports(
     Ok(())
 }
 
-/// One reflection stream: sends `requests`, returns the answers in order.
+/// One reflection stream on the method at `path`: sends `requests`, returns the answers in
+/// order.
 async fn round(
-    client: &mut ServerReflectionClient<crate::backend::GrpcService>,
+    service: &GrpcService,
+    path: &'static str,
     requests: Vec<MessageRequest>,
 ) -> Result<Vec<MessageResponse>, DescriptorError> {
     let count = requests.len();
@@ -185,7 +233,20 @@ async fn round(
         host: String::new(),
         message_request: Some(r),
     }));
-    let mut responses = client.server_reflection_info(stream).await?.into_inner();
+    let mut grpc = tonic::client::Grpc::new(service.clone());
+    grpc.ready()
+        .await
+        .map_err(|e| DescriptorError::Reflection(tonic::Status::unavailable(e.to_string())))?;
+    let codec: ProstCodec<ServerReflectionRequest, ServerReflectionResponse> =
+        ProstCodec::default();
+    let mut responses = grpc
+        .streaming(
+            tonic::Request::new(stream),
+            PathAndQuery::from_static(path),
+            codec,
+        )
+        .await?
+        .into_inner();
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
         match responses.message().await? {

@@ -2,14 +2,57 @@
 //!
 //! Every failure (a gateway-raised one such as an unknown path, or a status the backend
 //! answered) is an [`Error`]. [`Error::into_response`] is the only code that picks an HTTP
-//! status, through the single table [`http_status`], and writes the body shape
-//! `{"code": <gRPC code>, "message": "...", "details": [...]}` that grpc-gateway clients expect.
-//! Internal errors are logged in full there and answered with a generic message.
+//! status, through the single table [`http_status`], and writes the body in the
+//! [`ErrorFormat`] the gateway was started with: by default google.rpc.Status as JSON
+//! (`{"code": <gRPC code>, "message": "...", "details": [...]}`, grpc-gateway v2's and Envoy's
+//! shape). Internal errors are logged in full there and answered with a generic message.
+//!
+//! The format reaches the renderer through a task-local set around each request
+//! ([`error_format_layer`]), so every error answered anywhere in the router (a probe, a 405 on
+//! a gateway path, a backend status) has the same shape without each caller passing it.
 
-use axum::response::{IntoResponse, Response};
+pub mod details;
+
+use std::future::Future;
+
+use axum::{
+    extract::Request,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use tonic::Code;
+
+/// The shape of error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ErrorFormat {
+    /// google.rpc.Status as JSON: `{"code", "message", "details"}` (grpc-gateway v2, Envoy).
+    #[default]
+    Status,
+    /// grpc-gateway v1's: the same plus `"error": <message>`.
+    #[value(name = "grpc-gateway-v1")]
+    GrpcGatewayV1,
+    /// RFC 9457 problem details (`application/problem+json`): `type`, `title`, `status`,
+    /// `detail`, with `code` and `details` as extension members.
+    Problem,
+}
+
+tokio::task_local! {
+    /// The format of the gateway serving the current request.
+    static FORMAT: ErrorFormat;
+}
+
+/// The middleware that makes errors answered inside it take `format`.
+pub(crate) fn error_format_layer(
+    format: ErrorFormat,
+) -> impl Fn(Request, Next) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |request: Request, next: Next| Box::pin(FORMAT.scope(format, next.run(request)))
+}
 
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +72,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
     /// The request body is not JSON.
-    #[error("unsupported content type {0:?}: the request body must be JSON (application/json)")]
+    #[error(
+        "unsupported content type {0:?}: the request body must be JSON (application/json, \
+         any +json type, or no content type)"
+    )]
     UnsupportedMediaType(String),
     /// The request body is larger than the configured limit.
     #[error("the request body is larger than the limit of {limit} bytes")]
@@ -58,21 +104,31 @@ pub enum Error {
     /// The backend cannot be reached, or says it is not ready.
     #[error("{0}")]
     Unavailable(String),
+    /// The route's method exists but the gateway does not serve its kind (streaming, for now).
+    #[error("{0}")]
+    Unimplemented(String),
     /// The backend answered with a non-OK status.
-    #[error("{}", .0.status.message())]
+    #[error("{}", .0.message)]
     Backend(Box<BackendError>),
     /// A bug or an environment failure inside the gateway; never shown to the client.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-/// A status answered by the backend, with its details already rendered as JSON.
+/// A status answered by the backend, ready to answer: its details rendered as JSON, its
+/// metadata as HTTP headers and trailers.
 #[derive(Debug)]
 pub struct BackendError {
-    /// The status, with its metadata (headers and trailers of the call).
-    pub status: tonic::Status,
+    /// The status code.
+    pub code: Code,
+    /// The status message.
+    pub message: String,
     /// `google.rpc.Status.details`, each `Any` as proto3 JSON.
     pub details: Vec<serde_json::Value>,
+    /// The headers to answer with (`Grpc-Metadata-*`).
+    pub headers: HeaderMap,
+    /// The trailers to answer with (`Grpc-Trailer-*`; empty unless the client accepts them).
+    pub trailers: HeaderMap,
 }
 
 /// The one table pairing gRPC codes with HTTP statuses, as `google/rpc/code.proto` documents.
@@ -99,12 +155,69 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// The JSON error body.
+/// The JSON error body, in every format.
 #[derive(Debug, Serialize)]
-struct ErrorBody<'a> {
-    code: i32,
-    message: &'a str,
-    details: &'a [serde_json::Value],
+#[serde(untagged)]
+enum ErrorBody<'a> {
+    /// `status` and `grpc-gateway-v1` (which adds `error`).
+    Status {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        code: i32,
+        message: &'a str,
+        details: &'a [serde_json::Value],
+    },
+    /// RFC 9457.
+    Problem {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        title: &'a str,
+        status: u16,
+        detail: &'a str,
+        code: i32,
+        details: &'a [serde_json::Value],
+    },
+}
+
+impl<'a> ErrorBody<'a> {
+    fn new(
+        format: ErrorFormat,
+        status: StatusCode,
+        code: Code,
+        message: &'a str,
+        details: &'a [serde_json::Value],
+    ) -> Self {
+        let code = code as i32;
+        match format {
+            ErrorFormat::Status => Self::Status {
+                error: None,
+                code,
+                message,
+                details,
+            },
+            ErrorFormat::GrpcGatewayV1 => Self::Status {
+                error: Some(message),
+                code,
+                message,
+                details,
+            },
+            ErrorFormat::Problem => Self::Problem {
+                // No URI of our own to point at: RFC 9457 says the title is then the status's.
+                kind: "about:blank",
+                title: status
+                    .canonical_reason()
+                    .unwrap_or(if status.as_u16() == 499 {
+                        "Client Closed Request"
+                    } else {
+                        "Error"
+                    }),
+                status: status.as_u16(),
+                detail: message,
+                code,
+                details,
+            },
+        }
+    }
 }
 
 impl Error {
@@ -137,7 +250,8 @@ impl Error {
             }
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Overloaded | Self::Unavailable(_) => Code::Unavailable,
-            Self::Backend(b) => b.status.code(),
+            Self::Unimplemented(_) => Code::Unimplemented,
+            Self::Backend(b) => b.code,
             Self::Internal(_) => Code::Internal,
         };
         (code, http_status(code))
@@ -153,39 +267,45 @@ impl From<BackendError> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
+        let format = FORMAT.try_with(|f| *f).unwrap_or_default();
         let mut headers = HeaderMap::new();
-        let message = match &self {
+        let (message, details, trailers) = match self {
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal gateway error");
-                "internal error".to_owned()
+                ("internal error".to_owned(), Vec::new(), HeaderMap::new())
             }
             Self::Backend(b) => {
-                crate::metadata::response_headers(b.status.metadata().clone(), &mut headers);
-                tracing::debug!(code = ?code, message = b.status.message(), "backend error");
-                b.status.message().to_owned()
+                tracing::debug!(code = ?code, message = b.message, "backend error");
+                let BackendError {
+                    message,
+                    details,
+                    headers: metadata,
+                    trailers,
+                    ..
+                } = *b;
+                headers.extend(metadata);
+                (message, details, trailers)
             }
-            Self::MethodNotAllowed { allow, .. } => {
+            Self::MethodNotAllowed { ref allow, .. } => {
                 headers.insert(header::ALLOW, allow.clone());
-                self.to_string()
+                (self.to_string(), Vec::new(), HeaderMap::new())
             }
-            other => other.to_string(),
+            other => (other.to_string(), Vec::new(), HeaderMap::new()),
         };
-        let details = match &self {
-            Self::Backend(b) => b.details.as_slice(),
-            _ => &[],
-        };
-        let body = ErrorBody {
-            code: code as i32,
-            message: &message,
-            details,
-        };
-        // Serializing a struct of a string, an int and JSON values cannot fail.
+        let body = ErrorBody::new(format, status, code, &message, &details);
+        // Serializing strings, integers and JSON values cannot fail.
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(if format == ErrorFormat::Problem {
+                "application/problem+json"
+            } else {
+                "application/json"
+            }),
         );
-        (status, headers, bytes).into_response()
+        let mut response = (status, headers, bytes).into_response();
+        crate::metadata::attach_trailers(&mut response, trailers);
+        response
     }
 }
 

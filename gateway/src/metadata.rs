@@ -2,18 +2,23 @@
 //!
 //! Only a known set of request headers is forwarded (as grpc-gateway does): forwarding every
 //! header would leak hop-by-hop and browser headers into the backend and let clients spoof
-//! reserved gRPC headers. Response metadata (headers and trailers, which tonic merges for unary
-//! calls) comes back as `Grpc-Metadata-<key>` headers.
+//! reserved gRPC headers. As grpc-gateway answers them, response header metadata comes back
+//! as `Grpc-Metadata-<key>` headers, and trailers as `Grpc-Trailer-<key>` HTTP trailers when
+//! the client says it reads trailers (`TE: trailers`); the two are never merged, so a trailer
+//! cannot overwrite a header of the same name.
 
 use std::{net::SocketAddr, time::Duration};
 
+use axum::{body::Body, response::Response};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http_body_util::BodyExt as _;
 use tonic::metadata::MetadataMap;
-
-use crate::error::Error;
 
 /// The prefix of headers that carry arbitrary metadata, in both directions.
 pub const METADATA_PREFIX: &str = "grpc-metadata-";
+
+/// The prefix of HTTP trailers that carry the call's trailing metadata.
+pub const TRAILER_PREFIX: &str = "grpc-trailer-";
 
 /// The request header carrying the client's deadline, in gRPC's `<digits><unit>` form.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -68,21 +73,66 @@ pub fn request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> Meta
     MetadataMap::from_headers(out)
 }
 
-/// Copies response metadata into `Grpc-Metadata-<key>` headers, leaving out the keys that
-/// belong to the gRPC protocol itself.
-pub fn response_headers(metadata: MetadataMap, out: &mut HeaderMap) {
-    for (name, value) in metadata.into_headers() {
-        let Some(name) = name else { continue };
+/// Copies response header metadata into `Grpc-Metadata-<key>` headers, leaving out the keys
+/// that belong to the gRPC protocol itself.
+pub fn response_headers(metadata: &MetadataMap, out: &mut HeaderMap) {
+    prefixed(metadata, METADATA_PREFIX, out);
+}
+
+/// The trailing metadata as `Grpc-Trailer-<key>` trailers, when the client accepts trailers;
+/// else none (a client that did not ask cannot read them: grpc-gateway drops them too).
+pub fn response_trailers(metadata: &MetadataMap, accepted: bool) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if accepted {
+        prefixed(metadata, TRAILER_PREFIX, &mut out);
+    }
+    out
+}
+
+fn prefixed(metadata: &MetadataMap, prefix: &str, out: &mut HeaderMap) {
+    for (name, value) in metadata.as_ref() {
         if is_reserved(name.as_str()) {
             continue;
         }
-        let mut prefixed = String::with_capacity(METADATA_PREFIX.len() + name.as_str().len());
-        prefixed.push_str(METADATA_PREFIX);
+        let mut prefixed = String::with_capacity(prefix.len() + name.as_str().len());
+        prefixed.push_str(prefix);
         prefixed.push_str(name.as_str());
         if let Ok(name) = HeaderName::from_bytes(prefixed.as_bytes()) {
-            out.append(name, value);
+            out.append(name, value.clone());
         }
     }
+}
+
+/// Whether the request says the client reads trailers (`TE: trailers`).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+    })
+}
+
+/// Sends `trailers` after the body of `response` (nothing when empty), announcing them in a
+/// `Trailer` header, which HTTP/1.1 needs before the chunked body.
+pub fn attach_trailers(response: &mut Response, trailers: HeaderMap) {
+    if trailers.is_empty() {
+        return;
+    }
+    let mut names: Vec<&str> = trailers.keys().map(HeaderName::as_str).collect();
+    names.dedup();
+    if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+        response.headers_mut().insert(header::TRAILER, value);
+    }
+    // The body's length is no longer the whole message: the trailers follow it (chunked).
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    let body = std::mem::take(response.body_mut());
+    *response.body_mut() = Body::new(body.with_trailers(std::future::ready(Some(Ok(trailers)))));
 }
 
 /// Keys that are part of the HTTP/2 or gRPC protocol and never travel as metadata.
@@ -105,20 +155,25 @@ fn is_reserved(key: &str) -> bool {
         )
 }
 
+/// A `Grpc-Timeout` header that is not gRPC's `1 to 8 digits + unit`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid Grpc-Timeout header {0:?}: expected 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. \"100m\""
+)]
+pub struct InvalidTimeout(String);
+
 /// Reads the `Grpc-Timeout` header: `None` when absent, an error naming the header when it is
 /// not gRPC's `1 to 8 digits + unit` (`H`, `M`, `S`, `m`, `u`, `n`).
-pub fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Error> {
+///
+/// # Errors
+/// [`InvalidTimeout`] for a malformed value.
+pub fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, InvalidTimeout> {
     let Some(value) = headers.get(GRPC_TIMEOUT) else {
         return Ok(None);
     };
     parse_grpc_timeout(value.as_bytes())
         .map(Some)
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "invalid Grpc-Timeout header {:?}: expected 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. \"100m\"",
-                String::from_utf8_lossy(value.as_bytes())
-            ))
-        })
+        .ok_or_else(|| InvalidTimeout(String::from_utf8_lossy(value.as_bytes()).into_owned()))
 }
 
 /// Parses a `grpc-timeout` value (`100m`, `5S`, ...); `None` when malformed.

@@ -1,7 +1,8 @@
-//! The gateway's own endpoints: `/healthz` (the process is alive) and `/readyz` (the backend's
-//! `grpc.health.v1` service says SERVING).
+//! The gateway's own endpoints: `/healthz` (the process is alive) and `/readyz` (some backend
+//! can take calls: its `grpc.health.v1` says SERVING, or it has no health service and is
+//! reachable), each backend listed with why.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     Json,
@@ -9,12 +10,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http::{HeaderValue, Method};
-use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::{app::Shared, error::Error};
-
-/// How long `/readyz` waits for the backend's health answer: a probe must answer promptly.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Paths the gateway serves itself; they win over an annotated route with the same path.
 pub(crate) const GATEWAY_PATHS: &[&str] =
@@ -25,22 +22,25 @@ pub(crate) async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-/// `GET /readyz`: 200 `{"status":"ok"}` when the backend reports SERVING, else 503 in the
-/// error shape.
+/// `GET /readyz`: 200 `{"status": "ok", "backends": [...]}` when some backend can take calls,
+/// else 503 in the error shape, naming each backend's state.
 pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, shared.backend.health()).await {
-        Ok(Ok(ServingStatus::Serving)) => healthz().await,
-        Ok(Ok(other)) => Error::Unavailable(format!("the backend reports {}", other.as_str_name()))
-            .into_response(),
-        Ok(Err(status)) => {
-            tracing::warn!(code = ?status.code(), message = status.message(), "readiness check failed");
-            Error::Unavailable("the backend is unavailable".to_owned()).into_response()
-        }
-        Err(_) => {
-            Error::Unavailable("the backend did not answer its health check in time".to_owned())
-                .into_response()
-        }
+    // Bounded: a single transport's check has its own timeout, replicas answer from state.
+    let readiness = shared.backend.readiness().await;
+    if readiness.ready {
+        return Json(serde_json::json!({"status": "ok", "backends": readiness.backends}))
+            .into_response();
     }
+    let states: Vec<String> = readiness
+        .backends
+        .iter()
+        .map(|b| match &b.uri {
+            Some(uri) => format!("{uri}: {}", b.health),
+            None => b.health.clone(),
+        })
+        .collect();
+    tracing::warn!(backends = ?states, "not ready");
+    Error::Unavailable(format!("no backend is ready: {}", states.join("; "))).into_response()
 }
 
 /// Any other method on a gateway path.

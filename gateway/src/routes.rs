@@ -23,6 +23,9 @@ pub struct Route {
     pub binding: Binding,
     /// The gRPC path called: `/package.Service/Method`.
     pub grpc_path: PathAndQuery,
+    /// Whether the gateway calls the method; a streaming method's route is matched like any
+    /// other (so its paths stay its own) and answered 501.
+    pub served: bool,
 }
 
 /// The result of a lookup.
@@ -60,7 +63,12 @@ impl RouteTable {
     pub fn new(bindings: &Bindings) -> Self {
         let mut table = Self::default();
         let mut seen = HashSet::new();
-        for binding in &bindings.bindings {
+        let all = bindings
+            .bindings
+            .iter()
+            .map(|b| (b, true))
+            .chain(bindings.unserved.iter().map(|b| (b, false)));
+        for (binding, served) in all {
             let key = (
                 binding.http_method.clone(),
                 binding.template.as_str().to_owned(),
@@ -100,6 +108,7 @@ impl RouteTable {
             table.routes.push(Route {
                 binding: binding.clone(),
                 grpc_path,
+                served,
             });
         }
         table

@@ -1,9 +1,11 @@
 //! The HTTP bindings of an API, read from `google.api.http` method options.
 //!
 //! [`Bindings::from_pool`] walks every service in a descriptor pool once at start, turns each
-//! rule and each of its `additional_bindings` into a [`Binding`], and sets aside the methods the
-//! gateway cannot serve (streaming, malformed rules) with the reason, so the caller can log them
-//! instead of crashing. Both the router and the OpenAPI generator consume these bindings: what
+//! rule and each of its `additional_bindings` into a [`Binding`], sets aside the methods whose
+//! rule is malformed with the reason, so the caller can log them instead of crashing, and
+//! keeps the streaming methods apart ([`Bindings::unserved`]): the gateway does not call them
+//! yet, but their paths are theirs, so a request for one never reaches another method whose
+//! template also matches. Both the router and the OpenAPI generator consume these bindings: what
 //! the spec documents is exactly what the gateway routes.
 
 use articles_proto::google::api::{HttpRule, http_rule::Pattern};
@@ -77,7 +79,9 @@ pub struct Skipped {
 pub struct Bindings {
     /// The routable bindings, in service and method order.
     pub bindings: Vec<Binding>,
-    /// Methods that have a rule the gateway cannot serve.
+    /// The bindings of streaming methods: routed, answered 501 UNIMPLEMENTED, not documented.
+    pub unserved: Vec<Binding>,
+    /// Methods that have a rule the gateway cannot read.
     pub skipped: Vec<Skipped>,
 }
 
@@ -96,7 +100,8 @@ impl Bindings {
     /// Reads the bindings of every method of every service in `pool`.
     ///
     /// Methods without a `google.api.http` rule are not routed (and not reported); methods whose
-    /// rule is invalid or that stream are reported in [`Bindings::skipped`].
+    /// rule is invalid are reported in [`Bindings::skipped`]; streaming methods go to
+    /// [`Bindings::unserved`].
     pub fn from_pool(pool: &DescriptorPool) -> Self {
         Self::from_services(pool, pool.services())
     }
@@ -122,10 +127,6 @@ impl Bindings {
                         reason,
                     });
                 };
-                if method.is_client_streaming() || method.is_server_streaming() {
-                    skip(&mut out, "streaming methods are not transcoded".to_owned());
-                    continue;
-                }
                 let rule: HttpRule = match options.get_extension(&ext).as_message() {
                     Some(msg) => match msg.transcode_to() {
                         Ok(rule) => rule,
@@ -151,6 +152,9 @@ impl Bindings {
                 }
                 match failed {
                     Some(e) => skip(&mut out, e.to_string()),
+                    None if method.is_client_streaming() || method.is_server_streaming() => {
+                        out.unserved.extend(built);
+                    }
                     None => out.bindings.extend(built),
                 }
             }

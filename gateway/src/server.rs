@@ -148,6 +148,9 @@ pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyho
         .max_query_length(args.max_query_length)
         .concurrency_limit(args.concurrency_limit)
         .timeout(args.timeout)
+        .unknown_fields(args.unknown_fields)
+        .unknown_query_params(args.unknown_query_params)
+        .error_format(args.error_format)
         .cors(cors);
     for name in &args.ignore_query_params {
         builder = builder.ignore_query_param(name.clone());

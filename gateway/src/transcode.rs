@@ -4,14 +4,21 @@
 //! The request message is filled in the order grpc-gateway uses: the body first (the whole
 //! message for `body: "*"`, one field for `body: "field"`), then the path variables over it,
 //! then the query parameters, which may only set fields that neither the path nor the body
-//! set. Every parse failure names the parameter or body field, so a client can fix it.
+//! set. A body field that the path also binds must agree with it (Envoy's
+//! `reject_binding_body_field_collisions`): a silent winner would hide a client's mistake.
+//! Every parse failure names the parameter or body field, so a client can fix it.
+//!
+//! Every value proto3 JSON allows is read, including what the gateway itself writes (float
+//! extremes in their shortest spelling, enum numbers the proto does not name), and Google's
+//! system parameter `$alt` (`alt`) is read as such, never as a field ([`SystemParams`]).
 
 mod decode;
+mod floats;
 mod response;
 mod unique_keys;
 mod value;
 
-use std::{collections::HashSet, sync::Arc};
+use std::{borrow::Cow, collections::HashSet, sync::Arc};
 
 use http::HeaderValue;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, Value};
@@ -25,12 +32,25 @@ use crate::{
     rules::{Binding, BodyRule},
 };
 
+/// What to do with a name the request message does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Unknown {
+    /// Answer 400 naming it (the default: a typo must not pass silently).
+    #[default]
+    Reject,
+    /// Drop it, as grpc-gateway does.
+    Ignore,
+}
+
 /// The request-side settings, fixed at start.
 #[derive(Debug, Clone)]
 pub struct RequestOptions {
     /// Query parameters dropped without a look (cache busters such as `_`).
     pub ignored_query_params: HashSet<String>,
-    /// How JSON bodies are read: unknown fields are an error.
+    /// Query parameters that name no field: rejected or ignored.
+    pub unknown_query_params: Unknown,
+    /// How JSON bodies are read ([`RequestOptions::unknown_fields`] sets whether unknown
+    /// fields are an error).
     pub deserialize: DeserializeOptions,
     /// The field rules a request message must meet (none by default).
     pub constraints: Arc<Constraints>,
@@ -40,13 +60,35 @@ impl Default for RequestOptions {
     fn default() -> Self {
         Self {
             ignored_query_params: HashSet::new(),
+            unknown_query_params: Unknown::Reject,
             deserialize: DeserializeOptions::new().deny_unknown_fields(true),
             constraints: Arc::default(),
         }
     }
 }
 
-/// Checks a body's `Content-Type`: JSON (`application/json`, any `+json` type) or absent.
+impl RequestOptions {
+    /// Sets what unknown fields in JSON bodies do.
+    #[must_use]
+    pub fn unknown_fields(mut self, unknown: Unknown) -> Self {
+        self.deserialize = self
+            .deserialize
+            .deny_unknown_fields(unknown == Unknown::Reject);
+        self
+    }
+}
+
+/// Google's system parameters ("$alt"), read from the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SystemParams {
+    /// `$alt=json;enum-encoding=int`: enums in the response as numbers.
+    pub enum_numbers: bool,
+}
+
+/// Checks a body's `Content-Type`. The body is read as JSON when the type is JSON
+/// (`application/json`, any `+json` type), absent or empty, or one that clients send for a
+/// body they did not label: `application/x-www-form-urlencoded` (`curl -d`, read as JSON as
+/// grpc-gateway does) and `text/plain` (`fetch` with a string body).
 ///
 /// # Errors
 /// [`Error::UnsupportedMediaType`] for anything else.
@@ -56,9 +98,16 @@ pub fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), Erro
     };
     let text = value.to_str().unwrap_or_default();
     let essence = text.split(';').next().unwrap_or_default().trim();
-    let is_json = essence.eq_ignore_ascii_case("application/json")
+    let accepted = essence.is_empty()
+        || [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+        ]
+        .iter()
+        .any(|t| essence.eq_ignore_ascii_case(t))
         || essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case("+json");
-    if is_json {
+    if accepted {
         Ok(())
     } else {
         Err(Error::UnsupportedMediaType(text.to_owned()))
@@ -67,7 +116,7 @@ pub fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), Erro
 
 /// Builds the request message of `binding` from the captured path values, the raw query
 /// string and the body bytes (empty when there is none), then checks it against the field
-/// rules of `options`.
+/// rules of `options`. Also returns the system parameters the query carried.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] naming the parameter or field that does not fit or breaks a rule.
@@ -77,7 +126,7 @@ pub fn request_message(
     query: Option<&str>,
     body: &[u8],
     options: &RequestOptions,
-) -> Result<DynamicMessage, Error> {
+) -> Result<(DynamicMessage, SystemParams), Error> {
     let input = binding.method.input();
     let body_present = !body.iter().all(u8::is_ascii_whitespace);
     let mut message = match &binding.body {
@@ -105,17 +154,115 @@ pub fn request_message(
                 value::expected(leaf)
             ))
         })?;
+        if body_present
+            && body_binds(&binding.body, chain)
+            && let Some(from_body) = get_set(&message, chain)
+            && from_body != value
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the body sets {:?} to {}, but the path parameter {:?} is {raw:?}; send the same \
+                 value or leave it out of the body",
+                dotted(chain),
+                show(&from_body),
+                var.dotted()
+            )));
+        }
         set(&mut message, chain, value)?;
     }
 
-    if let Some(query) = query {
-        apply_query(&mut message, binding, query, options)?;
-    }
+    let system = match query {
+        Some(query) => apply_query(&mut message, binding, query, options)?,
+        None => SystemParams::default(),
+    };
     options
         .constraints
         .check(&message)
         .map_err(|v| Error::InvalidArgument(v.to_string()))?;
-    Ok(message)
+    Ok((message, system))
+}
+
+/// Whether the body rule puts the field at the start of `chain` in the body.
+fn body_binds(body: &BodyRule, chain: &[FieldDescriptor]) -> bool {
+    match body {
+        BodyRule::None => false,
+        BodyRule::Whole => true,
+        BodyRule::Field(field) => chain.first() == Some(field),
+    }
+}
+
+/// The value at the end of `chain`, when it (and every message on the way) is set.
+fn get_set(message: &DynamicMessage, chain: &[FieldDescriptor]) -> Option<Value> {
+    let (leaf, parents) = chain.split_last()?;
+    let mut current = message;
+    for field in parents {
+        if !current.has_field(field) {
+            return None;
+        }
+        match current.get_field(field) {
+            Cow::Borrowed(Value::Message(inner)) => current = inner,
+            _ => return None,
+        }
+    }
+    current
+        .has_field(leaf)
+        .then(|| current.get_field(leaf).into_owned())
+}
+
+fn dotted(chain: &[FieldDescriptor]) -> String {
+    chain
+        .iter()
+        .map(FieldDescriptor::name)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A scalar value as a client would write it, for error messages.
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::Bool(v) => v.to_string(),
+        Value::I32(v) => v.to_string(),
+        Value::I64(v) => v.to_string(),
+        Value::U32(v) => v.to_string(),
+        Value::U64(v) => v.to_string(),
+        Value::F32(v) => v.to_string(),
+        Value::F64(v) => v.to_string(),
+        Value::EnumNumber(v) => v.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Reads `$alt` / `alt` (Google's system parameter for the response format).
+fn system_param(value: &str, system: &mut SystemParams) -> Result<(), Error> {
+    let mut parts = value.split(';').map(str::trim);
+    let format = parts.next().unwrap_or_default();
+    if !format.eq_ignore_ascii_case("json") {
+        return Err(Error::InvalidArgument(format!(
+            "unsupported $alt value {value:?}: this gateway answers JSON (\"json\" or \
+             \"json;enum-encoding=int\")"
+        )));
+    }
+    for part in parts {
+        match part.split_once('=') {
+            Some((key, encoding)) if key.eq_ignore_ascii_case("enum-encoding") => {
+                system.enum_numbers = match encoding {
+                    "int" => true,
+                    "string" => false,
+                    _ => {
+                        return Err(Error::InvalidArgument(format!(
+                            "unsupported enum-encoding {encoding:?} in $alt: use int or string"
+                        )));
+                    }
+                };
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unsupported $alt parameter {part:?}: only enum-encoding is known"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn apply_query(
@@ -123,7 +270,8 @@ fn apply_query(
     binding: &Binding,
     query: &str,
     options: &RequestOptions,
-) -> Result<(), Error> {
+) -> Result<SystemParams, Error> {
+    let mut system = SystemParams::default();
     let input = binding.method.input();
     // Singular fields set so far, to reject a repeated key.
     let mut seen: Vec<Vec<FieldDescriptor>> = Vec::new();
@@ -137,31 +285,19 @@ fn apply_query(
         let text = decode::query_component(raw_value).map_err(|e| {
             Error::InvalidArgument(format!("{e} in the value of query parameter {key:?}"))
         })?;
-
-        let unknown = || Error::InvalidArgument(format!("unknown query parameter {key:?}"));
-        let mut chain = Vec::new();
-        let mut current = input.clone();
-        for (i, part) in key.split('.').enumerate() {
-            if i > 0 {
-                // Only singular message fields can be walked through.
-                let parent: &FieldDescriptor = chain.last().ok_or_else(unknown)?;
-                match parent.kind() {
-                    Kind::Message(m)
-                        if !parent.is_list()
-                            && !parent.is_map()
-                            && !value::message_has_text_form(&m) =>
-                    {
-                        current = m;
-                    }
-                    _ => return Err(unknown()),
-                }
-            }
-            let field = current
-                .get_field_by_name(part)
-                .or_else(|| current.get_field_by_json_name(part))
-                .ok_or_else(unknown)?;
-            chain.push(field);
+        if key == "$alt" || key == "alt" {
+            system_param(&text, &mut system)?;
+            continue;
         }
+
+        let Some(chain) = query_field(&input, &key) else {
+            if options.unknown_query_params == Unknown::Ignore {
+                continue;
+            }
+            return Err(Error::InvalidArgument(format!(
+                "unknown query parameter {key:?}"
+            )));
+        };
 
         let bound_elsewhere = match &binding.body {
             BodyRule::Whole => Some("the request body"),
@@ -205,7 +341,37 @@ fn apply_query(
         })?;
         set(message, &chain, value)?;
     }
-    Ok(())
+    Ok(system)
+}
+
+/// The field chain a dotted query key names, through singular message fields.
+fn query_field(
+    input: &prost_reflect::MessageDescriptor,
+    key: &str,
+) -> Option<Vec<FieldDescriptor>> {
+    let mut chain: Vec<FieldDescriptor> = Vec::new();
+    let mut current = input.clone();
+    for (i, part) in key.split('.').enumerate() {
+        if i > 0 {
+            // Only singular message fields can be walked through.
+            let parent = chain.last()?;
+            match parent.kind() {
+                Kind::Message(m)
+                    if !parent.is_list()
+                        && !parent.is_map()
+                        && !value::message_has_text_form(&m) =>
+                {
+                    current = m;
+                }
+                _ => return None,
+            }
+        }
+        let field = current
+            .get_field_by_name(part)
+            .or_else(|| current.get_field_by_json_name(part))?;
+        chain.push(field);
+    }
+    Some(chain)
 }
 
 fn is_prefix(prefix: &[FieldDescriptor], of: &[FieldDescriptor]) -> bool {
@@ -259,9 +425,19 @@ fn deserialize_json(
 ) -> Result<DynamicMessage, Error> {
     let invalid = |e: serde_json::Error| Error::InvalidArgument(format!("invalid JSON body: {e}"));
     let mut de = serde_json::Deserializer::from_slice(body);
-    let message =
-        DynamicMessage::deserialize_with_options(desc, &mut de, options).map_err(invalid)?;
-    de.end().map_err(invalid)?;
+    let message = match DynamicMessage::deserialize_with_options(desc.clone(), &mut de, options)
+        .and_then(|m| de.end().map(|()| m))
+    {
+        Ok(message) => message,
+        // prost-reflect refuses a JSON number for a float field above f32::MAX as f64, but
+        // the shortest spelling of f32::MAX (3.4028235e38, which protojson, json_format and
+        // this gateway write) is above it and still rounds to f32::MAX. Rare, so handled on
+        // this error path only: the body again through a JSON tree with such values clamped.
+        Err(e) if floats::is_out_of_range(&e) => {
+            floats::deserialize_clamped(desc, body, options).map_err(|_| invalid(e))?
+        }
+        Err(e) => return Err(invalid(e)),
+    };
     unique_keys::check(body).map_err(invalid)?;
     Ok(message)
 }
@@ -304,11 +480,14 @@ mod tests {
             Some("application/json; charset=utf-8"),
             Some("Application/JSON"),
             Some("application/merge-patch+json"),
+            Some(""),
+            Some("application/x-www-form-urlencoded"),
+            Some("text/plain;charset=UTF-8"),
         ] {
             let value = ok.map(HeaderValue::from_static);
             assert!(check_content_type(value.as_ref()).is_ok(), "{ok:?}");
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "json"] {
+        for bad in ["application/xml", "multipart/form-data; boundary=x", "json"] {
             let value = HeaderValue::from_static(bad);
             assert!(check_content_type(Some(&value)).is_err(), "{bad}");
         }

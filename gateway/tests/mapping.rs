@@ -208,11 +208,44 @@ async fn a_whole_body_is_merged_under_the_path_variables() {
     let r = send(
         lib.client
             .put(lib.url("/v1/shelves/s9"))
-            .json(&json!({"name": "shelves/ignored", "theme": "sea"})),
+            .json(&json!({"theme": "sea"})),
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json(r).await, json!({"name": "shelves/s9", "theme": "sea"}));
+    // The body may repeat a path variable with the same value (AIP clients send the name).
+    let r = send(
+        lib.client
+            .put(lib.url("/v1/shelves/s9"))
+            .json(&json!({"name": "shelves/s9", "theme": "sea"})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_field_contradicting_a_path_variable_is_400_naming_both() {
+    let lib = spawn_library().await;
+    let r = send(
+        lib.client
+            .put(lib.url("/v1/shelves/s9"))
+            .json(&json!({"name": "shelves/other", "theme": "sea"})),
+    )
+    .await;
+    let message = bad_request_message(r).await;
+    assert!(
+        message.contains("\"shelves/other\"") && message.contains("\"shelves/s9\""),
+        "{message}"
+    );
+    // A nested path variable (`{book.name=...}` with `body: "book"`) is checked the same way.
+    let r = send(
+        lib.client
+            .patch(lib.url("/v1/shelves/1/books/2"))
+            .json(&json!({"name": "shelves/1/books/3"})),
+    )
+    .await;
+    let message = bad_request_message(r).await;
+    assert!(message.contains("book.name"), "{message}");
 }
 
 #[tokio::test]
@@ -269,8 +302,8 @@ async fn a_non_json_content_type_is_415_in_the_error_shape() {
     let r = send(
         lib.client
             .put(lib.url("/v1/shelves/s9"))
-            .header("content-type", "text/plain")
-            .body("theme=sea"),
+            .header("content-type", "application/xml")
+            .body("<theme>sea</theme>"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);

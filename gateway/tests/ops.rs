@@ -28,7 +28,10 @@ async fn readyz_is_ok_when_the_backend_is_serving() {
     let lib = spawn_library().await;
     let r = send(lib.client.get(lib.url("/readyz"))).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(json(r).await, json!({"status": "ok"}));
+    assert_eq!(
+        json(r).await,
+        json!({"status": "ok", "backends": [{"up": true, "health": "SERVING"}]})
+    );
 }
 
 #[tokio::test]

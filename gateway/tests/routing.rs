@@ -155,10 +155,18 @@ async fn head_answers_like_get_without_a_body() {
 }
 
 #[tokio::test]
-async fn streaming_methods_are_not_routed() {
+async fn a_streaming_method_answers_501_on_its_own_path() {
     let lib = spawn_library().await;
     let r = send(lib.client.get(lib.url("/v1/shelves/1/books:watch"))).await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+    let body = json(r).await;
+    assert_eq!(body["code"], 12);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("library.v1.LibraryService.WatchBooks")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

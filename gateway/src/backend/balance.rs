@@ -1,5 +1,5 @@
-//! Spreading calls over several replicas of one gRPC server, and sending an idempotent call
-//! that failed with `UNAVAILABLE` again to another replica.
+//! Spreading calls over several replicas of one gRPC server: which replica takes the next
+//! attempt of a call ([`Balancer::pick`]); the attempts themselves are [`super::call`]'s.
 //!
 //! Hand-written rather than tower's `balance::p2c::Balance` over a `Discover` stream of
 //! `Change::Insert`/`Change::Remove` (or tonic's `Channel::balance_channel`, which wraps the
@@ -22,21 +22,19 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures::future::BoxFuture;
-use http::uri::PathAndQuery;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tokio::{sync::watch, task::AbortHandle};
 use tonic::{Status, body::Body};
 use tower::ServiceExt as _;
 
-use super::{BackendTls, GrpcService, box_service, health, transport_status};
+use super::{BackendTls, Failure, GrpcService, box_service, classify, health, transport_status};
 use crate::error::Error;
 
 /// How replicas are reached and watched.
@@ -68,9 +66,12 @@ impl Default for BalanceOptions {
 pub struct ReplicaStatus {
     /// The replica's URI, as configured.
     pub uri: String,
-    /// Whether it gets calls: its last health check answered SERVING and no call failed at the
-    /// transport level since.
+    /// Whether it gets calls: its last health check answered SERVING (or UNIMPLEMENTED: no
+    /// health service) and no call failed at the transport level since.
     pub up: bool,
+    /// Why it is up or down, in words: `SERVING`, `no health service ...`, `NOT_SERVING`,
+    /// a transport failure, `not checked yet`.
+    pub health: String,
     /// Calls in progress on it.
     pub in_flight: usize,
     /// Calls sent to it so far (retries included).
@@ -78,17 +79,41 @@ pub struct ReplicaStatus {
 }
 
 /// The counters of one replica, shared by its transport, its watcher and the balancer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ReplicaState {
     up: AtomicBool,
     in_flight: AtomicUsize,
     calls: AtomicU64,
+    /// Why `up` has its value; written when it changes, read by `/readyz` and the watcher.
+    why: Mutex<String>,
+}
+
+impl Default for ReplicaState {
+    fn default() -> Self {
+        Self {
+            up: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            why: Mutex::new("not checked yet".to_owned()),
+        }
+    }
 }
 
 impl ReplicaState {
-    /// Records the health; returns the previous value.
-    pub(super) fn set_up(&self, up: bool) -> bool {
+    /// Records the health and why; returns the previous value of `up`.
+    pub(super) fn set_up(&self, up: bool, why: &str) -> bool {
+        let mut reason = self.why.lock().unwrap_or_else(PoisonError::into_inner);
+        if *reason != why {
+            why.clone_into(&mut reason);
+        }
         self.up.swap(up, Ordering::AcqRel)
+    }
+
+    fn why(&self) -> String {
+        self.why
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn is_up(&self) -> bool {
@@ -108,12 +133,21 @@ impl ReplicaState {
 }
 
 /// A call in progress on a replica.
-struct InFlight(Arc<ReplicaState>);
+pub(super) struct InFlight(Arc<ReplicaState>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The replica picked for one attempt.
+pub(super) struct Picked {
+    /// Its position, to leave it out of a retry.
+    pub(super) index: usize,
+    /// Its transport.
+    pub(super) service: GrpcService,
+    _in_flight: InFlight,
 }
 
 /// One replica: its URI, its transport and its state.
@@ -206,6 +240,7 @@ impl Balancer {
             .map(|r| ReplicaStatus {
                 uri: r.uri.clone(),
                 up: r.state.is_up(),
+                health: r.state.why(),
                 in_flight: r.state.load(),
                 calls: r.state.calls.load(Ordering::Relaxed),
             })
@@ -216,8 +251,19 @@ impl Balancer {
         self.retries.load(Ordering::Relaxed)
     }
 
-    pub(super) fn any_up(&self) -> bool {
-        self.replicas.iter().any(|r| r.state.is_up())
+    /// Counts an attempt sent again to another replica.
+    pub(super) fn count_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many replicas there are.
+    pub(super) fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// The URI of the replica at `index`, for logs.
+    pub(super) fn uri(&self, index: usize) -> &str {
+        self.replicas.get(index).map_or("", |r| r.uri.as_str())
     }
 
     /// Completes once every replica has had its first health check.
@@ -235,8 +281,20 @@ impl Balancer {
         GrpcService::new(PickService(Arc::clone(self)))
     }
 
-    /// Picks a healthy replica not in `tried`: the less loaded of the next two.
-    fn pick(&self, tried: &[usize]) -> Option<usize> {
+    /// Picks a healthy replica not in `tried` for one attempt, counted in flight until the
+    /// returned guard is dropped.
+    pub(super) fn pick(&self, tried: &[usize]) -> Option<Picked> {
+        let index = self.choose(tried)?;
+        let replica = &self.replicas[index];
+        Some(Picked {
+            index,
+            service: replica.service.clone(),
+            _in_flight: replica.state.begin(),
+        })
+    }
+
+    /// A healthy replica not in `tried`: the less loaded of the next two.
+    fn choose(&self, tried: &[usize]) -> Option<usize> {
         let candidates: Vec<usize> = (0..self.replicas.len())
             .filter(|i| !tried.contains(i) && self.replicas[*i].state.is_up())
             .collect();
@@ -255,68 +313,6 @@ impl Balancer {
             }
         }
     }
-
-    /// One unary call on a picked replica; when `idempotent`, sent again to another replica
-    /// after an `UNAVAILABLE`, at most once per replica and within the request's deadline.
-    pub(super) fn unary(
-        self: Arc<Self>,
-        path: PathAndQuery,
-        request: tonic::Request<DynamicMessage>,
-        output: MessageDescriptor,
-        idempotent: bool,
-    ) -> BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>> {
-        Box::pin(async move {
-            let attempts = if idempotent { self.replicas.len() } else { 1 };
-            let timeout = super::request_timeout(&request);
-            let started = Instant::now();
-            let (metadata, _, message) = request.into_parts();
-            let mut tried: Vec<usize> = Vec::with_capacity(attempts);
-            let mut last: Option<Status> = None;
-            // Bounded by the number of replicas (each is tried once) and by the deadline.
-            while tried.len() < attempts {
-                let Some(index) = self.pick(&tried) else {
-                    break;
-                };
-                let mut request = tonic::Request::from_parts(
-                    metadata.clone(),
-                    tonic::Extensions::default(),
-                    message.clone(),
-                );
-                if !tried.is_empty() {
-                    match super::remaining(timeout, started) {
-                        Some(left) if left.is_zero() => break,
-                        Some(left) => request.set_timeout(left),
-                        None => {}
-                    }
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                }
-                tried.push(index);
-                let replica = &self.replicas[index];
-                let _in_flight = replica.state.begin();
-                let result = super::unary_on(
-                    replica.service.clone(),
-                    path.clone(),
-                    request,
-                    output.clone(),
-                )
-                .await;
-                match result {
-                    Err(status) if super::retryable(&status) => {
-                        tracing::warn!(
-                            replica = replica.uri,
-                            method = path.path(),
-                            message = status.message(),
-                            retry = idempotent && tried.len() < attempts,
-                            "backend call unavailable"
-                        );
-                        last = Some(status);
-                    }
-                    other => return other,
-                }
-            }
-            Err(last.unwrap_or_else(|| Status::unavailable("no backend is available")))
-        })
-    }
 }
 
 impl Drop for Balancer {
@@ -328,11 +324,15 @@ impl Drop for Balancer {
 }
 
 /// A replica's channel, boxed: a transport failure marks the replica down at once (the
-/// watcher brings it back on its next SERVING answer) and becomes `UNAVAILABLE`, whatever
-/// code tonic would pick, so that an idempotent call is retried elsewhere. That includes
+/// watcher brings it back on its next good answer) and becomes `UNAVAILABLE`, whatever code
+/// tonic would pick, so that an idempotent call is retried elsewhere. That includes
 /// `CANCELLED`: hyper reports a connection that closed mid-call (a replica killed under load)
-/// as canceled. The gateway's own deadline and a client hanging up drop the call's future
-/// instead, so they never reach this mapping; nor is tonic's client-side timeout configured.
+/// as canceled.
+///
+/// Not a transport failure: tonic's channel enforcing the call's `grpc-timeout` (its
+/// `TimeoutExpired` becomes DEADLINE_EXCEEDED and the replica stays up). The deadline of
+/// [`super::call`] and a client hanging up drop the call's future instead, so they never
+/// reach this mapping.
 fn replica_service(
     channel: tonic::transport::Channel,
     uri: &str,
@@ -340,8 +340,12 @@ fn replica_service(
 ) -> GrpcService {
     let uri = uri.to_owned();
     box_service(channel, move |error| {
+        if classify(&error) == Failure::Deadline {
+            return transport_status(error);
+        }
         let status = transport_status(error);
-        if state.set_up(false) {
+        let why = format!("transport failure ({:?})", status.code());
+        if state.set_up(false, &why) {
             tracing::warn!(replica = uri, code = ?status.code(), "backend replica down: transport failure");
         }
         Status::unavailable("the backend is unavailable")
@@ -365,12 +369,10 @@ impl tower::Service<http::Request<Body>> for PickService {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let balancer = Arc::clone(&self.0);
         Box::pin(async move {
-            let index = balancer
+            let picked = balancer
                 .pick(&[])
                 .ok_or_else(|| Status::unavailable("no backend is available"))?;
-            let replica = &balancer.replicas[index];
-            let _in_flight = replica.state.begin();
-            replica.service.clone().oneshot(request).await
+            picked.service.clone().oneshot(request).await
         })
     }
 }

@@ -1,16 +1,100 @@
-//! The health watcher of a replica: a background task asking its `grpc.health.v1.Health/Check`
-//! every interval, marking it up while the answer is SERVING and down otherwise (another
-//! status, an error, no answer in time, or no connection).
+//! Backend health: the watcher of each replica (a background task asking its
+//! `grpc.health.v1.Health/Check` every interval), and the readiness `/readyz` reports.
+//!
+//! A replica is up while the answer is SERVING, and also while it is UNIMPLEMENTED: most gRPC
+//! servers have no health service, and that answer shows the server is reachable, so such a
+//! replica is up while its connection is (as grpc-gateway and Envoy serve it). It is down on
+//! any other answer (NOT_SERVING, an unknown service), an error, no answer in time, or no
+//! connection.
 
 use std::{sync::Arc, time::Duration};
 
+use serde::Serialize;
 use tokio::{runtime::Handle, sync::watch, task::AbortHandle, time::MissedTickBehavior};
+use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use super::{BalanceOptions, GrpcService, balance::ReplicaState, check_health};
+use super::{BalanceOptions, GrpcService, ReplicaStatus, balance::ReplicaState, check_health};
 
 /// The shortest interval accepted, so a zero interval cannot spin.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How long a single transport's readiness check may take.
+const SINGLE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// Whether calls can be served: some backend is up.
+    pub ready: bool,
+    /// Each backend's state.
+    pub backends: Vec<BackendHealth>,
+}
+
+/// One backend's state, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendHealth {
+    /// The replica's URI (absent for a single transport, such as an in-memory service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Whether it gets calls.
+    pub up: bool,
+    /// Why, in words.
+    pub health: String,
+}
+
+impl Readiness {
+    /// The readiness of balanced replicas: ready while any is up.
+    pub(super) fn of(replicas: Vec<ReplicaStatus>) -> Self {
+        let backends: Vec<BackendHealth> = replicas
+            .into_iter()
+            .map(|r| BackendHealth {
+                uri: Some(r.uri),
+                up: r.up,
+                health: r.health,
+            })
+            .collect();
+        Self {
+            ready: backends.iter().any(|b| b.up),
+            backends,
+        }
+    }
+}
+
+/// The words for a replica with no health service.
+const NO_HEALTH_SERVICE: &str =
+    "no health service (grpc.health.v1 answered UNIMPLEMENTED): up while its connection is";
+
+/// What one health answer means: up or not, and why.
+fn judge(answer: Result<ServingStatus, Status>) -> (bool, String) {
+    match answer {
+        Ok(ServingStatus::Serving) => (true, "SERVING".to_owned()),
+        Ok(other) => (false, other.as_str_name().to_owned()),
+        Err(status) if status.code() == Code::Unimplemented => (true, NO_HEALTH_SERVICE.to_owned()),
+        Err(status) => (false, format!("{:?}: {}", status.code(), status.message())),
+    }
+}
+
+/// Asks a single transport now.
+pub(super) async fn check_single(service: GrpcService) -> Readiness {
+    let (up, health) = match tokio::time::timeout(
+        SINGLE_CHECK_TIMEOUT,
+        check_health(service, String::new()),
+    )
+    .await
+    {
+        Ok(answer) => judge(answer),
+        Err(_) => (false, "no answer in time".to_owned()),
+    };
+    Readiness {
+        ready: up,
+        backends: vec![BackendHealth {
+            uri: None,
+            up,
+            health,
+        }],
+    }
+}
 
 /// What a watcher watches and where it reports.
 pub(super) struct Watched {
@@ -42,21 +126,17 @@ pub(super) fn spawn(runtime: &Handle, watched: Watched, options: &BalanceOptions
                 )
                 .await;
                 let (up, why) = match answer {
-                    Ok(Ok(ServingStatus::Serving)) => (true, "SERVING".to_owned()),
-                    Ok(Ok(other)) => (false, other.as_str_name().to_owned()),
-                    Ok(Err(status)) => {
-                        (false, format!("{:?}: {}", status.code(), status.message()))
-                    }
+                    Ok(answer) => judge(answer),
                     Err(_) => (false, "no answer in time".to_owned()),
                 };
-                let was = watched.state.set_up(up);
+                let was = watched.state.set_up(up, &why);
                 let changed = first || was != up;
                 if first {
                     first = false;
                     watched.checked.send_modify(|n| *n += 1);
                 }
                 if changed && up {
-                    tracing::info!(replica = watched.uri, "backend replica up");
+                    tracing::info!(replica = watched.uri, health = why, "backend replica up");
                 } else if changed {
                     tracing::warn!(replica = watched.uri, health = why, "backend replica down");
                 }

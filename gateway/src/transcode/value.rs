@@ -79,16 +79,12 @@ fn parse_kind(kind: &Kind, text: &str) -> Option<Value> {
                 .or_else(|_| URL_SAFE.decode(text))
                 .ok()?,
         )),
-        Kind::Enum(e) => {
-            let number = match e.get_value_by_name(text) {
-                Some(v) => v.number(),
-                None => {
-                    let n: i32 = text.parse().ok()?;
-                    e.get_value(n)?.number()
-                }
-            };
-            Value::EnumNumber(number)
-        }
+        // proto3 enums are open: a number the proto does not name is a valid value (the
+        // gateway writes such numbers in responses, so a client must be able to send them).
+        Kind::Enum(e) => Value::EnumNumber(match e.get_value_by_name(text) {
+            Some(v) => v.number(),
+            None => text.parse().ok()?,
+        }),
         Kind::Message(m) => Value::Message(parse_message(m, text)?),
     })
 }

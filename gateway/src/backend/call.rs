@@ -1,0 +1,250 @@
+//! One unary call from start to end: the one owner of its deadline, its attempts (a retry on
+//! another replica for an idempotent call), and the response's metadata kept as the backend
+//! sent it (headers apart from trailers).
+//!
+//! The deadline is an instant fixed when the request arrived ([`CallOptions`]). It bounds the
+//! whole call, retries included, and each attempt tells the backend the time left in
+//! `grpc-timeout`. An expired deadline is DEADLINE_EXCEEDED, whichever side noticed first,
+//! and never counts against a replica.
+//!
+//! The call goes through tonic's `server_streaming` client rather than `unary`: the wire is
+//! the same (one message each way), but `unary` merges the trailers into the header metadata,
+//! so a trailer would overwrite a header of the same name.
+
+use std::time::{Duration, Instant};
+
+use http::uri::PathAndQuery;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tonic::{Code, Status, metadata::MetadataMap};
+
+use super::{Backend, DynamicCodec, GrpcService, Inner};
+
+/// How one call is made.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions {
+    /// When the call must have been answered.
+    pub deadline: Instant,
+    /// Whether the call may be sent twice (it backs a GET or HEAD): over several replicas, an
+    /// `UNAVAILABLE` is then retried on another one.
+    pub idempotent: bool,
+}
+
+impl CallOptions {
+    /// A call that must be answered within `timeout` from now, not to be repeated.
+    pub fn within(timeout: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            // A timeout too large to add (e.g. 99999999H) is as good as none.
+            deadline: now
+                .checked_add(timeout)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600)),
+            idempotent: false,
+        }
+    }
+
+    /// The same call, marked safe (or not) to send twice.
+    #[must_use]
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+}
+
+/// The metadata of a call's response, as the backend sent it.
+#[derive(Debug, Clone, Default)]
+pub struct CallMetadata {
+    /// The response headers (for a trailers-only response, the one header block).
+    pub headers: MetadataMap,
+    /// The trailers, after the message.
+    pub trailers: MetadataMap,
+}
+
+/// A call's answer.
+#[derive(Debug)]
+pub struct UnaryResponse {
+    /// The response message.
+    pub message: DynamicMessage,
+    /// Its headers and trailers.
+    pub metadata: CallMetadata,
+}
+
+/// A failed call: the status, and the metadata the backend sent with it. Boxed: it travels
+/// through every `Result` of the call path, and the success type is the common one.
+#[derive(Debug)]
+pub struct CallError(Box<(Status, CallMetadata)>);
+
+impl From<Status> for CallError {
+    /// A status answered before any response headers (a trailers-only response, or one the
+    /// transport made up): whatever metadata it has came in the one header block.
+    fn from(status: Status) -> Self {
+        let headers = status.metadata().clone();
+        let metadata = CallMetadata {
+            headers,
+            trailers: MetadataMap::new(),
+        };
+        Self(Box::new((status, metadata)))
+    }
+}
+
+impl CallError {
+    /// The status (its own metadata is not read: [`CallError::into_parts`] gives it sorted
+    /// into headers and trailers).
+    pub fn status(&self) -> &Status {
+        &self.0.0
+    }
+
+    /// The status and the headers and trailers that came with it.
+    pub fn into_parts(self) -> (Status, CallMetadata) {
+        *self.0
+    }
+
+    /// A status that came in the trailers, after `headers`.
+    fn after_headers(status: Status, headers: MetadataMap) -> Self {
+        let trailers = status.metadata().clone();
+        Self(Box::new((status, CallMetadata { headers, trailers })))
+    }
+
+    fn deadline_exceeded() -> Self {
+        Status::deadline_exceeded("the deadline expired before the backend answered").into()
+    }
+}
+
+/// Runs the call on `backend` within `options.deadline`.
+pub(super) async fn unary(
+    backend: Backend,
+    path: PathAndQuery,
+    request: tonic::Request<DynamicMessage>,
+    output: MessageDescriptor,
+    options: CallOptions,
+) -> Result<UnaryResponse, CallError> {
+    let deadline = tokio::time::Instant::from_std(options.deadline);
+    let attempts = attempts(&backend, path, request, output, options);
+    tokio::time::timeout_at(deadline, attempts)
+        .await
+        .unwrap_or_else(|_| Err(CallError::deadline_exceeded()))
+}
+
+/// The attempts of one call: one on a single transport; over replicas, one per replica at
+/// most while each fails with `UNAVAILABLE` and the call is idempotent.
+async fn attempts(
+    backend: &Backend,
+    path: PathAndQuery,
+    request: tonic::Request<DynamicMessage>,
+    output: MessageDescriptor,
+    options: CallOptions,
+) -> Result<UnaryResponse, CallError> {
+    let (metadata, _, message) = request.into_parts();
+    let balancer = match &backend.inner {
+        Inner::Single(service) => {
+            let request = with_deadline(metadata, message, options.deadline)?;
+            return attempt(service.clone(), path, request, output).await;
+        }
+        Inner::Balanced(balancer) => balancer,
+    };
+    let attempts = if options.idempotent {
+        balancer.len()
+    } else {
+        1
+    };
+    let mut parts = Some((metadata, message));
+    let mut tried: Vec<usize> = Vec::with_capacity(attempts);
+    let mut last: Option<CallError> = None;
+    // Bounded by the number of replicas: each is tried once at most.
+    while tried.len() < attempts {
+        let Some(picked) = balancer.pick(&tried) else {
+            break;
+        };
+        // The last possible attempt takes the request; earlier ones send a copy.
+        let (metadata, message) = match parts.take() {
+            Some(p) if tried.len() + 1 < attempts => {
+                let copy = p.clone();
+                parts = Some(p);
+                copy
+            }
+            Some(p) => p,
+            None => break,
+        };
+        if !tried.is_empty() {
+            balancer.count_retry();
+        }
+        tried.push(picked.index);
+        let request = with_deadline(metadata, message, options.deadline)?;
+        match attempt(
+            picked.service.clone(),
+            path.clone(),
+            request,
+            output.clone(),
+        )
+        .await
+        {
+            Err(e) if e.status().code() == Code::Unavailable => {
+                tracing::warn!(
+                    replica = balancer.uri(picked.index),
+                    method = path.path(),
+                    message = e.status().message(),
+                    retry = tried.len() < attempts,
+                    "backend call unavailable"
+                );
+                last = Some(e);
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| Status::unavailable("no backend is available").into()))
+}
+
+/// The request of one attempt, telling the backend the time left (`grpc-timeout`); an
+/// attempt with no time left is not made.
+fn with_deadline(
+    metadata: MetadataMap,
+    message: DynamicMessage,
+    deadline: Instant,
+) -> Result<tonic::Request<DynamicMessage>, CallError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(CallError::deadline_exceeded());
+    }
+    let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
+    request.set_timeout(left);
+    Ok(request)
+}
+
+/// One attempt on one transport.
+async fn attempt(
+    service: GrpcService,
+    path: PathAndQuery,
+    request: tonic::Request<DynamicMessage>,
+    output: MessageDescriptor,
+) -> Result<UnaryResponse, CallError> {
+    let mut grpc = tonic::client::Grpc::new(service);
+    grpc.ready().await?;
+    let response = grpc
+        .server_streaming(request, path, DynamicCodec::new(output))
+        .await?;
+    let (headers, mut stream, _) = response.into_parts();
+    let message = match stream.message().await {
+        Ok(Some(message)) => message,
+        Ok(None) => {
+            let status = Status::internal("the backend ended a unary call without a message");
+            return Err(CallError::after_headers(status, headers));
+        }
+        Err(status) => return Err(CallError::after_headers(status, headers)),
+    };
+    match stream.message().await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            let status = Status::internal("the backend answered a unary call with two messages");
+            return Err(CallError::after_headers(status, headers));
+        }
+        Err(status) => return Err(CallError::after_headers(status, headers)),
+    }
+    // The stream has ended, so the trailers are already in: this does not wait.
+    let trailers = match stream.trailers().await {
+        Ok(trailers) => trailers.unwrap_or_default(),
+        Err(status) => return Err(CallError::after_headers(status, headers)),
+    };
+    Ok(UnaryResponse {
+        message,
+        metadata: CallMetadata { headers, trailers },
+    })
+}

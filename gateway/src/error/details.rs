@@ -1,0 +1,73 @@
+//! The details of a failed call's `google.rpc.Status` (the `grpc-status-details-bin`
+//! trailer), rendered as proto3 JSON for the error body.
+//!
+//! Each detail is an `Any`; one whose type the descriptor pool knows (the API's own types, and
+//! the standard `google.rpc` details the gateway always adds) becomes its JSON form with
+//! `@type`, any other `{"@type", "value": <base64>}`, so nothing the backend said is lost.
+
+use base64::Engine;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+
+/// `google.rpc.Status`, as carried in the `grpc-status-details-bin` trailer. Declared here
+/// because no dependency generates it and only its outer shape is needed.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// Renders the encoded `google.rpc.Status` `bytes` (empty: no details): each detail as JSON,
+/// as the message when `pool` knows its type, else as `{"@type", "value": base64}`.
+pub fn render(
+    bytes: &[u8],
+    pool: &DescriptorPool,
+    options: &SerializeOptions,
+) -> Vec<serde_json::Value> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(status) = RpcStatus::decode(bytes) else {
+        tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
+        return Vec::new();
+    };
+    status
+        .details
+        .iter()
+        .map(|any| any_json(any, pool, options))
+        .collect()
+}
+
+fn any_json(
+    any: &prost_types::Any,
+    pool: &DescriptorPool,
+    options: &SerializeOptions,
+) -> serde_json::Value {
+    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+    let decoded = pool
+        .get_message_by_name(type_name)
+        .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
+        .and_then(|msg| {
+            msg.serialize_with_options(serde_json::value::Serializer, options)
+                .ok()
+        });
+    let mut object = serde_json::Map::new();
+    object.insert("@type".to_owned(), any.type_url.clone().into());
+    match decoded {
+        Some(serde_json::Value::Object(fields)) => object.extend(fields),
+        // Well-known types with a non-object JSON form nest it under "value", as proto3 JSON
+        // does for `Any`.
+        Some(other) => {
+            object.insert("value".to_owned(), other);
+        }
+        None => {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&any.value);
+            object.insert("value".to_owned(), b64.into());
+        }
+    }
+    serde_json::Value::Object(object)
+}
