@@ -10,8 +10,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{body::Body, response::Response};
+use futures::{StreamExt as _, TryStreamExt as _};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
-use http_body_util::BodyExt as _;
+use http_body::Frame;
+use http_body_util::StreamBody;
 use tonic::metadata::MetadataMap;
 
 /// The prefix of headers that carry arbitrary metadata, in both directions.
@@ -129,10 +131,17 @@ pub fn attach_trailers(response: &mut Response, trailers: HeaderMap) {
     if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
         response.headers_mut().insert(header::TRAILER, value);
     }
-    // The body's length is no longer the whole message: the trailers follow it (chunked).
+    // A body of unknown length, so that HTTP/1.1 goes chunked: with a known length (which
+    // `with_trailers` would pass on) hyper writes Content-Length and drops the trailers.
     response.headers_mut().remove(header::CONTENT_LENGTH);
     let body = std::mem::take(response.body_mut());
-    *response.body_mut() = Body::new(body.with_trailers(std::future::ready(Some(Ok(trailers)))));
+    let frames = body
+        .into_data_stream()
+        .map_ok(Frame::data)
+        .chain(futures::stream::once(std::future::ready(Ok(
+            Frame::trailers(trailers),
+        ))));
+    *response.body_mut() = Body::new(StreamBody::new(frames));
 }
 
 /// Keys that are part of the HTTP/2 or gRPC protocol and never travel as metadata.

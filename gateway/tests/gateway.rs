@@ -5,6 +5,10 @@
 //!   mapping, deadlines, an unreachable backend, load shedding; `ops`: probes, CORS, docs,
 //!   the binary, the in-memory backend; `scaleout`: several replicas, health, retries,
 //!   reflection from the first replica, metrics, request ids, TLS to backends.
+//! - `sensors`: in front of a backend that is not ours in spirit (`telemetry.v1`: no health
+//!   service, no reflection, trailers, google.rpc details, float extremes, open enums):
+//!   deadlines, metadata, error details and formats, proto3 JSON edge values, system
+//!   parameters, content types, migration switches, reflection v1alpha, over HTTP/1.1 and 2.
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
 mod errors;
@@ -15,5 +19,6 @@ mod props;
 mod responses;
 mod routing;
 mod scaleout;
+mod sensors;
 mod support;
 mod tls;

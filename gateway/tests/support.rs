@@ -86,9 +86,13 @@ pub(crate) fn echo_routes(pool: &DescriptorPool) -> Routes {
 
 /// Serves the echo backend over real HTTP/2 on `127.0.0.1:0`.
 pub(crate) async fn spawn_echo_backend(pool: &DescriptorPool) -> Spawned {
+    spawn_grpc(echo_routes(pool)).await
+}
+
+/// Serves gRPC `routes` with tonic over real HTTP/2 on `127.0.0.1:0`.
+pub(crate) async fn spawn_grpc(routes: Routes) -> Spawned {
     let (listener, addr) = bind().await;
     let (tx, rx) = oneshot::channel::<()>();
-    let routes = echo_routes(pool);
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let result = tonic::transport::Server::builder()
@@ -98,7 +102,7 @@ pub(crate) async fn spawn_echo_backend(pool: &DescriptorPool) -> Spawned {
             })
             .await;
         if let Err(e) = result {
-            eprintln!("echo backend failed: {e}");
+            eprintln!("gRPC backend failed: {e}");
         }
     });
     Spawned {

@@ -604,6 +604,13 @@ async fn bad_rest_input_is_a_4xx_in_the_error_shape_and_writes_nothing() {
             Some((json, br#"{"content":""}"#.to_vec())),
             bad("\"content\""),
         ),
+        // A body that contradicts the path: neither silently wins.
+        (
+            Method::PATCH,
+            "/articles/1".into(),
+            Some((json, br#"{"pk":2,"title":"t"}"#.to_vec())),
+            bad("path parameter \"pk\""),
+        ),
         // 10 000 levels of nesting: rejected, not a stack overflow.
         (
             Method::POST,
@@ -659,11 +666,14 @@ async fn bad_rest_input_is_a_4xx_in_the_error_shape_and_writes_nothing() {
         (
             Method::POST,
             "/articles".into(),
-            Some(("text/plain", br#"{"title":"t","content":"c"}"#.to_vec())),
+            Some((
+                "application/xml",
+                br#"{"title":"t","content":"c"}"#.to_vec(),
+            )),
             Expect {
                 status: 415,
                 code: 3,
-                mentions: "text/plain",
+                mentions: "application/xml",
             },
         ),
         (
@@ -673,10 +683,11 @@ async fn bad_rest_input_is_a_4xx_in_the_error_shape_and_writes_nothing() {
                 "application/x-www-form-urlencoded",
                 b"title=t&content=c".to_vec(),
             )),
+            // Read as JSON, as grpc-gateway reads it (`curl -d` sends this type).
             Expect {
-                status: 415,
+                status: 400,
                 code: 3,
-                mentions: "form-urlencoded",
+                mentions: "invalid JSON",
             },
         ),
     ];

@@ -1,0 +1,594 @@
+//! The gateway in front of `telemetry.v1.Sensors`, a backend built the way servers in the wild
+//! are (no `grpc.health.v1`, no reflection, trailers, google.rpc details it does not declare,
+//! float extremes, enum numbers its proto does not name), over HTTP/1.1 and HTTP/2, through a
+//! balanced backend as the binary builds it.
+
+mod backend;
+
+use std::{fmt::Display, time::Duration};
+
+use articles_gateway::{
+    Backend, BalanceOptions, Gateway, GatewayBuilder, config::Cli, error::ErrorFormat, server,
+    transcode::Unknown,
+};
+use bytes::Bytes;
+use clap::Parser;
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+use crate::support::{Spawned, json, send, spawn_gateway};
+use backend::{
+    spawn_sensors_backend, spawn_sensors_backend_with_v1alpha_reflection, telemetry_pool,
+};
+
+fn ok<T, E: Display>(result: Result<T, E>, what: &str) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// The sensors backend, a gateway in front of it, and a client per HTTP version.
+struct Stack {
+    gateway: Spawned,
+    backend: Backend,
+    _server: Spawned,
+    h1: reqwest::Client,
+    h2: reqwest::Client,
+}
+
+impl Stack {
+    fn url(&self, path: &str) -> String {
+        self.gateway.url(path)
+    }
+
+    /// Both clients, named for assertion messages.
+    fn clients(&self) -> [(&'static str, &reqwest::Client); 2] {
+        [("HTTP/1.1", &self.h1), ("HTTP/2", &self.h2)]
+    }
+}
+
+/// Spawns the backend and a gateway over a balanced backend to it (as the binary builds one),
+/// its first health round done, the builder adjusted by `configure`.
+async fn spawn_with(configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> Stack {
+    let pool = telemetry_pool();
+    let server = spawn_sensors_backend(&pool).await;
+    let options = BalanceOptions {
+        health_interval: Duration::from_millis(50),
+        ..BalanceOptions::default()
+    };
+    let backend = ok(
+        Backend::balanced(&[server.url("")], &options),
+        "balanced backend",
+    );
+    backend.health_checked().await;
+    let builder = Gateway::builder()
+        .descriptors(pool)
+        .backend(backend.clone());
+    let gateway = spawn_gateway(ok(configure(builder).build(), "gateway")).await;
+    Stack {
+        gateway,
+        backend,
+        _server: server,
+        h1: reqwest::Client::new(),
+        h2: ok(
+            reqwest::Client::builder().http2_prior_knowledge().build(),
+            "h2 client",
+        ),
+    }
+}
+
+async fn spawn() -> Stack {
+    spawn_with(|b| b).await
+}
+
+/// A GET through hyper's client, which (unlike reqwest) reads HTTP trailers.
+async fn get_with_trailers(
+    stack: &Stack,
+    path: &str,
+    http2: bool,
+    te_trailers: bool,
+) -> (StatusCode, HeaderMap, Value, Option<HeaderMap>) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(http2)
+        .build_http::<Full<Bytes>>();
+    let mut request = http::Request::get(stack.url(path));
+    if te_trailers {
+        request = request.header("te", "trailers");
+    }
+    let request = ok(request.body(Full::default()), "request");
+    let response = ok(client.request(request).await, "hyper request");
+    let (parts, body) = response.into_parts();
+    let collected = ok(body.collect().await, "body");
+    let trailers = collected.trailers().cloned();
+    let body = ok(
+        serde_json::from_slice(&collected.to_bytes()),
+        "JSON response body",
+    );
+    (parts.status, parts.headers, body, trailers)
+}
+
+#[tokio::test]
+async fn a_backend_without_a_health_service_is_served_and_ready() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(client.get(stack.url("/v1/sensors/s1/reading"))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        assert_eq!(json(r).await["sensor"], "s1", "{version}");
+    }
+    let r = send(stack.h1.get(stack.url("/readyz"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json(r).await;
+    let health = body["backends"][0]["health"].as_str().unwrap_or_default();
+    assert!(health.contains("no health service"), "{body}");
+    assert_eq!(body["backends"][0]["up"], true);
+}
+
+#[tokio::test]
+async fn expired_deadlines_are_504_and_never_take_the_backend_out_of_service() {
+    let stack = spawn().await;
+    // 100 requests whose deadline has already passed, from both HTTP versions: answered 504
+    // without a call.
+    for i in 0..100 {
+        let (version, client) = stack.clients()[i % 2];
+        let r = send(
+            client
+                .get(stack.url("/v1/sensors/s1/reading"))
+                .header("grpc-timeout", "0S"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "{version} #{i}");
+        assert_eq!(json(r).await["code"], 4, "{version} #{i}");
+    }
+    // Deadlines that expire while the backend works: 504 too, the call cancelled.
+    let slow: Vec<_> = (0..20)
+        .map(|i| {
+            let (_, client) = stack.clients()[i % 2];
+            send(
+                client
+                    .get(stack.url("/v1/sensors/s1/reading?delay_ms=300"))
+                    .header("grpc-timeout", "20m"),
+            )
+        })
+        .collect();
+    for r in futures::future::join_all(slow).await {
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(json(r).await["code"], 4);
+    }
+    assert!(
+        stack.backend.replica_statuses().iter().all(|r| r.up),
+        "{:?}",
+        stack.backend.replica_statuses()
+    );
+    // The next 100 ordinary requests, all at once, all succeed: no health round is awaited.
+    let normal: Vec<_> = (0..100)
+        .map(|i| {
+            let (_, client) = stack.clients()[i % 2];
+            send(client.get(stack.url("/v1/sensors/s1/reading")))
+        })
+        .collect();
+    for (i, r) in futures::future::join_all(normal)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(r.status(), StatusCode::OK, "#{i}");
+    }
+}
+
+#[tokio::test]
+async fn header_and_trailer_metadata_of_one_name_stay_apart() {
+    let stack = spawn().await;
+    for http2 in [false, true] {
+        let (status, headers, _, trailers) =
+            get_with_trailers(&stack, "/v1/sensors/s1/reading", http2, true).await;
+        assert_eq!(status, StatusCode::OK, "h2={http2}");
+        assert_eq!(headers["grpc-metadata-foo"], "foo1", "h2={http2}");
+        let trailers = trailers.unwrap_or_default();
+        assert_eq!(trailers["grpc-trailer-foo"], "foo2", "h2={http2}");
+        assert!(trailers.get("grpc-trailer-grpc-status").is_none());
+
+        // Without `TE: trailers` the client cannot read trailers: none are sent, and the
+        // header keeps its own value.
+        let (_, headers, _, trailers) =
+            get_with_trailers(&stack, "/v1/sensors/s1/reading", http2, false).await;
+        assert_eq!(headers["grpc-metadata-foo"], "foo1", "h2={http2}");
+        assert_eq!(headers.get_all("grpc-metadata-foo").iter().count(), 1);
+        assert!(trailers.is_none_or(|t| t.is_empty()), "h2={http2}");
+
+        // A failure after the headers keeps both too.
+        let (status, headers, body, trailers) =
+            get_with_trailers(&stack, "/v1/sensors/broken/reading", http2, true).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "h2={http2}");
+        assert_eq!(body["code"], 13);
+        assert_eq!(headers["grpc-metadata-foo"], "foo1", "h2={http2}");
+        assert_eq!(
+            trailers.unwrap_or_default()["grpc-trailer-foo"],
+            "foo2",
+            "h2={http2}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_trailers_only_error_keeps_its_metadata_as_headers() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(client.get(stack.url("/v1/sensors/missing/reading"))).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{version}");
+        assert_eq!(r.headers()["grpc-metadata-where"], "trailers-only");
+        assert_eq!(
+            json(r).await,
+            json!({"code": 5, "message": "no such sensor", "details": []})
+        );
+    }
+}
+
+#[tokio::test]
+async fn standard_error_details_render_as_json_without_their_descriptors() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(client.get(stack.url("/v1/sensors/broken/reading"))).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{version}");
+        assert_eq!(
+            json(r).await,
+            json!({
+                "code": 13,
+                "message": "sensor broken",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.DebugInfo",
+                        "stack_entries": ["frame1", "frame2"],
+                        "detail": "fuse blown",
+                    },
+                    {
+                        "@type": "type.googleapis.com/google.rpc.BadRequest",
+                        "field_violations": [{
+                            "field": "sensor",
+                            "description": "is broken",
+                            "reason": "",
+                        }],
+                    },
+                ],
+            }),
+            "{version}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn what_the_gateway_writes_it_reads_back() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(client.get(stack.url("/v1/sensors/s1/reading?unit=7"))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        let text = ok(r.text().await, "body");
+        // The shortest spellings, as protojson and json_format write them.
+        assert!(text.contains("3.4028235e+38"), "{text}");
+        assert!(text.contains("\"9223372036854775807\""), "{text}");
+        let written: Value = ok(serde_json::from_str(&text), "JSON");
+        assert_eq!(written["unit"], 7, "{written}");
+
+        // The same JSON, sent back as a body.
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .header("content-type", "application/json")
+                .body(text.clone()),
+        )
+        .await;
+        let status = r.status();
+        let echoed = json(r).await;
+        assert_eq!(status, StatusCode::OK, "{version}: {text} -> {echoed}");
+        assert_eq!(echoed, written, "{version}");
+    }
+}
+
+#[tokio::test]
+async fn every_proto3_json_value_is_accepted() {
+    let stack = spawn().await;
+    let body = r#"{
+        "value": 3.4028235e+38,
+        "precise": -1.7976931348623157e308,
+        "unit": 9,
+        "sequence": -9223372036854775808,
+        "samples": ["NaN", "Infinity", "-Infinity", -3.4028235e38, 1.5],
+        "peak": 3.4028235e38
+    }"#;
+    for (version, client) in stack.clients() {
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        let echoed = json(r).await;
+        assert_eq!(echoed["value"], json!(3.402_823_5e38), "{echoed}");
+        assert_eq!(echoed["peak"], json!(3.402_823_5e38), "{echoed}");
+        assert_eq!(echoed["unit"], 9, "{echoed}");
+        assert_eq!(echoed["sequence"], "-9223372036854775808", "{echoed}");
+        assert_eq!(
+            echoed["samples"],
+            json!(["NaN", "Infinity", "-Infinity", -3.402_823_5e38, 1.5]),
+            "{echoed}"
+        );
+        // int64 as a string, NaN as a string for a double.
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .json(&json!({"sequence": "12", "precise": "NaN", "unit": "KELVIN"})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        // A finite value that would round to infinity is still out of range.
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .header("content-type", "application/json")
+                .body(r#"{"value": 3.5e38}"#),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{version}");
+    }
+    // Enum numbers the proto does not name, in the query and in the path.
+    let r = send(stack.h1.get(stack.url("/v1/sensors/s1/units/42"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await["unit"], 42);
+    let r = send(stack.h1.get(stack.url("/v1/sensors/s1/reading?unit=-3"))).await;
+    assert_eq!(json(r).await["unit"], -3);
+    let r = send(stack.h1.get(stack.url("/v1/sensors/s1/reading?unit=NOPE"))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn gapic_system_parameters_are_read_never_taken_for_fields() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(
+            client.get(stack.url("/v1/sensors/s1/reading?$alt=json;enum-encoding=int&unit=KELVIN")),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        assert_eq!(json(r).await["unit"], 2, "{version}");
+        // Percent-encoded as GAPIC clients send it, and the unprefixed `alt`.
+        let r = send(client.get(
+            stack.url("/v1/sensors/s1/reading?%24alt=json%3Benum-encoding%3Dint&unit=KELVIN"),
+        ))
+        .await;
+        assert_eq!(json(r).await["unit"], 2, "{version}");
+        let r = send(client.get(stack.url("/v1/sensors/s1/reading?alt=json&unit=KELVIN"))).await;
+        assert_eq!(json(r).await["unit"], "KELVIN", "{version}");
+        let r = send(client.get(stack.url("/v1/sensors/s1/reading?$alt=proto"))).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{version}");
+        let message = json(r).await["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains("$alt"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn missing_empty_and_unlabelled_content_types_are_read_as_json() {
+    let stack = spawn().await;
+    let path = "/v1/sensors/s1/readings";
+    for (version, client) in stack.clients() {
+        for content_type in [None, Some(""), Some("application/x-www-form-urlencoded")] {
+            let mut request = client.post(stack.url(path)).body(r#"{"unit": "CELSIUS"}"#);
+            if let Some(value) = content_type {
+                request = request.header("content-type", value);
+            }
+            let r = send(request).await;
+            assert_eq!(r.status(), StatusCode::OK, "{version} {content_type:?}");
+            assert_eq!(json(r).await["unit"], "CELSIUS");
+        }
+        let r = send(
+            client
+                .post(stack.url(path))
+                .header("content-type", "application/xml")
+                .body("<unit/>"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{version}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_field_contradicting_the_path_is_400_naming_both() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .json(&json!({"sensor": "s2"})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{version}");
+        let message = json(r).await["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("\"s2\"") && message.contains("\"s1\""),
+            "{message}"
+        );
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .json(&json!({"sensor": "s1"})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_names_are_refused_unless_switched_to_ignore() {
+    let strict = spawn().await;
+    let lenient = spawn_with(|b| {
+        b.unknown_fields(Unknown::Ignore)
+            .unknown_query_params(Unknown::Ignore)
+    })
+    .await;
+    let body = json!({"unit": "KELVIN", "colour": "red"});
+    let r = send(
+        strict
+            .h1
+            .post(strict.url("/v1/sensors/s1/readings"))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(
+        strict
+            .h1
+            .get(strict.url("/v1/sensors/s1/reading?colour=red")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let r = send(
+        lenient
+            .h2
+            .post(lenient.url("/v1/sensors/s1/readings"))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await["unit"], "KELVIN");
+    let r = send(
+        lenient
+            .h2
+            .get(lenient.url("/v1/sensors/s1/reading?colour=red&unit=CELSIUS")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await["unit"], "CELSIUS");
+}
+
+#[tokio::test]
+async fn error_bodies_take_the_chosen_format() {
+    let v1 = spawn_with(|b| b.error_format(ErrorFormat::GrpcGatewayV1)).await;
+    let r = send(v1.h1.get(v1.url("/v1/sensors/broken/reading"))).await;
+    let body = json(r).await;
+    assert_eq!(body["error"], "sensor broken");
+    assert_eq!(body["message"], "sensor broken");
+    assert_eq!(body["code"], 13);
+    assert_eq!(body["details"].as_array().map(Vec::len), Some(2));
+
+    let problem = spawn_with(|b| b.error_format(ErrorFormat::Problem)).await;
+    for (version, client) in problem.clients() {
+        let r = send(client.get(problem.url("/v1/sensors/broken/reading"))).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{version}"
+        );
+        let body = json(r).await;
+        assert_eq!(body["type"], "about:blank");
+        assert_eq!(body["title"], "Internal Server Error");
+        assert_eq!(body["status"], 500);
+        assert_eq!(body["detail"], "sensor broken");
+        assert_eq!(body["code"], 13);
+        assert_eq!(
+            body["details"][0]["@type"],
+            "type.googleapis.com/google.rpc.DebugInfo"
+        );
+        // Errors the gateway raises itself take the format too.
+        let r = send(client.get(problem.url("/v2/nowhere"))).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let body = json(r).await;
+        assert_eq!(
+            (body["status"].clone(), body["code"].clone()),
+            (json!(404), json!(5))
+        );
+        let r = send(client.post(problem.url("/readyz"))).await;
+        assert_eq!(json(r).await["status"], 405, "{version}");
+    }
+
+    let status = spawn().await;
+    let r = send(status.h1.get(status.url("/v1/sensors/broken/reading"))).await;
+    let body = json(r).await;
+    let keys: Vec<&str> = body
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["code", "details", "message"], "{body}");
+}
+
+#[tokio::test]
+async fn a_streaming_method_never_falls_through_to_another_method() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/bulk"))
+                .json(&json!({"sensor": "x"})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED, "{version}");
+        let body = json(r).await;
+        assert_eq!(body["code"], 12, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("telemetry.v1.Sensors.UploadReadings")),
+            "{body}"
+        );
+        // The unary method whose template also matches keeps its other paths.
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/other"))
+                .json(&json!({"unit": "KELVIN"})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        assert_eq!(json(r).await["sensor"], "other");
+    }
+}
+
+#[tokio::test]
+async fn descriptors_are_read_by_reflection_v1alpha_when_v1_is_not_served() {
+    let pool = telemetry_pool();
+    let server = spawn_sensors_backend_with_v1alpha_reflection(&pool).await;
+    let cli = ok(
+        Cli::try_parse_from([
+            "articles-gateway",
+            "--reflect",
+            "--backend",
+            &server.url(""),
+            "--health-interval",
+            "50ms",
+        ]),
+        "command line",
+    );
+    let backend = ok(
+        Backend::balanced(
+            &cli.serve.api.backends,
+            &ok(server::balance_options(&cli.serve), "options"),
+        ),
+        "backend",
+    );
+    backend.health_checked().await;
+    let reflected = ok(
+        server::load_descriptors(&cli.serve.api, &backend).await,
+        "descriptors by reflection v1alpha",
+    );
+    assert!(
+        reflected
+            .get_service_by_name("telemetry.v1.Sensors")
+            .is_some()
+    );
+    let router = ok(
+        server::router(&cli.serve, reflected, backend),
+        "gateway router",
+    );
+    let gateway = spawn_gateway(router).await;
+    let r = send(reqwest::Client::new().get(gateway.url("/v1/sensors/s7/reading"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await["sensor"], "s7");
+}
