@@ -21,8 +21,9 @@ use tonic::{
     service::Routes,
 };
 
-/// The fixture API's encoded descriptor set (raw protox bytes: options kept).
-pub(crate) fn library_descriptor_bytes() -> Vec<u8> {
+/// The encoded descriptor set of `tests/fixtures/<proto>` and its imports (raw protox bytes:
+/// options kept).
+pub(crate) fn fixture_descriptor_bytes(proto: &str) -> Vec<u8> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut compiler =
         match protox::Compiler::new([manifest.join("tests/fixtures"), manifest.join("../proto")]) {
@@ -30,18 +31,28 @@ pub(crate) fn library_descriptor_bytes() -> Vec<u8> {
             Err(e) => panic!("protox: {e}"),
         };
     compiler.include_imports(true);
-    if let Err(e) = compiler.open_file("library.proto") {
-        panic!("compiling library.proto: {e}");
+    if let Err(e) = compiler.open_file(proto) {
+        panic!("compiling {proto}: {e}");
     }
     compiler.encode_file_descriptor_set()
 }
 
-/// The fixture API as a descriptor pool.
-pub(crate) fn library_pool() -> DescriptorPool {
-    match DescriptorPool::decode(library_descriptor_bytes().as_slice()) {
+/// `tests/fixtures/<proto>` as a descriptor pool.
+pub(crate) fn fixture_pool(proto: &str) -> DescriptorPool {
+    match DescriptorPool::decode(fixture_descriptor_bytes(proto).as_slice()) {
         Ok(p) => p,
-        Err(e) => panic!("decoding the fixture descriptors: {e}"),
+        Err(e) => panic!("decoding the descriptors of {proto}: {e}"),
     }
+}
+
+/// The library fixture API's encoded descriptor set.
+pub(crate) fn library_descriptor_bytes() -> Vec<u8> {
+    fixture_descriptor_bytes("library.proto")
+}
+
+/// The library fixture API as a descriptor pool.
+pub(crate) fn library_pool() -> DescriptorPool {
+    fixture_pool("library.proto")
 }
 
 /// A spawned server; dropping it shuts the server down.

@@ -3,7 +3,7 @@
 //! controls every byte real backends may send: header metadata and trailers of the same name,
 //! trailers-only errors, and `grpc-status-details-bin` with google.rpc details.
 
-use std::{convert::Infallible, path::PathBuf, time::Duration};
+use std::{convert::Infallible, time::Duration};
 
 use axum::body::Body;
 use base64::Engine;
@@ -15,30 +15,16 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use tonic::service::Routes;
 
-use crate::support::{RpcStatus, Spawned, spawn_grpc};
+use crate::support::{RpcStatus, Spawned, fixture_descriptor_bytes, fixture_pool, spawn_grpc};
 
-/// The fixture's encoded descriptor set (raw protox bytes: options kept). It imports nothing
-/// from `google/rpc`.
+/// The fixture's encoded descriptor set. It imports nothing from `google/rpc`.
 pub(crate) fn telemetry_descriptor_bytes() -> Vec<u8> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut compiler =
-        match protox::Compiler::new([manifest.join("tests/fixtures"), manifest.join("../proto")]) {
-            Ok(c) => c,
-            Err(e) => panic!("protox: {e}"),
-        };
-    compiler.include_imports(true);
-    if let Err(e) = compiler.open_file("telemetry.proto") {
-        panic!("compiling telemetry.proto: {e}");
-    }
-    compiler.encode_file_descriptor_set()
+    fixture_descriptor_bytes("telemetry.proto")
 }
 
 /// The fixture as a descriptor pool.
 pub(crate) fn telemetry_pool() -> DescriptorPool {
-    match DescriptorPool::decode(telemetry_descriptor_bytes().as_slice()) {
-        Ok(p) => p,
-        Err(e) => panic!("decoding the telemetry descriptors: {e}"),
-    }
+    fixture_pool("telemetry.proto")
 }
 
 /// `google.rpc.DebugInfo`, encoded by hand as a backend in another language would.
