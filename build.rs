@@ -19,6 +19,7 @@ const PROTOS: &[&str] = &["article/v1/article.proto"];
 const STANDARD: &[&str] = &[
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
+    "google/api/httpbody.proto",
     "google/protobuf/any.proto",
     "google/protobuf/duration.proto",
     "google/protobuf/empty.proto",

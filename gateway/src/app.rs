@@ -9,7 +9,7 @@
 //! (`/healthz`, `/readyz`, `/metrics`, the OpenAPI routes) are ordinary axum routes, so they win over an
 //! annotated route with the same path; such a collision is logged at start.
 
-use std::{borrow::Cow, collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -19,22 +19,22 @@ use axum::{
     routing::get,
 };
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use prost_reflect::{DescriptorPool, ReflectMessage, SerializeOptions};
+use http::{HeaderName, HeaderValue, Method, header};
+use prost_reflect::DescriptorPool;
 use tokio::sync::Semaphore;
 use tower_http::{
-    compression::CompressionLayer,
+    compression::{CompressionLayer, DefaultPredicate, Predicate},
     cors::{AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
 use crate::{
-    backend::{Backend, CallError, CallOptions, UnaryResponse},
+    backend::{Backend, CallOptions, UnaryResponse},
+    calls::{Calls, message_response, read_body},
     constraints::Constraints,
     descriptors,
-    error::{self, BackendError, Error, ErrorFormat},
+    error::{self, Error, ErrorFormat},
     json::JsonOptions,
     metadata,
     metrics::{Metrics, RouteSlot},
@@ -42,6 +42,7 @@ use crate::{
     probes, request_id,
     routes::{Lookup, RouteTable},
     rules::{Bindings, BodyRule},
+    stream,
     template::split_request_path,
     transcode::{self, RequestOptions, Unknown},
 };
@@ -54,6 +55,8 @@ pub const DEFAULT_MAX_QUERY_LENGTH: usize = 8 * 1024;
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
 /// The default deadline of a call when the client sends no `Grpc-Timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.
+pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Which origins may call the API from a browser.
 #[derive(Debug, Clone, Default)]
@@ -96,6 +99,7 @@ pub struct GatewayBuilder {
     max_query_length: usize,
     concurrency_limit: usize,
     timeout: Duration,
+    stream_timeout: Duration,
     ignored_query_params: HashSet<String>,
     unknown_fields: Unknown,
     unknown_query_params: Unknown,
@@ -127,6 +131,7 @@ impl Default for GatewayBuilder {
             max_query_length: DEFAULT_MAX_QUERY_LENGTH,
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             timeout: DEFAULT_TIMEOUT,
+            stream_timeout: DEFAULT_STREAM_TIMEOUT,
             ignored_query_params: HashSet::new(),
             unknown_fields: Unknown::Reject,
             unknown_query_params: Unknown::Reject,
@@ -185,6 +190,13 @@ impl GatewayBuilder {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The deadline of a streaming call when the client sends no `Grpc-Timeout`.
+    #[must_use]
+    pub fn stream_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_timeout = timeout;
         self
     }
 
@@ -271,13 +283,6 @@ impl GatewayBuilder {
                 "method not routed"
             );
         }
-        for unserved in &bindings.unserved {
-            tracing::warn!(
-                method = unserved.method.full_name(),
-                route = %format_args!("{} {}", unserved.http_method, unserved.template),
-                "streaming method not served yet: its route answers 501"
-            );
-        }
         let table = RouteTable::new(&bindings);
         for route in table.routes() {
             tracing::debug!(
@@ -305,20 +310,23 @@ impl GatewayBuilder {
         let constraints = Arc::new(Constraints::from_pool(&pool));
         let shared = Arc::new(Shared {
             table,
-            backend,
-            pool,
-            serialize: self.json.serialize_options(),
-            request: RequestOptions {
-                ignored_query_params: self.ignored_query_params,
-                unknown_query_params: self.unknown_query_params,
-                constraints,
-                ..RequestOptions::default()
-            }
-            .unknown_fields(self.unknown_fields),
-            body_limit: self.body_limit,
+            calls: Arc::new(Calls {
+                backend,
+                pool,
+                serialize: self.json.serialize_options(),
+                request: RequestOptions {
+                    ignored_query_params: self.ignored_query_params,
+                    unknown_query_params: self.unknown_query_params,
+                    constraints,
+                    ..RequestOptions::default()
+                }
+                .unknown_fields(self.unknown_fields),
+                body_limit: self.body_limit,
+            }),
             max_query_length: self.max_query_length,
             timeout: self.timeout,
-            permits: Semaphore::new(self.concurrency_limit),
+            stream_timeout: self.stream_timeout,
+            permits: Arc::new(Semaphore::new(self.concurrency_limit)),
         });
 
         let mut router = Router::new()
@@ -367,9 +375,21 @@ impl GatewayBuilder {
                     ),
             )
             .layer(cors_layer(&self.cors))
-            .layer(CompressionLayer::new())
+            .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(WholeBody)))
             .service(router);
         Ok(Router::new().fallback_service(stack))
+    }
+}
+
+/// Compresses only bodies whose length is known: a stream (NDJSON, SSE, a JSON array, an
+/// `HttpBody` download) must reach the client message by message, and a compressor holds
+/// bytes back until it has enough of them.
+#[derive(Debug, Clone, Copy)]
+struct WholeBody;
+
+impl Predicate for WholeBody {
+    fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
+        response.body().size_hint().exact().is_some()
     }
 }
 
@@ -377,14 +397,13 @@ impl GatewayBuilder {
 #[derive(Debug)]
 pub(crate) struct Shared {
     table: RouteTable,
-    pub(crate) backend: Backend,
-    pool: DescriptorPool,
-    serialize: SerializeOptions,
-    request: RequestOptions,
-    body_limit: usize,
+    /// What calls need; shared with streams, which outlive their handler.
+    pub(crate) calls: Arc<Calls>,
     max_query_length: usize,
     timeout: Duration,
-    permits: Semaphore,
+    stream_timeout: Duration,
+    /// Requests in flight; a stream holds its permit until it ends.
+    permits: Arc<Semaphore>,
 }
 
 /// An `info` for an API known only by its descriptors: titled after its routed services.
@@ -462,18 +481,12 @@ async fn transcode_request(State(shared): State<Arc<Shared>>, request: Request) 
 
 async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, Error> {
     // Shed rather than queue: a queued request would only time out later.
-    let _permit = shared
-        .permits
-        .try_acquire()
+    let permit = Arc::clone(&shared.permits)
+        .try_acquire_owned()
         .map_err(|_| Error::Overloaded)?;
-    let (parts, body) = request.into_parts();
-    // The call's deadline is fixed here, once, and owned by the call from now on.
+    let (mut parts, body) = request.into_parts();
     let timeout = metadata::grpc_timeout(&parts.headers)
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?
-        .unwrap_or(shared.timeout);
-    // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
-    let options =
-        CallOptions::within(timeout).idempotent(matches!(parts.method, Method::GET | Method::HEAD));
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     if let Some(query) = parts.uri.query()
         && query.len() > shared.max_query_length
     {
@@ -481,15 +494,21 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
             limit: shared.max_query_length,
         });
     }
-    let path = parts.uri.path();
-    let (raw_segments, verb) = split_request_path(path, |v| shared.table.has_verb(v));
+    let path = parts.uri.path().to_owned();
+    let (raw_segments, verb) = split_request_path(&path, |v| shared.table.has_verb(v));
     let segments = raw_segments
         .iter()
         .map(|s| transcode::path_segment(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::InvalidArgument(format!("{e} in the request path {path:?}")))?;
 
-    let (route, captures) = match shared.table.lookup(&parts.method, &segments, verb) {
+    let websocket = stream::is_websocket_upgrade(&parts);
+    let lookup = if websocket {
+        shared.table.lookup_stream(&segments, verb)
+    } else {
+        shared.table.lookup(&parts.method, &segments, verb)
+    };
+    let (route, captures) = match lookup {
         Lookup::Found { route, captures } => (route, captures),
         Lookup::MethodNotAllowed(allow) => {
             return Err(Error::MethodNotAllowed {
@@ -497,36 +516,56 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
                 allow,
             });
         }
-        Lookup::NotFound => return Err(Error::NotFound(path.to_owned())),
+        Lookup::NotFound => return Err(Error::NotFound(path)),
     };
     RouteSlot::record(&parts.extensions, route.binding.method.full_name());
-    if !route.served {
-        return Err(Error::Unimplemented(format!(
-            "{} is a streaming method, which this gateway does not serve yet",
-            route.binding.method.full_name()
-        )));
-    }
 
+    if route.binding.is_streaming() {
+        // The call's deadline is fixed here, once, and owned by the call from now on.
+        let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout));
+        let call = stream::StreamCall {
+            calls: Arc::clone(&shared.calls),
+            route: route.clone(),
+            captures,
+            options,
+            permit,
+        };
+        return if websocket {
+            stream::websocket(call, &mut parts).await
+        } else {
+            stream::serve(call, parts, body).await
+        };
+    }
+    // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
+    let options = CallOptions::within(timeout.unwrap_or(shared.timeout))
+        .idempotent(matches!(parts.method, Method::GET | Method::HEAD));
+    let calls = &shared.calls;
+
+    let raw = transcode::http_body::raw_target(&route.binding);
     let body = match route.binding.body {
         // A body on a route without one is ignored, as grpc-gateway does.
         BodyRule::None => Bytes::new(),
-        _ => read_body(body, &parts.headers, shared.body_limit).await?,
+        _ => read_body(body, &parts.headers, calls.body_limit).await?,
     };
-    if !body.is_empty() {
-        transcode::check_content_type(parts.headers.get(header::CONTENT_TYPE))?;
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    if !body.is_empty() && raw.is_none() {
+        transcode::check_content_type(content_type)?;
     }
-    let (message, system) = transcode::request_message(
+    let json_body = if raw.is_some() { &[][..] } else { &body[..] };
+    let (mut message, system) = transcode::request_message(
         &route.binding,
         captures,
         parts.uri.query(),
-        &body,
-        &shared.request,
+        json_body,
+        &calls.request,
     )?;
-    let serialize = if system.enum_numbers {
-        Cow::Owned(shared.serialize.clone().use_enum_numbers(true))
-    } else {
-        Cow::Borrowed(&shared.serialize)
-    };
+    if let Some(target) = &raw {
+        let content_type = content_type
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        transcode::http_body::fill(&mut message, target, content_type, body);
+    }
+    let serialize = calls.serialize_for(system);
 
     let client = parts
         .extensions
@@ -535,7 +574,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let metadata = metadata::request_metadata(&parts.headers, client);
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
-    let UnaryResponse { message, metadata } = shared
+    let UnaryResponse { message, metadata } = calls
         .backend
         .unary(
             route.grpc_path.clone(),
@@ -544,66 +583,14 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
             options,
         )
         .await
-        .map_err(|e| backend_error(e, &shared.pool, &serialize, accept_trailers))?;
+        .map_err(|e| calls.error(e, &serialize, accept_trailers))?;
+    drop(permit);
 
-    let json = transcode::to_json(&message, route.binding.response_body.as_ref(), &serialize)
-        .map_err(|e| {
-            Error::Internal(format!(
-                "serializing {} as JSON: {e}",
-                message.descriptor().full_name()
-            ))
-        })?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    metadata::response_headers(&metadata.headers, &mut headers);
-    let mut response = (StatusCode::OK, headers, json).into_response();
+    let mut response = message_response(&message, &route.binding, &serialize)?;
+    metadata::response_headers(&metadata.headers, response.headers_mut());
     metadata::attach_trailers(
         &mut response,
         metadata::response_trailers(&metadata.trailers, accept_trailers),
     );
     Ok(response)
-}
-
-/// A failed call as the gateway's error: its details as JSON, its metadata as headers and
-/// (when the client reads them) trailers.
-fn backend_error(
-    error: CallError,
-    pool: &DescriptorPool,
-    serialize: &SerializeOptions,
-    accept_trailers: bool,
-) -> Error {
-    let (status, metadata) = error.into_parts();
-    let mut headers = HeaderMap::new();
-    metadata::response_headers(&metadata.headers, &mut headers);
-    BackendError {
-        code: status.code(),
-        message: status.message().to_owned(),
-        details: error::details::render(status.details(), pool, serialize),
-        headers,
-        trailers: metadata::response_trailers(&metadata.trailers, accept_trailers),
-    }
-    .into()
-}
-
-/// Reads the body up to `limit` bytes: a declared or actual larger body is a 413.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Error> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Error::PayloadTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Error::PayloadTooLarge { limit })
-        }
-        Err(e) => Err(Error::InvalidArgument(format!(
-            "reading the request body failed: {e}"
-        ))),
-    }
 }

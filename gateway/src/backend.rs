@@ -40,8 +40,8 @@ use tonic_health::pb::{
 use tower::util::BoxCloneSyncService;
 
 pub use balance::{BalanceOptions, ReplicaStatus};
-pub use call::{CallError, CallMetadata, CallOptions, UnaryResponse};
-pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder};
+pub use call::{CallError, CallMetadata, CallOptions, ResponseStream, UnaryResponse};
+pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder, StreamCodec, StreamEncoder};
 pub use health::Readiness;
 pub use tls::BackendTls;
 
@@ -209,6 +209,29 @@ impl Backend {
         options: CallOptions,
     ) -> BoxFuture<'static, Result<UnaryResponse, CallError>> {
         Box::pin(call::unary(self.clone(), path, request, output, options))
+    }
+
+    /// Starts a streaming call (any kind) at `path`, sending the request's messages as they
+    /// come and decoding answers as `output`, within `options.deadline`; completes with the
+    /// response headers. An `Err` request item aborts the call ([`StreamCodec`]); dropping the
+    /// returned stream cancels it (the backend sees RST_STREAM).
+    pub fn streaming<S>(
+        &self,
+        path: PathAndQuery,
+        request: tonic::Request<S>,
+        output: MessageDescriptor,
+        options: CallOptions,
+    ) -> BoxFuture<'static, Result<ResponseStream, CallError>>
+    where
+        S: futures::Stream<Item = Result<DynamicMessage, Status>> + Send + 'static,
+    {
+        Box::pin(call::streaming(
+            self.clone(),
+            path,
+            request,
+            output,
+            options,
+        ))
     }
 
     /// Whether the backend can take calls, and why, for `/readyz`.

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// get this long (plus 1s) to finish.
     #[arg(long, env = "ARTICLES_GATEWAY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// The deadline of a streaming call when the client sends no `Grpc-Timeout` (default 1h):
+    /// the whole stream must end within it.
+    #[arg(long, env = "ARTICLES_GATEWAY_STREAM_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub stream_timeout: Duration,
     /// How long a connection attempt to the backend may take before calls fail with 503.
     #[arg(long, env = "ARTICLES_GATEWAY_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub connect_timeout: Duration,

@@ -104,9 +104,6 @@ pub enum Error {
     /// The backend cannot be reached, or says it is not ready.
     #[error("{0}")]
     Unavailable(String),
-    /// The route's method exists but the gateway does not serve its kind (streaming, for now).
-    #[error("{0}")]
-    Unimplemented(String),
     /// The backend answered with a non-OK status.
     #[error("{}", .0.message)]
     Backend(Box<BackendError>),
@@ -250,11 +247,42 @@ impl Error {
             }
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Overloaded | Self::Unavailable(_) => Code::Unavailable,
-            Self::Unimplemented(_) => Code::Unimplemented,
             Self::Backend(b) => b.code,
             Self::Internal(_) => Code::Internal,
         };
         (code, http_status(code))
+    }
+}
+
+impl Error {
+    /// The gRPC code this error carries.
+    pub(crate) fn code(&self) -> Code {
+        self.code_and_status().0
+    }
+
+    /// The message a client may see: an internal error's is generic (and logged in full here).
+    pub(crate) fn public_message(&self) -> String {
+        match self {
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal gateway error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The error as google.rpc.Status JSON (`{"code", "message", "details"}`), for the error
+    /// line that ends a stream (grpc-gateway's stream error shape, whatever the error format).
+    pub(crate) fn status_json(&self) -> Vec<u8> {
+        let code = self.code();
+        let message = self.public_message();
+        let details = match self {
+            Self::Backend(b) => b.details.as_slice(),
+            _ => &[],
+        };
+        let body = ErrorBody::new(ErrorFormat::Status, StatusCode::OK, code, &message, details);
+        // Serializing strings, integers and JSON values cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod backend;
+mod calls;
 pub mod config;
 pub mod constraints;
 pub mod descriptors;
@@ -28,6 +29,7 @@ pub mod request_id;
 pub mod routes;
 pub mod rules;
 pub mod server;
+mod stream;
 pub mod template;
 pub mod transcode;
 

@@ -26,7 +26,7 @@ pub(crate) async fn healthz() -> Response {
 /// else 503 in the error shape, naming each backend's state.
 pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     // Bounded: a single transport's check has its own timeout, replicas answer from state.
-    let readiness = shared.backend.readiness().await;
+    let readiness = shared.calls.backend.readiness().await;
     if readiness.ready {
         return Json(serde_json::json!({"status": "ok", "backends": readiness.backends}))
             .into_response();

@@ -23,9 +23,6 @@ pub struct Route {
     pub binding: Binding,
     /// The gRPC path called: `/package.Service/Method`.
     pub grpc_path: PathAndQuery,
-    /// Whether the gateway calls the method; a streaming method's route is matched like any
-    /// other (so its paths stay its own) and answered 501.
-    pub served: bool,
 }
 
 /// The result of a lookup.
@@ -63,12 +60,7 @@ impl RouteTable {
     pub fn new(bindings: &Bindings) -> Self {
         let mut table = Self::default();
         let mut seen = HashSet::new();
-        let all = bindings
-            .bindings
-            .iter()
-            .map(|b| (b, true))
-            .chain(bindings.unserved.iter().map(|b| (b, false)));
-        for (binding, served) in all {
+        for binding in &bindings.bindings {
             let key = (
                 binding.http_method.clone(),
                 binding.template.as_str().to_owned(),
@@ -108,7 +100,6 @@ impl RouteTable {
             table.routes.push(Route {
                 binding: binding.clone(),
                 grpc_path,
-                served,
             });
         }
         table
@@ -177,6 +168,38 @@ impl RouteTable {
                 captures,
             },
             None if any_match => Lookup::MethodNotAllowed(self.allow(segments, verb)),
+            None => Lookup::NotFound,
+        }
+    }
+
+    /// Finds the streaming route for a WebSocket upgrade: a browser opens it with a GET,
+    /// whatever HTTP method the rule names, so the most specific streaming template matching
+    /// the path wins. No streaming route: `NotFound`.
+    pub fn lookup_stream<S: AsRef<str>>(&self, segments: &[S], verb: Option<&str>) -> Lookup<'_> {
+        let bucket = segments
+            .first()
+            .and_then(|first| self.by_first_literal.get(first.as_ref()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut best: Option<(usize, Vec<String>)> = None;
+        for index in bucket.iter().chain(&self.other).copied() {
+            let route = &self.routes[index];
+            if !route.binding.is_streaming() {
+                continue;
+            }
+            let better = best.as_ref().is_none_or(|(b, _)| {
+                route.binding.template.specificity()
+                    > self.routes[*b].binding.template.specificity()
+            });
+            if better && let Some(captures) = route.binding.template.matches(segments, verb) {
+                best = Some((index, captures));
+            }
+        }
+        match best {
+            Some((index, captures)) => Lookup::Found {
+                route: &self.routes[index],
+                captures,
+            },
             None => Lookup::NotFound,
         }
     }

@@ -1,11 +1,9 @@
 //! The HTTP bindings of an API, read from `google.api.http` method options.
 //!
 //! [`Bindings::from_pool`] walks every service in a descriptor pool once at start, turns each
-//! rule and each of its `additional_bindings` into a [`Binding`], sets aside the methods whose
-//! rule is malformed with the reason, so the caller can log them instead of crashing, and
-//! keeps the streaming methods apart ([`Bindings::unserved`]): the gateway does not call them
-//! yet, but their paths are theirs, so a request for one never reaches another method whose
-//! template also matches. Both the router and the OpenAPI generator consume these bindings: what
+//! rule and each of its `additional_bindings` into a [`Binding`] (unary and streaming methods
+//! alike), and sets aside the methods whose rule is malformed with the reason, so the caller
+//! can log them instead of crashing. Both the router and the OpenAPI generator consume these bindings: what
 //! the spec documents is exactly what the gateway routes.
 
 use articles_proto::google::api::{HttpRule, http_rule::Pattern};
@@ -48,6 +46,11 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// Whether either side of the method streams.
+    pub fn is_streaming(&self) -> bool {
+        self.method.is_client_streaming() || self.method.is_server_streaming()
+    }
+
     /// A stable operation id: the method name, suffixed for additional bindings.
     pub fn operation_id(&self) -> String {
         if self.binding_index == 0 {
@@ -79,8 +82,6 @@ pub struct Skipped {
 pub struct Bindings {
     /// The routable bindings, in service and method order.
     pub bindings: Vec<Binding>,
-    /// The bindings of streaming methods: routed, answered 501 UNIMPLEMENTED, not documented.
-    pub unserved: Vec<Binding>,
     /// Methods that have a rule the gateway cannot read.
     pub skipped: Vec<Skipped>,
 }
@@ -100,8 +101,7 @@ impl Bindings {
     /// Reads the bindings of every method of every service in `pool`.
     ///
     /// Methods without a `google.api.http` rule are not routed (and not reported); methods whose
-    /// rule is invalid are reported in [`Bindings::skipped`]; streaming methods go to
-    /// [`Bindings::unserved`].
+    /// rule is invalid are reported in [`Bindings::skipped`].
     pub fn from_pool(pool: &DescriptorPool) -> Self {
         Self::from_services(pool, pool.services())
     }
@@ -152,9 +152,6 @@ impl Bindings {
                 }
                 match failed {
                     Some(e) => skip(&mut out, e.to_string()),
-                    None if method.is_client_streaming() || method.is_server_streaming() => {
-                        out.unserved.extend(built);
-                    }
                     None => out.bindings.extend(built),
                 }
             }

@@ -148,6 +148,7 @@ pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyho
         .max_query_length(args.max_query_length)
         .concurrency_limit(args.concurrency_limit)
         .timeout(args.timeout)
+        .stream_timeout(args.stream_timeout)
         .unknown_fields(args.unknown_fields)
         .unknown_query_params(args.unknown_query_params)
         .error_format(args.error_format)

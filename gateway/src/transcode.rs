@@ -14,6 +14,7 @@
 
 mod decode;
 mod floats;
+pub mod http_body;
 mod response;
 mod unique_keys;
 mod value;
@@ -85,8 +86,28 @@ pub struct SystemParams {
     pub enum_numbers: bool,
 }
 
+/// Reads the system parameters of a query string alone (for a stream, whose messages are read
+/// later).
+///
+/// # Errors
+/// An unsupported `$alt`.
+pub fn system_params(query: Option<&str>) -> Result<SystemParams, Error> {
+    let mut system = SystemParams::default();
+    for (raw_key, raw_value) in decode::query_pairs(query.unwrap_or_default()) {
+        let key = decode::query_component(raw_key).unwrap_or_default();
+        if key == "$alt" || key == "alt" {
+            let value = decode::query_component(raw_value).map_err(|e| {
+                Error::InvalidArgument(format!("{e} in the value of query parameter {key:?}"))
+            })?;
+            system_param(&value, &mut system)?;
+        }
+    }
+    Ok(system)
+}
+
 /// Checks a body's `Content-Type`. The body is read as JSON when the type is JSON
-/// (`application/json`, any `+json` type), absent or empty, or one that clients send for a
+/// (`application/json`, any `+json` type, `application/x-ndjson` for a stream of messages),
+/// absent or empty, or one that clients send for a
 /// body they did not label: `application/x-www-form-urlencoded` (`curl -d`, read as JSON as
 /// grpc-gateway does) and `text/plain` (`fetch` with a string body).
 ///
@@ -101,6 +122,7 @@ pub fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), Erro
     let accepted = essence.is_empty()
         || [
             "application/json",
+            "application/x-ndjson",
             "application/x-www-form-urlencoded",
             "text/plain",
         ]
@@ -174,11 +196,94 @@ pub fn request_message(
         Some(query) => apply_query(&mut message, binding, query, options)?,
         None => SystemParams::default(),
     };
+    if body_present {
+        infer_update_mask(&mut message, binding, body)?;
+    }
     options
         .constraints
         .check(&message)
         .map_err(|v| Error::InvalidArgument(v.to_string()))?;
     Ok((message, system))
+}
+
+/// AIP-134's `update_mask`, filled from the body when the request does not set it: the paths
+/// of the JSON keys of the resource in the body (nested objects give dotted paths), as
+/// grpc-gateway infers it. Without it, a PATCH naming one field would clear all the others.
+fn infer_update_mask(
+    message: &mut DynamicMessage,
+    binding: &Binding,
+    body: &[u8],
+) -> Result<(), Error> {
+    let BodyRule::Field(field) = &binding.body else {
+        return Ok(());
+    };
+    let Kind::Message(resource) = field.kind() else {
+        return Ok(());
+    };
+    let input = binding.method.input();
+    let Some(mask_field) = input.get_field_by_name("update_mask") else {
+        return Ok(());
+    };
+    let Kind::Message(mask_type) = mask_field.kind() else {
+        return Ok(());
+    };
+    if mask_type.full_name() != "google.protobuf.FieldMask"
+        || mask_field.is_list()
+        || message.has_field(&mask_field)
+    {
+        return Ok(());
+    }
+    let tree: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::InvalidArgument(format!("invalid JSON body: {e}")))?;
+    let mut paths = Vec::new();
+    mask_paths(&tree, &resource, "", &mut paths);
+    message.set_field(
+        &mask_field,
+        Value::Message(value::field_mask(&mask_type, paths)),
+    );
+    Ok(())
+}
+
+/// The proto-name paths of the keys of `tree` (an object of `desc`), into `out`.
+fn mask_paths(
+    tree: &serde_json::Value,
+    desc: &prost_reflect::MessageDescriptor,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    let serde_json::Value::Object(fields) = tree else {
+        return;
+    };
+    for (key, item) in fields {
+        let Some(field) = desc
+            .get_field_by_name(key)
+            .or_else(|| desc.get_field_by_json_name(key))
+        else {
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            field.name().to_owned()
+        } else {
+            format!("{prefix}.{}", field.name())
+        };
+        match field.kind() {
+            // A nested message written as an object is masked field by field; well-known
+            // types with a JSON form of their own, maps and lists are replaced whole.
+            Kind::Message(nested)
+                if item.is_object()
+                    && !field.is_list()
+                    && !field.is_map()
+                    && !nested.full_name().starts_with("google.protobuf.") =>
+            {
+                if item.as_object().is_some_and(serde_json::Map::is_empty) {
+                    out.push(path);
+                } else {
+                    mask_paths(item, &nested, &path, out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
 }
 
 /// Whether the body rule puts the field at the start of `chain` in the body.

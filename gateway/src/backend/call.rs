@@ -13,11 +13,12 @@
 
 use std::time::{Duration, Instant};
 
+use futures::Stream;
 use http::uri::PathAndQuery;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{Code, Status, metadata::MetadataMap};
 
-use super::{Backend, DynamicCodec, GrpcService, Inner};
+use super::{Backend, DynamicCodec, GrpcService, Inner, StreamCodec, balance::Picked};
 
 /// How one call is made.
 #[derive(Debug, Clone, Copy)]
@@ -246,5 +247,102 @@ async fn attempt(
     Ok(UnaryResponse {
         message,
         metadata: CallMetadata { headers, trailers },
+    })
+}
+
+/// A streaming call's answer: its headers, then its messages as they arrive, then its
+/// trailers. Each read is bounded by the call's deadline; dropping it cancels the call.
+pub struct ResponseStream {
+    headers: MetadataMap,
+    inner: tonic::Streaming<DynamicMessage>,
+    deadline: tokio::time::Instant,
+    /// The replica serving it, counted in flight until the stream goes.
+    _picked: Option<Picked>,
+}
+
+impl std::fmt::Debug for ResponseStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseStream")
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseStream {
+    /// The response header metadata.
+    pub fn headers(&self) -> &MetadataMap {
+        &self.headers
+    }
+
+    /// The next message; `None` once the call has ended well (then [`Self::trailers`]).
+    ///
+    /// # Errors
+    /// The status the call failed with (DEADLINE_EXCEEDED once the deadline passes), with the
+    /// headers and trailers that came with it.
+    pub async fn message(&mut self) -> Result<Option<DynamicMessage>, CallError> {
+        match tokio::time::timeout_at(self.deadline, self.inner.message()).await {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(status)) => Err(CallError::after_headers(status, self.headers.clone())),
+            Err(_) => Err(CallError::after_headers(
+                Status::deadline_exceeded("the deadline expired before the stream ended"),
+                self.headers.clone(),
+            )),
+        }
+    }
+
+    /// The trailers, once [`Self::message`] has returned `None` (empty before).
+    pub async fn trailers(&mut self) -> MetadataMap {
+        match tokio::time::timeout_at(self.deadline, self.inner.trailers()).await {
+            Ok(Ok(Some(trailers))) => trailers,
+            _ => MetadataMap::new(),
+        }
+    }
+}
+
+/// Starts a streaming call (client, server or bidirectional: the wire is the same) on one
+/// replica, sending `requests` as they come; completes when the response headers arrive.
+/// Never retried: a stream cannot be replayed.
+pub(super) async fn streaming<S>(
+    backend: Backend,
+    path: PathAndQuery,
+    mut request: tonic::Request<S>,
+    output: MessageDescriptor,
+    options: CallOptions,
+) -> Result<ResponseStream, CallError>
+where
+    S: Stream<Item = Result<DynamicMessage, Status>> + Send + 'static,
+{
+    let (service, picked) = match &backend.inner {
+        Inner::Single(service) => (service.clone(), None),
+        Inner::Balanced(balancer) => {
+            let picked = balancer
+                .pick(&[])
+                .ok_or_else(|| Status::unavailable("no backend is available"))?;
+            (picked.service.clone(), Some(picked))
+        }
+    };
+    let left = options.deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(CallError::deadline_exceeded());
+    }
+    request.set_timeout(left);
+    let deadline = tokio::time::Instant::from_std(options.deadline);
+    let start = async {
+        let mut grpc = tonic::client::Grpc::new(service);
+        grpc.ready().await?;
+        let response = grpc
+            .streaming(request, path, StreamCodec::new(output))
+            .await?;
+        Ok::<_, CallError>(response)
+    };
+    let response = tokio::time::timeout_at(deadline, start)
+        .await
+        .unwrap_or_else(|_| Err(CallError::deadline_exceeded()))?;
+    let (headers, inner, _) = response.into_parts();
+    Ok(ResponseStream {
+        headers,
+        inner,
+        deadline,
+        _picked: picked,
     })
 }

@@ -1,5 +1,6 @@
-//! A tonic codec for `prost_reflect::DynamicMessage`, so one generic client (and, in tests, one
-//! generic server) can speak any method known only from its descriptors.
+//! Tonic codecs for `prost_reflect::DynamicMessage`, so one generic client (and, in tests, one
+//! generic server) can speak any method known only from its descriptors: [`DynamicCodec`],
+//! and [`StreamCodec`] for request streams that may have to be aborted.
 
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
@@ -63,5 +64,50 @@ impl Decoder for DynamicDecoder {
         DynamicMessage::decode(self.0.clone(), src)
             .map(Some)
             .map_err(|e| Status::internal(format!("decoding {} failed: {e}", self.0.full_name())))
+    }
+}
+
+/// A codec for a request stream that the gateway may have to abort (a bad message in the
+/// middle of a client stream): an `Err` item fails its encoding, so the transport resets the
+/// HTTP/2 stream with INTERNAL_ERROR. Dropping the call would reset it with CANCEL, which a
+/// tonic server reads as the clean end of its request stream: the messages before the bad one
+/// would pass for a complete request.
+#[derive(Debug, Clone)]
+pub struct StreamCodec {
+    decode_as: MessageDescriptor,
+}
+
+impl StreamCodec {
+    /// A codec decoding answers as `decode_as`.
+    pub fn new(decode_as: MessageDescriptor) -> Self {
+        Self { decode_as }
+    }
+}
+
+impl Codec for StreamCodec {
+    type Encode = Result<DynamicMessage, Status>;
+    type Decode = DynamicMessage;
+    type Encoder = StreamEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        StreamEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder(self.decode_as.clone())
+    }
+}
+
+/// The encoding half of [`StreamCodec`].
+#[derive(Debug, Clone, Copy)]
+pub struct StreamEncoder;
+
+impl Encoder for StreamEncoder {
+    type Item = Result<DynamicMessage, Status>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        DynamicEncoder.encode(item?, dst)
     }
 }

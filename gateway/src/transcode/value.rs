@@ -119,12 +119,51 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Option<DynamicMessage>
             .ok()?;
         return Some(msg);
     }
+    if name == "google.protobuf.FieldMask" {
+        return Some(field_mask(desc, text.split(',').map(snake_path).collect()));
+    }
     if STRING_FORMS.contains(&name) {
         let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
             text.into_deserializer();
         return DynamicMessage::deserialize(desc.clone(), de).ok();
     }
     None
+}
+
+/// A field-mask path as proto names: each segment in lowerCamelCase (`singleNested`) becomes
+/// snake_case; one already in snake_case (`single_nested`) stays, so both spellings work.
+fn snake_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for (i, segment) in path.trim().split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if segment.contains('_') {
+            out.push_str(segment);
+            continue;
+        }
+        for ch in segment.chars() {
+            if ch.is_ascii_uppercase() {
+                out.push('_');
+                out.push(ch.to_ascii_lowercase());
+            } else {
+                out.push(ch);
+            }
+        }
+    }
+    out
+}
+
+/// A `google.protobuf.FieldMask` of `desc` holding `paths`.
+pub(super) fn field_mask(desc: &MessageDescriptor, paths: Vec<String>) -> DynamicMessage {
+    let mut mask = DynamicMessage::new(desc.clone());
+    let paths = paths
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(Value::String)
+        .collect();
+    mask.set_field_by_name("paths", Value::List(paths));
+    mask
 }
 
 /// What a field expects, for error messages: `int32`, `enum library.v1.Genre`,
@@ -183,6 +222,16 @@ mod tests {
         );
         assert_eq!(parse_kind(&Kind::Bool, "yes"), None);
         assert_eq!(parse_kind(&Kind::Bool, "true"), Some(Value::Bool(true)));
+    }
+
+    #[test]
+    fn field_mask_paths_accept_proto_and_camel_names() {
+        assert_eq!(snake_path("string_value"), "string_value");
+        assert_eq!(snake_path("singleNested.name"), "single_nested.name");
+        assert_eq!(
+            snake_path(" single_nested.amountCents "),
+            "single_nested.amount_cents"
+        );
     }
 
     #[test]

@@ -1,19 +1,29 @@
 //! The backend of `telemetry.v1.Sensors` (tests/fixtures/telemetry.proto): a tonic server with
-//! no health service and no reflection (unless asked), written at the HTTP/2 level so that it
-//! controls every byte real backends may send: header metadata and trailers of the same name,
-//! trailers-only errors, and `grpc-status-details-bin` with google.rpc details.
+//! no health service and no reflection (unless asked). Its unary methods are written at the
+//! HTTP/2 level so that they control every byte real backends may send: header metadata and
+//! trailers of the same name, trailers-only errors, and `grpc-status-details-bin` with
+//! google.rpc details. Its streaming methods use tonic's streaming server, and count the
+//! streams cancelled before their end and the uploads completed ([`Counters`]).
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
+use articles_gateway::backend::DynamicCodec;
 use axum::body::Body;
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::future::BoxFuture;
+use futures::{StreamExt as _, future::BoxFuture, stream::BoxStream};
 use http::{HeaderMap, HeaderValue};
 use http_body_util::BodyExt;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, Value};
-use tonic::service::Routes;
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, Value};
+use tonic::{Status, metadata::MetadataValue, service::Routes};
 
 use crate::support::{RpcStatus, Spawned, fixture_descriptor_bytes, fixture_pool, spawn_grpc};
 
@@ -51,14 +61,27 @@ struct FieldViolation {
     description: String,
 }
 
+/// What the backend saw of its streams.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// WatchReadings streams dropped before their last message (the client went away).
+    pub(crate) cancelled: AtomicUsize,
+    /// UploadReadings calls whose request stream ended well.
+    pub(crate) uploads: AtomicUsize,
+}
+
 /// The backend's routes: the Sensors service only.
-pub(crate) fn sensors_routes(pool: &DescriptorPool) -> Routes {
-    Routes::from(axum::Router::new().fallback_service(Sensors { pool: pool.clone() }))
+pub(crate) fn sensors_routes(pool: &DescriptorPool, counters: &Arc<Counters>) -> Routes {
+    Routes::from(axum::Router::new().fallback_service(Sensors {
+        pool: pool.clone(),
+        counters: Arc::clone(counters),
+    }))
 }
 
 /// Serves the backend on `127.0.0.1:0` (HTTP/2), without health or reflection.
-pub(crate) async fn spawn_sensors_backend(pool: &DescriptorPool) -> Spawned {
-    spawn_grpc(sensors_routes(pool)).await
+pub(crate) async fn spawn_sensors_backend(pool: &DescriptorPool) -> (Spawned, Arc<Counters>) {
+    let counters = Arc::default();
+    (spawn_grpc(sensors_routes(pool, &counters)).await, counters)
 }
 
 /// Serves the backend with `grpc.reflection.v1alpha` only (as grpcio-reflection does),
@@ -75,12 +98,13 @@ pub(crate) async fn spawn_sensors_backend_with_v1alpha_reflection(
         Ok(r) => r,
         Err(e) => panic!("reflection: {e}"),
     };
-    spawn_grpc(sensors_routes(pool).add_service(reflection)).await
+    spawn_grpc(sensors_routes(pool, &Arc::default()).add_service(reflection)).await
 }
 
 #[derive(Debug, Clone)]
 struct Sensors {
     pool: DescriptorPool,
+    counters: Arc<Counters>,
 }
 
 impl tower::Service<http::Request<Body>> for Sensors {
@@ -97,22 +121,201 @@ impl tower::Service<http::Request<Body>> for Sensors {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let pool = self.pool.clone();
-        Box::pin(async move { Ok(answer(&pool, request).await) })
+        let counters = Arc::clone(&self.counters);
+        Box::pin(async move {
+            let streaming = method_of(&pool, request.uri().path())
+                .filter(|m| m.is_client_streaming() || m.is_server_streaming());
+            match streaming {
+                Some(method) => {
+                    let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
+                    let service = SensorStreams { method, counters };
+                    Ok(grpc.streaming(service, request).await.map(Body::new))
+                }
+                None => Ok(answer(&pool, request).await),
+            }
+        })
+    }
+}
+
+fn method_of(pool: &DescriptorPool, path: &str) -> Option<MethodDescriptor> {
+    let (service, method) = path.trim_start_matches('/').split_once('/')?;
+    pool.get_service_by_name(service)?
+        .methods()
+        .find(|m| m.name() == method)
+}
+
+fn string_field(message: &DynamicMessage, name: &str) -> String {
+    match message.get_field_by_name(name).as_deref() {
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn u32_field(message: &DynamicMessage, name: &str) -> u32 {
+    match message.get_field_by_name(name).as_deref() {
+        Some(Value::U32(n)) => *n,
+        _ => 0,
+    }
+}
+
+/// Counts a WatchReadings stream dropped before its end.
+struct Unfinished(Arc<Counters>, bool);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The streaming methods.
+struct SensorStreams {
+    method: MethodDescriptor,
+    counters: Arc<Counters>,
+}
+
+type Replies = BoxStream<'static, Result<DynamicMessage, Status>>;
+
+impl tonic::server::StreamingService<DynamicMessage> for SensorStreams {
+    type Response = DynamicMessage;
+    type ResponseStream = Replies;
+    type Future = BoxFuture<'static, Result<tonic::Response<Replies>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<DynamicMessage>>) -> Self::Future {
+        let method = self.method.clone();
+        let counters = Arc::clone(&self.counters);
+        Box::pin(async move {
+            let mut incoming = request.into_inner();
+            let output = method.output();
+            let replies: Replies = match method.name() {
+                "WatchReadings" => {
+                    let query = incoming
+                        .message()
+                        .await?
+                        .ok_or_else(|| Status::invalid_argument("no query"))?;
+                    watch(&query, output, counters)
+                }
+                "UploadReadings" => {
+                    let mut sensors = Vec::new();
+                    while let Some(reading) = incoming.message().await? {
+                        sensors.push(Value::String(string_field(&reading, "sensor")));
+                    }
+                    counters.uploads.fetch_add(1, Ordering::SeqCst);
+                    let mut summary = DynamicMessage::new(output);
+                    summary.set_field_by_name(
+                        "count",
+                        Value::I32(i32::try_from(sensors.len()).unwrap_or(i32::MAX)),
+                    );
+                    summary.set_field_by_name("sensors", Value::List(sensors));
+                    futures::stream::once(std::future::ready(Ok(summary))).boxed()
+                }
+                // Each reading back as soon as it arrives.
+                "Relay" => incoming.boxed(),
+                "ExportCsv" => {
+                    let chunks = ["sensor,value\n", "s1,1\n", "s1,2\n"].map(|data| {
+                        let mut chunk = DynamicMessage::new(output.clone());
+                        chunk.set_field_by_name("content_type", Value::String("text/csv".into()));
+                        chunk.set_field_by_name(
+                            "data",
+                            Value::Bytes(Bytes::from_static(data.as_bytes())),
+                        );
+                        Ok(chunk)
+                    });
+                    futures::stream::iter(chunks).boxed()
+                }
+                "UploadLog" => {
+                    let (mut bytes, mut chunks, mut content_type) = (0usize, 0usize, String::new());
+                    while let Some(chunk) = incoming.message().await? {
+                        if let Some(Value::Bytes(data)) = chunk.get_field_by_name("data").as_deref()
+                        {
+                            bytes += data.len();
+                        }
+                        if chunks == 0 {
+                            content_type = string_field(&chunk, "content_type");
+                        }
+                        chunks += 1;
+                    }
+                    let mut summary = DynamicMessage::new(output);
+                    summary.set_field_by_name(
+                        "count",
+                        Value::I32(i32::try_from(bytes).unwrap_or(i32::MAX)),
+                    );
+                    summary.set_field_by_name(
+                        "sensors",
+                        Value::List(vec![
+                            Value::String(content_type),
+                            Value::String(chunks.to_string()),
+                        ]),
+                    );
+                    futures::stream::once(std::future::ready(Ok(summary))).boxed()
+                }
+                other => return Err(Status::unimplemented(format!("no stream {other}"))),
+            };
+            let mut response = tonic::Response::new(replies);
+            response
+                .metadata_mut()
+                .insert("foo", MetadataValue::from_static("foo1"));
+            Ok(response)
+        })
+    }
+}
+
+/// WatchReadings: `count` readings `delay_ms` apart; sensor "failing" fails at the third,
+/// sensor "dead" before the first.
+fn watch(
+    query: &DynamicMessage,
+    output: prost_reflect::MessageDescriptor,
+    counters: Arc<Counters>,
+) -> Replies {
+    let sensor = string_field(query, "sensor");
+    let count = u32_field(query, "count");
+    let delay = Duration::from_millis(u64::from(u32_field(query, "delay_ms")));
+    async_stream::try_stream! {
+        let mut unfinished = Unfinished(counters, false);
+        if sensor == "dead" {
+            unfinished.1 = true;
+            Err(Status::not_found("no such sensor"))?;
+        }
+        for i in 1..=count {
+            if i > 1 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if sensor == "failing" && i == 3 {
+                Err(Status::with_details(
+                    tonic::Code::DataLoss,
+                    "sensor lost",
+                    Bytes::from(debug_info_status(15, "sensor lost").encode_to_vec()),
+                ))?;
+            }
+            let mut reading = DynamicMessage::new(output.clone());
+            reading.set_field_by_name("sensor", Value::String(sensor.clone()));
+            reading.set_field_by_name("sequence", Value::I64(i64::from(i)));
+            yield reading;
+        }
+        unfinished.1 = true;
+    }
+    .boxed()
+}
+
+/// A google.rpc.Status with one DebugInfo detail.
+fn debug_info_status(code: i32, message: &str) -> RpcStatus {
+    RpcStatus {
+        code,
+        message: message.into(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/google.rpc.DebugInfo".into(),
+            value: DebugInfo {
+                stack_entries: vec!["stream".into()],
+                detail: message.into(),
+            }
+            .encode_to_vec(),
+        }],
     }
 }
 
 async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Response<Body> {
-    let method = request
-        .uri()
-        .path()
-        .trim_start_matches('/')
-        .split_once('/')
-        .and_then(|(service, method)| {
-            pool.get_service_by_name(service)?
-                .methods()
-                .find(|m| m.name() == method)
-        });
-    let Some(method) = method else {
+    let Some(method) = method_of(pool, request.uri().path()) else {
         return trailers_only(12, "no such method", &[]);
     };
     let body = match request.into_body().collect().await {
@@ -161,6 +364,37 @@ async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Re
         "RecordReading" | "CalibrateSensor" => {
             // Same type in and out: the message as the backend decoded it.
             ok(&input, &[("foo", "foo1")], &[])
+        }
+        "GetSnapshot" => {
+            let mut body = DynamicMessage::new(method.output());
+            body.set_field_by_name("content_type", Value::String("image/png".into()));
+            body.set_field_by_name(
+                "data",
+                Value::Bytes(Bytes::from_static(b"\x89PNG\r\n\x1a\n\0\xff")),
+            );
+            ok(&body, &[], &[])
+        }
+        "UploadFirmware" => {
+            let (content_type, length) = match input.get_field_by_name("firmware").as_deref() {
+                Some(Value::Message(firmware)) => {
+                    let length = match firmware.get_field_by_name("data").as_deref() {
+                        Some(Value::Bytes(data)) => data.len(),
+                        _ => 0,
+                    };
+                    (string_field(firmware, "content_type"), length)
+                }
+                _ => (String::new(), 0),
+            };
+            let mut summary = DynamicMessage::new(method.output());
+            summary.set_field_by_name(
+                "count",
+                Value::I32(i32::try_from(length).unwrap_or(i32::MAX)),
+            );
+            summary.set_field_by_name(
+                "sensors",
+                Value::List(vec![Value::String(content_type), Value::String(sensor)]),
+            );
+            ok(&summary, &[], &[])
         }
         // The gateway must never call it; an answer here would make a test see count -1.
         _ => {

@@ -1,0 +1,309 @@
+//! Streaming methods over HTTP: server, client and bidirectional streaming, over HTTP/1.1
+//! (chunked) and HTTP/2, and over a WebSocket ([`websocket`]).
+//!
+//! - The request: one message from the path, query and body for a method that does not
+//!   stream its requests; otherwise the body read as a sequence of JSON messages, each fed to
+//!   the call as soon as it is complete ([`reader`]).
+//! - The response: one message for a method that does not stream its responses, answered as a
+//!   unary one; otherwise each message written and flushed as it arrives, in the framing the
+//!   request's `Accept` chooses ([`framing`]), or as raw bytes for `google.api.HttpBody`.
+//!
+//! The response head waits for the first message (or the end, or the failure), so a call that
+//! fails at once answers its own HTTP status with the backend's header metadata, as
+//! grpc-gateway does; a failure after that is written in the stream. The deadline bounds the
+//! whole stream; the client going away drops the body, which drops the call (the backend sees
+//! RST_STREAM); backpressure is HTTP's and HTTP/2's own (a message is read from the backend
+//! only once the previous one is written). A stream holds its concurrency permit until it ends.
+
+mod framing;
+mod reader;
+mod websocket;
+
+use std::sync::Arc;
+
+use ::http_body::Frame;
+use axum::{body::Body, response::Response};
+use bytes::Bytes;
+use futures::{StreamExt as _, future::BoxFuture, stream::BoxStream};
+use http::{HeaderValue, Method, header, request::Parts};
+use http_body_util::StreamBody;
+use prost_reflect::{DynamicMessage, SerializeOptions};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tonic::Status;
+
+pub(crate) use websocket::websocket;
+
+use crate::{
+    backend::{CallError, CallOptions, ResponseStream},
+    calls::{Calls, read_body},
+    error::Error,
+    metadata,
+    routes::Route,
+    rules::BodyRule,
+    transcode::{self, http_body},
+};
+use framing::Framing;
+use reader::Decoder;
+
+/// A streaming call on its way: what the handler resolved.
+#[derive(Debug)]
+pub(crate) struct StreamCall {
+    pub(crate) calls: Arc<Calls>,
+    pub(crate) route: Route,
+    pub(crate) captures: Vec<String>,
+    pub(crate) options: CallOptions,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// Whether the request asks to become a WebSocket (`GET` with `Upgrade: websocket`).
+pub(crate) fn is_websocket_upgrade(parts: &Parts) -> bool {
+    parts.method == Method::GET
+        && parts
+            .headers
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// A future that completes with the reader's error, or never when there is no reader.
+fn failure_of(receiver: Option<oneshot::Receiver<Error>>) -> BoxFuture<'static, Error> {
+    Box::pin(async move {
+        match receiver {
+            Some(receiver) => match receiver.await {
+                Ok(error) => error,
+                // The reader ended without an error: nothing will come.
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    })
+}
+
+/// Serves a streaming method over plain HTTP.
+pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<Response, Error> {
+    let StreamCall {
+        calls,
+        route,
+        captures,
+        options,
+        permit,
+    } = call;
+    let method = route.binding.method.clone();
+    let query = parts.uri.query().map(str::to_owned);
+    let serialize = calls
+        .serialize_for(transcode::system_params(query.as_deref())?)
+        .into_owned();
+    let accept_trailers = metadata::accepts_trailers(&parts.headers);
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    let raw = http_body::raw_target(&route.binding).map(|target| {
+        let content_type = content_type
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (target, content_type)
+    });
+    if raw.is_none() && !matches!(route.binding.body, BodyRule::None) {
+        transcode::check_content_type(content_type)?;
+    }
+    let decoder = Decoder {
+        calls: Arc::clone(&calls),
+        route: route.clone(),
+        captures,
+        query,
+        raw,
+    };
+
+    let (requests, failure): (BoxStream<'static, Result<DynamicMessage, Status>>, _) =
+        if method.is_client_streaming() {
+            let (tx, rx) = oneshot::channel();
+            (reader::messages(body, decoder, tx).boxed(), Some(rx))
+        } else {
+            let bytes = match route.binding.body {
+                BodyRule::None => Bytes::new(),
+                _ => read_body(body, &parts.headers, calls.body_limit).await?,
+            };
+            let message = decoder.decode(&bytes)?;
+            (
+                futures::stream::once(std::future::ready(Ok(message))).boxed(),
+                None,
+            )
+        };
+    let mut failed = failure_of(failure);
+
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    let request = tonic::Request::from_parts(
+        metadata::request_metadata(&parts.headers, client),
+        tonic::Extensions::default(),
+        requests,
+    );
+    let to_error = |e: CallError| calls.error(e, &serialize, accept_trailers);
+    let mut stream = tokio::select! {
+        started = calls.backend.streaming(route.grpc_path.clone(), request, method.output(), options) => {
+            started.map_err(to_error)?
+        }
+        error = &mut failed => return Err(error),
+    };
+    let first = tokio::select! {
+        first = stream.message() => first.map_err(to_error)?,
+        error = &mut failed => return Err(error),
+    };
+
+    if !method.is_server_streaming() {
+        return single_response(&calls, stream, first, &route, &serialize, accept_trailers).await;
+    }
+
+    let raw_out = http_body::is_http_body(&method.output());
+    let framing = Framing::from_accept(&parts.headers);
+    let mut response = Response::new(Body::empty());
+    let content_type = match (&first, raw_out) {
+        (Some(message), true) => HeaderValue::from_str(&http_body::parts(message).0)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        (None, true) => HeaderValue::from_static("application/octet-stream"),
+        (_, false) => framing.content_type(),
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    // Intermediaries must pass each message on as it comes (nginx buffers otherwise).
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response.headers_mut().insert(
+        http::HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    metadata::response_headers(stream.headers(), response.headers_mut());
+    let writer = Writer {
+        calls,
+        route,
+        serialize,
+        framing,
+        raw_out,
+        accept_trailers,
+    };
+    *response.body_mut() = Body::new(StreamBody::new(
+        writer.frames(stream, first, failed, permit),
+    ));
+    Ok(response)
+}
+
+/// The answer of a client-streaming call: its one message, as a unary call answers.
+async fn single_response(
+    calls: &Calls,
+    mut stream: ResponseStream,
+    first: Option<DynamicMessage>,
+    route: &Route,
+    serialize: &SerializeOptions,
+    accept_trailers: bool,
+) -> Result<Response, Error> {
+    let to_error = |e: CallError| calls.error(e, serialize, accept_trailers);
+    let Some(message) = first else {
+        return Err(Error::Internal(format!(
+            "{} ended without a response message",
+            route.binding.method.full_name()
+        )));
+    };
+    if stream.message().await.map_err(to_error)?.is_some() {
+        return Err(Error::Internal(format!(
+            "{} answered two messages to a call with one response",
+            route.binding.method.full_name()
+        )));
+    }
+    let trailers = stream.trailers().await;
+    let mut response = crate::calls::message_response(&message, &route.binding, serialize)?;
+    metadata::response_headers(stream.headers(), response.headers_mut());
+    metadata::attach_trailers(
+        &mut response,
+        metadata::response_trailers(&trailers, accept_trailers),
+    );
+    Ok(response)
+}
+
+/// Writes a response stream's messages.
+struct Writer {
+    calls: Arc<Calls>,
+    route: Route,
+    serialize: SerializeOptions,
+    framing: Framing,
+    /// `google.api.HttpBody` messages: their raw data, no framing.
+    raw_out: bool,
+    accept_trailers: bool,
+}
+
+impl Writer {
+    /// The body frames: each message as it comes, then the end (and the trailers), or the
+    /// error. A failure the framing cannot carry aborts the body.
+    fn frames(
+        self,
+        mut stream: ResponseStream,
+        first: Option<DynamicMessage>,
+        mut failed: BoxFuture<'static, Error>,
+        permit: OwnedSemaphorePermit,
+    ) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + 'static {
+        async_stream::stream! {
+            let _permit = permit;
+            let mut sent: u64 = 0;
+            let mut next = first;
+            loop {
+                let Some(message) = next.take() else {
+                    let mut out = Vec::new();
+                    if !self.raw_out {
+                        self.framing.end(sent, &mut out);
+                    }
+                    if !out.is_empty() {
+                        yield Ok(Frame::data(Bytes::from(out)));
+                    }
+                    let trailers = stream.trailers().await;
+                    let trailers = metadata::response_trailers(&trailers, self.accept_trailers);
+                    if !trailers.is_empty() {
+                        yield Ok(Frame::trailers(trailers));
+                    }
+                    return;
+                };
+                match self.write(&message, sent) {
+                    Ok(bytes) => yield Ok(Frame::data(bytes)),
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                }
+                sent += 1;
+                let error = tokio::select! {
+                    read = stream.message() => match read {
+                        Ok(message) => {
+                            next = message;
+                            continue;
+                        }
+                        Err(e) => self.calls.error(e, &self.serialize, false),
+                    },
+                    error = &mut failed => error,
+                };
+                tracing::debug!(error = %error, sent, "stream failed");
+                let mut out = Vec::new();
+                if !self.raw_out && self.framing.error(&error.status_json(), &mut out) {
+                    yield Ok(Frame::data(Bytes::from(out)));
+                } else {
+                    yield Err(std::io::Error::other(format!("the stream failed after it began: {error}")));
+                }
+                return;
+            }
+        }
+    }
+
+    fn write(&self, message: &DynamicMessage, index: u64) -> Result<Bytes, std::io::Error> {
+        if self.raw_out {
+            return Ok(http_body::parts(message).1);
+        }
+        let json = transcode::to_json(
+            message,
+            self.route.binding.response_body.as_ref(),
+            &self.serialize,
+        )
+        .map_err(std::io::Error::other)?;
+        let mut out = Vec::with_capacity(json.len() + 16);
+        self.framing.message(index, &json, &mut out);
+        Ok(Bytes::from(out))
+    }
+}

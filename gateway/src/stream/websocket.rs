@@ -1,0 +1,213 @@
+//! Streaming methods over a WebSocket: `GET` with `Upgrade: websocket` on the method's path,
+//! whatever HTTP method its rule names (a browser can only open a WebSocket with a GET).
+//! Browsers get bidirectional streaming this way, which grpc-gateway has never offered.
+//!
+//! - Each text (or binary) frame from the client is one JSON request message, merged with the
+//!   path variables and query parameters as any request is; an empty text frame ends the
+//!   request stream (a half-close: WebSocket has none of its own, and after a close frame no
+//!   more messages may come back). A method that does not stream its requests takes its one
+//!   message from the path and query.
+//! - Each response message is one text frame (the message's JSON).
+//! - The end: a close frame 1000 `OK`. A failure: a last text frame `{"error": {"code",
+//!   "message", "details"}}`, then a close frame with code 4000 + the gRPC code and the
+//!   message as its reason (cut to the 123 bytes a reason may have).
+//! - The client's close frame, the connection going away, or a bad request message cancels
+//!   the call.
+
+use axum::{
+    extract::{
+        FromRequestParts,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+    },
+    response::Response,
+};
+use futures::{SinkExt as _, StreamExt as _, stream::BoxStream};
+use http::request::Parts;
+use prost_reflect::{DynamicMessage, SerializeOptions};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Status, metadata::MetadataMap};
+
+use super::{
+    StreamCall, failure_of,
+    reader::{self, Decoder},
+};
+use crate::{error::Error, metadata, transcode};
+
+/// The largest close reason, in bytes (RFC 6455 section 5.5: 125 bytes less the code).
+const MAX_REASON: usize = 123;
+
+/// Answers the upgrade and runs the call on the socket.
+pub(crate) async fn websocket(call: StreamCall, parts: &mut Parts) -> Result<Response, Error> {
+    let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
+        .await
+        .map_err(|e| {
+            Error::InvalidArgument(format!("invalid WebSocket upgrade: {}", e.body_text()))
+        })?;
+    let query = parts.uri.query().map(str::to_owned);
+    let serialize = call
+        .calls
+        .serialize_for(transcode::system_params(query.as_deref())?)
+        .into_owned();
+    let decoder = Decoder {
+        calls: call.calls.clone(),
+        route: call.route.clone(),
+        captures: call.captures.clone(),
+        query,
+        raw: None,
+    };
+    // A method with one request message gets it now, so a bad one is a plain 400.
+    let single = if call.route.binding.method.is_client_streaming() {
+        None
+    } else {
+        Some(decoder.decode(b"")?)
+    };
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    let metadata = metadata::request_metadata(&parts.headers, client);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        run(socket, call, decoder, single, metadata, serialize).await;
+    }))
+}
+
+async fn run(
+    socket: WebSocket,
+    call: StreamCall,
+    decoder: Decoder,
+    single: Option<DynamicMessage>,
+    metadata: MetadataMap,
+    serialize: SerializeOptions,
+) {
+    let StreamCall {
+        calls,
+        route,
+        options,
+        permit,
+        ..
+    } = call;
+    let _permit = permit;
+    let (mut sink, mut source) = socket.split();
+    let (failure, failed) = oneshot::channel::<Error>();
+    let mut failed = failure_of(Some(failed));
+    // One message read ahead of the call at most: the socket's own backpressure.
+    let (messages, received) = mpsc::channel::<Result<DynamicMessage, Status>>(1);
+    let mut messages = Some(messages);
+    let requests: BoxStream<'static, Result<DynamicMessage, Status>> = match single {
+        Some(message) => futures::stream::once(std::future::ready(Ok(message))).boxed(),
+        None => tokio_stream::wrappers::ReceiverStream::new(received).boxed(),
+    };
+    let streams_requests = route.binding.method.is_client_streaming();
+    // Completes when the client closes or goes away; a bad message is sent to `failure`.
+    let reading = async move {
+        // Bounded by the client: it ends when the client closes or the connection goes.
+        while let Some(Ok(frame)) = source.next().await {
+            let bytes = match frame {
+                Message::Text(text) if text.trim().is_empty() => {
+                    // The half-close: the request stream ends.
+                    messages = None;
+                    continue;
+                }
+                Message::Text(text) => text.as_bytes().to_vec(),
+                Message::Binary(data) => data.to_vec(),
+                Message::Close(_) => break,
+                // axum answers pings itself.
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            let Some(sender) = messages.as_ref().filter(|_| streams_requests) else {
+                continue;
+            };
+            match decoder.decode(&bytes) {
+                Ok(message) => {
+                    if sender.send(Ok(message)).await.is_err() {
+                        messages = None;
+                    }
+                }
+                Err(e) => {
+                    let _ = failure.send(e);
+                    // Aborted, not ended: the messages before are no complete request.
+                    let _ = sender.send(Err(reader::aborted())).await;
+                    // The call is ending with the error; nothing more is read.
+                    let never: std::convert::Infallible = std::future::pending().await;
+                    match never {}
+                }
+            }
+        }
+        // Closed or gone before its half-close: the call is aborted, not ended.
+        if let Some(sender) = messages.take() {
+            let _ = sender.try_send(Err(reader::aborted()));
+        }
+    };
+    tokio::pin!(reading);
+
+    let request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), requests);
+    let outcome: Result<Option<()>, Error> = async {
+        let mut stream = tokio::select! {
+            started = calls.backend.streaming(
+                route.grpc_path.clone(),
+                request,
+                route.binding.method.output(),
+                options,
+            ) => started.map_err(|e| calls.error(e, &serialize, false))?,
+            error = &mut failed => return Err(error),
+            () = &mut reading => return Ok(None),
+        };
+        loop {
+            let next = tokio::select! {
+                next = stream.message() => next.map_err(|e| calls.error(e, &serialize, false))?,
+                error = &mut failed => return Err(error),
+                () = &mut reading => return Ok(None),
+            };
+            let Some(message) = next else {
+                return Ok(Some(()));
+            };
+            let json =
+                transcode::to_json(&message, route.binding.response_body.as_ref(), &serialize)
+                    .map_err(|e| Error::Internal(format!("serializing a stream message: {e}")))?;
+            let text = String::from_utf8(json)
+                .map_err(|e| Error::Internal(format!("a stream message is not UTF-8: {e}")))?;
+            if sink
+                .send(Message::Text(Utf8Bytes::from(text)))
+                .await
+                .is_err()
+            {
+                // The client is gone: dropping the stream cancels the call.
+                return Ok(None);
+            }
+        }
+    }
+    .await;
+
+    let close = match outcome {
+        // The client closed (its close frame is answered by the WebSocket itself) or went
+        // away: the call is dropped, nothing more to say.
+        Ok(None) => return,
+        Ok(Some(())) => CloseFrame {
+            code: 1000,
+            reason: Utf8Bytes::from_static("OK"),
+        },
+        Err(error) => {
+            let json = error.status_json();
+            let mut frame = b"{\"error\":".to_vec();
+            frame.extend_from_slice(&json);
+            frame.push(b'}');
+            if let Ok(text) = String::from_utf8(frame) {
+                let _ = sink.send(Message::Text(Utf8Bytes::from(text))).await;
+            }
+            CloseFrame {
+                code: 4000 + error.code() as u16,
+                reason: Utf8Bytes::from(reason(&error.public_message())),
+            }
+        }
+    };
+    let _ = sink.send(Message::Close(Some(close))).await;
+}
+
+/// `message` cut to a close reason's size, at a character boundary.
+fn reason(message: &str) -> String {
+    let mut end = message.len().min(MAX_REASON);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_owned()
+}
