@@ -34,6 +34,7 @@ pub use docs::{DOCS_PATH, OPENAPI_PATH, docs_router};
 
 use crate::json::JsonOptions;
 use crate::rules::{Binding, Bindings, BodyRule};
+use crate::transcode::http_body;
 use schema::{Direction, Schemas};
 
 /// The name of the bearer-token security scheme write operations require.
@@ -319,8 +320,14 @@ fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Op
     let mut parameters = params::path_params(binding);
     parameters.extend(params::query_params(binding, json));
 
+    if method.is_client_streaming() || method.is_server_streaming() {
+        description.push_str(&stream_note(binding));
+    }
+
+    let raw_request = http_body::raw_target(binding).is_some();
     let request_body = match &binding.body {
         BodyRule::None => None,
+        _ if raw_request => Some(binary()),
         BodyRule::Field(field) => Some(schemas.field(field, Direction::Write)),
         BodyRule::Whole => {
             let (fields, bound) = body_fields(binding);
@@ -337,6 +344,27 @@ fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Op
         Some(field) => schemas.field(field, Direction::Read),
         None => schemas.message(&method.output(), Direction::Read),
     };
+    let raw_response = binding.response_body.is_none() && http_body::is_http_body(&method.output());
+    let ok = if raw_response {
+        Response::builder()
+            .description("OK: the raw body, with the content type the method gives it")
+            .content("*/*", Content::new(Some(binary())))
+            .build()
+    } else if method.is_server_streaming() {
+        stream_response(response_schema)
+    } else {
+        Response::builder()
+            .description("OK")
+            .content("application/json", Content::new(Some(response_schema)))
+            .build()
+    };
+    let request_media = if raw_request {
+        "*/*"
+    } else if method.is_client_streaming() {
+        "application/x-ndjson"
+    } else {
+        "application/json"
+    };
 
     let write = is_write(&binding.http_method);
     let mut builder = Operation::builder()
@@ -347,17 +375,11 @@ fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Op
         .parameters((!parameters.is_empty()).then_some(parameters))
         .request_body(request_body.map(|schema| {
             RequestBody::builder()
-                .content("application/json", Content::new(Some(schema)))
+                .content(request_media, Content::new(Some(schema)))
                 .required(Some(utoipa::openapi::Required::True))
                 .build()
         }))
-        .response(
-            "200",
-            Response::builder()
-                .description("OK")
-                .content("application/json", Content::new(Some(response_schema)))
-                .build(),
-        );
+        .response("200", ok);
     if method_deprecated(binding) {
         builder = builder.deprecated(Some(utoipa::openapi::Deprecated::True));
     }
@@ -376,6 +398,68 @@ fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Op
         builder = builder.security(SecurityRequirement::new(BEARER_AUTH, Vec::<String>::new()));
     }
     builder.build()
+}
+
+/// Raw bytes (`google.api.HttpBody`).
+fn binary() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Binary,
+        )))
+        .into()
+}
+
+/// How a streaming operation reads and writes its messages, for its description.
+fn stream_note(binding: &Binding) -> String {
+    let method = &binding.method;
+    let mut note = String::from("\n\nStreaming:");
+    if method.is_client_streaming() {
+        note.push_str(
+            " the request body is a sequence of request messages (newline-delimited or \
+             concatenated JSON), each sent on as it arrives;",
+        );
+    }
+    if method.is_server_streaming() {
+        note.push_str(
+            " each response message is written as it arrives, framed by `Accept`: \
+             `application/x-ndjson` (the default; `{\"result\": ...}` lines and a final \
+             `{\"error\": ...}` line on failure), `text/event-stream` (`data:` events, \
+             `event: error`) or `application/json` (one array);",
+        );
+    }
+    note.push_str(
+        " also over a WebSocket (`GET` with `Upgrade: websocket` on this path: one text frame \
+         per message, an empty frame ends the requests, close code 4000 + the gRPC code on \
+         failure).",
+    );
+    note
+}
+
+/// The 200 of a server stream: one schema per framing, for one message each.
+fn stream_response(item: RefOr<Schema>) -> Response {
+    let line = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "One line: a message as `result`, or the failure that ended the stream as `error`.",
+        ))
+        .property("result", item.clone())
+        .property("error", Ref::from_schema_name(ERROR_SCHEMA))
+        .build();
+    let events = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Server-Sent Events: `data: <message JSON>` per message; `event: error` with the \
+             error JSON on failure.",
+        ))
+        .build();
+    let array = ArrayBuilder::new().items(item).build();
+    Response::builder()
+        .description("OK: the response messages as they arrive")
+        .content("application/x-ndjson", Content::new(Some(line)))
+        .content("text/event-stream", Content::new(Some(events)))
+        .content("application/json", Content::new(Some(array)))
+        .build()
 }
 
 fn method_deprecated(binding: &Binding) -> bool {

@@ -330,3 +330,45 @@ async fn a_body_over_the_limit_is_413_resource_exhausted() {
     .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn a_patch_without_update_mask_gets_one_from_the_body_keys() {
+    let lib = spawn_library().await;
+    for client in [
+        lib.client.clone(),
+        match reqwest::Client::builder().http2_prior_knowledge().build() {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        },
+    ] {
+        let r =
+            send(client.patch(lib.url("/v1/shelves/1/books/2")).json(
+                &json!({"title": "New", "author": {"displayName": "Ann"}, "pageCount": "12"}),
+            ))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let request = echoed(&lib.pool, "library.v1.UpdateBookRequest", &r);
+        assert_eq!(
+            request["update_mask"],
+            json!("author.displayName,pageCount,title"),
+            "{request}"
+        );
+        // A mask the client sends is kept, in proto or lowerCamelCase names.
+        let r =
+            send(
+                client
+                    .patch(lib.url(
+                        "/v1/shelves/1/books/2?update_mask=title,author.display_name,publishTime",
+                    ))
+                    .json(&json!({"title": "New", "rating": 4.5})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let request = echoed(&lib.pool, "library.v1.UpdateBookRequest", &r);
+        assert_eq!(
+            request["update_mask"],
+            json!("title,author.displayName,publishTime"),
+            "{request}"
+        );
+    }
+}

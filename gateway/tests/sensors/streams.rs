@@ -431,3 +431,37 @@ async fn http_bodies_go_up_and_down_raw() {
         assert_eq!(summary["sensors"][0], "text/plain");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_each_stream_and_raw_body() {
+    let stack = spawn().await;
+    let doc = json(send(stack.h1.get(stack.url("/openapi.json"))).await).await;
+    let watch = &doc["paths"]["/v1/sensors/{sensor}/readings:watch"]["get"];
+    let content = &watch["responses"]["200"]["content"];
+    assert_eq!(
+        content["application/x-ndjson"]["schema"]["properties"]["error"]["$ref"],
+        "#/components/schemas/Error",
+        "{watch}"
+    );
+    assert!(content["application/x-ndjson"]["schema"]["properties"]["result"].is_object());
+    assert_eq!(content["application/json"]["schema"]["type"], "array");
+    assert_eq!(content["text/event-stream"]["schema"]["type"], "string");
+    assert!(
+        watch["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Streaming:"))
+    );
+
+    let upload = &doc["paths"]["/v1/sensors/bulk"]["post"]["requestBody"]["content"];
+    assert!(upload["application/x-ndjson"].is_object(), "{upload}");
+    let snapshot = &doc["paths"]["/v1/sensors/{sensor}/snapshot"]["get"]["responses"]["200"];
+    assert_eq!(
+        snapshot["content"]["*/*"]["schema"]["format"], "binary",
+        "{snapshot}"
+    );
+    let firmware = &doc["paths"]["/v1/sensors/{sensor}/firmware"]["put"]["requestBody"];
+    assert_eq!(
+        firmware["content"]["*/*"]["schema"]["format"], "binary",
+        "{firmware}"
+    );
+}
