@@ -30,6 +30,7 @@ fn every_binding_is_an_operation_with_its_id_and_service_tag() {
     assert_eq!(doc["servers"], json!([{"url": "/"}]));
     for (path, method, id) in [
         ("/articles", "get", "ArticleList"),
+        ("/articles:export", "get", "ExportArticles"),
         ("/articles/{pk}", "get", "ArticleDetail"),
         ("/articles", "post", "CreateArticle"),
         ("/articles/{pk}", "patch", "UpdateArticle"),
@@ -44,7 +45,7 @@ fn every_binding_is_an_operation_with_its_id_and_service_tag() {
         .as_object()
         .map(|m| m.keys().collect())
         .unwrap_or_default();
-    assert_eq!(paths, ["/articles", "/articles/{pk}"]);
+    assert_eq!(paths, ["/articles", "/articles/{pk}", "/articles:export"]);
     assert_eq!(doc["tags"][0]["name"], "article.v1.ArticleService");
     assert_eq!(doc["tags"][0]["description"], "Reads and writes articles.");
 }

@@ -25,6 +25,12 @@ use crate::{
 pub const DEFAULT_PAGE_SIZE: i64 = 10;
 /// The largest page size; larger requests are clamped to it.
 pub const MAX_PAGE_SIZE: i64 = 100;
+/// How many rows an export reads at a time: what it holds in memory, however large the table.
+pub const EXPORT_BATCH: i64 = 500;
+
+/// The stream of an export.
+pub type ArticleStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Article, Status>> + Send>>;
 
 /// The service implementation.
 #[derive(Debug, Clone)]
@@ -143,8 +149,46 @@ fn respond<T>(result: Result<T>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(Status::from)
 }
 
+/// Every article after `after_id`, batch by batch: the next batch is read only once the
+/// previous one has been taken by the transport, which sends as the client reads.
+fn export(store: Store, after_id: i64) -> ArticleStream {
+    Box::pin(async_stream::try_stream! {
+        let mut last = after_id;
+        // Bounded by the table: each batch starts after the last id of the one before.
+        loop {
+            let batch = store.after(last, EXPORT_BATCH).await.map_err(Status::from)?;
+            let Some(end) = batch.last().map(|a| a.id) else {
+                break;
+            };
+            for article in batch {
+                yield article.into_proto().map_err(Status::from)?;
+            }
+            last = end;
+        }
+    })
+}
+
 #[tonic::async_trait]
 impl ArticleService for Articles {
+    type ExportArticlesStream = ArticleStream;
+
+    async fn export_articles(
+        &self,
+        request: Request<pb::ExportArticlesRequest>,
+    ) -> Result<Response<ArticleStream>, Status> {
+        let after_id = request.into_inner().after_id;
+        if after_id < 0 {
+            return Err(Status::from(Error::invalid(
+                "after_id",
+                format!("must not be negative (got {after_id})"),
+            )));
+        }
+        Ok(Response::new(export(
+            self.store.clone(),
+            i64::from(after_id),
+        )))
+    }
+
     async fn article_list(
         &self,
         request: Request<pb::ArticleListRequest>,

@@ -299,6 +299,18 @@ impl Store {
         }
     }
 
+    /// Up to `limit` articles with ids above `after_id`, by ascending id: one batch of an
+    /// export (keyset paging, so a batch deep in the table costs what the first does).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn after(&self, after_id: i64, limit: i64) -> Result<Vec<Article>> {
+        match self.reader() {
+            Backend::Sqlite(db) => sqlite::after(&db.pool, after_id, limit.max(1)).await,
+            Backend::Postgres(pool) => postgres::after(pool, after_id, limit.max(1)).await,
+        }
+    }
+
     /// One article.
     ///
     /// # Errors

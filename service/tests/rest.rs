@@ -180,6 +180,7 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
         routes,
         [
             "GET /articles",
+            "GET /articles:export",
             "GET /articles/{pk}",
             "POST /articles",
             "PATCH /articles/{pk}",
@@ -227,6 +228,69 @@ async fn reflect_reads_descriptors_from_the_first_replica_that_answers() {
         pool.get_service_by_name("article.v1.ArticleService")
             .is_some()
     );
-    assert_eq!(Bindings::from_pool(&pool).bindings.len(), 6);
+    assert_eq!(Bindings::from_pool(&pool).bindings.len(), 7);
+    service.stop().await;
+}
+
+/// 100,000 articles of about 170 bytes of JSON each: 17 MB of NDJSON, far more than the
+/// growth allowed below, so a gateway or service holding the export would fail the test.
+const EXPORT_ROWS: i64 = 100_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
+    let db = TestDb::sqlite();
+    let rest_port = free_port();
+    let rest = format!("127.0.0.1:{rest_port}");
+    let service = ServiceProcess::start(&db.url, &["--demo-articles", "0", "--rest", &rest]).await;
+    db.exec(&format!(
+        "INSERT INTO article_article (title, content, create_time) \
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {EXPORT_ROWS}) \
+         SELECT 'article ' || x, printf('%.100c', 'x'), '2026-01-01 00:00:00' FROM n"
+    ))
+    .await;
+    let before = service.rss_kib();
+    let mut response = reqwest::get(format!("http://{rest}/articles:export"))
+        .await
+        .expect("export");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let (mut count, mut last_id, mut peak) = (0i64, 0i64, 0u64);
+    let mut pending = Vec::new();
+    while let Some(chunk) = response.chunk().await.expect("chunk") {
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Value = serde_json::from_slice(&pending[..end]).expect("an NDJSON line");
+            pending.drain(..=end);
+            let id = line["result"]["id"].as_i64().expect("an id");
+            assert!(id > last_id, "ids ascend: {id} after {last_id}");
+            last_id = id;
+            count += 1;
+            if count % 10_000 == 0 {
+                peak = peak.max(service.rss_kib());
+            }
+        }
+    }
+    assert!(pending.is_empty(), "a partial last line");
+    assert_eq!(count, EXPORT_ROWS);
+    let growth = peak.saturating_sub(before);
+    eprintln!("export RSS: {before} KiB before, {peak} KiB at most");
+    assert!(
+        growth < 12 * 1024,
+        "RSS grew {growth} KiB while exporting ({before} KiB before, {peak} KiB at most)"
+    );
+
+    // Resuming after an id, and a negative one refused.
+    let r = reqwest::get(format!(
+        "http://{rest}/articles:export?after_id={}",
+        EXPORT_ROWS - 2
+    ))
+    .await
+    .expect("export");
+    let text = r.text().await.expect("body");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let r = reqwest::get(format!("http://{rest}/articles:export?after_id=-1"))
+        .await
+        .expect("export");
+    assert_eq!(r.status(), 400);
     service.stop().await;
 }

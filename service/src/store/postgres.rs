@@ -138,6 +138,18 @@ pub(super) async fn list(
     Ok(super::page_from_rows(rows))
 }
 
+pub(super) async fn after(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<Article>> {
+    Ok(sqlx::query_as::<_, Article>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM article_article WHERE id > $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Whether the counter table of migration 0002 exists (it does not in a foreign database).
 pub(super) async fn has_stats(pool: &PgPool) -> Result<bool> {
     Ok(

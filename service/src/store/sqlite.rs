@@ -247,6 +247,25 @@ pub(super) async fn list(
     Ok((page, total))
 }
 
+/// See [`super::Store::after`]. The limit is cast for the reason `page_query!` gives.
+const AFTER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM article_article WHERE id > ?1 ORDER BY id LIMIT CAST(?2 AS INTEGER)"
+);
+
+pub(super) async fn after(pool: &SqlitePool, after_id: i64, limit: i64) -> Result<Vec<Article>> {
+    let mut batch: Vec<Article> = sqlx::query_as(AFTER)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    for article in &mut batch {
+        format_time(pool, article).await?;
+    }
+    Ok(batch)
+}
+
 /// Whether the counter table of migration 0002 exists (it does not in a foreign database).
 pub(super) async fn has_stats(pool: &SqlitePool) -> Result<bool> {
     let mut conn = pool.acquire().await?;
