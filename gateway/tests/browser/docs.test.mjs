@@ -62,3 +62,30 @@ test('Swagger UI runs GET /articles against the live gateway',
       await browser.close();
     }
   });
+
+test('EventSource reads every article from /articles:export',
+  { skip: base ? false : 'GATEWAY_URL is not set', timeout: 60_000 },
+  async () => {
+    const browser = await chromium.launch({
+      executablePath,
+      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(new URL('/healthz', base).href);
+      // The demo database of scripts/browser-test has 20 articles.
+      const ids = await page.evaluate(() => new Promise((resolve, reject) => {
+        const seen = [];
+        const source = new EventSource('/articles:export');
+        const timer = setTimeout(() => { source.close(); reject(new Error(`only ${seen}`)); }, 20_000);
+        source.onmessage = (event) => {
+          seen.push(JSON.parse(event.data).id);
+          if (seen.length === 20) { clearTimeout(timer); source.close(); resolve(seen); }
+        };
+      }));
+      assert.deepEqual(ids, Array.from({ length: 20 }, (_, i) => i + 1));
+    } finally {
+      await browser.close();
+    }
+  });
