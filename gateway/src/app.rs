@@ -9,12 +9,12 @@
 //! (`/healthz`, `/readyz`, `/metrics`, the OpenAPI routes) are ordinary axum routes, so they win over an
 //! annotated route with the same path; such a collision is logged at start.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::{
     Router,
     body::Body,
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -51,6 +51,9 @@ use crate::{
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// The default limit on a query string's length, in bytes as sent: 8 KiB.
 pub const DEFAULT_MAX_QUERY_LENGTH: usize = 8 * 1024;
+/// The default limit on the metadata forwarded to the backend: 16 KiB, the header list size
+/// tonic's (hyper's) HTTP/2 server accepts by default.
+pub const DEFAULT_MAX_METADATA_BYTES: usize = 16 * 1024;
 /// The default number of requests transcoded at once before new ones are shed.
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
 /// The default deadline of a call when the client sends no `Grpc-Timeout`.
@@ -97,6 +100,7 @@ pub struct GatewayBuilder {
     json: JsonOptions,
     body_limit: usize,
     max_query_length: usize,
+    max_metadata_bytes: usize,
     concurrency_limit: usize,
     timeout: Duration,
     stream_timeout: Duration,
@@ -129,6 +133,7 @@ impl Default for GatewayBuilder {
             json: JsonOptions::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             max_query_length: DEFAULT_MAX_QUERY_LENGTH,
+            max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             timeout: DEFAULT_TIMEOUT,
             stream_timeout: DEFAULT_STREAM_TIMEOUT,
@@ -176,6 +181,15 @@ impl GatewayBuilder {
     #[must_use]
     pub fn max_query_length(mut self, bytes: usize) -> Self {
         self.max_query_length = bytes;
+        self
+    }
+
+    /// The largest metadata forwarded to the backend, in bytes as HTTP/2 counts a header list
+    /// (each name and value plus 32); more is answered 431 by the gateway, instead of failing
+    /// at the backend with an answer that is no gRPC status.
+    #[must_use]
+    pub fn max_metadata_bytes(mut self, bytes: usize) -> Self {
+        self.max_metadata_bytes = bytes;
         self
     }
 
@@ -322,6 +336,7 @@ impl GatewayBuilder {
                 }
                 .unknown_fields(self.unknown_fields),
                 body_limit: self.body_limit,
+                max_metadata_bytes: self.max_metadata_bytes,
             }),
             max_query_length: self.max_query_length,
             timeout: self.timeout,
@@ -567,11 +582,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     }
     let serialize = calls.serialize_for(system);
 
-    let client = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
-    let metadata = metadata::request_metadata(&parts.headers, client);
+    let metadata = calls.metadata(&parts)?;
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
     let UnaryResponse { message, metadata } = calls

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, SerializeOptions};
+use tonic::metadata::MetadataMap;
 
 use crate::{
     backend::{Backend, CallError},
@@ -37,9 +38,29 @@ pub(crate) struct Calls {
     pub(crate) request: RequestOptions,
     /// The largest request body (or streamed request message), in bytes.
     pub(crate) body_limit: usize,
+    /// The largest metadata forwarded, in bytes as HTTP/2 counts a header list.
+    pub(crate) max_metadata_bytes: usize,
 }
 
 impl Calls {
+    /// The call's metadata from the request's headers and peer.
+    ///
+    /// # Errors
+    /// [`Error::MetadataTooLarge`] past the limit.
+    pub(crate) fn metadata(&self, parts: &http::request::Parts) -> Result<MetadataMap, Error> {
+        let client = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0);
+        let metadata = metadata::request_metadata(&parts.headers, client);
+        if metadata::list_size(&metadata) > self.max_metadata_bytes {
+            return Err(Error::MetadataTooLarge {
+                limit: self.max_metadata_bytes,
+            });
+        }
+        Ok(metadata)
+    }
+
     /// The serializer for a request's response: enum numbers when `$alt` asks for them.
     pub(crate) fn serialize_for(&self, system: SystemParams) -> Cow<'_, SerializeOptions> {
         if system.enum_numbers {

@@ -6,7 +6,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    app::{DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_QUERY_LENGTH},
+    app::{
+        DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES,
+        DEFAULT_MAX_QUERY_LENGTH,
+    },
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
     server::DEFAULT_MAX_HEADER_BYTES,
@@ -89,6 +92,11 @@ pub struct ServeArgs {
     /// at least 8 KiB over HTTP/1). Larger: hyper's own 431, with an empty body.
     #[arg(long, env = "ARTICLES_GATEWAY_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: usize,
+    /// The largest metadata forwarded to the backend (Authorization, Grpc-Metadata-*, ...), in
+    /// bytes as HTTP/2 counts a header list (default 16 KiB, what tonic's and hyper's servers
+    /// accept). Larger: 431 with code 3 INVALID_ARGUMENT.
+    #[arg(long, env = "ARTICLES_GATEWAY_MAX_METADATA_BYTES", default_value_t = DEFAULT_MAX_METADATA_BYTES)]
+    pub max_metadata_bytes: usize,
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`.
     #[arg(long, env = "ARTICLES_GATEWAY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

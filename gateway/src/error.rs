@@ -95,6 +95,15 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The headers forwarded as metadata are larger than the backend would take.
+    #[error(
+        "the request headers forwarded to the backend (Authorization, Grpc-Metadata-*, ...) are \
+         larger than the limit of {limit} bytes"
+    )]
+    MetadataTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The deadline (`Grpc-Timeout` or the default timeout) passed before the backend answered.
     #[error("the deadline expired before the backend answered")]
     DeadlineExceeded,
@@ -239,7 +248,7 @@ impl Error {
             Self::UriTooLong { .. } => {
                 return (Code::InvalidArgument, StatusCode::URI_TOO_LONG);
             }
-            Self::HeadersTooLarge { .. } => {
+            Self::HeadersTooLarge { .. } | Self::MetadataTooLarge { .. } => {
                 return (
                     Code::InvalidArgument,
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

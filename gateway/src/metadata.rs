@@ -75,6 +75,20 @@ pub fn request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> Meta
     MetadataMap::from_headers(out)
 }
 
+/// The size of `metadata` as HTTP/2 counts a header list (RFC 9113 section 6.5.2: each
+/// field's name and value, plus 32), with the request's own pseudo-headers and gRPC headers
+/// allowed for.
+pub fn list_size(metadata: &MetadataMap) -> usize {
+    // :method, :scheme, :path, :authority, content-type, te, grpc-timeout, user-agent.
+    const PROTOCOL_OVERHEAD: usize = 512;
+    PROTOCOL_OVERHEAD
+        + metadata
+            .as_ref()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum::<usize>()
+}
+
 /// Copies response header metadata into `Grpc-Metadata-<key>` headers, leaving out the keys
 /// that belong to the gRPC protocol itself.
 pub fn response_headers(metadata: &MetadataMap, out: &mut HeaderMap) {

@@ -146,6 +146,7 @@ pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyho
         .json(args.api.json_options())
         .body_limit(args.body_limit)
         .max_query_length(args.max_query_length)
+        .max_metadata_bytes(args.max_metadata_bytes)
         .concurrency_limit(args.concurrency_limit)
         .timeout(args.timeout)
         .stream_timeout(args.stream_timeout)

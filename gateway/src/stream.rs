@@ -129,12 +129,8 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         };
     let mut failed = failure_of(failure);
 
-    let client = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0);
     let request = tonic::Request::from_parts(
-        metadata::request_metadata(&parts.headers, client),
+        calls.metadata(&parts)?,
         tonic::Extensions::default(),
         requests,
     );

@@ -553,6 +553,40 @@ async fn a_streaming_method_never_falls_through_to_another_method() {
 }
 
 #[tokio::test]
+async fn metadata_the_backend_would_refuse_is_431_at_the_gateway() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let r = send(
+            client
+                .get(stack.url("/v1/sensors/s1/reading"))
+                .header("grpc-metadata-note", "x".repeat(10 * 1024)),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        // Over the backend's 16 KiB header list, under the gateway's own 64 KiB head limit.
+        let r = send(
+            client
+                .get(stack.url("/v1/sensors/s1/reading"))
+                .header("grpc-metadata-note", "x".repeat(20 * 1024)),
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{version}"
+        );
+        let body = json(r).await;
+        assert_eq!(body["code"], 3, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("16384")),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn descriptors_are_read_by_reflection_v1alpha_when_v1_is_not_served() {
     let pool = telemetry_pool();
     let server = spawn_sensors_backend_with_v1alpha_reflection(&pool).await;

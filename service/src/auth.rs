@@ -90,13 +90,15 @@ impl WriteTokens {
         let value = header
             .to_str()
             .map_err(|_| Error::Unauthenticated("authorization metadata is not valid text"))?;
+        // The scheme is case-insensitive (RFC 9110 section 11.1), and one or more spaces
+        // separate it from the token.
         let presented = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or(Error::Unauthenticated(
                 "authorization must be `Bearer <token>`",
-            ))?
-            .trim();
+            ))?;
         // Compare against every token without stopping early.
         let matched = self.tokens.iter().fold(subtle::Choice::from(0), |acc, t| {
             acc | t.0.as_bytes().ct_eq(presented.as_bytes())
@@ -126,13 +128,10 @@ fn read_tokens_file(path: &Path) -> Result<Vec<Token>> {
 mod tests {
     use super::*;
 
-    fn md(value: Option<&'static str>) -> MetadataMap {
+    fn md(value: Option<&str>) -> MetadataMap {
         let mut m = MetadataMap::new();
-        if let Some(v) = value {
-            m.insert(
-                "authorization",
-                tonic::metadata::MetadataValue::from_static(v),
-            );
+        if let Some(v) = value.and_then(|v| v.parse().ok()) {
+            m.insert("authorization", v);
         }
         m
     }
@@ -146,7 +145,19 @@ mod tests {
     #[test]
     fn checks_bearer_tokens() {
         let tokens = WriteTokens::new([Token::new("a"), Token::new("s3cret")]);
-        assert!(tokens.authorize(&md(Some("Bearer s3cret"))).is_ok());
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let value = format!("{scheme} s3cret");
+            assert!(tokens.authorize(&md(Some(&value))).is_ok(), "{scheme}");
+        }
+        assert!(tokens.authorize(&md(Some("Bearer   s3cret"))).is_ok());
+        assert!(matches!(
+            tokens.authorize(&md(Some("Basic s3cret"))),
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            tokens.authorize(&md(Some("Bearers3cret"))),
+            Err(Error::Unauthenticated(_))
+        ));
         assert!(matches!(
             tokens.authorize(&md(None)),
             Err(Error::Unauthenticated(_))

@@ -8,7 +8,9 @@
 //!   every log line of the request carries them;
 //! - records the call in [`Metrics`] when its response ends: the status code comes from the
 //!   response headers (trailers-only errors) or from the trailers; a response dropped before
-//!   its end (client gone) counts as `CANCELLED`.
+//!   its end (client gone) counts as `CANCELLED`;
+//! - answers a message over the size limit with RESOURCE_EXHAUSTED, as the gRPC status code
+//!   document says, where tonic's codec hard-codes OUT_OF_RANGE ([`size_limit_status`]).
 //!
 //! Label values are bounded: a service we do not serve is labelled `unknown`, and so is the
 //! method of an UNIMPLEMENTED call.
@@ -112,6 +114,7 @@ where
             async move {
                 let mut response = future.await?;
                 response.headers_mut().insert(REQUEST_ID, request_id);
+                size_limit_status(response.headers_mut());
                 observation.code = status_code(response.headers());
                 Ok(response.map(|inner| ObservedBody {
                     inner,
@@ -155,6 +158,26 @@ fn split_path(path: &str) -> (String, String) {
         (service.to_owned(), method.to_owned())
     } else {
         ("unknown".to_owned(), "unknown".to_owned())
+    }
+}
+
+/// The start of tonic's message for a message over the decoding or encoding limit.
+const SIZE_LIMIT_MESSAGES: [&str; 2] = [
+    "Error, decoded message length too large",
+    "Error, encoded message length too large",
+];
+
+/// Turns tonic's OUT_OF_RANGE for a message over the size limit into RESOURCE_EXHAUSTED
+/// ("request/response larger than the limit" in grpc's `statuscodes.md`): OUT_OF_RANGE tells
+/// a client its arguments are wrong, this says the size is. tonic has no setting for the code.
+fn size_limit_status(headers: &mut HeaderMap) {
+    let over_limit = headers.get("grpc-status").map(HeaderValue::as_bytes) == Some(b"11")
+        && headers.get("grpc-message").is_some_and(|m| {
+            let message = percent_encoding::percent_decode(m.as_bytes()).decode_utf8_lossy();
+            SIZE_LIMIT_MESSAGES.iter().any(|p| message.starts_with(p))
+        });
+    if over_limit {
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
     }
 }
 
@@ -225,13 +248,14 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
+        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &mut polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(trailers), Some(observation)) =
-                    (frame.trailers_ref(), this.observation.as_mut())
-                {
-                    observation.code = status_code(trailers).or(observation.code);
+                if let Some(trailers) = frame.trailers_mut() {
+                    size_limit_status(trailers);
+                    if let Some(observation) = this.observation.as_mut() {
+                        observation.code = status_code(trailers).or(observation.code);
+                    }
                 }
             }
             Poll::Ready(Some(Err(_))) => {

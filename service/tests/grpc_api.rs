@@ -633,3 +633,27 @@ async fn unreachable_database_answers_unavailable_and_health_not_serving() {
     assert_eq!(status, not_serving);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_resource_exhausted_and_writes_nothing() {
+    let db = TestDb::sqlite();
+    let server = spawn_service(&db, Opts::demo(0)).await;
+    let mut client = server
+        .client()
+        .await
+        .max_encoding_message_size(16 * 1024 * 1024);
+    let err = client
+        .create_article(authed(
+            pb::CreateArticleRequest {
+                title: "t".into(),
+                content: "x".repeat(5 * 1024 * 1024),
+            },
+            TOKEN,
+        ))
+        .await
+        .expect_err("a 5 MiB message is over the 4 MiB limit");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("too large"), "{}", err.message());
+    assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 0);
+    server.stop().await;
+}

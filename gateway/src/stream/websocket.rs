@@ -31,7 +31,7 @@ use super::{
     StreamCall, failure_of,
     reader::{self, Decoder},
 };
-use crate::{error::Error, metadata, transcode};
+use crate::{error::Error, transcode};
 
 /// The largest close reason, in bytes (RFC 6455 section 5.5: 125 bytes less the code).
 const MAX_REASON: usize = 123;
@@ -61,11 +61,7 @@ pub(crate) async fn websocket(call: StreamCall, parts: &mut Parts) -> Result<Res
     } else {
         Some(decoder.decode(b"")?)
     };
-    let client = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0);
-    let metadata = metadata::request_metadata(&parts.headers, client);
+    let metadata = call.calls.metadata(parts)?;
     Ok(upgrade.on_upgrade(move |socket| async move {
         run(socket, call, decoder, single, metadata, serialize).await;
     }))
