@@ -15,6 +15,7 @@ use axum::{
     Router,
     body::Body,
     extract::{Request, State},
+    handler::Handler as _,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -25,6 +26,7 @@ use tokio::sync::Semaphore;
 use tower_http::{
     compression::{CompressionLayer, DefaultPredicate, Predicate},
     cors::{AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders},
+    decompression::RequestDecompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
@@ -344,10 +346,16 @@ impl GatewayBuilder {
             permits: Arc::new(Semaphore::new(self.concurrency_limit)),
         });
 
+        // Request bodies are decompressed (gzip, br, deflate, zstd) before they are read, so the
+        // body limit counts decompressed bytes: a compression bomb costs no more than the limit.
+        // An encoding it does not know passes through, for the handler to answer 415.
+        let transcode = tower::ServiceBuilder::new()
+            .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
+            .service(transcode_request.with_state(Arc::clone(&shared)));
         let mut router = Router::new()
             .route("/healthz", get(probes::healthz).fallback(probes::get_only))
             .route("/readyz", get(probes::readyz).fallback(probes::get_only))
-            .fallback(transcode_request)
+            .fallback_service(transcode)
             .with_state(shared);
         router = router.merge(crate::metrics::router(metrics.clone()));
         if let Some(doc) = &docs {
@@ -500,6 +508,14 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         .try_acquire_owned()
         .map_err(|_| Error::Overloaded)?;
     let (mut parts, body) = request.into_parts();
+    // Still there after the decompression layer: an encoding it does not decode.
+    if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(Error::UnsupportedEncoding(
+            String::from_utf8_lossy(encoding.as_bytes()).into_owned(),
+        ));
+    }
     let timeout = metadata::grpc_timeout(&parts.headers)
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     if let Some(query) = parts.uri.query()

@@ -77,6 +77,12 @@ pub enum Error {
          any +json type, or no content type)"
     )]
     UnsupportedMediaType(String),
+    /// The request body is compressed in a way the gateway does not decode.
+    #[error(
+        "unsupported content encoding {0:?}: request bodies may be gzip, br, deflate, zstd or \
+         identity"
+    )]
+    UnsupportedEncoding(String),
     /// The request body is larger than the configured limit.
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -239,7 +245,7 @@ impl Error {
                 return (Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED);
             }
             Self::InvalidArgument(_) => Code::InvalidArgument,
-            Self::UnsupportedMediaType(_) => {
+            Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
                 return (Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE);
             }
             Self::PayloadTooLarge { .. } => {

@@ -552,6 +552,70 @@ async fn a_streaming_method_never_falls_through_to_another_method() {
     }
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    ok(encoder.write_all(bytes), "gzip");
+    ok(encoder.finish(), "gzip")
+}
+
+#[tokio::test]
+async fn compressed_bodies_are_read_and_the_limit_counts_decompressed_bytes() {
+    let stack = spawn().await;
+    let path = "/v1/sensors/s1/readings";
+    // 16 MiB of JSON whitespace: about 16 KB compressed, 16 times the 1 MiB body limit.
+    let mut bomb = vec![b' '; 16 * 1024 * 1024];
+    bomb.extend_from_slice(b"{}");
+    let bomb = gzip(&bomb);
+    for (version, client) in stack.clients() {
+        let r = send(
+            client
+                .post(stack.url(path))
+                .header("content-encoding", "gzip")
+                .body(gzip(br#"{"unit": "KELVIN"}"#)),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        assert_eq!(json(r).await["unit"], "KELVIN");
+
+        let r = send(
+            client
+                .post(stack.url(path))
+                .header("content-encoding", "gzip")
+                .body(bomb.clone()),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{version}");
+        assert_eq!(json(r).await["code"], 8);
+
+        // A plain body labelled gzip is not read as plain.
+        let r = send(
+            client
+                .post(stack.url(path))
+                .header("content-encoding", "gzip")
+                .body(r#"{"unit": "KELVIN"}"#),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{version}");
+
+        let r = send(
+            client
+                .post(stack.url(path))
+                .header("content-encoding", "compress")
+                .body(r#"{}"#),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{version}");
+        let body = json(r).await;
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("compress")),
+            "{body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn metadata_the_backend_would_refuse_is_431_at_the_gateway() {
     let stack = spawn().await;
