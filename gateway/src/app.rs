@@ -33,7 +33,7 @@ use tower_http::{
 
 use crate::{
     backend::{Backend, CallOptions, UnaryResponse},
-    calls::{Calls, message_response, read_body},
+    calls::{BodyRead, Calls, message_response},
     constraints::Constraints,
     descriptors,
     error::{self, Error, ErrorFormat},
@@ -56,6 +56,12 @@ pub const DEFAULT_MAX_QUERY_LENGTH: usize = 8 * 1024;
 /// The default limit on the metadata forwarded to the backend: 16 KiB, the header list size
 /// tonic's (hyper's) HTTP/2 server accepts by default.
 pub const DEFAULT_MAX_METADATA_BYTES: usize = 16 * 1024;
+/// The default time a whole request body may take to arrive (nginx's `client_body_timeout`).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default slowest average rate of a request body, in bytes per second (Kestrel's).
+pub const DEFAULT_MIN_BODY_RATE: u64 = 240;
+/// How long a body may arrive slower than the minimum rate before it is refused (Kestrel's).
+pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
 /// The default number of requests transcoded at once before new ones are shed.
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
 /// The default deadline of a call when the client sends no `Grpc-Timeout`.
@@ -103,6 +109,9 @@ pub struct GatewayBuilder {
     body_limit: usize,
     max_query_length: usize,
     max_metadata_bytes: usize,
+    body_read_timeout: Duration,
+    min_body_rate: u64,
+    body_rate_grace: Duration,
     concurrency_limit: usize,
     timeout: Duration,
     stream_timeout: Duration,
@@ -136,6 +145,9 @@ impl Default for GatewayBuilder {
             body_limit: DEFAULT_BODY_LIMIT,
             max_query_length: DEFAULT_MAX_QUERY_LENGTH,
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            min_body_rate: DEFAULT_MIN_BODY_RATE,
+            body_rate_grace: DEFAULT_BODY_RATE_GRACE,
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             timeout: DEFAULT_TIMEOUT,
             stream_timeout: DEFAULT_STREAM_TIMEOUT,
@@ -192,6 +204,28 @@ impl GatewayBuilder {
     #[must_use]
     pub fn max_metadata_bytes(mut self, bytes: usize) -> Self {
         self.max_metadata_bytes = bytes;
+        self
+    }
+
+    /// The longest a request body may take to arrive (default 60 s); slower: 408.
+    #[must_use]
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// The slowest average rate of a request body after its grace (5 s), in bytes per second
+    /// (default 240; 0 turns the check off); slower: 408.
+    #[must_use]
+    pub fn min_body_rate(mut self, bytes_per_second: u64) -> Self {
+        self.min_body_rate = bytes_per_second;
+        self
+    }
+
+    /// How long a body may arrive slower than [`GatewayBuilder::min_body_rate`] (default 5 s).
+    #[must_use]
+    pub fn body_rate_grace(mut self, grace: Duration) -> Self {
+        self.body_rate_grace = grace;
         self
     }
 
@@ -339,6 +373,11 @@ impl GatewayBuilder {
                 .unknown_fields(self.unknown_fields),
                 body_limit: self.body_limit,
                 max_metadata_bytes: self.max_metadata_bytes,
+                body_read: BodyRead {
+                    timeout: self.body_read_timeout,
+                    min_rate: self.min_body_rate,
+                    grace: self.body_rate_grace,
+                },
             }),
             max_query_length: self.max_query_length,
             timeout: self.timeout,
@@ -503,10 +542,6 @@ async fn transcode_request(State(shared): State<Arc<Shared>>, request: Request) 
 }
 
 async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, Error> {
-    // Shed rather than queue: a queued request would only time out later.
-    let permit = Arc::clone(&shared.permits)
-        .try_acquire_owned()
-        .map_err(|_| Error::Overloaded)?;
     let (mut parts, body) = request.into_parts();
     // Still there after the decompression layer: an encoding it does not decode.
     if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING)
@@ -551,7 +586,14 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     };
     RouteSlot::record(&parts.extensions, route.binding.method.full_name());
 
+    // Shed rather than queue: a queued request would only time out later.
+    let acquire = || {
+        Arc::clone(&shared.permits)
+            .try_acquire_owned()
+            .map_err(|_| Error::Overloaded)
+    };
     if route.binding.is_streaming() {
+        let permit = acquire()?;
         // The call's deadline is fixed here, once, and owned by the call from now on.
         let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout));
         let call = stream::StreamCall {
@@ -576,8 +618,11 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let body = match route.binding.body {
         // A body on a route without one is ignored, as grpc-gateway does.
         BodyRule::None => Bytes::new(),
-        _ => read_body(body, &parts.headers, calls.body_limit).await?,
+        _ => calls.read_body(body, &parts.headers).await?,
     };
+    // Taken once the body is in: a slow body holds its connection, never a slot (as nginx
+    // reads the body before it passes the request on).
+    let permit = acquire()?;
     let content_type = parts.headers.get(header::CONTENT_TYPE);
     if !body.is_empty() && raw.is_none() {
         transcode::check_content_type(content_type)?;

@@ -2,18 +2,22 @@
 //! unary handler and by streams (which outlive their handler: a stream's body is read and
 //! written after the handler has returned its response head).
 //!
-//! Also the pieces both kinds use: reading a bounded body, the response serializer chosen by
-//! the system parameters, and a failed call turned into the gateway's error.
+//! Also the pieces both kinds use: reading a bounded body (in size and in time), the response
+//! serializer chosen by the system parameters, and a failed call turned into the gateway's
+//! error.
 
-use std::borrow::Cow;
+use std::{
+    borrow::Cow,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
     response::{IntoResponse, Response},
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, SerializeOptions};
 use tonic::metadata::MetadataMap;
 
@@ -40,6 +44,8 @@ pub(crate) struct Calls {
     pub(crate) body_limit: usize,
     /// The largest metadata forwarded, in bytes as HTTP/2 counts a header list.
     pub(crate) max_metadata_bytes: usize,
+    /// How fast bodies must arrive.
+    pub(crate) body_read: BodyRead,
 }
 
 impl Calls {
@@ -92,27 +98,95 @@ impl Calls {
     }
 }
 
-/// Reads the body up to `limit` bytes: a declared or actual larger body is a 413.
-pub(crate) async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<Bytes, Error> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Error::PayloadTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Error::PayloadTooLarge { limit })
+/// How fast a request body must arrive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyRead {
+    /// The longest a whole body may take.
+    pub(crate) timeout: Duration,
+    /// The slowest average rate accepted once `grace` has passed, in bytes per second (0: any).
+    pub(crate) min_rate: u64,
+    /// How long a body may arrive slower than `min_rate` (a slow start, a TCP window opening).
+    pub(crate) grace: Duration,
+}
+
+/// How often a body that sends nothing is checked against its rate.
+const RATE_CHECK: Duration = Duration::from_millis(500);
+
+impl Calls {
+    /// Reads a request body whole, up to `body_limit` bytes (a declared or actual larger body
+    /// is 413), within the [`BodyRead`] timeout and above its minimum rate (else 408), so a
+    /// client trickling a body (one byte a second) cannot hold the connection's task, or a
+    /// concurrency slot, for long.
+    pub(crate) async fn read_body(&self, body: Body, headers: &HeaderMap) -> Result<Bytes, Error> {
+        let limit = self.body_limit;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(Error::PayloadTooLarge { limit });
         }
-        Err(e) => Err(Error::InvalidArgument(format!(
-            "reading the request body failed: {e}"
-        ))),
+        let read = self.body_read;
+        let started = Instant::now();
+        let deadline = started + read.timeout;
+        let mut body = body;
+        // The common body is one frame: kept as it is, copied only when a second one comes.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Option<BytesMut> = None;
+        let mut received = 0usize;
+        loop {
+            let wake = deadline.min(Instant::now() + RATE_CHECK);
+            match tokio::time::timeout_at(wake.into(), body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    received += data.len();
+                    if received > limit {
+                        return Err(Error::PayloadTooLarge { limit });
+                    }
+                    match (&mut first, &mut joined) {
+                        (None, _) => first = Some(data),
+                        (Some(head), None) => {
+                            let mut all = BytesMut::with_capacity(head.len() + data.len());
+                            all.extend_from_slice(head);
+                            all.extend_from_slice(&data);
+                            joined = Some(all);
+                        }
+                        (Some(_), Some(all)) => all.extend_from_slice(&data),
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "reading the request body failed: {e}"
+                    )));
+                }
+                Ok(None) => {
+                    return Ok(match (joined, first) {
+                        (Some(all), _) => all.freeze(),
+                        (None, Some(head)) => head,
+                        (None, None) => Bytes::new(),
+                    });
+                }
+                Err(_) => {}
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= read.timeout {
+                return Err(Error::BodyTooSlow(format!(
+                    "the request body did not arrive within {}s",
+                    read.timeout.as_secs_f64()
+                )));
+            }
+            if read.min_rate > 0
+                && elapsed > read.grace
+                && (received as f64) < read.min_rate as f64 * elapsed.as_secs_f64()
+            {
+                return Err(Error::BodyTooSlow(format!(
+                    "the request body arrives slower than {} bytes per second",
+                    read.min_rate
+                )));
+            }
+        }
     }
 }
 

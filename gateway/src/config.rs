@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     app::{
         DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES,
-        DEFAULT_MAX_QUERY_LENGTH,
+        DEFAULT_MAX_QUERY_LENGTH, DEFAULT_MIN_BODY_RATE,
     },
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
@@ -92,6 +92,14 @@ pub struct ServeArgs {
     /// at least 8 KiB over HTTP/1). Larger: hyper's own 431, with an empty body.
     #[arg(long, env = "ARTICLES_GATEWAY_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: usize,
+    /// The longest a request body may take to arrive (default 60s); slower: 408 with code 4
+    /// DEADLINE_EXCEEDED. Bodies are read before a concurrency slot is taken.
+    #[arg(long, env = "ARTICLES_GATEWAY_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// The slowest average rate of a request body after its first 5 s, in bytes per second
+    /// (default 240, as Kestrel; 0 turns it off); slower: 408.
+    #[arg(long, env = "ARTICLES_GATEWAY_MIN_BODY_RATE", default_value_t = DEFAULT_MIN_BODY_RATE)]
+    pub min_body_rate: u64,
     /// The largest metadata forwarded to the backend (Authorization, Grpc-Metadata-*, ...), in
     /// bytes as HTTP/2 counts a header list (default 16 KiB, what tonic's and hyper's servers
     /// accept). Larger: 431 with code 3 INVALID_ARGUMENT.

@@ -77,6 +77,9 @@ pub enum Error {
          any +json type, or no content type)"
     )]
     UnsupportedMediaType(String),
+    /// The request body did not arrive in time, or arrives too slowly.
+    #[error("{0}")]
+    BodyTooSlow(String),
     /// The request body is compressed in a way the gateway does not decode.
     #[error(
         "unsupported content encoding {0:?}: request bodies may be gzip, br, deflate, zstd or \
@@ -259,6 +262,9 @@ impl Error {
                     Code::InvalidArgument,
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 );
+            }
+            Self::BodyTooSlow(_) => {
+                return (Code::DeadlineExceeded, StatusCode::REQUEST_TIMEOUT);
             }
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Overloaded | Self::Unavailable(_) => Code::Unavailable,

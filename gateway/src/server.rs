@@ -147,6 +147,8 @@ pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyho
         .body_limit(args.body_limit)
         .max_query_length(args.max_query_length)
         .max_metadata_bytes(args.max_metadata_bytes)
+        .body_read_timeout(args.body_read_timeout)
+        .min_body_rate(args.min_body_rate)
         .concurrency_limit(args.concurrency_limit)
         .timeout(args.timeout)
         .stream_timeout(args.stream_timeout)

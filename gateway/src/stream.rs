@@ -35,7 +35,7 @@ pub(crate) use websocket::websocket;
 
 use crate::{
     backend::{CallError, CallOptions, ResponseStream},
-    calls::{Calls, read_body},
+    calls::Calls,
     error::Error,
     metadata,
     routes::Route,
@@ -119,7 +119,7 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         } else {
             let bytes = match route.binding.body {
                 BodyRule::None => Bytes::new(),
-                _ => read_body(body, &parts.headers, calls.body_limit).await?,
+                _ => calls.read_body(body, &parts.headers).await?,
             };
             let message = decoder.decode(&bytes)?;
             (

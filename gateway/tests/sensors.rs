@@ -617,6 +617,65 @@ async fn compressed_bodies_are_read_and_the_limit_counts_decompressed_bytes() {
 }
 
 #[tokio::test]
+async fn slow_bodies_hold_no_concurrency_slot_and_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let stack = spawn_with(|b| {
+        b.concurrency_limit(2)
+            .body_read_timeout(Duration::from_secs(3))
+            .min_body_rate(100)
+            .body_rate_grace(Duration::from_millis(300))
+    })
+    .await;
+    // Four bodies of a declared 1,000 bytes that send one, against two slots.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut socket = ok(
+            tokio::net::TcpStream::connect(stack.gateway.addr).await,
+            "connect",
+        );
+        ok(
+            socket
+                .write_all(
+                    b"POST /v1/sensors/s1/readings HTTP/1.1\r\nhost: x\r\n\
+                      content-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+                )
+                .await,
+            "write",
+        );
+        slow.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Everyone else is served meanwhile: the bodies being read hold no slot.
+    for (version, client) in stack.clients() {
+        let r = send(client.get(stack.url("/v1/sensors/s1/reading"))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+    }
+    // And the trickles are answered 408 once their grace is over, well before the timeout.
+    let started = std::time::Instant::now();
+    for mut socket in slow {
+        let mut answer = vec![0u8; 512];
+        let n = ok(
+            ok(
+                tokio::time::timeout(Duration::from_secs(5), socket.read(&mut answer)).await,
+                "an answer in time",
+            ),
+            "read",
+        );
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            answer.contains("slower than 100 bytes per second"),
+            "{answer}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn metadata_the_backend_would_refuse_is_431_at_the_gateway() {
     let stack = spawn().await;
     for (version, client) in stack.clients() {
