@@ -646,17 +646,25 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let metadata = calls.metadata(&parts)?;
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
-    let UnaryResponse { message, metadata } = calls
-        .backend
-        .unary(
-            route.grpc_path.clone(),
-            grpc_request,
-            route.binding.method.output(),
-            options,
-        )
-        .await
-        .map_err(|e| calls.error(e, &serialize, accept_trailers))?;
-    drop(permit);
+    // The call runs in a task of its own, holding the slot until it ends: a client that hangs
+    // up does not cancel it, because each cancelled call is a RST_STREAM to the backend, and
+    // servers answer floods of those (a rapid-reset guard) by closing the connection under
+    // everyone else's calls. The deadline still bounds it, the slot bounds how many run.
+    let call = calls.backend.unary(
+        route.grpc_path.clone(),
+        grpc_request,
+        route.binding.method.output(),
+        options,
+    );
+    let answer = tokio::spawn(async move {
+        let answer = call.await;
+        drop(permit);
+        answer
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the call's task failed: {e}")))?;
+    let UnaryResponse { message, metadata } =
+        answer.map_err(|e| calls.error(e, &serialize, accept_trailers))?;
 
     let mut response = message_response(&message, &route.binding, &serialize)?;
     metadata::response_headers(&metadata.headers, response.headers_mut());

@@ -39,7 +39,7 @@ use tonic_health::pb::{
 };
 use tower::util::BoxCloneSyncService;
 
-pub use balance::{BalanceOptions, ReplicaStatus};
+pub use balance::{BalanceOptions, ReplicaStatus, default_connections};
 pub use call::{CallError, CallMetadata, CallOptions, ResponseStream, UnaryResponse};
 pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder, StreamCodec, StreamEncoder};
 pub use health::Readiness;

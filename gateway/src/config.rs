@@ -10,6 +10,7 @@ use crate::{
         DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES,
         DEFAULT_MAX_QUERY_LENGTH, DEFAULT_MIN_BODY_RATE,
     },
+    backend::default_connections,
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
     server::DEFAULT_MAX_HEADER_BYTES,
@@ -73,10 +74,27 @@ pub struct ServeArgs {
     /// How long a connection attempt to the backend may take before calls fail with 503.
     #[arg(long, env = "ARTICLES_GATEWAY_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// How often each backend's `grpc.health.v1` check is asked; a backend not answering
-    /// SERVING gets no calls until it does again.
+    /// How often each backend's `grpc.health.v1` check is asked; a backend answering anything
+    /// but SERVING (or UNIMPLEMENTED: no health service) gets no calls until it does again.
     #[arg(long, env = "ARTICLES_GATEWAY_HEALTH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub health_interval: Duration,
+    /// HTTP/2 connections to each backend for calls (default: one per core, 2 to 8), used in
+    /// turn, so a connection that closes takes only its share of the calls. Health checks
+    /// have one more of their own.
+    #[arg(long, env = "ARTICLES_GATEWAY_BACKEND_CONNECTIONS", default_value_t = default_connections())]
+    pub backend_connections: usize,
+    /// Health checks without an answer, or calls failing at the transport, in a row that take
+    /// a backend out (default 3). A NOT_SERVING answer takes it out at once.
+    #[arg(long, env = "ARTICLES_GATEWAY_FAILURE_THRESHOLD", default_value_t = 3)]
+    pub failure_threshold: u32,
+    /// The largest share of the backends that call failures may take out, in percent (default
+    /// 50; one backend at least). With every backend out, calls go to all of them.
+    #[arg(
+        long,
+        env = "ARTICLES_GATEWAY_MAX_EJECTION_PERCENT",
+        default_value_t = 50
+    )]
+    pub max_ejection_percent: u8,
     /// The service name the backends' health check asks about (empty: the whole server).
     #[arg(long, env = "ARTICLES_GATEWAY_HEALTH_SERVICE", default_value = "")]
     pub health_service: String,

@@ -186,6 +186,9 @@ const REFLECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// When the `--backend-ca` file cannot be read.
 pub fn balance_options(args: &ServeArgs) -> anyhow::Result<BalanceOptions> {
     Ok(BalanceOptions {
+        connections: args.backend_connections,
+        failure_threshold: args.failure_threshold,
+        max_ejection_percent: args.max_ejection_percent,
         connect_timeout: args.connect_timeout,
         health_interval: args.health_interval,
         health_service: args.health_service.clone(),

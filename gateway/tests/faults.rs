@@ -1,4 +1,4 @@
-//! Faults: a client that goes away cancels the backend call, and the real `articles-gateway`
+//! Faults: a client that goes away lets its unary call finish (no reset), and the real `articles-gateway`
 //! binary shuts down gracefully on SIGTERM (in-flight requests finish, new ones are refused,
 //! exit status 0). Slow backends and deadlines are in `errors`; a backend that goes down and
 //! comes back is in the service's `faults_backend_restart` (it needs the real service).
@@ -76,7 +76,7 @@ async fn spawn_slow_backend(probe: Arc<Probe>) -> (String, tokio::sync::oneshot:
 }
 
 #[tokio::test]
-async fn a_client_that_disconnects_cancels_the_backend_call() {
+async fn a_client_that_hangs_up_lets_its_unary_call_finish_without_a_reset() {
     let probe = Arc::new(Probe::default());
     let (url, _stop) = spawn_slow_backend(probe.clone()).await;
     let backend = match Backend::connect_lazy(&url, Duration::from_secs(1)) {
@@ -105,9 +105,10 @@ async fn a_client_that_disconnects_cancels_the_backend_call() {
         "{gave_up:?}"
     );
     drop(client);
-    // The backend's handler must be dropped well before its 5 s are up.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !probe.dropped_before_completion.load(Ordering::SeqCst) && Instant::now() < deadline {
+    // The call is not reset (a flood of resets makes servers close the connection under
+    // everyone's calls): it runs to its end, within its deadline.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !probe.completed.load(Ordering::SeqCst) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
@@ -115,10 +116,10 @@ async fn a_client_that_disconnects_cancels_the_backend_call() {
         "the call never started"
     );
     assert!(
-        probe.dropped_before_completion.load(Ordering::SeqCst),
-        "the backend call was not cancelled when the client went away"
+        probe.completed.load(Ordering::SeqCst),
+        "the backend call did not finish"
     );
-    assert!(!probe.completed.load(Ordering::SeqCst));
+    assert!(!probe.dropped_before_completion.load(Ordering::SeqCst));
 }
 
 /// A loopback port that was free a moment ago.

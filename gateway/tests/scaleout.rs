@@ -13,8 +13,8 @@ use tokio::{net::TcpListener, sync::oneshot};
 use tonic_health::ServingStatus;
 
 use crate::support::{
-    Spawned, echo_routes, json, library_pool, send, spawn_echo_backend, spawn_gateway,
-    spawn_library,
+    Spawned, echo_routes, echo_routes_reporting, json, library_pool, send, spawn_echo_backend,
+    spawn_gateway, spawn_library,
 };
 
 fn ok<T, E: Display>(result: Result<T, E>, what: &str) -> T {
@@ -33,10 +33,12 @@ fn dead_uri() -> String {
     format!("http://{addr}")
 }
 
-/// A balanced backend over `uris`, its first health round done.
+/// A balanced backend over `uris`, its first health round done; one transport failure takes a
+/// replica out (the default threshold of 3 has tests of its own).
 async fn balanced(uris: &[String], health_interval: Duration) -> Backend {
     let options = BalanceOptions {
         health_interval,
+        failure_threshold: 1,
         ..BalanceOptions::default()
     };
     let backend = ok(Backend::balanced(uris, &options), "balanced backend");
@@ -230,6 +232,89 @@ async fn a_post_failing_on_a_dead_replica_is_not_retried() {
     );
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 3);
     assert_eq!(backend.retries(), 0);
+}
+
+#[tokio::test]
+async fn a_replica_failing_calls_is_taken_out_after_three_in_a_row_not_one() {
+    let pool = library_pool();
+    let doomed = spawn_echo_backend(&pool).await;
+    let survivor = spawn_echo_backend(&pool).await;
+    let uris = [doomed.url(""), survivor.url("")];
+    // The default threshold; health checked once, so only calls can take it out.
+    let options = BalanceOptions {
+        health_interval: Duration::from_secs(3600),
+        ..BalanceOptions::default()
+    };
+    let backend = ok(Backend::balanced(&uris, &options), "balanced backend");
+    backend.health_checked().await;
+    let gw = gateway(backend.clone()).await;
+    let client = reqwest::Client::new();
+    drop(doomed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut failed = 0;
+    for i in 0..12 {
+        // POSTs are not retried: each failure is seen.
+        let r = send(
+            client
+                .post(gw.url("/v1/shelves/1/books"))
+                .json(&serde_json::json!({"title": "t"})),
+        )
+        .await;
+        match r.status() {
+            StatusCode::OK => {}
+            StatusCode::SERVICE_UNAVAILABLE => failed += 1,
+            other => panic!("request {i}: {other}"),
+        }
+        let up = backend.replica_statuses()[0].up;
+        assert_eq!(up, failed < 3, "request {i}: {failed} failures so far");
+    }
+    assert_eq!(failed, 3);
+}
+
+#[tokio::test]
+async fn with_every_replica_out_calls_still_go_to_them() {
+    let pool = library_pool();
+    let routes = echo_routes_reporting(&pool, ServingStatus::NotServing).await;
+    let only = crate::support::spawn_grpc(routes).await;
+    let backend = balanced(&[only.url("")], Duration::from_millis(100)).await;
+    assert!(!backend.replica_statuses()[0].up);
+    let gw = gateway(backend.clone()).await;
+    let client = reqwest::Client::new();
+    // Panic routing: a 503 from the gateway helps no one while a replica may still answer.
+    for i in 0..5 {
+        let r = send(client.get(gw.url(&format!("/v1/shelves/{i}")))).await;
+        assert_eq!(r.status(), StatusCode::OK, "request {i}");
+    }
+    assert_eq!(backend.replica_statuses()[0].calls, 5);
+    // Readiness still tells the truth.
+    let r = send(client.get(gw.url("/readyz"))).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn call_failures_take_out_no_more_than_the_ejection_cap() {
+    let pool = library_pool();
+    let first = spawn_echo_backend(&pool).await;
+    let second = spawn_echo_backend(&pool).await;
+    let uris = [first.url(""), second.url("")];
+    let options = BalanceOptions {
+        health_interval: Duration::from_secs(3600),
+        failure_threshold: 1,
+        max_ejection_percent: 50,
+        ..BalanceOptions::default()
+    };
+    let backend = ok(Backend::balanced(&uris, &options), "balanced backend");
+    backend.health_checked().await;
+    let gw = gateway(backend.clone()).await;
+    let client = reqwest::Client::new();
+    drop((first, second));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..6 {
+        let r = send(client.get(gw.url("/v1/shelves/1"))).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let up: Vec<bool> = backend.replica_statuses().iter().map(|r| r.up).collect();
+    assert_eq!(up.iter().filter(|u| !**u).count(), 1, "{up:?}");
 }
 
 #[tokio::test]

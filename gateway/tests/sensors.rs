@@ -675,6 +675,55 @@ async fn slow_bodies_hold_no_concurrency_slot_and_are_cut_off() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_hanging_up_mid_call_never_fail_anyone_elses_calls() {
+    use tokio::io::AsyncWriteExt as _;
+    let stack = spawn().await;
+    let addr = stack.gateway.addr;
+    // Rounds of 200 requests whose clients hang up as soon as they are sent, while the calls
+    // are in flight at the backend (each takes 50 ms there).
+    let hostile = tokio::spawn(async move {
+        for _ in 0..5 {
+            let round = (0..200).map(|_| async move {
+                if let Ok(mut socket) = tokio::net::TcpStream::connect(addr).await {
+                    let _ = socket
+                        .write_all(
+                            b"GET /v1/sensors/s1/reading?delay_ms=50 HTTP/1.1\r\nhost: x\r\n\r\n",
+                        )
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            });
+            futures::future::join_all(round).await;
+        }
+    });
+    // A bystander's calls meanwhile, and after.
+    let mut failures = Vec::new();
+    let mut calls = 0;
+    while !hostile.is_finished() || calls < 50 {
+        let r = stack
+            .h2
+            .get(stack.url("/v1/sensors/s1/reading?delay_ms=5"))
+            .send()
+            .await;
+        calls += 1;
+        match r {
+            Ok(r) if r.status() == StatusCode::OK => {}
+            Ok(r) => failures.push(format!("{} {}", r.status(), ok(r.text().await, "body"))),
+            Err(e) => failures.push(e.to_string()),
+        }
+        assert!(calls < 10_000, "bounded");
+    }
+    ok(hostile.await, "hostile clients");
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(stack.backend.replica_statuses().iter().all(|r| r.up));
+}
+
 #[tokio::test]
 async fn metadata_the_backend_would_refuse_is_431_at_the_gateway() {
     let stack = spawn().await;

@@ -95,6 +95,20 @@ pub(crate) fn echo_routes(pool: &DescriptorPool) -> Routes {
         .add_service(health)
 }
 
+/// The echo backend whose grpc.health.v1 reports the whole server as `status`, though it
+/// answers every call.
+pub(crate) async fn echo_routes_reporting(
+    pool: &DescriptorPool,
+    status: tonic_health::ServingStatus,
+) -> Routes {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", status).await;
+    // The reporter's state lives in the service; the handle itself may go.
+    drop(reporter);
+    Routes::from(axum::Router::new().fallback_service(EchoService { pool: pool.clone() }))
+        .add_service(health)
+}
+
 /// Serves the echo backend over real HTTP/2 on `127.0.0.1:0`.
 pub(crate) async fn spawn_echo_backend(pool: &DescriptorPool) -> Spawned {
     spawn_grpc(echo_routes(pool)).await

@@ -19,11 +19,23 @@
 //! Selection is power-of-two-choices on in-flight counts, without a random source: the two
 //! candidates are consecutive healthy replicas from a rotating cursor and the less loaded one
 //! wins (the first on a tie), which under even load is plain round-robin.
+//!
+//! What takes a replica out, as Envoy's outlier detection and health checking do it: a health
+//! answer other than SERVING (or UNIMPLEMENTED), at once; `failure_threshold` health checks
+//! in a row without an answer, or `failure_threshold` calls in a row failing at the transport
+//! (a slow check under load, or one reset connection, is not a dead replica); no more than
+//! `max_ejection_percent` of the replicas by call failures. When every replica is out, calls
+//! go to all of them rather than none ("panic routing"): a down replica may still answer, a
+//! 503 from the gateway surely helps no one.
+//!
+//! Each replica has `connections` HTTP/2 connections for calls, used in turn, so a connection
+//! that closes (a GOAWAY) takes only its share of the calls; and one more for its health
+//! checks, which therefore never wait behind the load they are checking.
 
 use std::{
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -40,6 +52,14 @@ use crate::error::Error;
 /// How replicas are reached and watched.
 #[derive(Debug, Clone)]
 pub struct BalanceOptions {
+    /// How many HTTP/2 connections each replica gets for calls (at least 1).
+    pub connections: usize,
+    /// How many health checks without an answer, or calls failing at the transport, in a row
+    /// take a replica out (at least 1).
+    pub failure_threshold: u32,
+    /// The largest share of the replicas that call failures may take out, in percent (one
+    /// replica at least).
+    pub max_ejection_percent: u8,
     /// How long a connection attempt to a replica may take.
     pub connect_timeout: Duration,
     /// How often each replica's health is checked.
@@ -50,9 +70,17 @@ pub struct BalanceOptions {
     pub tls: Option<BackendTls>,
 }
 
+/// The default connections per replica: one per core, at least two.
+pub fn default_connections() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
 impl Default for BalanceOptions {
     fn default() -> Self {
         Self {
+            connections: default_connections(),
+            failure_threshold: 3,
+            max_ejection_percent: 50,
             connect_timeout: Duration::from_secs(1),
             health_interval: Duration::from_secs(1),
             health_service: String::new(),
@@ -84,6 +112,8 @@ pub(super) struct ReplicaState {
     up: AtomicBool,
     in_flight: AtomicUsize,
     calls: AtomicU64,
+    /// Calls in a row that failed at the transport.
+    failures: AtomicU32,
     /// Why `up` has its value; written when it changes, read by `/readyz` and the watcher.
     why: Mutex<String>,
 }
@@ -94,6 +124,7 @@ impl Default for ReplicaState {
             up: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
             why: Mutex::new("not checked yet".to_owned()),
         }
     }
@@ -147,14 +178,65 @@ pub(super) struct Picked {
     pub(super) index: usize,
     /// Its transport.
     pub(super) service: GrpcService,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
-/// One replica: its URI, its transport and its state.
+impl Picked {
+    /// The call reached the replica and was answered: its run of transport failures ends.
+    pub(super) fn answered(&self) {
+        self.in_flight.0.failures.store(0, Ordering::Relaxed);
+    }
+}
+
+/// One replica: its URI, its connections and its state.
 struct Replica {
     uri: String,
-    service: GrpcService,
+    /// The connections for calls, used in turn.
+    services: Vec<GrpcService>,
+    next: AtomicUsize,
+    /// The connection of the health checks.
+    health: GrpcService,
     state: Arc<ReplicaState>,
+}
+
+impl Replica {
+    /// The next connection for a call.
+    fn service(&self) -> GrpcService {
+        let next = self.next.fetch_add(1, Ordering::Relaxed);
+        self.services[next % self.services.len()].clone()
+    }
+}
+
+/// What call failures may do to the replicas: take one out after `threshold` in a row, while
+/// no more than `max_ejected` are out.
+struct Outliers {
+    threshold: u32,
+    max_ejected: usize,
+    states: Vec<Arc<ReplicaState>>,
+}
+
+impl Outliers {
+    /// Counts a transport failure of a call on `state`; takes the replica out at the
+    /// threshold, unless as many are out already as may be.
+    fn failed(&self, state: &ReplicaState, uri: &str, code: tonic::Code) {
+        let failures = state.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < self.threshold || !state.is_up() {
+            return;
+        }
+        let out = self.states.iter().filter(|s| !s.is_up()).count();
+        if out >= self.max_ejected {
+            tracing::warn!(
+                replica = uri,
+                failures,
+                "backend replica failing, left in: the most replicas that may be out are out"
+            );
+            return;
+        }
+        let why = format!("{failures} calls in a row failed at the transport ({code:?})");
+        if state.set_up(false, &why) {
+            tracing::warn!(replica = uri, health = why, "backend replica down");
+        }
+    }
 }
 
 /// The replicas and their watchers. The watchers are aborted when it is dropped, that is when
@@ -183,18 +265,38 @@ impl Balancer {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Internal("Backend::balanced must be called within a Tokio runtime".to_owned())
         })?;
+        let states: Vec<Arc<ReplicaState>> = uris
+            .iter()
+            .map(|_| Arc::new(ReplicaState::default()))
+            .collect();
+        let outliers = Arc::new(Outliers {
+            threshold: options.failure_threshold.max(1),
+            max_ejected: (uris.len() * usize::from(options.max_ejection_percent.min(100)) / 100)
+                .max(1),
+            states: states.clone(),
+        });
         let mut replicas = Vec::with_capacity(uris.len());
-        for uri in uris {
+        for (uri, state) in uris.iter().zip(states) {
             let uri = uri.as_ref();
-            let channel = {
-                let _entered = runtime.enter();
-                super::endpoint(uri, options.connect_timeout, options.tls.as_ref())?.connect_lazy()
-            };
-            let state = Arc::new(ReplicaState::default());
-            let service = replica_service(channel, uri, Arc::clone(&state));
+            let _entered = runtime.enter();
+            let endpoint = super::endpoint(uri, options.connect_timeout, options.tls.as_ref())?;
+            // A channel per connection: tonic's lazy channel keeps one HTTP/2 connection.
+            let services = (0..options.connections.max(1))
+                .map(|_| {
+                    replica_service(
+                        endpoint.connect_lazy(),
+                        uri,
+                        Arc::clone(&state),
+                        Arc::clone(&outliers),
+                    )
+                })
+                .collect();
+            let health = box_service(endpoint.connect_lazy(), transport_status);
             replicas.push(Replica {
                 uri: uri.to_owned(),
-                service,
+                services,
+                next: AtomicUsize::new(0),
+                health,
                 state,
             });
         }
@@ -207,7 +309,7 @@ impl Balancer {
                     &runtime,
                     health::Watched {
                         uri: replica.uri.clone(),
-                        service: replica.service.clone(),
+                        service: replica.health.clone(),
                         state: Arc::clone(&replica.state),
                         checked: Arc::clone(&checked_tx),
                     },
@@ -229,9 +331,9 @@ impl Balancer {
         self.replicas.iter().map(|r| r.uri.as_str()).collect()
     }
 
-    /// Each replica's transport, in order.
+    /// A transport to each replica, in order.
     pub(super) fn replica_services(&self) -> Vec<GrpcService> {
-        self.replicas.iter().map(|r| r.service.clone()).collect()
+        self.replicas.iter().map(Replica::service).collect()
     }
 
     pub(super) fn statuses(&self) -> Vec<ReplicaStatus> {
@@ -249,6 +351,10 @@ impl Balancer {
 
     pub(super) fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    fn any_up(&self) -> bool {
+        self.replicas.iter().any(|r| r.state.is_up())
     }
 
     /// Counts an attempt sent again to another replica.
@@ -288,15 +394,17 @@ impl Balancer {
         let replica = &self.replicas[index];
         Some(Picked {
             index,
-            service: replica.service.clone(),
-            _in_flight: replica.state.begin(),
+            service: replica.service(),
+            in_flight: replica.state.begin(),
         })
     }
 
-    /// A healthy replica not in `tried`: the less loaded of the next two.
+    /// A healthy replica not in `tried`: the less loaded of the next two. With none healthy,
+    /// any replica not in `tried` (panic routing).
     fn choose(&self, tried: &[usize]) -> Option<usize> {
+        let panic = !self.any_up();
         let candidates: Vec<usize> = (0..self.replicas.len())
-            .filter(|i| !tried.contains(i) && self.replicas[*i].state.is_up())
+            .filter(|i| !tried.contains(i) && (panic || self.replicas[*i].state.is_up()))
             .collect();
         match candidates.as_slice() {
             [] => None,
@@ -323,11 +431,11 @@ impl Drop for Balancer {
     }
 }
 
-/// A replica's channel, boxed: a transport failure marks the replica down at once (the
-/// watcher brings it back on its next good answer) and becomes `UNAVAILABLE`, whatever code
-/// tonic would pick, so that an idempotent call is retried elsewhere. That includes
-/// `CANCELLED`: hyper reports a connection that closed mid-call (a replica killed under load)
-/// as canceled.
+/// A replica's connection, boxed: a transport failure counts against the replica (the
+/// threshold of [`Outliers`] may take it out; the watcher brings it back on its next good
+/// answer) and becomes `UNAVAILABLE`, whatever code tonic would pick, so that an idempotent
+/// call is retried elsewhere. That includes `CANCELLED`: hyper reports a connection that
+/// closed mid-call (a replica killed under load) as canceled.
 ///
 /// Not a transport failure: tonic's channel enforcing the call's `grpc-timeout` (its
 /// `TimeoutExpired` becomes DEADLINE_EXCEEDED and the replica stays up). The deadline of
@@ -337,6 +445,7 @@ fn replica_service(
     channel: tonic::transport::Channel,
     uri: &str,
     state: Arc<ReplicaState>,
+    outliers: Arc<Outliers>,
 ) -> GrpcService {
     let uri = uri.to_owned();
     box_service(channel, move |error| {
@@ -344,10 +453,7 @@ fn replica_service(
             return transport_status(error);
         }
         let status = transport_status(error);
-        let why = format!("transport failure ({:?})", status.code());
-        if state.set_up(false, &why) {
-            tracing::warn!(replica = uri, code = ?status.code(), "backend replica down: transport failure");
-        }
+        outliers.failed(&state, &uri, status.code());
         Status::unavailable("the backend is unavailable")
     })
 }

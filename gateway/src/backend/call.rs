@@ -170,14 +170,22 @@ async fn attempts(
         }
         tried.push(picked.index);
         let request = with_deadline(metadata, message, options.deadline)?;
-        match attempt(
+        let result = attempt(
             picked.service.clone(),
             path.clone(),
             request,
             output.clone(),
         )
-        .await
+        .await;
+        // Any answer but a transport failure (which the replica's connection counts itself)
+        // ends the replica's run of failures.
+        if result
+            .as_ref()
+            .map_or_else(|e| e.status().code() != Code::Unavailable, |_| true)
         {
+            picked.answered();
+        }
+        match result {
             Err(e) if e.status().code() == Code::Unavailable => {
                 tracing::warn!(
                     replica = balancer.uri(picked.index),

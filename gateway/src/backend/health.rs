@@ -3,9 +3,10 @@
 //!
 //! A replica is up while the answer is SERVING, and also while it is UNIMPLEMENTED: most gRPC
 //! servers have no health service, and that answer shows the server is reachable, so such a
-//! replica is up while its connection is (as grpc-gateway and Envoy serve it). It is down on
-//! any other answer (NOT_SERVING, an unknown service), an error, no answer in time, or no
-//! connection.
+//! replica is up while its connection is (as grpc-gateway and Envoy serve it). It is down at
+//! once on any other answer (NOT_SERVING, an unknown service), and after `failure_threshold`
+//! checks in a row with no answer (an error, no answer in time, no connection). The checks
+//! have a connection of their own, so they do not queue behind the calls.
 
 use std::{sync::Arc, time::Duration};
 
@@ -65,13 +66,28 @@ impl Readiness {
 const NO_HEALTH_SERVICE: &str =
     "no health service (grpc.health.v1 answered UNIMPLEMENTED): up while its connection is";
 
+/// What one health answer means.
+enum Verdict {
+    /// Up, and why.
+    Up(String),
+    /// Down at once: the replica said so (NOT_SERVING, an unknown service).
+    Down(String),
+    /// No answer (an error, a timeout): down only after enough in a row.
+    Silent(String),
+}
+
 /// What one health answer means: up or not, and why.
-fn judge(answer: Result<ServingStatus, Status>) -> (bool, String) {
+fn judge(answer: Result<ServingStatus, Status>) -> Verdict {
     match answer {
-        Ok(ServingStatus::Serving) => (true, "SERVING".to_owned()),
-        Ok(other) => (false, other.as_str_name().to_owned()),
-        Err(status) if status.code() == Code::Unimplemented => (true, NO_HEALTH_SERVICE.to_owned()),
-        Err(status) => (false, format!("{:?}: {}", status.code(), status.message())),
+        Ok(ServingStatus::Serving) => Verdict::Up("SERVING".to_owned()),
+        Ok(other) => Verdict::Down(other.as_str_name().to_owned()),
+        Err(status) if status.code() == Code::Unimplemented => {
+            Verdict::Up(NO_HEALTH_SERVICE.to_owned())
+        }
+        Err(status) if status.code() == Code::NotFound => {
+            Verdict::Down(format!("unknown service: {}", status.message()))
+        }
+        Err(status) => Verdict::Silent(format!("{:?}: {}", status.code(), status.message())),
     }
 }
 
@@ -83,7 +99,10 @@ pub(super) async fn check_single(service: GrpcService) -> Readiness {
     )
     .await
     {
-        Ok(answer) => judge(answer),
+        Ok(answer) => match judge(answer) {
+            Verdict::Up(why) => (true, why),
+            Verdict::Down(why) | Verdict::Silent(why) => (false, why),
+        },
         Err(_) => (false, "no answer in time".to_owned()),
     };
     Readiness {
@@ -112,11 +131,13 @@ pub(super) fn spawn(runtime: &Handle, watched: Watched, options: &BalanceOptions
     let interval = options.health_interval.max(MIN_INTERVAL);
     let timeout = interval.max(options.connect_timeout);
     let name = options.health_service.clone();
+    let threshold = options.failure_threshold.max(1);
     runtime
         .spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let mut first = true;
+            let mut silent: u32 = 0;
             loop {
                 // The first tick completes at once.
                 ticker.tick().await;
@@ -125,9 +146,29 @@ pub(super) fn spawn(runtime: &Handle, watched: Watched, options: &BalanceOptions
                     check_health(watched.service.clone(), name.clone()),
                 )
                 .await;
-                let (up, why) = match answer {
+                let verdict = match answer {
                     Ok(answer) => judge(answer),
-                    Err(_) => (false, "no answer in time".to_owned()),
+                    Err(_) => Verdict::Silent("no answer in time".to_owned()),
+                };
+                let (up, why) = match verdict {
+                    Verdict::Up(why) => {
+                        silent = 0;
+                        (true, why)
+                    }
+                    Verdict::Down(why) => {
+                        silent = 0;
+                        (false, why)
+                    }
+                    // Until the first answer, or after enough in a row, silence is down;
+                    // a check missing its deadline now and then is load, not death.
+                    Verdict::Silent(why) => {
+                        silent = silent.saturating_add(1);
+                        if first || silent >= threshold {
+                            (false, format!("{why} ({silent} checks in a row)"))
+                        } else {
+                            continue;
+                        }
+                    }
                 };
                 let was = watched.state.set_up(up, &why);
                 let changed = first || was != up;
