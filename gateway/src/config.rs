@@ -13,7 +13,7 @@ use crate::{
     backend::default_connections,
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
-    server::DEFAULT_MAX_HEADER_BYTES,
+    server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES},
     transcode::Unknown,
 };
 
@@ -123,6 +123,18 @@ pub struct ServeArgs {
     /// accept). Larger: 431 with code 3 INVALID_ARGUMENT.
     #[arg(long, env = "ARTICLES_GATEWAY_MAX_METADATA_BYTES", default_value_t = DEFAULT_MAX_METADATA_BYTES)]
     pub max_metadata_bytes: usize,
+    /// How long a client may take to send its first byte, and each request's head (default
+    /// 30s); slower connections are closed.
+    #[arg(long, env = "ARTICLES_GATEWAY_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long a connection may go without a byte either way before it is closed (default
+    /// 75s, nginx's keepalive_timeout). A request in progress still gets its answer.
+    #[arg(long, env = "ARTICLES_GATEWAY_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// How many client connections may be open at once (default 10000); past it, the one idle
+    /// the longest is closed for each new one. The open files limit is raised to fit at start.
+    #[arg(long, env = "ARTICLES_GATEWAY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`.
     #[arg(long, env = "ARTICLES_GATEWAY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -21,7 +21,10 @@ use crate::{
     rules::Bindings,
 };
 
-pub use connections::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, ServeOptions, serve_with};
+pub use connections::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, ServeOptions, serve_with,
+};
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests,
 /// with the default [`ServeOptions`]. Each request carries the peer address (for
@@ -93,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_files_limit(args.max_connections);
     let backend = Backend::balanced(&args.api.backends, &balance_options(&args)?)?;
     // Each replica's first health check is bounded by its timeout; waiting for them means the
     // first requests are not refused for want of a check.
@@ -116,9 +120,35 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
             _ => None,
         },
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
     };
     serve_with(listener, router, shutdown_signal(), options).await?;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: the default soft limit (often 1024)
+/// is below what `--max-connections` allows, and running out turns every accept into an error.
+fn raise_open_files_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            // Each connection holds one descriptor; backends, logs and listeners need some too.
+            let wanted = u64::try_from(max_connections)
+                .unwrap_or(u64::MAX)
+                .saturating_add(64);
+            if limit < wanted {
+                tracing::warn!(
+                    limit,
+                    max_connections,
+                    "the open files limit is below --max-connections; accepts will fail first"
+                );
+            } else {
+                tracing::debug!(limit, "open files limit");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
 }
 
 /// The router `serve` would serve for these arguments.

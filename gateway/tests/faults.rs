@@ -17,7 +17,10 @@ use http::StatusCode;
 use tokio::net::TcpListener;
 use tonic::{Status, service::Routes};
 
-use crate::support::{library_descriptor_bytes, library_pool, spawn_echo_backend, spawn_gateway};
+use crate::support::{
+    Spawned, library_descriptor_bytes, library_pool, spawn_echo_backend, spawn_gateway,
+    spawn_gateway_with,
+};
 
 /// What the slow backend saw of its one call.
 #[derive(Debug, Default)]
@@ -224,4 +227,97 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
         Err(_) => panic!("the gateway did not exit within 10 s of SIGTERM"),
     };
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// A gateway in front of the echo backend with these connection settings.
+async fn gateway_with(options: articles_gateway::server::ServeOptions) -> (Spawned, Spawned) {
+    let pool = library_pool();
+    let backend = spawn_echo_backend(&pool).await;
+    let channel = match Backend::connect_lazy(&backend.url(""), Duration::from_secs(1)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let router = match Gateway::builder()
+        .descriptors(pool)
+        .backend(channel)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    (spawn_gateway_with(router, options).await, backend)
+}
+
+/// Reads until the peer closes (`true`) or `within` passes (`false`).
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    // Bounded by the deadline.
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn connect(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    match tokio::net::TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let (gateway, _backend) = gateway_with(articles_gateway::server::ServeOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let mut silent = connect(gateway.addr).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_is_closed_once_idle() {
+    use tokio::io::AsyncWriteExt as _;
+    let (gateway, _backend) = gateway_with(articles_gateway::server::ServeOptions {
+        idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let mut socket = connect(gateway.addr).await;
+    if let Err(e) = socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+    {
+        panic!("{e}");
+    }
+    // The answer comes, then nothing: the idle connection is closed.
+    assert!(closed_within(&mut socket, Duration::from_secs(3)).await);
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_the_idlest_connection_makes_room() {
+    let (gateway, _backend) = gateway_with(articles_gateway::server::ServeOptions {
+        max_connections: 3,
+        ..Default::default()
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(connect(gateway.addr).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A real client still gets in, and is answered.
+    let r = match reqwest::get(gateway.url("/healthz")).await {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(r.status(), StatusCode::OK);
+    // The oldest silent socket was closed to make room for it.
+    assert!(closed_within(&mut silent[0], Duration::from_secs(3)).await);
 }

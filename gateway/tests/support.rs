@@ -138,13 +138,23 @@ pub(crate) async fn spawn_grpc(routes: Routes) -> Spawned {
 
 /// Serves a gateway router on `127.0.0.1:0`.
 pub(crate) async fn spawn_gateway(router: axum::Router) -> Spawned {
+    spawn_gateway_with(router, articles_gateway::server::ServeOptions::default()).await
+}
+
+/// Serves a gateway router on `127.0.0.1:0` with these connection settings.
+pub(crate) async fn spawn_gateway_with(
+    router: axum::Router,
+    options: articles_gateway::server::ServeOptions,
+) -> Spawned {
     let (listener, addr) = bind().await;
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let shutdown = async {
             let _ = rx.await;
         };
-        if let Err(e) = articles_gateway::serve(listener, router, shutdown).await {
+        if let Err(e) =
+            articles_gateway::server::serve_with(listener, router, shutdown, options).await
+        {
             eprintln!("gateway failed: {e}");
         }
     });

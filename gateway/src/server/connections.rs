@@ -4,13 +4,33 @@
 //! axum's own `serve` exposes no hyper settings; serving connections directly sets the
 //! header-size limits and HTTP/1's header read timeout (slowloris), and bounds the drain.
 //!
+//! Idle sockets are closed, as nginx closes them: a connection that sends no byte within the
+//! header read timeout (hyper's own timeout only starts with the first byte, and its HTTP
+//! version detection waits without one), and one with no traffic either way for the idle
+//! timeout (nginx's `keepalive_timeout`: 75 s). Past `max_connections` open at once, the one
+//! idle the longest is closed for each new one, so a flood of silent sockets cannot exhaust the
+//! process's file descriptors and lock real clients out. Closing is hyper's graceful shutdown:
+//! a request in progress still gets its answer. Hand-written because neither hyper-util nor
+//! tower-http tracks connections.
+//!
 //! The head limit is enforced twice: hyper bounds its HTTP/1 read buffer and HTTP/2's header
 //! list (a head that overflows them gets hyper's own `431`, empty body, and bounds memory), but
 //! the buffer bound is only checked while a head is incomplete, so a head that arrives in one
 //! read can pass it. [`limit_head`] then measures each request's head exactly and answers 431
 //! in the gateway's error shape.
 
-use std::{future::Future, io, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
@@ -21,12 +41,13 @@ use axum::{
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto::Builder, graceful::GracefulShutdown},
+    server::conn::auto::Builder,
     service::TowerToHyperService,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpListener,
+    sync::{Notify, watch},
 };
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -37,8 +58,12 @@ use crate::error::Error;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The default time in-flight requests get to finish once shutdown starts: 30 s.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long an HTTP/1 client may take to send a request's head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a client may take to send a request's head (and its first byte).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a connection may stay without traffic: nginx's `keepalive_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// The default number of connections open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 const MIN_HTTP1_BUFFER: usize = 8192;
 
@@ -56,6 +81,12 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// TLS on the listener (see [`super::tls`]); plain HTTP when `None`.
     pub tls: Option<TlsAcceptor>,
+    /// How long a client may take to send its first byte and each request's head.
+    pub header_read_timeout: Duration,
+    /// How long a connection may go without a byte either way before it is closed.
+    pub idle_timeout: Duration,
+    /// How many connections may be open at once; past it, the idlest is closed.
+    pub max_connections: usize,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -64,6 +95,9 @@ impl std::fmt::Debug for ServeOptions {
             .field("max_header_bytes", &self.max_header_bytes)
             .field("drain_timeout", &self.drain_timeout)
             .field("tls", &self.tls.is_some())
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -74,6 +108,9 @@ impl Default for ServeOptions {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             tls: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -95,7 +132,7 @@ pub async fn serve_with(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes.max(MIN_HTTP1_BUFFER));
     builder
         .http2()
@@ -105,7 +142,9 @@ pub async fn serve_with(
         options.max_header_bytes,
         limit_head,
     ));
-    let graceful = GracefulShutdown::new();
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let open = Arc::new(Open::default());
+    let epoch = Instant::now();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -131,11 +170,26 @@ pub async fn serve_with(
             });
         let service = TowerToHyperService::new(service);
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let watcher = drain_rx.clone();
+        let conn = open.add(options.max_connections, epoch);
+        let limits = (options.header_read_timeout, options.idle_timeout);
         match options.tls.clone() {
             None => {
                 tokio::spawn(async move {
-                    serve_connection(&builder, watcher, stream, service, peer).await;
+                    // Nothing at all within the header timeout: no client, just a socket.
+                    let mut first = [0u8; 1];
+                    let spoke = tokio::select! {
+                        peeked = tokio::time::timeout(limits.0, stream.peek(&mut first)) => {
+                            peeked.is_ok()
+                        }
+                        () = conn.state.close.notified() => false,
+                    };
+                    if !spoke {
+                        tracing::debug!(peer = %peer, "no byte within the header read timeout");
+                        return;
+                    }
+                    let io = Tracked::new(stream, &conn);
+                    serve_connection(&builder, watcher, io, service, peer, &conn, limits.1).await;
                 });
             }
             Some(acceptor) => {
@@ -146,7 +200,9 @@ pub async fn serve_with(
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     match handshake {
                         Ok(Ok(tls)) => {
-                            serve_connection(&builder, watcher, tls, service, peer).await;
+                            let io = Tracked::new(tls, &conn);
+                            serve_connection(&builder, watcher, io, service, peer, &conn, limits.1)
+                                .await;
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -159,11 +215,9 @@ pub async fn serve_with(
     }
     // Refuse new connections from here on.
     drop(listener);
-    tracing::info!(
-        connections = graceful.count(),
-        "draining in-flight requests"
-    );
-    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
+    tracing::info!(connections = open.len(), "draining in-flight requests");
+    let _ = drain_tx.send(true);
+    if tokio::time::timeout(options.drain_timeout, open.emptied())
         .await
         .is_err()
     {
@@ -175,13 +229,16 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// Serves one connection (plain TCP or TLS) until it closes, watched by the graceful drain.
+/// Serves one connection (plain TCP or TLS) until it closes; closes it gracefully when the
+/// server drains, when it is idle for `idle_timeout`, or when told to make room.
 async fn serve_connection<I, S>(
     builder: &Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    drain: watch::Receiver<bool>,
     io: I,
     service: S,
     peer: std::net::SocketAddr,
+    conn: &Registered,
+    idle_timeout: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<http::Request<Incoming>, Response = Response>
@@ -194,8 +251,207 @@ async fn serve_connection<I, S>(
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    tokio::pin!(connection);
+    let mut drain = drain;
+    let mut closing = false;
+    let check = idle_timeout
+        .min(Duration::from_secs(1))
+        .max(Duration::from_millis(10));
+    // Bounded by the connection: every arm but the first only starts its graceful close.
+    loop {
+        let why = tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = drain.changed(), if !closing => "the server is shutting down",
+            () = conn.state.close.notified(), if !closing => "closing the idlest connection to make room",
+            () = tokio::time::sleep(check), if !closing => {
+                if conn.idle_for() < idle_timeout {
+                    continue;
+                }
+                "closing an idle connection"
+            }
+        };
+        tracing::debug!(peer = %peer, why);
+        // A request in progress still gets its answer; then the connection closes.
+        connection.as_mut().graceful_shutdown();
+        closing = true;
+    }
+}
+
+/// The open connections, for the cap and the drain.
+#[derive(Default)]
+struct Open {
+    next_id: AtomicU64,
+    connections: Mutex<HashMap<u64, Arc<ConnState>>>,
+    /// Notified when the last connection goes.
+    empty: Notify,
+}
+
+/// One open connection's state.
+struct ConnState {
+    /// When it last read or wrote a byte, in milliseconds since the server started.
+    last_activity: AtomicU64,
+    epoch: Instant,
+    /// Notified to close it.
+    close: Notify,
+}
+
+impl ConnState {
+    fn touch(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_activity.store(now, Ordering::Relaxed);
+    }
+}
+
+/// A connection's registration: removed from [`Open`] when dropped.
+struct Registered {
+    id: u64,
+    state: Arc<ConnState>,
+    open: Arc<Open>,
+}
+
+impl Registered {
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.state.last_activity.load(Ordering::Relaxed));
+        self.state.epoch.elapsed().saturating_sub(last)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut connections = self
+            .open
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        connections.remove(&self.id);
+        if connections.is_empty() {
+            self.open.empty.notify_waiters();
+        }
+    }
+}
+
+impl Open {
+    fn len(&self) -> usize {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Completes once no connection is open.
+    async fn emptied(&self) {
+        // Bounded by the connections: each pass waits for one to go.
+        loop {
+            let notified = self.empty.notified();
+            if self.len() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Registers a new connection; at the cap, tells the one idle the longest to close.
+    fn add(self: &Arc<Self>, max: usize, epoch: Instant) -> Registered {
+        let state = Arc::new(ConnState {
+            last_activity: AtomicU64::new(0),
+            epoch,
+            close: Notify::new(),
+        });
+        state.touch();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if connections.len() >= max.max(1) {
+            let idlest = connections
+                .values()
+                .min_by_key(|c| c.last_activity.load(Ordering::Relaxed));
+            if let Some(idlest) = idlest {
+                // `notify_one` keeps the permit if the connection is not waiting right now.
+                idlest.close.notify_one();
+                idlest.last_activity.store(u64::MAX, Ordering::Relaxed);
+            }
+        }
+        connections.insert(id, Arc::clone(&state));
+        Registered {
+            id,
+            state,
+            open: Arc::clone(self),
+        }
+    }
+}
+
+/// An I/O stream that records when it last moved a byte.
+struct Tracked<I> {
+    inner: I,
+    state: Arc<ConnState>,
+}
+
+impl<I> Tracked<I> {
+    fn new(inner: I, conn: &Registered) -> Self {
+        Self {
+            inner,
+            state: Arc::clone(&conn.state),
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.state.touch();
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.state.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.state.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
