@@ -62,15 +62,6 @@ pub struct ServeArgs {
     /// Which API and how it is written.
     #[command(flatten)]
     pub api: ApiArgs,
-    /// The deadline of a call when the client sends no `Grpc-Timeout` (`30s`, `500ms`, `2m`;
-    /// default 30s). Past it: 504 with code 4 DEADLINE_EXCEEDED. At shutdown, in-flight requests
-    /// get this long (plus 1s) to finish.
-    #[arg(long, env = "ARTICLES_GATEWAY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// The deadline of a streaming call when the client sends no `Grpc-Timeout` (default 1h):
-    /// the whole stream must end within it.
-    #[arg(long, env = "ARTICLES_GATEWAY_STREAM_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
-    pub stream_timeout: Duration,
     /// How long a connection attempt to the backend may take before calls fail with 503.
     #[arg(long, env = "ARTICLES_GATEWAY_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -98,6 +89,24 @@ pub struct ServeArgs {
     /// The service name the backends' health check asks about (empty: the whole server).
     #[arg(long, env = "ARTICLES_GATEWAY_HEALTH_SERVICE", default_value = "")]
     pub health_service: String,
+    /// How REST is served.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// How REST is served: deadlines, limits, timeouts, TLS, CORS and request handling. The same
+/// flags serve the in-process REST of `articles-service serve --rest`.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// The deadline of a call when the client sends no `Grpc-Timeout` (`30s`, `500ms`, `2m`;
+    /// default 30s). Past it: 504 with code 4 DEADLINE_EXCEEDED. At shutdown, in-flight requests
+    /// get this long (plus 1s) to finish.
+    #[arg(long, env = "ARTICLES_GATEWAY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The deadline of a streaming call when the client sends no `Grpc-Timeout` (default 1h):
+    /// the whole stream must end within it.
+    #[arg(long, env = "ARTICLES_GATEWAY_STREAM_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub stream_timeout: Duration,
     /// The largest request body accepted, in bytes (default 1 MiB; larger: 413 with code 8
     /// RESOURCE_EXHAUSTED).
     #[arg(long, env = "ARTICLES_GATEWAY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
@@ -133,8 +142,8 @@ pub struct ServeArgs {
     pub idle_timeout: Duration,
     /// How many client connections may be open at once (default 10000); past it, the one idle
     /// the longest is closed for each new one. The open files limit is raised to fit at start.
-    #[arg(long, env = "ARTICLES_GATEWAY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
+    #[arg(long, env = "ARTICLES_GATEWAY_MAX_CLIENT_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_client_connections: usize,
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`.
     #[arg(long, env = "ARTICLES_GATEWAY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -258,8 +267,8 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.listen.port(), 9);
         assert!(cli.serve.api.reflect);
-        assert_eq!(cli.serve.error_format, ErrorFormat::Status);
-        assert_eq!(cli.serve.unknown_fields, Unknown::Reject);
+        assert_eq!(cli.serve.http.error_format, ErrorFormat::Status);
+        assert_eq!(cli.serve.http.unknown_fields, Unknown::Reject);
     }
 
     #[test]
@@ -277,9 +286,9 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(cli.serve.unknown_fields, Unknown::Ignore);
-        assert_eq!(cli.serve.unknown_query_params, Unknown::Ignore);
-        assert_eq!(cli.serve.error_format, ErrorFormat::GrpcGatewayV1);
+        assert_eq!(cli.serve.http.unknown_fields, Unknown::Ignore);
+        assert_eq!(cli.serve.http.unknown_query_params, Unknown::Ignore);
+        assert_eq!(cli.serve.http.error_format, ErrorFormat::GrpcGatewayV1);
         for format in ["status", "problem"] {
             assert!(Cli::try_parse_from(["articles-gateway", "--error-format", format]).is_ok());
         }

@@ -13,9 +13,9 @@ use prost_reflect::DescriptorPool;
 use tokio::net::TcpListener;
 
 use crate::{
-    app::{CorsOrigins, Gateway, generic_info},
+    app::{CorsOrigins, Gateway, GatewayBuilder, generic_info},
     backend::{Backend, BackendTls, BalanceOptions},
-    config::{ApiArgs, Cli, Command, ServeArgs},
+    config::{ApiArgs, Cli, Command, HttpArgs, ServeArgs},
     descriptors,
     openapi::{self, ApiInfo},
     rules::Bindings,
@@ -96,7 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    raise_open_files_limit(args.max_connections);
+    raise_open_files_limit(args.http.max_client_connections);
     let backend = Backend::balanced(&args.api.backends, &balance_options(&args)?)?;
     // Each replica's first health check is bounded by its timeout; waiting for them means the
     // first requests are not refused for want of a check.
@@ -106,31 +106,21 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let scheme = if args.tls_cert.is_some() {
+    let scheme = if args.http.tls_cert.is_some() {
         "https"
     } else {
         "http"
     };
     tracing::info!(listen = %listener.local_addr()?, %scheme, backends = ?args.api.backends, "gateway listening");
-    let options = ServeOptions {
-        max_header_bytes: args.max_header_bytes,
-        // A call in flight at shutdown gets its whole deadline, and a moment to answer.
-        drain_timeout: args.timeout.saturating_add(Duration::from_secs(1)),
-        tls: match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
-        },
-        header_read_timeout: args.header_read_timeout,
-        idle_timeout: args.idle_timeout,
-        max_connections: args.max_connections,
-    };
+    let options = args.http.serve_options()?;
     serve_with(listener, router, shutdown_signal(), options).await?;
     Ok(())
 }
 
 /// Raises the soft limit on open files to the hard limit: the default soft limit (often 1024)
-/// is below what `--max-connections` allows, and running out turns every accept into an error.
-fn raise_open_files_limit(max_connections: usize) {
+/// is below what `--max-client-connections` allows, and running out turns every accept into
+/// an error.
+pub fn raise_open_files_limit(max_connections: usize) {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => {
             // Each connection holds one descriptor; backends, logs and listeners need some too.
@@ -141,7 +131,7 @@ fn raise_open_files_limit(max_connections: usize) {
                 tracing::warn!(
                     limit,
                     max_connections,
-                    "the open files limit is below --max-connections; accepts will fail first"
+                    "the open files limit is below --max-client-connections; accepts fail first"
                 );
             } else {
                 tracing::debug!(limit, "open files limit");
@@ -156,40 +146,71 @@ fn raise_open_files_limit(max_connections: usize) {
 /// # Errors
 /// An invalid CORS origin.
 pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyhow::Result<Router> {
-    let cors = if args.cors_origins.is_empty() {
-        CorsOrigins::Any
-    } else {
-        CorsOrigins::List(
-            args.cors_origins
-                .iter()
-                .map(|o| {
-                    HeaderValue::from_str(o).with_context(|| format!("invalid CORS origin {o:?}"))
-                })
-                .collect::<anyhow::Result<_>>()?,
-        )
-    };
     let info = api_info(&args.api, &Bindings::from_pool(&pool));
-    let mut builder = Gateway::builder()
+    let builder = Gateway::builder()
         .openapi_info(info)
         .descriptors(pool)
         .backend(backend)
-        .json(args.api.json_options())
-        .body_limit(args.body_limit)
-        .max_query_length(args.max_query_length)
-        .max_metadata_bytes(args.max_metadata_bytes)
-        .body_read_timeout(args.body_read_timeout)
-        .min_body_rate(args.min_body_rate)
-        .concurrency_limit(args.concurrency_limit)
-        .timeout(args.timeout)
-        .stream_timeout(args.stream_timeout)
-        .unknown_fields(args.unknown_fields)
-        .unknown_query_params(args.unknown_query_params)
-        .error_format(args.error_format)
-        .cors(cors);
-    for name in &args.ignore_query_params {
-        builder = builder.ignore_query_param(name.clone());
+        .json(args.api.json_options());
+    Ok(args.http.configure(builder)?.build()?)
+}
+
+impl HttpArgs {
+    /// The builder with these flags' request handling: limits, deadlines, CORS, switches.
+    ///
+    /// # Errors
+    /// An invalid CORS origin.
+    pub fn configure(&self, builder: GatewayBuilder) -> anyhow::Result<GatewayBuilder> {
+        let cors = if self.cors_origins.is_empty() {
+            CorsOrigins::Any
+        } else {
+            CorsOrigins::List(
+                self.cors_origins
+                    .iter()
+                    .map(|o| {
+                        HeaderValue::from_str(o)
+                            .with_context(|| format!("invalid CORS origin {o:?}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            )
+        };
+        let mut builder = builder
+            .body_limit(self.body_limit)
+            .max_query_length(self.max_query_length)
+            .max_metadata_bytes(self.max_metadata_bytes)
+            .body_read_timeout(self.body_read_timeout)
+            .min_body_rate(self.min_body_rate)
+            .concurrency_limit(self.concurrency_limit)
+            .timeout(self.timeout)
+            .stream_timeout(self.stream_timeout)
+            .unknown_fields(self.unknown_fields)
+            .unknown_query_params(self.unknown_query_params)
+            .error_format(self.error_format)
+            .cors(cors);
+        for name in &self.ignore_query_params {
+            builder = builder.ignore_query_param(name.clone());
+        }
+        Ok(builder)
     }
-    Ok(builder.build()?)
+
+    /// The connection settings of these flags, TLS included.
+    ///
+    /// # Errors
+    /// When the TLS certificate or key cannot be loaded.
+    pub fn serve_options(&self) -> anyhow::Result<ServeOptions> {
+        Ok(ServeOptions {
+            max_header_bytes: self.max_header_bytes,
+            // A call in flight at shutdown gets its whole deadline, and a moment to answer.
+            drain_timeout: self.timeout.saturating_add(Duration::from_secs(1)),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+                _ => None,
+            },
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_client_connections,
+        })
+    }
 }
 
 /// Loads the descriptors the flags choose: a file, reflection, or the embedded contract.

@@ -27,6 +27,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start: boxing the flags would buy nothing"
+)]
 pub enum Command {
     /// Serve gRPC (the default).
     Serve(ServeArgs),
@@ -63,6 +67,12 @@ pub struct ServeArgs {
     /// second hop. Off when not given; use `articles-gateway` to front other backends.
     #[arg(long, env = "ARTICLES_REST")]
     pub rest: Option<SocketAddr>,
+    /// How `--rest` serves: the same flags as `articles-gateway`'s.
+    #[command(
+        flatten,
+        next_help_heading = "REST (with --rest; the flags of articles-gateway)"
+    )]
+    pub http: articles_gateway::config::HttpArgs,
     /// How often the database is checked for the health service (e.g. `3s`, `500ms`).
     #[arg(long, env = "ARTICLES_HEALTH_INTERVAL", default_value = "3s", value_parser = parse_duration)]
     pub health_interval: Duration,

@@ -205,12 +205,18 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let rest_task = match args.rest {
         Some(rest_addr) => {
             let (rest_listener, rest_addr) = bind(rest_addr).await?;
-            let router = rest_router(&app)?;
+            let router = rest_router(&app, &args.http)?;
+            let options = args
+                .http
+                .serve_options()
+                .map_err(|e| Error::Rest(format!("{e:#}")))?;
+            articles_gateway::server::raise_open_files_limit(args.http.max_client_connections);
             tracing::info!(addr = %rest_addr, "REST at http://{rest_addr}/articles, docs at http://{rest_addr}/docs");
-            Some(tokio::spawn(articles_gateway::serve(
+            Some(tokio::spawn(articles_gateway::server::serve_with(
                 rest_listener,
                 router,
                 stopped(),
+                options,
             )))
         }
         None => None,
@@ -251,20 +257,22 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
 
 /// The in-process gateway: the generic transcoder over the embedded descriptors, calling this
 /// app's gRPC routes in memory (wrapped in the same [`ObserveLayer`] as the gRPC listener, so
-/// REST calls get request ids, spans and metrics too).
+/// REST calls get request ids, spans and metrics too), handling requests as `http` says.
 ///
 /// # Errors
-/// [`Error::Rest`] when the gateway cannot be built from the descriptors.
-pub fn rest_router(app: &App) -> Result<axum::Router> {
+/// [`Error::Rest`] when the gateway cannot be built from the descriptors or the flags.
+pub fn rest_router(app: &App, http: &articles_gateway::config::HttpArgs) -> Result<axum::Router> {
     let routes = tower::ServiceBuilder::new()
         .layer(ObserveLayer::new(app.metrics.clone()))
         .service(app.routes().prepare());
     let pool = prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::Rest(e.to_string()))?;
-    articles_gateway::Gateway::builder()
+    let builder = articles_gateway::Gateway::builder()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
-        .openapi_info(articles_gateway::openapi::ApiInfo::articles())
+        .openapi_info(articles_gateway::openapi::ApiInfo::articles());
+    http.configure(builder)
+        .map_err(|e| Error::Rest(format!("{e:#}")))?
         .build()
         .map_err(|e| Error::Rest(e.to_string()))
 }

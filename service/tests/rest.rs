@@ -294,3 +294,49 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
     assert_eq!(r.status(), 400);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn the_in_process_rest_takes_the_gateway_flags() {
+    let db = TestDb::sqlite();
+    let rest = format!("127.0.0.1:{}", free_port());
+    let service = ServiceProcess::start(
+        &db.url,
+        &[
+            "--demo-articles",
+            "3",
+            "--rest",
+            &rest,
+            "--error-format",
+            "problem",
+            "--body-limit",
+            "100",
+            "--cors-origin",
+            "https://app.example",
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("http://{rest}/articles/999"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .expect("detail");
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let body: Value = r.json().await.expect("JSON");
+    assert_eq!(body["status"], 404);
+    let r = client
+        .post(format!("http://{rest}/articles"))
+        .header("authorization", format!("Bearer {}", support::TOKEN))
+        .json(&json!({"title": "t", "content": "x".repeat(200)}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 413);
+    service.stop().await;
+}
