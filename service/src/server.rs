@@ -21,7 +21,7 @@ use crate::{
     auth::WriteTokens,
     config::ServeArgs,
     error::{Error, Result},
-    grpc::{Articles, legacy::LegacyAlias},
+    grpc::{Articles, guard::WriteGuard, legacy::LegacyAlias},
     metrics::{self, Metrics},
     observe::ObserveLayer,
     reflection::Reflection,
@@ -104,7 +104,10 @@ impl App {
     /// All gRPC services as tonic routes: `article.v1.ArticleService`, its legacy alias
     /// `ArticleService`, `grpc.health.v1.Health`, and reflection v1 and v1alpha.
     pub fn routes(&self) -> Routes {
-        let articles = Articles::new(self.store.clone(), Arc::clone(&self.tokens)).into_server();
+        let articles = WriteGuard::new(
+            Articles::new(self.store.clone()).into_server(),
+            Arc::clone(&self.tokens),
+        );
         Routes::new(articles.clone())
             .add_service(LegacyAlias::new(articles))
             .add_service(HealthServer::new(HealthService::from_health_reporter(
@@ -158,6 +161,12 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
+/// The most concurrent streams a client may open on one connection (advertised in SETTINGS).
+pub const MAX_CONCURRENT_STREAMS: u32 = 64;
+/// HTTP/2 flow-control windows: how much a client may send ahead of what the server has read.
+const STREAM_WINDOW: u32 = 256 * 1024;
+const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+
 /// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests and
 /// closes the database pool. Runs the health monitor meanwhile, and wraps every call in the
 /// [`ObserveLayer`] (request id, span, metrics).
@@ -169,7 +178,13 @@ where
     F: Future<Output = ()> + Send,
 {
     let monitor = app.spawn_health_monitor(app.health_interval);
+    // Memory a connection can make the server hold is bounded by streams x message size:
+    // at most 64 streams of at most 4 MiB (tonic's decoding limit), about 256 MiB, and only
+    // for reads: writes without a token are refused before their bodies ([`WriteGuard`]).
     let result = Server::builder()
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .layer(ObserveLayer::new(app.metrics.clone()))
         .add_routes(app.routes())
         .serve_with_incoming_shutdown(

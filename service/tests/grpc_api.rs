@@ -657,3 +657,43 @@ async fn a_message_over_the_size_limit_is_resource_exhausted_and_writes_nothing(
     assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_write_without_a_token_is_refused_before_its_body_is_read() {
+    use http_body_util::BodyExt as _;
+    let db = TestDb::sqlite();
+    let server = spawn_service(&db, Opts::demo(0)).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::StreamBody<
+            tokio_stream::wrappers::ReceiverStream<
+                Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+            >,
+        >>();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    // A message header announcing 4 MiB, and then nothing: a server that read the message
+    // before authorizing would wait for it.
+    let mut prefix = vec![0u8];
+    prefix.extend_from_slice(&(4u32 * 1024 * 1024).to_be_bytes());
+    tx.send(Ok(hyper::body::Frame::data(bytes::Bytes::from(prefix))))
+        .await
+        .expect("send");
+    let request = http::Request::post(format!(
+        "{}/article.v1.ArticleService/CreateArticle",
+        server.url()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ))
+    .expect("request");
+    let response = tokio::time::timeout(std::time::Duration::from_secs(2), client.request(request))
+        .await
+        .expect("answered before the body")
+        .expect("response");
+    assert_eq!(response.headers()["grpc-status"], "16");
+    drop(tx);
+    let _ = response.into_body().collect().await;
+    server.stop().await;
+}
