@@ -40,6 +40,9 @@ pub enum Error {
     /// The database cannot be reached right now (connection refused, pool exhausted, locked).
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The SQLite file is no longer at its path (deleted or replaced under the server).
+    #[error("the database file {0} was removed or replaced under the running server")]
+    DatabaseFileGone(String),
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -172,6 +175,8 @@ impl From<Error> for Status {
                 tracing::warn!(error = %err, "database unavailable");
                 Status::unavailable("database unavailable")
             }
+            // Logged in full where it was found.
+            Error::DatabaseFileGone(_) => Status::unavailable("database unavailable"),
             Error::ImportLine { .. } => Status::invalid_argument(err.to_string()),
             _ => {
                 tracing::error!(error = ?err, "internal error");

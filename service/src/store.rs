@@ -238,7 +238,11 @@ impl Store {
     /// Database or migration failures.
     pub async fn prepare(&self, demo_articles: u32) -> Result<SchemaState> {
         let state = match &self.backend {
-            Backend::Sqlite(db) => sqlite::prepare(&db.pool, demo_articles).await?,
+            Backend::Sqlite(db) => {
+                // Several processes starting on a new file: one creates and seeds it.
+                let _setup = db.setup_lock().await?;
+                sqlite::prepare(&db.pool, demo_articles).await?
+            }
             Backend::Postgres(pool) => postgres::prepare(pool, demo_articles).await?,
         };
         let has_stats = match (&state, &self.backend) {
@@ -334,7 +338,13 @@ impl Store {
     /// contract's `int32`; database failures.
     pub async fn create(&self, title: &str, content: &str) -> Result<Article> {
         match &self.backend {
-            Backend::Sqlite(db) => sqlite::create(&db.pool, title, content).await,
+            Backend::Sqlite(db) => {
+                db.check_file()?;
+                let created = sqlite::create(&db.pool, title, content).await?;
+                // Written into a file no longer at its path is lost: not acknowledged.
+                db.check_file()?;
+                Ok(created)
+            }
             Backend::Postgres(pool) => postgres::create(pool, title, content).await,
         }
     }
@@ -355,7 +365,12 @@ impl Store {
             return Self::get_from(&self.backend, id).await;
         }
         let found = match &self.backend {
-            Backend::Sqlite(db) => sqlite::update(&db.pool, id, title, content).await?,
+            Backend::Sqlite(db) => {
+                db.check_file()?;
+                let found = sqlite::update(&db.pool, id, title, content).await?;
+                db.check_file()?;
+                found
+            }
             Backend::Postgres(pool) => postgres::update(pool, id, title, content).await?,
         };
         found.ok_or(Error::NotFound(id))
@@ -367,7 +382,12 @@ impl Store {
     /// [`Error::NotFound`]; database failures.
     pub async fn delete(&self, id: i64) -> Result<Article> {
         let found = match &self.backend {
-            Backend::Sqlite(db) => sqlite::delete(&db.pool, id).await?,
+            Backend::Sqlite(db) => {
+                db.check_file()?;
+                let found = sqlite::delete(&db.pool, id).await?;
+                db.check_file()?;
+                found
+            }
             Backend::Postgres(pool) => postgres::delete(pool, id).await?,
         };
         found.ok_or(Error::NotFound(id))
@@ -427,7 +447,10 @@ impl Backend {
 
     async fn ping(&self) -> Result<()> {
         match self {
-            Self::Sqlite(db) => sqlite::ping(&db.pool).await,
+            Self::Sqlite(db) => {
+                db.check_file()?;
+                sqlite::ping(&db.pool).await
+            }
             Self::Postgres(pool) => postgres::ping(pool).await,
         }
     }

@@ -199,3 +199,32 @@ async fn postgres_health_returns_to_serving_when_the_database_lets_us_in_again()
             .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_database_file_refuses_writes_and_reports_not_serving() {
+    let db = TestDb::sqlite();
+    let service = ServiceProcess::start(&db.url, &[FAST, &["--demo-articles", "2"]].concat()).await;
+    let mut client = service.client().await;
+    client
+        .create_article(create_request("before"))
+        .await
+        .expect("CreateArticle before the file goes");
+    let path = db.sqlite_path();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(&file);
+    }
+    // Refused, not acknowledged into a file no one will ever open again.
+    let err = client
+        .create_article(create_request("after"))
+        .await
+        .expect_err("a write into a deleted file");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    service.wait_health(ServingStatus::NotServing).await;
+    let log = service.stop().await;
+    assert!(
+        log.contains("removed or replaced") && log.contains(&path.display().to_string()),
+        "{log}"
+    );
+}

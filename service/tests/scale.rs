@@ -51,6 +51,25 @@ async fn four_services_starting_together_on_a_fresh_postgres_schema_migrate_and_
     assert_eq!(created, 1, "exactly one start created and seeded the table");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_services_starting_together_on_a_new_sqlite_file_create_and_seed_it_once() {
+    let db = TestDb::sqlite();
+    assert!(!db.sqlite_path().exists(), "the file must not exist yet");
+    let flags = ["--demo-articles", "7"];
+    let services =
+        futures::future::join_all((0..4).map(|_| ServiceProcess::start(&db.url, &flags))).await;
+    let mut created = 0;
+    for service in services {
+        assert_eq!(total(&service).await, 7, "N demo articles, not 4N");
+        let log = service.stop().await;
+        if log.contains("created table article_article") {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "exactly one start created and seeded the file");
+    assert_eq!(db.scalar("SELECT count(*) FROM _sqlx_migrations").await, 2);
+}
+
 fn authorized<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(

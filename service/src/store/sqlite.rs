@@ -61,11 +61,95 @@ where
     Ok(())
 }
 
-/// A SQLite database: the sqlx pool, and the fast reader when the database is a plain file.
+/// A SQLite database: the sqlx pool, the fast reader when the database is a plain file, and
+/// that file's identity.
 #[derive(Clone, Debug)]
 pub(super) struct Db {
     pub(super) pool: SqlitePool,
     fast: Option<Arc<FastReader>>,
+    file: Option<Arc<FileIdentity>>,
+}
+
+/// Which file the database is: its path, and the device and inode it had when opened (taken
+/// at the first check, so a lazily created file is known once it exists).
+///
+/// Deleting (or replacing) the file under a running server does not fail SQLite: its open
+/// descriptors keep writing into the unlinked inode, writes go on succeeding, and at the next
+/// start a new empty database appears at the path: every write acknowledged since is lost.
+/// So the file is checked on every health check and around every write.
+#[derive(Debug)]
+struct FileIdentity {
+    path: PathBuf,
+    opened: std::sync::OnceLock<(u64, u64)>,
+    /// Whether the loss was logged (once is enough: the health check asks every interval).
+    reported: std::sync::atomic::AtomicBool,
+}
+
+impl FileIdentity {
+    /// `Ok` while the path still names the file the database opened.
+    fn check(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let now = std::fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
+        let opened = match (&now, self.opened.get()) {
+            (Ok(now), None) => *self.opened.get_or_init(|| *now),
+            (_, Some(opened)) => *opened,
+            // Not created yet (a lazy pool that has not connected): nothing to compare.
+            (Err(_), None) => return Ok(()),
+        };
+        match now {
+            Ok(now) if now == opened => Ok(()),
+            _ => {
+                if !self
+                    .reported
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::error!(
+                    path = %self.path.display(),
+                    "the SQLite database file was removed or replaced under the running server; \
+                     refusing writes (they would be lost)"
+                    );
+                }
+                Err(Error::DatabaseFileGone(self.path.display().to_string()))
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Takes the setup lock of the database file (an advisory lock on `<file>.setup-lock`),
+    /// held while the returned guard lives: processes starting together on a file that does
+    /// not exist yet would otherwise each see no table, and each migrate and seed it, as the
+    /// advisory lock already prevents on PostgreSQL. `None` for in-memory databases.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the lock file cannot be created or locked.
+    pub(super) async fn setup_lock(&self) -> Result<Option<std::fs::File>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let mut path = file.path.clone().into_os_string();
+        path.push(".setup-lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Config(format!("creating {}: {e}", path.display())))?;
+        // Blocks until the process holding it has finished setting up: on a blocking thread.
+        let locked = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| Error::Config(format!("waiting for the setup lock: {e}")))?
+            .map_err(|e| Error::Config(format!("locking the setup lock: {e}")))?;
+        Ok(Some(locked))
+    }
+
+    /// Checks that the database file is still the one opened.
+    ///
+    /// # Errors
+    /// [`Error::DatabaseFileGone`] when it is not.
+    pub(super) fn check_file(&self) -> Result<()> {
+        self.file.as_ref().map_or(Ok(()), |f| f.check())
+    }
 }
 
 /// Pages that start further in than this are read through the pool: stepping over the `id`
@@ -124,15 +208,33 @@ fn pool_options(options: &StoreOptions) -> Result<(SqlitePoolOptions, SqliteConn
 pub(super) async fn connect(options: &StoreOptions) -> Result<Db> {
     let (pool, connect) = pool_options(options)?;
     let fast = fast_reader(options, &connect);
+    let file = file_identity(options, &connect);
     let pool = pool.connect_with(connect).await?;
-    Ok(Db { pool, fast })
+    let db = Db { pool, fast, file };
+    // Taken now that the file exists.
+    db.check_file()?;
+    Ok(db)
 }
 
 pub(super) fn connect_lazy(options: &StoreOptions) -> Result<Db> {
     let (pool, connect) = pool_options(options)?;
     let fast = fast_reader(options, &connect);
+    let file = file_identity(options, &connect);
     let pool = pool.connect_lazy_with(connect);
-    Ok(Db { pool, fast })
+    Ok(Db { pool, fast, file })
+}
+
+fn file_identity(
+    options: &StoreOptions,
+    connect: &SqliteConnectOptions,
+) -> Option<Arc<FileIdentity>> {
+    fast_reader_path(&options.url, connect).map(|path| {
+        Arc::new(FileIdentity {
+            path,
+            opened: std::sync::OnceLock::new(),
+            reported: std::sync::atomic::AtomicBool::new(false),
+        })
+    })
 }
 
 async fn table_exists(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
