@@ -339,6 +339,7 @@ impl Store {
     pub async fn create(&self, title: &str, content: &str) -> Result<Article> {
         match &self.backend {
             Backend::Sqlite(db) => {
+                let _turn = db.write_turn().await?;
                 db.check_file()?;
                 let created = sqlite::create(&db.pool, title, content).await?;
                 // Written into a file no longer at its path is lost: not acknowledged.
@@ -366,6 +367,7 @@ impl Store {
         }
         let found = match &self.backend {
             Backend::Sqlite(db) => {
+                let _turn = db.write_turn().await?;
                 db.check_file()?;
                 let found = sqlite::update(&db.pool, id, title, content).await?;
                 db.check_file()?;
@@ -383,6 +385,7 @@ impl Store {
     pub async fn delete(&self, id: i64) -> Result<Article> {
         let found = match &self.backend {
             Backend::Sqlite(db) => {
+                let _turn = db.write_turn().await?;
                 db.check_file()?;
                 let found = sqlite::delete(&db.pool, id).await?;
                 db.check_file()?;

@@ -228,3 +228,66 @@ async fn a_deleted_database_file_refuses_writes_and_reports_not_serving() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_behind_a_lock_starve_neither_reads_nor_the_health_check() {
+    let db = TestDb::sqlite();
+    let flags = [
+        "--demo-articles",
+        "2",
+        "--busy-timeout",
+        "2s",
+        "--acquire-timeout",
+        "500ms",
+        "--max-connections",
+        "3",
+        "--health-interval",
+        "100ms",
+    ];
+    let service = ServiceProcess::start(&db.url, &flags).await;
+    service.wait_health(ServingStatus::Serving).await;
+    let held = lock(&db).await;
+    // More writers than pooled connections, all stuck behind the lock.
+    let writers: Vec<_> = (0..10)
+        .map(|i| {
+            let url = service.url();
+            tokio::spawn(async move {
+                let channel = tonic::transport::Endpoint::from_shared(url)
+                    .expect("url")
+                    .connect()
+                    .await
+                    .expect("connect");
+                let mut client =
+                    articles_proto::article::v1::article_service_client::ArticleServiceClient::new(
+                        channel,
+                    );
+                client
+                    .create_article(create_request(&format!("queued {i}")))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.code())
+            })
+        })
+        .collect();
+    // For a second and a half: the health check and reads go on.
+    let mut client = service.client().await;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(service.health().await, Some(ServingStatus::Serving));
+        let list = client
+            .article_list(ArticleListRequest::default())
+            .await
+            .expect("reads go on behind a writer's lock");
+        assert_eq!(list.into_inner().total, 2);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    unlock(held).await;
+    for writer in writers {
+        let result = writer.await.expect("writer task");
+        assert!(
+            result.is_ok() || result == Err(Code::Unavailable),
+            "{result:?}"
+        );
+    }
+    service.stop().await;
+}

@@ -68,6 +68,10 @@ pub(super) struct Db {
     pub(super) pool: SqlitePool,
     fast: Option<Arc<FastReader>>,
     file: Option<Arc<FileIdentity>>,
+    /// One write at a time takes a pooled connection; the others wait here.
+    writer: Arc<tokio::sync::Semaphore>,
+    /// How long a write waits for its turn.
+    acquire_timeout: std::time::Duration,
 }
 
 /// Which file the database is: its path, and the device and inode it had when opened (taken
@@ -116,6 +120,40 @@ impl FileIdentity {
 }
 
 impl Db {
+    fn new(
+        pool: SqlitePool,
+        fast: Option<Arc<FastReader>>,
+        file: Option<Arc<FileIdentity>>,
+        options: &StoreOptions,
+    ) -> Self {
+        Self {
+            pool,
+            fast,
+            file,
+            writer: Arc::new(tokio::sync::Semaphore::new(1)),
+            acquire_timeout: options.acquire_timeout,
+        }
+    }
+
+    /// Waits for the one write turn. SQLite serializes writers anyway; waiting here instead
+    /// of in `busy_timeout` keeps the writers queued behind a lock (another process's
+    /// `BEGIN EXCLUSIVE`) from holding every pooled connection, which reads and the health
+    /// check, still served by SQLite under WAL, need.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the turn does not come within the acquire timeout.
+    pub(super) async fn write_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        match tokio::time::timeout(
+            self.acquire_timeout,
+            Arc::clone(&self.writer).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
     /// Takes the setup lock of the database file (an advisory lock on `<file>.setup-lock`),
     /// held while the returned guard lives: processes starting together on a file that does
     /// not exist yet would otherwise each see no table, and each migrate and seed it, as the
@@ -210,7 +248,7 @@ pub(super) async fn connect(options: &StoreOptions) -> Result<Db> {
     let fast = fast_reader(options, &connect);
     let file = file_identity(options, &connect);
     let pool = pool.connect_with(connect).await?;
-    let db = Db { pool, fast, file };
+    let db = Db::new(pool, fast, file, options);
     // Taken now that the file exists.
     db.check_file()?;
     Ok(db)
@@ -221,7 +259,7 @@ pub(super) fn connect_lazy(options: &StoreOptions) -> Result<Db> {
     let fast = fast_reader(options, &connect);
     let file = file_identity(options, &connect);
     let pool = pool.connect_lazy_with(connect);
-    Ok(Db { pool, fast, file })
+    Ok(Db::new(pool, fast, file, options))
 }
 
 fn file_identity(
