@@ -628,12 +628,22 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         transcode::check_content_type(content_type)?;
     }
     let json_body = if raw.is_some() { &[][..] } else { &body[..] };
-    let (mut message, system) = transcode::request_message(
+    // A write without credentials: the backend authenticates it before any field rule is
+    // told (the rules stay the backend's to check as well).
+    let rules = if !matches!(parts.method, Method::GET | Method::HEAD)
+        && !parts.headers.contains_key(header::AUTHORIZATION)
+    {
+        transcode::Rules::Defer
+    } else {
+        transcode::Rules::Check
+    };
+    let (mut message, system) = transcode::request_message_with(
         &route.binding,
         captures,
         parts.uri.query(),
         json_body,
         &calls.request,
+        rules,
     )?;
     if let Some(target) = &raw {
         let content_type = content_type

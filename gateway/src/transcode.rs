@@ -149,6 +149,31 @@ pub fn request_message(
     body: &[u8],
     options: &RequestOptions,
 ) -> Result<(DynamicMessage, SystemParams), Error> {
+    request_message_with(binding, captures, query, body, options, Rules::Check)
+}
+
+/// Whether [`request_message_with`] checks the field rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// Check them (400 before the call).
+    Check,
+    /// Leave them to the backend: for a write sent without credentials, whose backend answers
+    /// its authentication first (no information about the API to strangers).
+    Defer,
+}
+
+/// [`request_message`], checking the field rules or not.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the parameter or field that does not fit or breaks a rule.
+pub fn request_message_with(
+    binding: &Binding,
+    captures: Vec<String>,
+    query: Option<&str>,
+    body: &[u8],
+    options: &RequestOptions,
+    rules: Rules,
+) -> Result<(DynamicMessage, SystemParams), Error> {
     let input = binding.method.input();
     let body_present = !body.iter().all(u8::is_ascii_whitespace);
     let mut message = match &binding.body {
@@ -199,10 +224,12 @@ pub fn request_message(
     if body_present {
         infer_update_mask(&mut message, binding, body)?;
     }
-    options
-        .constraints
-        .check(&message)
-        .map_err(|v| Error::InvalidArgument(v.to_string()))?;
+    if rules == Rules::Check {
+        options
+            .constraints
+            .check(&message)
+            .map_err(|v| Error::InvalidArgument(v.to_string()))?;
+    }
     Ok((message, system))
 }
 

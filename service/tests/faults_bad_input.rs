@@ -721,6 +721,32 @@ async fn bad_rest_input_is_a_4xx_in_the_error_shape_and_writes_nothing() {
     )
     .await;
 
+    // An invalid write from a stranger: 401 too, not a 400 telling the rules (the gateway
+    // leaves the rules of a write without credentials to the backend, which authenticates
+    // first).
+    let response = match stack
+        .client
+        .post(format!("{}/articles", stack.rest_url))
+        .header("content-type", json)
+        .body("{}")
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_rejected(
+        &stack,
+        "an invalid POST without a token",
+        response,
+        &Expect {
+            status: 401,
+            code: 16,
+            mentions: "",
+        },
+    )
+    .await;
+
     // Oversized headers: 431. In the error shape when the head reached the gateway's check; a
     // head that overflows hyper's buffer first gets hyper's own 431, with an empty body.
     for (what, size) in [("padding", 100 * 1024), ("more padding", 1024 * 1024)] {
