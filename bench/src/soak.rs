@@ -27,6 +27,7 @@
 //! ```
 
 pub mod client;
+mod hostile;
 pub mod mix;
 pub mod rss;
 pub mod stack;
@@ -175,6 +176,13 @@ async fn drive(settings: &SoakSettings, mut stack: SoakStack) -> Result<Outcome>
         ));
     }
 
+    let hostile = Arc::new(hostile::Hostile::default());
+    let mut hostiles = if settings.hostile {
+        hostile::spawn(stack.rest_addr, &control, &hostile)
+    } else {
+        JoinSet::new()
+    };
+
     let mut tally = Tally::default();
     let mut gateway_rss = Series::default();
     let mut service_rss = Series::default();
@@ -209,6 +217,12 @@ async fn drive(settings: &SoakSettings, mut stack: SoakStack) -> Result<Outcome>
             },
         }
     }
+    // The hostile clients stop at the deadline too; whatever is left is cut off.
+    let _ = tokio::time::timeout(settings.request_timeout, async {
+        while hostiles.join_next().await.is_some() {}
+    })
+    .await;
+    hostiles.abort_all();
     let elapsed = tally
         .last_end
         .map_or_else(|| started.elapsed(), |end| end - started);
@@ -250,6 +264,13 @@ async fn drive(settings: &SoakSettings, mut stack: SoakStack) -> Result<Outcome>
             },
         ),
     );
+    if settings.hostile {
+        checks.push(Check::new(
+            "hostile clients ran alongside",
+            hostile.connections.load(Ordering::Relaxed) > 0,
+            hostile.render(),
+        ));
+    }
     checks.push(Check::new(
         "load stopped on time",
         !hung,

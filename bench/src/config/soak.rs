@@ -46,6 +46,11 @@ pub struct SoakArgs {
     /// `RUST_LOG` for the child processes (their logs go to files, printed on failure).
     #[arg(long, default_value = "warn")]
     pub child_log: String,
+    /// Mix hostile clients into the load: bodies trickled a byte at a time, sockets that never
+    /// speak, clients hanging up mid-call, expired deadlines. The well-behaved clients must
+    /// still see no failure.
+    #[arg(long)]
+    pub hostile: bool,
 }
 
 /// A resolved, validated soak configuration.
@@ -73,6 +78,8 @@ pub struct SoakSettings {
     pub bin_dir: Option<PathBuf>,
     /// `RUST_LOG` of the children.
     pub child_log: String,
+    /// Whether hostile clients run alongside.
+    pub hostile: bool,
 }
 
 impl SoakSettings {
@@ -114,6 +121,7 @@ impl SoakSettings {
             json: args.json,
             bin_dir: args.bin_dir,
             child_log: args.child_log,
+            hostile: args.hostile,
         })
     }
 }
