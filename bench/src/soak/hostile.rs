@@ -167,7 +167,7 @@ async fn expired_deadlines(addr: SocketAddr, control: Arc<Control>, hostile: Arc
             continue;
         };
         n += 1;
-        let timeout = if n % 2 == 0 { "0S" } else { "1m" };
+        let timeout = if n.is_multiple_of(2) { "0S" } else { "1m" };
         let request = format!(
             "GET /articles?page=1&page_size=100 HTTP/1.1\r\nhost: soak\r\ngrpc-timeout: {timeout}\r\n\r\n"
         );
