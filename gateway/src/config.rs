@@ -112,7 +112,8 @@ pub struct HttpArgs {
     #[arg(long, env = "ARTICLES_GATEWAY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
     /// The longest query string accepted, in bytes as sent (default 8 KiB; longer: 414 with
-    /// code 3 INVALID_ARGUMENT).
+    /// code 3 INVALID_ARGUMENT). A whole URI is at most 65,534 bytes (the `http` crate's
+    /// limit): longer ones get hyper's own 414, with an empty body.
     #[arg(long, env = "ARTICLES_GATEWAY_MAX_QUERY_LENGTH", default_value_t = DEFAULT_MAX_QUERY_LENGTH)]
     pub max_query_length: usize,
     /// The largest request head (request line and headers) accepted, in bytes (default 64 KiB;

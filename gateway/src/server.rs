@@ -209,6 +209,7 @@ impl HttpArgs {
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_client_connections,
+            max_query_length: self.max_query_length,
         })
     }
 }

@@ -321,3 +321,48 @@ async fn past_the_connection_cap_the_idlest_connection_makes_room() {
     // The oldest silent socket was closed to make room for it.
     assert!(closed_within(&mut silent[0], Duration::from_secs(3)).await);
 }
+
+#[tokio::test]
+async fn the_query_limit_is_its_own_not_the_head_limit() {
+    let pool = library_pool();
+    let backend = spawn_echo_backend(&pool).await;
+    let channel = match Backend::connect_lazy(&backend.url(""), Duration::from_secs(1)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let limit = 48 * 1024;
+    let router = match Gateway::builder()
+        .descriptors(pool)
+        .backend(channel)
+        .max_query_length(limit)
+        .unknown_query_params(articles_gateway::transcode::Unknown::Ignore)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    // A 16 KiB head limit and a 48 KiB query limit: a 40 KiB query is within both.
+    let gateway = spawn_gateway_with(
+        router,
+        articles_gateway::server::ServeOptions {
+            max_header_bytes: 16 * 1024,
+            max_query_length: limit,
+            ..Default::default()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let long = format!("/v1/shelves/1?note={}", "x".repeat(40 * 1024));
+    let r = match client.get(gateway.url(&long)).send().await {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(r.status(), StatusCode::OK);
+    let longer = format!("/v1/shelves/1?note={}", "x".repeat(limit));
+    let r = match client.get(gateway.url(&longer)).send().await {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(r.status(), StatusCode::URI_TOO_LONG);
+    assert_eq!(r.headers()["content-type"], "application/json");
+}

@@ -87,6 +87,9 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// How many connections may be open at once; past it, the idlest is closed.
     pub max_connections: usize,
+    /// The longest query string the gateway takes (checked per request, 414): HTTP/1's read
+    /// buffer makes room for it beside the head limit, which counts the head without it.
+    pub max_query_length: usize,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -98,6 +101,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("max_query_length", &self.max_query_length)
             .finish()
     }
 }
@@ -111,6 +115,7 @@ impl Default for ServeOptions {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_query_length: crate::app::DEFAULT_MAX_QUERY_LENGTH,
         }
     }
 }
@@ -133,7 +138,12 @@ pub async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(options.max_header_bytes.max(MIN_HTTP1_BUFFER));
+        .max_buf_size(
+            options
+                .max_header_bytes
+                .max(MIN_HTTP1_BUFFER)
+                .saturating_add(options.max_query_length),
+        );
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -455,15 +465,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
     }
 }
 
-/// Answers 431 when the request's head (request line and headers, as HTTP/1 writes them) is
-/// larger than `limit` bytes.
+/// Answers 431 when the request's head (request line and headers, as HTTP/1 writes them, the
+/// query string left out: it has a limit of its own) is larger than `limit` bytes.
 async fn limit_head(State(limit): State<usize>, request: Request, next: Next) -> Response {
-    let line = request.method().as_str().len()
-        + request
-            .uri()
-            .path_and_query()
-            .map_or(1, |p| p.as_str().len())
-        + " HTTP/1.1\r\n".len();
+    let line = request.method().as_str().len() + request.uri().path().len() + " HTTP/1.1\r\n".len();
     let headers: usize = request
         .headers()
         .iter()
