@@ -344,11 +344,17 @@ impl GatewayBuilder {
         warn_collisions(&table);
         let docs = match self.docs {
             Docs::Off => None,
-            Docs::Info(info) => Some(openapi::document(&bindings, &self.json, info)),
-            Docs::Generic => Some(openapi::document(
+            Docs::Info(info) => Some(openapi::document_with(
+                &bindings,
+                &self.json,
+                info,
+                self.error_format,
+            )),
+            Docs::Generic => Some(openapi::document_with(
                 &bindings,
                 &self.json,
                 generic_info(&bindings),
+                self.error_format,
             )),
         };
         tracing::info!(

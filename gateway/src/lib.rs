@@ -7,11 +7,13 @@
 //! - [`server::serve`] serves a router on a listener; [`server::run`] is the binary's entry.
 //!
 //! Modules: [`template`] (path templates), [`rules`] (bindings read from descriptors),
-//! [`routes`] (the route table and matching), [`transcode`] (HTTP <-> messages), [`backend`]
-//! (the generic call), [`metadata`] (headers <-> metadata), [`error`] (the one error type and
-//! its HTTP mapping), [`constraints`] (field rules from the descriptors, checked and documented),
-//! [`json`] (output options), [`descriptors`] (loading), [`config`] (the
-//! command line).
+//! [`routes`] (the route table and matching), [`transcode`] (HTTP <-> messages, `HttpBody`),
+//! `calls` (what unary and streaming calls share), `stream` (streaming methods over HTTP and
+//! WebSocket), [`backend`] (the generic call: deadline, retries, balancing, health),
+//! [`metadata`] (headers <-> metadata and trailers), [`error`] (the one error type, its HTTP
+//! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
+//! documented), [`json`] (output options), [`descriptors`] (loading, standard types),
+//! [`config`] (the command line).
 
 pub mod app;
 pub mod backend;

@@ -32,6 +32,7 @@ use utoipa::openapi::{
 
 pub use docs::{DOCS_PATH, OPENAPI_PATH, docs_router};
 
+use crate::error::ErrorFormat;
 use crate::json::JsonOptions;
 use crate::rules::{Binding, Bindings, BodyRule};
 use crate::transcode::http_body;
@@ -154,6 +155,17 @@ const ERRORS: &[ErrorResponse] = &[
 /// express (a custom HTTP method other than HEAD/OPTIONS/TRACE, or a second binding whose
 /// OpenAPI path and method equal an earlier one's) are listed in `info.description` instead.
 pub fn document(bindings: &Bindings, json: &JsonOptions, info: ApiInfo) -> OpenApi {
+    document_with(bindings, json, info, ErrorFormat::Status)
+}
+
+/// [`document`], with error bodies in `errors`' shape (`--error-format`), as the gateway that
+/// serves it answers them.
+pub fn document_with(
+    bindings: &Bindings,
+    json: &JsonOptions,
+    info: ApiInfo,
+    errors: ErrorFormat,
+) -> OpenApi {
     // First pass: which messages are used in which direction, which decides component names.
     let mut schemas = Schemas::new(json);
     for binding in &bindings.bindings {
@@ -212,7 +224,7 @@ pub fn document(bindings: &Bindings, json: &JsonOptions, info: ApiInfo) -> OpenA
 
     let mut components = Components::builder()
         .schemas_from_iter(schemas.components())
-        .schema(ERROR_SCHEMA, error_schema())
+        .schema(ERROR_SCHEMA, error_schema(errors))
         .security_scheme(
             BEARER_AUTH,
             SecurityScheme::Http(
@@ -230,7 +242,11 @@ pub fn document(bindings: &Bindings, json: &JsonOptions, info: ApiInfo) -> OpenA
             Response::builder()
                 .description(e.description)
                 .content(
-                    "application/json",
+                    if errors == ErrorFormat::Problem {
+                        "application/problem+json"
+                    } else {
+                        "application/json"
+                    },
                     Content::new(Some(Ref::from_schema_name(ERROR_SCHEMA))),
                 )
                 .build(),
@@ -509,29 +525,73 @@ fn set_operation(item: &mut PathItem, method: &HttpMethod, operation: Operation)
 }
 
 /// The error body: the gRPC status the gateway got (or made up for its own errors).
-fn error_schema() -> RefOr<Schema> {
-    ObjectBuilder::new()
+fn error_schema(format: ErrorFormat) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new()
         .schema_type(Type::Object)
-        .description(Some(
-            "An error: the gRPC status behind the HTTP status the gateway answered with.",
-        ))
-        .property(
-            "code",
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                    utoipa::openapi::KnownFormat::Int32,
-                )))
-                .description(Some(
-                    "The gRPC status code (3 INVALID_ARGUMENT, 5 NOT_FOUND, 16 UNAUTHENTICATED, ...).",
-                )),
-        )
-        .property(
+        .description(Some(match format {
+            ErrorFormat::Problem => {
+                "An error, as RFC 9457 problem details: the HTTP status, and the gRPC status \
+                 behind it as the extension members `code` and `details`."
+            }
+            _ => "An error: the gRPC status behind the HTTP status the gateway answered with.",
+        }));
+    match format {
+        ErrorFormat::Status => {}
+        ErrorFormat::GrpcGatewayV1 => {
+            object = object
+                .property(
+                    "error",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some("The message again (grpc-gateway v1's field).")),
+                )
+                .required("error");
+        }
+        ErrorFormat::Problem => {
+            for (name, kind, description) in [
+                (
+                    "type",
+                    Type::String,
+                    "`about:blank`: the status says it all.",
+                ),
+                ("title", Type::String, "The HTTP status's reason phrase."),
+                ("status", Type::Integer, "The HTTP status code."),
+                ("detail", Type::String, "A developer-facing error message."),
+            ] {
+                object = object
+                    .property(
+                        name,
+                        ObjectBuilder::new()
+                            .schema_type(kind)
+                            .description(Some(description)),
+                    )
+                    .required(name);
+            }
+        }
+    }
+    let problem = format == ErrorFormat::Problem;
+    let object = object.property(
+        "code",
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int32,
+            )))
+            .description(Some(
+                "The gRPC status code (3 INVALID_ARGUMENT, 5 NOT_FOUND, 16 UNAUTHENTICATED, ...).",
+            )),
+    );
+    let object = if problem {
+        object
+    } else {
+        object.property(
             "message",
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .description(Some("A developer-facing error message.")),
         )
+    };
+    let object = object
         .property(
             "details",
             ArrayBuilder::new()
@@ -541,11 +601,14 @@ fn error_schema() -> RefOr<Schema> {
                      (`@type` and the message's fields).",
                 )),
         )
-        // The gateway writes all three, `details` as `[]` when there are none.
-        .required("code")
-        .required("message")
-        .required("details")
-        .into()
+        // The gateway writes them all, `details` as `[]` when there are none.
+        .required("code");
+    let object = if problem {
+        object
+    } else {
+        object.required("message")
+    };
+    object.required("details").into()
 }
 
 #[cfg(test)]

@@ -513,6 +513,20 @@ async fn error_bodies_take_the_chosen_format() {
         assert_eq!(json(r).await["status"], 405, "{version}");
     }
 
+    // The served document says so too.
+    let doc = json(send(problem.h1.get(problem.url("/openapi.json"))).await).await;
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(
+        error["required"],
+        json!(["type", "title", "status", "detail", "code", "details"])
+    );
+    assert!(
+        doc["components"]["responses"]["NotFound"]["content"]["application/problem+json"]
+            .is_object(),
+        "{}",
+        doc["components"]["responses"]
+    );
+
     let status = spawn().await;
     let r = send(status.h1.get(status.url("/v1/sensors/broken/reading"))).await;
     let body = json(r).await;
