@@ -574,12 +574,17 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::InvalidArgument(format!("{e} in the request path {path:?}")))?;
 
-    let websocket = stream::is_websocket_upgrade(&parts);
-    let lookup = if websocket {
-        shared.table.lookup_stream(&segments, verb)
-    } else {
-        shared.table.lookup(&parts.method, &segments, verb)
-    };
+    // A WebSocket upgrade goes to the streaming route of its path, whatever that route's
+    // HTTP method; without one, the request is served as the plain GET it also is.
+    let mut websocket = stream::is_websocket_upgrade(&parts);
+    let mut lookup = Lookup::NotFound;
+    if websocket {
+        lookup = shared.table.lookup_stream(&segments, verb);
+        websocket = matches!(lookup, Lookup::Found { .. });
+    }
+    if !websocket {
+        lookup = shared.table.lookup(&parts.method, &segments, verb);
+    }
     let (route, captures) = match lookup {
         Lookup::Found { route, captures } => (route, captures),
         Lookup::MethodNotAllowed(allow) => {
