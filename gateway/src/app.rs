@@ -625,7 +625,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         .idempotent(matches!(parts.method, Method::GET | Method::HEAD));
     let calls = &shared.calls;
 
-    let raw = transcode::http_body::raw_target(&route.binding);
+    let raw = route.raw_request.as_ref();
     let body = match route.binding.body {
         // A body on a route without one is ignored, as grpc-gateway does.
         BodyRule::None => Bytes::new(),
@@ -687,7 +687,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let UnaryResponse { message, metadata } =
         answer.map_err(|e| calls.error(e, &serialize, accept_trailers))?;
 
-    let mut response = message_response(&message, &route.binding, &serialize)?;
+    let mut response = message_response(&message, route, &serialize)?;
     metadata::response_headers(&metadata.headers, response.headers_mut());
     metadata::attach_trailers(
         &mut response,

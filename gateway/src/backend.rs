@@ -292,36 +292,27 @@ async fn check_health(transport: GrpcService, service: String) -> Result<Serving
     Ok(response.into_inner().status())
 }
 
-/// What a transport error says about the replica it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// tonic's channel enforcing the call's `grpc-timeout`: the call ran out of time, the
-    /// replica did nothing wrong.
-    Deadline,
-    /// The connection could not be made or was lost: the replica is unreachable.
-    Transport,
-}
-
-/// Classifies a transport error: tonic reports its own expired timeout as an error of the
+/// Whether a transport error is tonic's channel enforcing the call's `grpc-timeout` (the
+/// call ran out of time; the replica did nothing wrong). tonic reports it as an error of the
 /// channel (`TimeoutExpired`, which `Status::from_error` turns into CANCELLED), not as
 /// DEADLINE_EXCEEDED.
-fn classify(error: &BoxError) -> Failure {
+fn expired(error: &BoxError) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
     // Bounded by the length of the source chain.
     while let Some(e) = source {
         if e.is::<tonic::TimeoutExpired>() {
-            return Failure::Deadline;
+            return true;
         }
         source = e.source();
     }
-    Failure::Transport
+    false
 }
 
 /// A transport failure as a status: DEADLINE_EXCEEDED for an expired timeout, else the code
 /// tonic would pick (`UNAVAILABLE` for a refused connection), with a generic message; the
 /// details are logged.
 fn transport_status(error: BoxError) -> Status {
-    if classify(&error) == Failure::Deadline {
+    if expired(&error) {
         return Status::deadline_exceeded("the deadline expired before the backend answered");
     }
     let status = match error.downcast::<Status>() {

@@ -25,7 +25,7 @@ use crate::{
     backend::{Backend, CallError},
     error::{self, BackendError, Error},
     metadata,
-    rules::Binding,
+    routes::Route,
     transcode::{self, RequestOptions, SystemParams},
 };
 
@@ -193,11 +193,11 @@ impl Calls {
 /// A response message as a 200: JSON, or the raw bytes of an `HttpBody`.
 pub(crate) fn message_response(
     message: &DynamicMessage,
-    binding: &Binding,
+    route: &Route,
     serialize: &SerializeOptions,
 ) -> Result<Response, Error> {
-    if binding.response_body.is_none() && transcode::http_body::is_http_body(&message.descriptor())
-    {
+    let binding = &route.binding;
+    if route.raw_response {
         let (content_type, data) = transcode::http_body::parts(message);
         let mut response = (StatusCode::OK, data).into_response();
         if let Ok(value) = HeaderValue::from_str(&content_type) {

@@ -319,10 +319,7 @@ impl IntoResponse for Error {
         let format = FORMAT.try_with(|f| *f).unwrap_or_default();
         let mut headers = HeaderMap::new();
         let (message, details, trailers) = match self {
-            Self::Internal(detail) => {
-                tracing::error!(error = %detail, "internal gateway error");
-                ("internal error".to_owned(), Vec::new(), HeaderMap::new())
-            }
+            Self::Internal(_) => (self.public_message(), Vec::new(), HeaderMap::new()),
             Self::Backend(b) => {
                 tracing::debug!(code = ?code, message = b.message, "backend error");
                 let BackendError {

@@ -14,6 +14,7 @@ use http::{HeaderValue, Method, uri::PathAndQuery};
 use crate::{
     rules::{Binding, Bindings},
     template::Segment,
+    transcode::http_body::{self, RawBody},
 };
 
 /// One routable binding with what a call needs, resolved at start.
@@ -23,6 +24,10 @@ pub struct Route {
     pub binding: Binding,
     /// The gRPC path called: `/package.Service/Method`.
     pub grpc_path: PathAndQuery,
+    /// Where a raw (`google.api.HttpBody`) request body goes, if the rule takes one.
+    pub raw_request: Option<RawBody>,
+    /// Whether the answer is an `HttpBody`, written raw.
+    pub raw_response: bool,
 }
 
 /// The result of a lookup.
@@ -98,6 +103,9 @@ impl RouteTable {
                 table.verbs.insert(verb.to_owned());
             }
             table.routes.push(Route {
+                raw_request: http_body::raw_target(binding),
+                raw_response: binding.response_body.is_none()
+                    && http_body::is_http_body(&binding.method.output()),
                 binding: binding.clone(),
                 grpc_path,
             });
@@ -115,6 +123,17 @@ impl RouteTable {
         self.verbs.contains(verb)
     }
 
+    /// The routes whose template can match `segments`: those starting with its first
+    /// segment, then those starting with a wildcard.
+    fn candidates<S: AsRef<str>>(&self, segments: &[S]) -> impl Iterator<Item = usize> + '_ {
+        let bucket = segments
+            .first()
+            .and_then(|first| self.by_first_literal.get(first.as_ref()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        bucket.iter().chain(&self.other).copied()
+    }
+
     /// Finds the route for `method` and the decoded `segments` (and verb) of a request path.
     /// `HEAD` is served by the `GET` route of a path unless a template binds `HEAD` itself.
     pub fn lookup<S: AsRef<str>>(
@@ -123,12 +142,7 @@ impl RouteTable {
         segments: &[S],
         verb: Option<&str>,
     ) -> Lookup<'_> {
-        let bucket = segments
-            .first()
-            .and_then(|first| self.by_first_literal.get(first.as_ref()))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let candidates = bucket.iter().chain(&self.other).copied();
+        let candidates = self.candidates(segments);
 
         let mut best: Option<(usize, Vec<String>, bool)> = None;
         let mut any_match = false;
@@ -176,13 +190,8 @@ impl RouteTable {
     /// whatever HTTP method the rule names, so the most specific streaming template matching
     /// the path wins. No streaming route: `NotFound`.
     pub fn lookup_stream<S: AsRef<str>>(&self, segments: &[S], verb: Option<&str>) -> Lookup<'_> {
-        let bucket = segments
-            .first()
-            .and_then(|first| self.by_first_literal.get(first.as_ref()))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
         let mut best: Option<(usize, Vec<String>)> = None;
-        for index in bucket.iter().chain(&self.other).copied() {
+        for index in self.candidates(segments) {
             let route = &self.routes[index];
             if !route.binding.is_streaming() {
                 continue;

@@ -94,7 +94,7 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         .into_owned();
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let content_type = parts.headers.get(header::CONTENT_TYPE);
-    let raw = http_body::raw_target(&route.binding).map(|target| {
+    let raw = route.raw_request.clone().map(|target| {
         let content_type = content_type
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
@@ -150,7 +150,7 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         return single_response(&calls, stream, first, &route, &serialize, accept_trailers).await;
     }
 
-    let raw_out = http_body::is_http_body(&method.output());
+    let raw_out = route.raw_response;
     let framing = Framing::from_accept(&parts.headers);
     let mut response = Response::new(Body::empty());
     let content_type = match (&first, raw_out) {
@@ -208,7 +208,7 @@ async fn single_response(
         )));
     }
     let trailers = stream.trailers().await;
-    let mut response = crate::calls::message_response(&message, &route.binding, serialize)?;
+    let mut response = crate::calls::message_response(&message, route, serialize)?;
     metadata::response_headers(stream.headers(), response.headers_mut());
     metadata::attach_trailers(
         &mut response,

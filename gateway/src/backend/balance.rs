@@ -46,7 +46,7 @@ use tokio::{sync::watch, task::AbortHandle};
 use tonic::{Status, body::Body};
 use tower::ServiceExt as _;
 
-use super::{BackendTls, Failure, GrpcService, box_service, classify, health, transport_status};
+use super::{BackendTls, GrpcService, box_service, health, transport_status};
 use crate::error::Error;
 
 /// How replicas are reached and watched.
@@ -449,10 +449,11 @@ fn replica_service(
 ) -> GrpcService {
     let uri = uri.to_owned();
     box_service(channel, move |error| {
-        if classify(&error) == Failure::Deadline {
-            return transport_status(error);
-        }
         let status = transport_status(error);
+        // An expired deadline is the call's, not the replica's.
+        if status.code() == tonic::Code::DeadlineExceeded {
+            return status;
+        }
         outliers.failed(&state, &uri, status.code());
         Status::unavailable("the backend is unavailable")
     })

@@ -9,20 +9,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const base = process.env.GATEWAY_URL;
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 test('Swagger UI runs GET /articles against the live gateway',
   { skip: base ? false : 'GATEWAY_URL is not set', timeout: 60_000 },
   async () => {
     const origin = new URL(base).origin;
-    const browser = await chromium.launch({
-      executablePath,
-      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    const browser = await launch();
     try {
       const page = await browser.newPage();
       const foreign = [];
@@ -66,11 +61,7 @@ test('Swagger UI runs GET /articles against the live gateway',
 test('EventSource reads every article from /articles:export',
   { skip: base ? false : 'GATEWAY_URL is not set', timeout: 60_000 },
   async () => {
-    const browser = await chromium.launch({
-      executablePath,
-      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    const browser = await launch();
     try {
       const page = await browser.newPage();
       await page.goto(new URL('/healthz', base).href);

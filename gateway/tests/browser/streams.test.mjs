@@ -5,17 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const base = process.env.STREAMS_URL;
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 async function withPage(run) {
-  const browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     await page.goto(new URL('/healthz', base).href);
