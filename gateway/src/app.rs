@@ -32,7 +32,7 @@ use tower_http::{
 };
 
 use crate::{
-    backend::{Backend, CallOptions, UnaryResponse},
+    backend::{Backend, CallOptions, DEFAULT_MAX_RESPONSE_BYTES, UnaryResponse},
     calls::{BodyRead, Calls, message_response},
     constraints::Constraints,
     descriptors,
@@ -109,6 +109,7 @@ pub struct GatewayBuilder {
     body_limit: usize,
     max_query_length: usize,
     max_metadata_bytes: usize,
+    max_response_bytes: usize,
     body_read_timeout: Duration,
     min_body_rate: u64,
     body_rate_grace: Duration,
@@ -145,6 +146,7 @@ impl Default for GatewayBuilder {
             body_limit: DEFAULT_BODY_LIMIT,
             max_query_length: DEFAULT_MAX_QUERY_LENGTH,
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             min_body_rate: DEFAULT_MIN_BODY_RATE,
             body_rate_grace: DEFAULT_BODY_RATE_GRACE,
@@ -204,6 +206,14 @@ impl GatewayBuilder {
     #[must_use]
     pub fn max_metadata_bytes(mut self, bytes: usize) -> Self {
         self.max_metadata_bytes = bytes;
+        self
+    }
+
+    /// The largest response message read from the backend, in bytes (default 4 MiB, what gRPC
+    /// clients accept); a larger one is answered 502 with code 8 RESOURCE_EXHAUSTED.
+    #[must_use]
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
         self
     }
 
@@ -379,6 +389,7 @@ impl GatewayBuilder {
                 .unknown_fields(self.unknown_fields),
                 body_limit: self.body_limit,
                 max_metadata_bytes: self.max_metadata_bytes,
+                max_response_bytes: self.max_response_bytes,
                 body_read: BodyRead {
                     timeout: self.body_read_timeout,
                     min_rate: self.min_body_rate,
@@ -606,7 +617,8 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     if route.binding.is_streaming() {
         let permit = acquire()?;
         // The call's deadline is fixed here, once, and owned by the call from now on.
-        let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout));
+        let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout))
+            .max_response_bytes(shared.calls.max_response_bytes);
         let call = stream::StreamCall {
             calls: Arc::clone(&shared.calls),
             route: route.clone(),
@@ -622,7 +634,8 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     }
     // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
     let options = CallOptions::within(timeout.unwrap_or(shared.timeout))
-        .idempotent(matches!(parts.method, Method::GET | Method::HEAD));
+        .idempotent(matches!(parts.method, Method::GET | Method::HEAD))
+        .max_response_bytes(shared.calls.max_response_bytes);
     let calls = &shared.calls;
 
     let raw = route.raw_request.as_ref();

@@ -40,7 +40,9 @@ use tonic_health::pb::{
 use tower::util::BoxCloneSyncService;
 
 pub use balance::{BalanceOptions, ReplicaStatus, default_connections};
-pub use call::{CallError, CallMetadata, CallOptions, ResponseStream, UnaryResponse};
+pub use call::{
+    CallError, CallMetadata, CallOptions, DEFAULT_MAX_RESPONSE_BYTES, ResponseStream, UnaryResponse,
+};
 pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder, StreamCodec, StreamEncoder};
 pub use health::Readiness;
 pub use tls::BackendTls;

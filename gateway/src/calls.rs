@@ -44,6 +44,8 @@ pub(crate) struct Calls {
     pub(crate) body_limit: usize,
     /// The largest metadata forwarded, in bytes as HTTP/2 counts a header list.
     pub(crate) max_metadata_bytes: usize,
+    /// The largest response message read, in bytes.
+    pub(crate) max_response_bytes: usize,
     /// How fast bodies must arrive.
     pub(crate) body_read: BodyRead,
 }
@@ -85,6 +87,15 @@ impl Calls {
         accept_trailers: bool,
     ) -> Error {
         let (status, metadata) = error.into_parts();
+        if self.is_response_too_large(&status) {
+            tracing::warn!(
+                message = status.message(),
+                "backend response over the limit"
+            );
+            return Error::ResponseTooLarge {
+                limit: self.max_response_bytes,
+            };
+        }
         let mut headers = HeaderMap::new();
         metadata::response_headers(&metadata.headers, &mut headers);
         BackendError {
@@ -95,6 +106,22 @@ impl Calls {
             trailers: metadata::response_trailers(&metadata.trailers, accept_trailers),
         }
         .into()
+    }
+}
+
+impl Calls {
+    /// Whether `status` is tonic's own refusal of a response message over
+    /// `max_response_bytes` (raised in this process, not sent by the backend). Tonic gives
+    /// such a status no mark but its message, which names the limit: a backend's status can
+    /// match only by repeating the gateway's limit to the byte.
+    fn is_response_too_large(&self, status: &tonic::Status) -> bool {
+        status.code() == tonic::Code::OutOfRange
+            && status
+                .message()
+                .starts_with("Error, decoded message length too large")
+            && status
+                .message()
+                .ends_with(&format!("the limit is: {} bytes", self.max_response_bytes))
     }
 }
 

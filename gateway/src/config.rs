@@ -10,7 +10,7 @@ use crate::{
         DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES,
         DEFAULT_MAX_QUERY_LENGTH, DEFAULT_MIN_BODY_RATE,
     },
-    backend::default_connections,
+    backend::{DEFAULT_MAX_RESPONSE_BYTES, default_connections},
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
     server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES},
@@ -112,9 +112,9 @@ pub struct HttpArgs {
     #[arg(long, env = "ARTICLES_GATEWAY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
     /// The longest query string accepted, in bytes as sent (default 8 KiB; longer: 414 with
-    /// code 3 INVALID_ARGUMENT). A whole URI is at most 65,534 bytes (the `http` crate's
-    /// limit): longer ones get hyper's own 414, with an empty body.
-    #[arg(long, env = "ARTICLES_GATEWAY_MAX_QUERY_LENGTH", default_value_t = DEFAULT_MAX_QUERY_LENGTH)]
+    /// code 3 INVALID_ARGUMENT). At most 65,534: a whole URI is at most that long (the `http`
+    /// crate's limit), longer ones get hyper's own 414, with an empty body.
+    #[arg(long, env = "ARTICLES_GATEWAY_MAX_QUERY_LENGTH", default_value_t = DEFAULT_MAX_QUERY_LENGTH, value_parser = parse_query_length)]
     pub max_query_length: usize,
     /// The largest request head (request line and headers) accepted, in bytes (default 64 KiB;
     /// at least 8 KiB over HTTP/1). Larger: hyper's own 431, with an empty body.
@@ -133,6 +133,10 @@ pub struct HttpArgs {
     /// accept). Larger: 431 with code 3 INVALID_ARGUMENT.
     #[arg(long, env = "ARTICLES_GATEWAY_MAX_METADATA_BYTES", default_value_t = DEFAULT_MAX_METADATA_BYTES)]
     pub max_metadata_bytes: usize,
+    /// The largest response message read from the backend, in bytes (default 4 MiB, what gRPC
+    /// clients accept by default). Larger: 502 with code 8 RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ARTICLES_GATEWAY_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
     /// How long a client may take to send its first byte, and each request's head (default
     /// 30s); slower connections are closed.
     #[arg(long, env = "ARTICLES_GATEWAY_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -230,6 +234,28 @@ impl ApiArgs {
     }
 }
 
+/// The longest URI the `http` crate parses (`u16::MAX - 1`): a query limit above it could never
+/// be reached, so it is refused at start rather than silently meaning less.
+pub const MAX_URI_BYTES: usize = 65_534;
+
+/// Parses `--max-query-length`: bytes, at most [`MAX_URI_BYTES`].
+///
+/// # Errors
+/// Not a number, or over [`MAX_URI_BYTES`].
+pub fn parse_query_length(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid length {text:?}: expected a number of bytes"))?;
+    if n > MAX_URI_BYTES {
+        return Err(format!(
+            "{n} bytes can never be reached: a URI is at most {MAX_URI_BYTES} bytes (the limit \
+             of the http crate, which parses it)"
+        ));
+    }
+    Ok(n)
+}
+
 /// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
 ///
 /// # Errors
@@ -257,6 +283,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_limit_no_uri_can_reach_is_refused_at_start() {
+        let parse = |n: &str| Cli::try_parse_from(["articles-gateway", "--max-query-length", n]);
+        assert!(parse("65534").is_ok());
+        let err = parse("100000")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("at most 65534 bytes"), "{err}");
+    }
 
     #[test]
     fn serve_is_the_default_subcommand() {

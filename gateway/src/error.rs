@@ -113,6 +113,16 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The backend answered a message larger than the gateway reads: its fault (or the
+    /// gateway's configuration), never the client's.
+    #[error(
+        "the backend's response is larger than the gateway's limit of {limit} bytes \
+         (--max-response-bytes)"
+    )]
+    ResponseTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The deadline (`Grpc-Timeout` or the default timeout) passed before the backend answered.
     #[error("the deadline expired before the backend answered")]
     DeadlineExceeded,
@@ -240,7 +250,7 @@ impl Error {
     ///
     /// Gateway-raised errors take the nearest gRPC code; some answer a more precise HTTP status
     /// than the table gives for that code (405, 413, 414, 415, 431 are what HTTP clients and
-    /// proxies act on).
+    /// proxies act on; 502 when the backend's answer cannot be passed on).
     fn code_and_status(&self) -> (Code, StatusCode) {
         let code = match self {
             Self::NotFound(_) => Code::NotFound,
@@ -265,6 +275,11 @@ impl Error {
             }
             Self::BodyTooSlow(_) => {
                 return (Code::DeadlineExceeded, StatusCode::REQUEST_TIMEOUT);
+            }
+            Self::ResponseTooLarge { .. } => {
+                // RESOURCE_EXHAUSTED is what gRPC clients report for a message over their
+                // limit; the HTTP status says the fault is upstream, not the caller's (429).
+                return (Code::ResourceExhausted, StatusCode::BAD_GATEWAY);
             }
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Overloaded | Self::Unavailable(_) => Code::Unavailable,

@@ -178,6 +178,7 @@ impl HttpArgs {
             .body_limit(self.body_limit)
             .max_query_length(self.max_query_length)
             .max_metadata_bytes(self.max_metadata_bytes)
+            .max_response_bytes(self.max_response_bytes)
             .body_read_timeout(self.body_read_timeout)
             .min_body_rate(self.min_body_rate)
             .concurrency_limit(self.concurrency_limit)

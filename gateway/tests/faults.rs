@@ -366,3 +366,70 @@ async fn the_query_limit_is_its_own_not_the_head_limit() {
     assert_eq!(r.status(), StatusCode::URI_TOO_LONG);
     assert_eq!(r.headers()["content-type"], "application/json");
 }
+
+/// Issue 11, finding 11: hyper answers a head larger than its read buffer itself, with an
+/// empty body. The buffer leaves room for twice the head limit, so a head over the limit is
+/// answered by the gateway, in its JSON error shape, over HTTP/1.1 as over HTTP/2.
+#[tokio::test]
+async fn a_head_over_the_limit_gets_the_json_error_shape() {
+    let pool = library_pool();
+    let backend = spawn_echo_backend(&pool).await;
+    let channel = match Backend::connect_lazy(&backend.url(""), Duration::from_secs(1)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let router = match Gateway::builder()
+        .descriptors(pool)
+        .backend(channel)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let gateway = spawn_gateway_with(
+        router,
+        articles_gateway::server::ServeOptions {
+            max_header_bytes: 16 * 1024,
+            ..Default::default()
+        },
+    )
+    .await;
+    let h2 = match reqwest::Client::builder().http2_prior_knowledge().build() {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    for (version, client) in [("HTTP/1.1", reqwest::Client::new()), ("HTTP/2", h2)] {
+        // Within the limit: served.
+        let r = match client
+            .get(gateway.url("/v1/shelves/1"))
+            .header("x-note", "x".repeat(12 * 1024))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => panic!("{version}: {e}"),
+        };
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        // 30 KiB: over the 16 KiB limit, past where hyper's buffer used to end (24 KiB).
+        let r = match client
+            .get(gateway.url("/v1/shelves/1"))
+            .header("x-note", "x".repeat(30 * 1024))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => panic!("{version}: {e}"),
+        };
+        assert_eq!(
+            r.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{version}"
+        );
+        assert_eq!(r.headers()["content-type"], "application/json", "{version}");
+        let body: serde_json::Value = match r.json().await {
+            Ok(b) => b,
+            Err(e) => panic!("{version}: {e}"),
+        };
+        assert_eq!(body["code"], 3, "{version}: {body}");
+    }
+}

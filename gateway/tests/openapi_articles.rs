@@ -204,8 +204,8 @@ fn descriptions_come_from_the_proto_comments() {
     );
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
-        schemas["article.v1.ArticleListResponse"]["properties"]["articles"]["description"],
-        "The articles of the page; empty past the last page."
+        schemas["article.v1.ArticleListResponse"]["properties"]["total"]["description"],
+        "How many articles there are in all."
     );
 }
 

@@ -769,6 +769,41 @@ async fn clients_hanging_up_mid_call_never_fail_anyone_elses_calls() {
     assert!(stack.backend.replica_statuses().iter().all(|r| r.up));
 }
 
+/// Issue 11, finding 8: a backend's answer over the gateway's decode limit was 400
+/// OUT_OF_RANGE, a client error for a server-side condition. It is the backend's (or the
+/// configuration's) fault: 502, code 8 RESOURCE_EXHAUSTED as gRPC clients report it.
+#[tokio::test]
+async fn a_response_over_the_gateway_limit_is_502_never_a_client_error() {
+    let stack = spawn_with(|b| b.max_response_bytes(4096)).await;
+    let samples = |n: usize| json!({ "samples": vec![1.5; n] });
+    for (version, client) in stack.clients() {
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .json(&samples(100)),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}: under the limit");
+        // 2,000 floats: 8 KB echoed, over 4,096 bytes.
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .json(&samples(2000)),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY, "{version}");
+        let body = json(r).await;
+        assert_eq!(body["code"], 8, "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains("4096")),
+            "{body}"
+        );
+    }
+    // The backend is no worse for it.
+    let r = send(stack.h1.get(stack.url("/v1/sensors/s1/reading"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn metadata_the_backend_would_refuse_is_431_at_the_gateway() {
     let stack = spawn().await;

@@ -164,7 +164,11 @@ pub async fn run(cli: ClientCli) -> Result<()> {
     match cli.command {
         ClientCommand::List { page, page_size } => {
             let resp = client
-                .article_list(pb::ArticleListRequest { page, page_size })
+                .article_list(pb::ArticleListRequest {
+                    page,
+                    page_size,
+                    ..Default::default()
+                })
                 .await
                 .map_err(|s| rpc_error(&s))?
                 .into_inner();

@@ -2,10 +2,12 @@
 //! authorization, and conversion between the store's rows and the contract's messages.
 //!
 //! [`legacy`] serves the same implementation under the tutorial's unpackaged
-//! `/ArticleService/...` paths; [`guard`] authorizes the writes, before their bodies are read.
+//! `/ArticleService/...` paths; [`guard`] authorizes the writes, before their bodies are read;
+//! [`paging`] says where a page starts and where it is cut.
 
 pub mod guard;
 pub mod legacy;
+pub mod paging;
 
 use articles_proto::article::v1::{
     self as pb,
@@ -19,10 +21,7 @@ use crate::{
     store::Store,
 };
 
-/// The page size used when a request asks for 0.
-pub const DEFAULT_PAGE_SIZE: i64 = 10;
-/// The largest page size; larger requests are clamped to it.
-pub const MAX_PAGE_SIZE: i64 = 100;
+pub use paging::{DEFAULT_PAGE_SIZE, MAX_MESSAGE_BYTES, MAX_PAGE_SIZE};
 /// How many rows an export reads at a time: what it holds in memory, however large the table.
 pub const EXPORT_BATCH: i64 = 500;
 
@@ -49,25 +48,13 @@ impl Articles {
     }
 
     async fn list(&self, req: pb::ArticleListRequest) -> Result<pb::ArticleListResponse> {
-        let (page, page_size) = page_params(req.page, req.page_size)?;
-        let (rows, total) = self.store.list(page, page_size).await?;
-        let offset = (page - 1).saturating_mul(page_size);
-        let seen = offset.saturating_add(i64::try_from(rows.len()).unwrap_or(i64::MAX));
-        let next_page = if seen < total {
-            // page + 1 fits i32 unless page is i32::MAX, where no rows can follow anyway.
-            i32::try_from(page + 1).unwrap_or(0)
-        } else {
-            0
-        };
-        Ok(pb::ArticleListResponse {
-            articles: rows
-                .into_iter()
-                .map(Article::into_proto)
-                .collect::<Result<_>>()?,
-            // More than i32::MAX rows cannot be counted by the contract; saturate.
-            total: i32::try_from(total).unwrap_or(i32::MAX),
-            next_page,
-        })
+        let request = paging::PageRequest::new(req.page, req.page_size, &req.page_token)?;
+        let (rows, total) = self.store.list(request.offset, request.limit).await?;
+        let rows = rows
+            .into_iter()
+            .map(Article::into_proto)
+            .collect::<Result<_>>()?;
+        Ok(request.answer(rows, total))
     }
 
     async fn detail(&self, req: pb::ArticleDetailRequest) -> Result<pb::ArticleDetailResponse> {
@@ -114,32 +101,6 @@ impl Articles {
             article: Some(article.into_proto()?),
         })
     }
-}
-
-/// Validates and normalizes paging: 1-based page (0 means 1), page size 0 means
-/// [`DEFAULT_PAGE_SIZE`], above [`MAX_PAGE_SIZE`] is clamped; negatives are rejected.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] naming `page` or `page_size`.
-pub fn page_params(page: i32, page_size: i32) -> Result<(i64, i64)> {
-    if page < 0 {
-        return Err(Error::invalid(
-            "page",
-            format!("must not be negative (got {page})"),
-        ));
-    }
-    if page_size < 0 {
-        return Err(Error::invalid(
-            "page_size",
-            format!("must not be negative (got {page_size})"),
-        ));
-    }
-    let page = if page == 0 { 1 } else { i64::from(page) };
-    let page_size = match i64::from(page_size) {
-        0 => DEFAULT_PAGE_SIZE,
-        n => n.min(MAX_PAGE_SIZE),
-    };
-    Ok((page, page_size))
 }
 
 /// Runs a handler and turns its error into a status (the one mapping lives in `error.rs`).
@@ -220,31 +181,5 @@ impl ArticleService for Articles {
         request: Request<pb::DeleteArticleRequest>,
     ) -> Result<Response<pb::DeleteArticleResponse>, Status> {
         respond(self.delete(request.into_inner()).await)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paging_defaults_and_clamps() {
-        assert_eq!(page_params(0, 0).ok(), Some((1, 10)));
-        assert_eq!(page_params(3, 1000).ok(), Some((3, 100)));
-        assert_eq!(
-            page_params(i32::MAX, 100).ok(),
-            Some((i64::from(i32::MAX), 100))
-        );
-    }
-
-    #[test]
-    fn negative_paging_names_the_field() {
-        let err = page_params(0, -1).err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("page_size must not be negative (got -1)")
-        );
-        let err = page_params(-2, 5).err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("page must not be negative (got -2)"));
     }
 }

@@ -73,13 +73,27 @@ pub fn validate_title(title: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a body text: not blank.
+/// The longest body text, in bytes of UTF-8: 4 MiB less 8 KiB, so that an article with the
+/// longest title still fits one gRPC message of the default 4 MiB limit when it is answered
+/// (a detail, or a page of one).
+pub const CONTENT_MAX_BYTES: usize = 4 * 1024 * 1024 - 8 * 1024;
+
+/// Checks a body text: not blank, at most [`CONTENT_MAX_BYTES`].
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] naming `content`.
 pub fn validate_content(content: &str) -> Result<()> {
     if content.trim().is_empty() {
         return Err(Error::invalid("content", "must not be empty"));
+    }
+    if content.len() > CONTENT_MAX_BYTES {
+        return Err(Error::invalid(
+            "content",
+            format!(
+                "must be at most {CONTENT_MAX_BYTES} bytes of UTF-8 (got {})",
+                content.len()
+            ),
+        ));
     }
     Ok(())
 }

@@ -286,16 +286,14 @@ impl Store {
         stats
     }
 
-    /// One page of articles by ascending id, and the total count.
-    ///
-    /// `page` is 1-based (values below 1 count as 1), `page_size` is the page length (at
-    /// least 1). The offset is computed without overflow: a page far past the end is empty.
+    /// Up to `limit` (at least 1) articles by ascending id, after skipping `offset` (at least
+    /// 0), and the total count: one page (a page far past the end is empty).
     ///
     /// # Errors
     /// Database failures.
-    pub async fn list(&self, page: i64, page_size: i64) -> Result<(Vec<Article>, i64)> {
-        let limit = page_size.max(1);
-        let offset = (page.max(1) - 1).saturating_mul(limit);
+    pub async fn list(&self, offset: i64, limit: i64) -> Result<(Vec<Article>, i64)> {
+        let limit = limit.max(1);
+        let offset = offset.max(0);
         let has_stats = self.has_stats.load(Ordering::Relaxed);
         match self.reader() {
             Backend::Sqlite(db) => sqlite::list(db, limit, offset, has_stats).await,

@@ -276,6 +276,7 @@ async fn django_database_is_served_unchanged(engine: Engine, use_tz: bool, test:
         .article_list(ArticleListRequest {
             page: 1,
             page_size: 100,
+            ..Default::default()
         })
         .await
         .expect("ArticleList")

@@ -825,7 +825,13 @@ async fn bad_grpc_input_gets_the_right_code_and_writes_nothing() {
     let before = stack.fingerprint().await;
     let mut client = grpc_client(&stack).await;
 
-    let list = |page, page_size| authorized(ArticleListRequest { page, page_size });
+    let list = |page, page_size| {
+        authorized(ArticleListRequest {
+            page,
+            page_size,
+            ..Default::default()
+        })
+    };
     assert_eq!(
         code(client.article_list(list(-1, 0)).await),
         Some(Code::InvalidArgument)

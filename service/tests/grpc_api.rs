@@ -18,7 +18,11 @@ fn authed<T>(message: T, token: &str) -> Request<T> {
 }
 
 fn list(page: i32, page_size: i32) -> pb::ArticleListRequest {
-    pb::ArticleListRequest { page, page_size }
+    pb::ArticleListRequest {
+        page,
+        page_size,
+        ..Default::default()
+    }
 }
 
 async fn paging_page_2_of_size_5_returns_ids_6_to_10(db: TestDb) {

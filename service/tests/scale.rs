@@ -14,6 +14,7 @@ async fn total(service: &ServiceProcess) -> i32 {
         .article_list(ArticleListRequest {
             page: 1,
             page_size: 1,
+            ..Default::default()
         })
         .await
         .expect("ArticleList")

@@ -86,7 +86,11 @@ async fn the_tutorials_python_client_works_unchanged_but_for_the_address() {
             "id": a.id, "title": a.title, "content": a.content, "create_time": a.create_time,
         })
     };
-    let page = |page, page_size| ArticleListRequest { page, page_size };
+    let page = |page, page_size| ArticleListRequest {
+        page,
+        page_size,
+        ..Default::default()
+    };
     let first = client
         .article_list(page(1, 10))
         .await

@@ -83,7 +83,11 @@ impl GrpcConn {
         let result = match *op {
             Op::List { page, page_size } => self
                 .client
-                .article_list(ArticleListRequest { page, page_size })
+                .article_list(ArticleListRequest {
+                    page,
+                    page_size,
+                    ..Default::default()
+                })
                 .await
                 .map(drop),
             Op::Detail { pk } => self

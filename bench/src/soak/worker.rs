@@ -376,7 +376,11 @@ async fn grpc_call(
     let describe = |s: &tonic::Status| format!("gRPC {:?}: {}", s.code(), s.message());
     match planned {
         GrpcPlanned::List { page, page_size } => client
-            .article_list(ArticleListRequest { page, page_size })
+            .article_list(ArticleListRequest {
+                page,
+                page_size,
+                ..Default::default()
+            })
             .await
             .map(drop)
             .map_err(|s| describe(&s)),

@@ -28,7 +28,14 @@ pub struct CallOptions {
     /// Whether the call may be sent twice (it backs a GET or HEAD): over several replicas, an
     /// `UNAVAILABLE` is then retried on another one.
     pub idempotent: bool,
+    /// The largest response message read, in bytes: a larger one fails the call with
+    /// `OUT_OF_RANGE` (tonic's decode limit) before it is buffered.
+    pub max_response_bytes: usize,
 }
+
+/// The response message limit of [`CallOptions::within`]: what grpc-go, grpcio and tonic
+/// clients accept by default, so a backend that serves them serves the gateway.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 impl CallOptions {
     /// A call that must be answered within `timeout` from now, not to be repeated.
@@ -40,6 +47,7 @@ impl CallOptions {
                 .checked_add(timeout)
                 .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600)),
             idempotent: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -47,6 +55,13 @@ impl CallOptions {
     #[must_use]
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
+        self
+    }
+
+    /// The same call, reading response messages of up to `bytes`.
+    #[must_use]
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
         self
     }
 }
@@ -138,7 +153,7 @@ async fn attempts(
     let balancer = match &backend.inner {
         Inner::Single(service) => {
             let request = with_deadline(metadata, message, options.deadline)?;
-            return attempt(service.clone(), path, request, output).await;
+            return attempt(service.clone(), path, request, output, options).await;
         }
         Inner::Balanced(balancer) => balancer,
     };
@@ -175,6 +190,7 @@ async fn attempts(
             path.clone(),
             request,
             output.clone(),
+            options,
         )
         .await;
         // Any answer but a transport failure (which the replica's connection counts itself)
@@ -224,8 +240,10 @@ async fn attempt(
     path: PathAndQuery,
     request: tonic::Request<DynamicMessage>,
     output: MessageDescriptor,
+    options: CallOptions,
 ) -> Result<UnaryResponse, CallError> {
-    let mut grpc = tonic::client::Grpc::new(service);
+    let mut grpc =
+        tonic::client::Grpc::new(service).max_decoding_message_size(options.max_response_bytes);
     grpc.ready().await?;
     let response = grpc
         .server_streaming(request, path, DynamicCodec::new(output))
@@ -336,7 +354,8 @@ where
     request.set_timeout(left);
     let deadline = tokio::time::Instant::from_std(options.deadline);
     let start = async {
-        let mut grpc = tonic::client::Grpc::new(service);
+        let mut grpc =
+            tonic::client::Grpc::new(service).max_decoding_message_size(options.max_response_bytes);
         grpc.ready().await?;
         let response = grpc
             .streaming(request, path, StreamCodec::new(output))

@@ -138,16 +138,23 @@ pub async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
+        // Room for twice the head limit: a head over the limit but within the buffer reaches
+        // `limit_head` and gets the JSON 431; only a larger one gets hyper's own, empty 431.
+        // The buffer grows only as a connection's data needs it.
         .max_buf_size(
             options
                 .max_header_bytes
                 .max(MIN_HTTP1_BUFFER)
+                .saturating_mul(2)
                 .saturating_add(options.max_query_length),
         );
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+        // Twice the limit, as for HTTP/1: `limit_head` answers what lies between.
+        .max_header_list_size(
+            u32::try_from(options.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        );
     let router = router.layer(middleware::from_fn_with_state(
         options.max_header_bytes,
         limit_head,
