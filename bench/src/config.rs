@@ -10,7 +10,7 @@ pub mod soak;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use self::soak::SoakArgs;
 
@@ -127,6 +127,26 @@ pub struct RunArgs {
     /// `RUST_LOG` for the child processes (their logs go to files, printed on failure).
     #[arg(long, default_value = "warn")]
     pub child_log: String,
+    /// Also measure a peer gateway side by side with ours, both in front of the same Go gRPC
+    /// backend (in memory, so the gateways' own cost is what is measured). `grpc-gateway`:
+    /// grpc-gateway 1.6.4, built from Debian's packages by `bench/peer/build.sh` (it
+    /// `apt-get install`s what is missing; nothing else is fetched).
+    #[arg(long, value_enum)]
+    pub peer: Option<Peer>,
+    /// Where the peer's binaries are built (default: `peer/` beside the binaries' directory,
+    /// i.e. `target/peer`).
+    #[arg(long)]
+    pub peer_dir: Option<PathBuf>,
+    /// Also draw requests/s and CPU per request of every target as SVG bar charts to FILE.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+/// A gateway to compare ours with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    /// grpc-gateway (Go), as Debian packages it.
+    GrpcGateway,
 }
 
 /// A resolved, validated run configuration.
@@ -156,6 +176,12 @@ pub struct Settings {
     pub bin_dir: Option<PathBuf>,
     /// `RUST_LOG` of the children.
     pub child_log: String,
+    /// The peer measured side by side, with `--peer`.
+    pub peer: Option<Peer>,
+    /// Where the peer is built.
+    pub peer_dir: Option<PathBuf>,
+    /// Where to draw the charts.
+    pub svg: Option<PathBuf>,
 }
 
 /// What `--deep` measures.
@@ -193,6 +219,11 @@ impl Settings {
         if args.max_requests == 0 {
             bail!("--max-requests must be at least 1");
         }
+        if args.peer.is_some() && (args.rest_url.is_some() || args.grpc_url.is_some()) {
+            bail!(
+                "--peer starts its own processes: it cannot be combined with --rest-url/--grpc-url"
+            );
+        }
         if args.deep && (args.deep_articles == 0 || args.deep_calls == 0) {
             bail!("--deep-articles and --deep-calls must be at least 1");
         }
@@ -212,6 +243,9 @@ impl Settings {
             }),
             bin_dir: args.bin_dir,
             child_log: args.child_log,
+            peer: args.peer,
+            peer_dir: args.peer_dir,
+            svg: args.svg,
         })
     }
 

@@ -36,6 +36,7 @@ pub mod soak;
 pub mod stack;
 pub mod stats;
 pub mod suite;
+pub mod svg;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,8 @@
 //! The results: the [`Report`] data (also written as JSON with `--json FILE`), the ratios
-//! derived from its rows, and the plain-text tables printed to stdout.
+//! derived from its rows, and the plain-text tables printed to stdout; [`peer`] puts our
+//! gateway beside a peer's and checks the performance targets.
+
+pub mod peer;
 
 use std::{fmt::Write as _, path::Path};
 
@@ -130,6 +133,10 @@ pub struct Report {
     pub added_latency: Vec<AddedLatency>,
     /// The deep-pages measurement, with `--deep`.
     pub deep: Option<DeepReport>,
+    /// Our gateway beside the peer's, with `--peer`.
+    pub side_by_side: Vec<peer::SideBySide>,
+    /// The performance targets, as measured.
+    pub targets: Vec<peer::TargetCheck>,
     /// Remarks (skipped rows...).
     pub notes: Vec<String>,
     /// Targets that could not be started.
@@ -137,23 +144,30 @@ pub struct Report {
 }
 
 /// The throughput ratios reported: (numerator, denominator).
-const RATIOS: [(Role, Role); 4] = [
+const RATIOS: [(Role, Role); 7] = [
     (Role::Gateway, Role::Ceiling),
     (Role::Gateway, Role::Grpc),
     (Role::InProcess, Role::Ceiling),
     (Role::InProcess, Role::Grpc),
+    (Role::OursOnPeer, Role::Peer),
+    (Role::OursOnPeer, Role::PeerDirect),
+    (Role::Peer, Role::PeerDirect),
 ];
 
 impl Report {
     /// A report of `rows`, with the ratios computed.
     pub fn new(run: RunInfo, rows: Vec<Row>) -> Self {
         let (ratios, added_latency) = derive(&rows);
+        let side_by_side = peer::side_by_side(&rows);
+        let targets = peer::targets(&rows, &side_by_side, run.connections);
         Self {
             run,
             rows,
             processes: Vec::new(),
             ratios,
             added_latency,
+            side_by_side,
+            targets,
             deep: None,
             notes: Vec::new(),
             failures: Vec::new(),
@@ -195,6 +209,13 @@ impl Report {
             "\nThroughput and latency (closed loop, loopback, {} CPUs; {} s measured after {} s warm-up at {} connections, {} s at 1 connection)",
             r.cpus, r.seconds, r.warmup_seconds, r.connections, r.low_load_seconds
         );
+        if !self.side_by_side.is_empty() {
+            out.push_str(
+                "\nSide by side: our gateway and grpc-gateway in front of the same Go backend (same load client, rows alternating)\n",
+            );
+            out.push_str(&peer::render_side_by_side(&self.side_by_side));
+            out.push('\n');
+        }
         out.push_str(&self.rows_table());
         if !self.processes.is_empty() {
             out.push_str(
@@ -213,12 +234,16 @@ impl Report {
             out.push_str(&self.ratio_table());
         }
         if !self.added_latency.is_empty() {
-            out.push_str("\nLatency added over direct gRPC (REST path minus gRPC, same scenario and connections)\n");
+            out.push_str("\nLatency added over direct gRPC (REST path minus gRPC to the same backend, same scenario and connections)\n");
             out.push_str(&self.added_table());
         }
         if let Some(deep) = &self.deep {
             out.push('\n');
             out.push_str(&deep.render());
+        }
+        if !self.targets.is_empty() {
+            out.push_str("\nPerformance targets (this run)\n");
+            out.push_str(&peer::render_targets(&self.targets));
         }
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
@@ -401,11 +426,16 @@ fn derive(rows: &[Row]) -> (Vec<Ratio>, Vec<AddedLatency>) {
             }
         }
     }
-    for target in [Role::Gateway, Role::InProcess] {
+    for (target, direct) in [
+        (Role::Gateway, Role::Grpc),
+        (Role::InProcess, Role::Grpc),
+        (Role::OursOnPeer, Role::PeerDirect),
+        (Role::Peer, Role::PeerDirect),
+    ] {
         for &(scenario, connections) in &groups {
             if let (Some(a), Some(g)) = (
                 find(target, scenario, connections),
-                find(Role::Grpc, scenario, connections),
+                find(direct, scenario, connections),
             ) {
                 added.push(AddedLatency {
                     target,

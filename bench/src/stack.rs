@@ -15,7 +15,7 @@ use serde::Serialize;
 use tempfile::TempDir;
 
 use crate::{
-    config::Settings,
+    config::{Peer, Settings},
     load::{
         Endpoint,
         grpc::GrpcEndpoint,
@@ -36,6 +36,12 @@ pub enum Role {
     Grpc,
     /// The bare axum server with the same bytes.
     Ceiling,
+    /// Our gateway in front of the peer's Go backend.
+    OursOnPeer,
+    /// The peer gateway (grpc-gateway) in front of the same Go backend.
+    Peer,
+    /// gRPC straight to the peer's Go backend.
+    PeerDirect,
 }
 
 impl Role {
@@ -46,6 +52,9 @@ impl Role {
             Self::InProcess => "in-process",
             Self::Grpc => "grpc-direct",
             Self::Ceiling => "ceiling",
+            Self::OursOnPeer => "gateway@go",
+            Self::Peer => "grpc-gateway@go",
+            Self::PeerDirect => "grpc-direct@go",
         }
     }
 }
@@ -195,7 +204,127 @@ impl Stack {
                 .notes
                 .push("ceiling skipped: no REST target to take its bodies from".to_owned()),
         }
+        if let Some(peer) = settings.peer
+            && let Err(err) = self.start_peer(settings, peer, &dir, &gateway_bin).await
+        {
+            self.failures.push(format!("peer: {err:#}"));
+        }
         self.targets.sort_by_key(|t| t.role as u8);
+        Ok(())
+    }
+
+    /// Builds the peer (idempotently), starts its Go backend, and in front of it both our
+    /// gateway and the peer gateway, with the same flags a user would give each.
+    async fn start_peer(
+        &mut self,
+        settings: &Settings,
+        peer: Peer,
+        bin_dir: &Path,
+        gateway_bin: &Path,
+    ) -> Result<()> {
+        let Peer::GrpcGateway = peer;
+        let out = match &settings.peer_dir {
+            Some(dir) => dir.clone(),
+            None => bin_dir
+                .parent()
+                .map_or_else(|| bin_dir.join("peer"), |p| p.join("peer")),
+        };
+        eprintln!(
+            "building the peer (grpc-gateway, Go) into {}...",
+            out.display()
+        );
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peer/build.sh");
+        let built = tokio::process::Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("running {}", script.display()))?;
+        if !built.status.success() {
+            bail!(
+                "{} failed ({}):\n{}{}",
+                script.display(),
+                built.status,
+                String::from_utf8_lossy(&built.stdout),
+                String::from_utf8_lossy(&built.stderr)
+            );
+        }
+        let backend_bin = procs::binary(&out, "articles-peer-backend")?;
+        let peer_bin = procs::binary(&out, "articles-peer-gateway")?;
+
+        eprintln!(
+            "starting the peer's Go backend ({} articles)...",
+            settings.articles
+        );
+        let (proc, backend) = procs::start_with_retry(|| {
+            let addr = procs::free_addr()?;
+            let args = os_args(&[
+                "-addr",
+                &addr.to_string(),
+                "-articles",
+                &settings.articles.to_string(),
+            ]);
+            let ready = Readiness::Grpc(GrpcEndpoint::local(addr));
+            let spec = self.spec(
+                "go-backend",
+                &backend_bin,
+                args,
+                ready,
+                settings,
+                Duration::from_secs(30),
+            );
+            Ok((spec, addr))
+        })
+        .await?;
+        self.procs.push(proc);
+        self.targets.push(Target {
+            role: Role::PeerDirect,
+            label: Role::PeerDirect.label().to_owned(),
+            endpoint: Endpoint::Grpc(GrpcEndpoint::local(backend)),
+        });
+
+        eprintln!("starting articles-gateway in front of the Go backend...");
+        let (proc, addr) = procs::start_with_retry(|| {
+            let addr = procs::free_addr()?;
+            let args = os_args(&[
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--backend",
+                &format!("http://{backend}"),
+            ]);
+            let spec = self.spec(
+                "gateway@go",
+                gateway_bin,
+                args,
+                readyz(addr),
+                settings,
+                Duration::from_secs(60),
+            );
+            Ok((spec, addr))
+        })
+        .await?;
+        self.procs.push(proc);
+        self.push_rest(Role::OursOnPeer, addr);
+
+        eprintln!("starting grpc-gateway in front of the Go backend...");
+        let (proc, addr) = procs::start_with_retry(|| {
+            let addr = procs::free_addr()?;
+            let args = os_args(&["-addr", &addr.to_string(), "-backend", &backend.to_string()]);
+            let spec = self.spec(
+                "grpc-gateway",
+                &peer_bin,
+                args,
+                readyz(addr),
+                settings,
+                Duration::from_secs(30),
+            );
+            Ok((spec, addr))
+        })
+        .await?;
+        self.procs.push(proc);
+        self.push_rest(Role::Peer, addr);
         Ok(())
     }
 

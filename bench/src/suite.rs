@@ -91,6 +91,10 @@ pub async fn run(settings: Settings) -> Result<ExitCode> {
         report.write_json(path)?;
         eprintln!("wrote {}", path.display());
     }
+    if let Some(path) = &settings.svg {
+        crate::svg::draw(&report, path)?;
+        eprintln!("wrote {}", path.display());
+    }
     let problems = report.problems();
     if problems.is_empty() {
         Ok(ExitCode::SUCCESS)
