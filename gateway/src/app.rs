@@ -36,6 +36,7 @@ use crate::{
     calls::{BodyRead, Calls, message_response},
     constraints::Constraints,
     descriptors,
+    detach::Detached,
     error::{self, Error, ErrorFormat},
     json::JsonOptions,
     metadata,
@@ -680,23 +681,20 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let metadata = calls.metadata(&parts)?;
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
-    // The call runs in a task of its own, holding the slot until it ends: a client that hangs
-    // up does not cancel it, because each cancelled call is a RST_STREAM to the backend, and
-    // servers answer floods of those (a rapid-reset guard) by closing the connection under
-    // everyone else's calls. The deadline still bounds it, the slot bounds how many run.
+    // The call holds the slot until it ends, and a client that hangs up does not cancel it
+    // (see `detach`); the deadline still bounds it, the slot bounds how many run.
     let call = calls.backend.unary(
         route.grpc_path.clone(),
         grpc_request,
         route.binding.method.output(),
         options,
     );
-    let answer = tokio::spawn(async move {
+    let answer = Detached::new(async move {
         let answer = call.await;
         drop(permit);
         answer
     })
-    .await
-    .map_err(|e| Error::Internal(format!("the call's task failed: {e}")))?;
+    .await;
     let UnaryResponse { message, metadata } =
         answer.map_err(|e| calls.error(e, &serialize, accept_trailers))?;
 

@@ -8,7 +8,8 @@
 //!
 //! Modules: [`template`] (path templates), [`rules`] (bindings read from descriptors),
 //! [`routes`] (the route table and matching), [`transcode`] (HTTP <-> messages, `HttpBody`),
-//! `calls` (what unary and streaming calls share), `stream` (streaming methods over HTTP and
+//! `calls` (what unary and streaming calls share), `detach` (calls a hang-up does not cancel),
+//! `stream` (streaming methods over HTTP and
 //! WebSocket), [`backend`] (the generic call: deadline, retries, balancing, health),
 //! [`metadata`] (headers <-> metadata and trailers), [`error`] (the one error type, its HTTP
 //! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
@@ -21,6 +22,7 @@ mod calls;
 pub mod config;
 pub mod constraints;
 pub mod descriptors;
+mod detach;
 pub mod error;
 pub mod json;
 pub mod metadata;

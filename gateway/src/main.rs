@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// glibc's malloc cost about 35,000 instructions per request here (callgrind: ~140 frees a
+/// request, many freed on another thread than the one that allocated), mimalloc a fraction.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = articles_gateway::config::Cli::parse();
