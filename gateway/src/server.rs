@@ -220,14 +220,22 @@ impl HttpArgs {
 /// # Errors
 /// When they cannot be read.
 pub async fn load_descriptors(api: &ApiArgs, backend: &Backend) -> anyhow::Result<DescriptorPool> {
-    let pool = if let Some(path) = &api.descriptor_set {
-        descriptors::from_file(path)?
+    match local_descriptors(api)? {
+        Some(pool) => Ok(pool),
+        None => reflect_first(api, backend).await,
+    }
+}
+
+/// The descriptors that need no backend (a file, or the embedded contract); `None` when the
+/// flags ask for reflection.
+fn local_descriptors(api: &ApiArgs) -> anyhow::Result<Option<DescriptorPool>> {
+    Ok(if let Some(path) = &api.descriptor_set {
+        Some(descriptors::from_file(path)?)
     } else if api.reflect {
-        reflect_first(api, backend).await?
+        None
     } else {
-        descriptors::embedded()?
-    };
-    Ok(pool)
+        Some(descriptors::embedded()?)
+    })
 }
 
 /// How long reading descriptors by reflection from one replica may take.
@@ -291,13 +299,21 @@ async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<Descr
 
 /// Prints the OpenAPI document of the API the flags choose, exactly as `/openapi.json`
 /// serves it.
+///
+/// Only `--reflect` reaches a backend: otherwise none is made, so nothing is connected,
+/// health-checked or logged.
 async fn run_openapi(args: &ApiArgs) -> anyhow::Result<()> {
-    let options = BalanceOptions {
-        tls: backend_tls(args)?,
-        ..BalanceOptions::default()
+    let pool = match local_descriptors(args)? {
+        Some(pool) => pool,
+        None => {
+            let options = BalanceOptions {
+                tls: backend_tls(args)?,
+                ..BalanceOptions::default()
+            };
+            let backend = Backend::balanced(&args.backends, &options)?;
+            reflect_first(args, &backend).await?
+        }
     };
-    let backend = Backend::balanced(&args.backends, &options)?;
-    let pool = load_descriptors(args, &backend).await?;
     let bindings = Bindings::from_pool(&pool);
     let doc = openapi::document(&bindings, &args.json_options(), api_info(args, &bindings));
     print!("{}", openapi::to_pretty_json(&doc));

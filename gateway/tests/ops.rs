@@ -208,4 +208,6 @@ async fn the_openapi_subcommand_prints_the_document() {
     assert!(output.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     assert!(doc["paths"]["/articles/{pk}"].is_object(), "{doc}");
+    // It only prints: no backend is reached, so nothing warns that none answers.
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
