@@ -42,7 +42,7 @@ use schema::{Direction, Schemas};
 pub const BEARER_AUTH: &str = "bearerAuth";
 
 /// The name of the shared error schema component.
-pub const ERROR_SCHEMA: &str = "Error";
+pub const ERROR_SCHEMA: &str = "Status";
 
 /// The document's `info` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,7 +323,12 @@ fn body_fields(binding: &Binding) -> (Vec<FieldDescriptor>, Vec<String>) {
 fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Operation {
     let method = &binding.method;
     let comment = comments::of_method(method);
-    let mut description = comment.clone().unwrap_or_default();
+    // The summary is the comment's first sentence: the description goes on from there, so
+    // generated docstrings do not say it twice.
+    let mut description = comment
+        .as_deref()
+        .map(comments::after_summary)
+        .unwrap_or_default();
     if !description.is_empty() {
         description.push_str("\n\n");
     }
@@ -410,9 +415,13 @@ fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Op
             builder = builder.response(e.status, Ref::from_response_name(e.component));
         }
     }
-    if write {
-        builder = builder.security(SecurityRequirement::new(BEARER_AUTH, Vec::<String>::new()));
-    }
+    builder = if write {
+        builder.security(SecurityRequirement::new(BEARER_AUTH, Vec::<String>::new()))
+    } else {
+        // Said, not left out: linters (redocly's `security-defined`) and readers then know a
+        // public operation is public by design.
+        builder.securities(Some(Vec::<SecurityRequirement>::new()))
+    };
     builder.build()
 }
 
@@ -595,7 +604,23 @@ fn error_schema(format: ErrorFormat) -> RefOr<Schema> {
         .property(
             "details",
             ArrayBuilder::new()
-                .items(ObjectBuilder::new().schema_type(Type::Object))
+                .items(
+                    ObjectBuilder::new()
+                        .title(Some("Any"))
+                        .property(
+                            "@type",
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .description(Some(
+                                    "The detail's type URL, e.g. \
+                                 `type.googleapis.com/google.rpc.BadRequest`.",
+                                )),
+                        )
+                        .required("@type")
+                        .additional_properties(Some(
+                            utoipa::openapi::schema::AdditionalProperties::FreeForm(true),
+                        )),
+                )
                 .description(Some(
                     "The status details, each a `google.protobuf.Any` in proto3 JSON \
                      (`@type` and the message's fields).",
@@ -629,7 +654,10 @@ mod tests {
     #[test]
     fn writes_need_the_bearer_token_and_reads_do_not() {
         let doc = doc();
-        assert!(doc["paths"]["/articles"]["get"]["security"].is_null());
+        assert_eq!(
+            doc["paths"]["/articles"]["get"]["security"],
+            serde_json::json!([])
+        );
         assert_eq!(
             doc["paths"]["/articles"]["post"]["security"],
             serde_json::json!([{"bearerAuth": []}])

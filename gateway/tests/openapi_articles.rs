@@ -154,10 +154,17 @@ fn responses_reference_the_output_messages_and_the_shared_errors() {
         list["responses"]["400"],
         json!({"$ref": "#/components/responses/BadRequest"})
     );
-    let error = &doc["components"]["schemas"]["Error"];
+    let error = &doc["components"]["schemas"]["Status"];
     assert_eq!(error["properties"]["code"]["type"], "integer");
     assert_eq!(error["properties"]["message"]["type"], "string");
     assert_eq!(error["properties"]["details"]["type"], "array");
+    // Named as google.rpc names it (a schema `Error` shadows JavaScript's own in generated
+    // TypeScript), its details typed as `Any`, so `details[0]["@type"]` type-checks.
+    assert!(doc["components"]["schemas"]["Error"].is_null());
+    let any = &error["properties"]["details"]["items"];
+    assert_eq!(any["properties"]["@type"]["type"], "string", "{any}");
+    assert_eq!(any["required"], json!(["@type"]));
+    assert_eq!(any["additionalProperties"], true);
 }
 
 #[test]
@@ -184,7 +191,8 @@ fn only_writes_require_the_bearer_token() {
         if secured {
             assert_eq!(*security, json!([{"bearerAuth": []}]), "{method} {path}");
         } else {
-            assert!(security.is_null(), "{method} {path}: {security}");
+            // Public, and saying so (`security: []`).
+            assert_eq!(*security, json!([]), "{method} {path}");
         }
     }
 }
@@ -198,9 +206,8 @@ fn descriptions_come_from_the_proto_comments() {
         "Lists one page of articles, ordered by ascending id."
     );
     assert_eq!(
-        list["description"],
-        "Lists one page of articles, ordered by ascending id.\n\n\
-         gRPC: `article.v1.ArticleService/ArticleList`."
+        list["description"], "gRPC: `article.v1.ArticleService/ArticleList`.",
+        "the summary is not said twice"
     );
     let schemas = &doc["components"]["schemas"];
     assert_eq!(

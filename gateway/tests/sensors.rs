@@ -546,7 +546,7 @@ async fn error_bodies_take_the_chosen_format() {
 
     // The served document says so too.
     let doc = json(send(problem.h1.get(problem.url("/openapi.json"))).await).await;
-    let error = &doc["components"]["schemas"]["Error"];
+    let error = &doc["components"]["schemas"]["Status"];
     assert_eq!(
         error["required"],
         json!(["type", "title", "status", "detail", "code", "details"])

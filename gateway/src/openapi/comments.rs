@@ -57,6 +57,20 @@ pub(crate) fn summary(text: &str) -> String {
     }
 }
 
+/// What a comment says after its [`summary`]: the rest of the first paragraph and the
+/// paragraphs after it, as written.
+pub(crate) fn after_summary(text: &str) -> String {
+    let (first, rest) = text.split_once("\n\n").unwrap_or((text, ""));
+    let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    let tail = first.find(". ").map_or("", |end| first[end + 2..].trim());
+    match (tail.is_empty(), rest.trim().is_empty()) {
+        (true, true) => String::new(),
+        (true, false) => rest.trim().to_owned(),
+        (false, true) => tail.to_owned(),
+        (false, false) => format!("{tail}\n\n{}", rest.trim()),
+    }
+}
+
 pub(crate) fn of_service(s: &ServiceDescriptor) -> Option<String> {
     at(&s.parent_file(), s.path())
 }
@@ -104,5 +118,15 @@ mod tests {
             "Creates an article."
         );
         assert_eq!(summary("No period"), "No period");
+    }
+
+    #[test]
+    fn the_description_goes_on_after_the_summary() {
+        assert_eq!(
+            after_summary("Lists one page.\nOrdered by id."),
+            "Ordered by id."
+        );
+        assert_eq!(after_summary("Creates an\narticle.\n\nMore."), "More.");
+        assert_eq!(after_summary("Only a summary."), "");
     }
 }

@@ -439,7 +439,7 @@ async fn the_openapi_document_states_each_stream_and_raw_body() {
     let content = &watch["responses"]["200"]["content"];
     assert_eq!(
         content["application/x-ndjson"]["schema"]["properties"]["error"]["$ref"],
-        "#/components/schemas/Error",
+        "#/components/schemas/Status",
         "{watch}"
     );
     assert!(content["application/x-ndjson"]["schema"]["properties"]["result"].is_object());
