@@ -42,7 +42,7 @@ use schema::{Direction, Schemas};
 pub const BEARER_AUTH: &str = "bearerAuth";
 
 /// The name of the shared error schema component.
-pub const ERROR_SCHEMA: &str = "Status";
+pub const ERROR_SCHEMA: &str = schema::STATUS_SCHEMA;
 
 /// The document's `info` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,15 +195,16 @@ pub fn document_with(
             continue;
         }
         let service = binding.method.parent_service();
-        if !tags.iter().any(|t| t.name == service.full_name()) {
+        let tag = tag_name(bindings, service);
+        if !tags.iter().any(|t| t.name == tag) {
             tags.push(
                 Tag::builder()
-                    .name(service.full_name())
+                    .name(tag.clone())
                     .description(comments::of_service(service))
                     .build(),
             );
         }
-        let operation = operation(&schemas, binding, json);
+        let operation = operation(&schemas, binding, json, tag);
         let item = paths
             .paths
             .entry(path)
@@ -320,7 +321,26 @@ fn body_fields(binding: &Binding) -> (Vec<FieldDescriptor>, Vec<String>) {
     (fields, bound.iter().map(|f| f.name().to_owned()).collect())
 }
 
-fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Operation {
+/// A service's tag: its own name (`ArticleService`, which generators turn into a clean module
+/// or class name), its full name only when a service of another package has the same name.
+fn tag_name(bindings: &Bindings, service: &prost_reflect::ServiceDescriptor) -> String {
+    let collides = bindings.bindings.iter().any(|b| {
+        let other = b.method.parent_service();
+        other.name() == service.name() && other.full_name() != service.full_name()
+    });
+    if collides {
+        service.full_name().to_owned()
+    } else {
+        service.name().to_owned()
+    }
+}
+
+fn operation(
+    schemas: &Schemas<'_>,
+    binding: &Binding,
+    json: &JsonOptions,
+    tag: String,
+) -> Operation {
     let method = &binding.method;
     let comment = comments::of_method(method);
     // The summary is the comment's first sentence: the description goes on from there, so
@@ -389,7 +409,7 @@ fn operation(schemas: &Schemas<'_>, binding: &Binding, json: &JsonOptions) -> Op
 
     let write = is_write(&binding.http_method);
     let mut builder = Operation::builder()
-        .tag(method.parent_service().full_name())
+        .tag(tag)
         .summary(comment.as_deref().map(comments::summary))
         .description(Some(description))
         .operation_id(Some(binding.operation_id()))

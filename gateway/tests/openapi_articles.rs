@@ -39,14 +39,14 @@ fn every_binding_is_an_operation_with_its_id_and_service_tag() {
     ] {
         let op = op(&doc, path, method);
         assert_eq!(op["operationId"], id, "{method} {path}");
-        assert_eq!(op["tags"], json!(["article.v1.ArticleService"]), "{id}");
+        assert_eq!(op["tags"], json!(["ArticleService"]), "{id}");
     }
     let paths: Vec<&String> = doc["paths"]
         .as_object()
         .map(|m| m.keys().collect())
         .unwrap_or_default();
     assert_eq!(paths, ["/articles", "/articles/{pk}", "/articles:export"]);
-    assert_eq!(doc["tags"][0]["name"], "article.v1.ArticleService");
+    assert_eq!(doc["tags"][0]["name"], "ArticleService");
     assert_eq!(doc["tags"][0]["description"], "Reads and writes articles.");
 }
 
@@ -90,7 +90,7 @@ fn pk_is_a_required_path_parameter_and_not_in_the_query() {
 #[test]
 fn article_schema_follows_the_output_naming() {
     let proto = articles_json(&JsonOptions::default());
-    let article = &proto["components"]["schemas"]["article.v1.Article"];
+    let article = &proto["components"]["schemas"]["Article"];
     assert_eq!(article["properties"]["create_time"]["type"], "string");
     assert_eq!(
         article["properties"]["id"],
@@ -114,7 +114,7 @@ fn article_schema_follows_the_output_naming() {
         names: JsonNames::Camel,
         emit_defaults: false,
     });
-    let article = &camel["components"]["schemas"]["article.v1.Article"];
+    let article = &camel["components"]["schemas"]["Article"];
     assert!(
         article["properties"]["createTime"].is_object(),
         "{article:#}"
@@ -131,7 +131,7 @@ fn responses_reference_the_output_messages_and_the_shared_errors() {
     let list = op(&doc, "/articles", "get");
     assert_eq!(
         list["responses"]["200"]["content"]["application/json"]["schema"],
-        json!({"$ref": "#/components/schemas/article.v1.ArticleListResponse"})
+        json!({"$ref": "#/components/schemas/ArticleListResponse"})
     );
     let codes = |op: &Value| -> Vec<String> {
         op["responses"]
@@ -211,7 +211,7 @@ fn descriptions_come_from_the_proto_comments() {
     );
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
-        schemas["article.v1.ArticleListResponse"]["properties"]["total"]["description"],
+        schemas["ArticleListResponse"]["properties"]["total"]["description"],
         "How many articles there are in all."
     );
 }
@@ -223,9 +223,9 @@ fn request_bodies_reject_unknown_fields_and_require_nothing() {
     assert_eq!(create["requestBody"]["required"], true);
     assert_eq!(
         create["requestBody"]["content"]["application/json"]["schema"],
-        json!({"$ref": "#/components/schemas/article.v1.CreateArticleRequest"})
+        json!({"$ref": "#/components/schemas/CreateArticleRequest"})
     );
-    let schema = &doc["components"]["schemas"]["article.v1.CreateArticleRequest"];
+    let schema = &doc["components"]["schemas"]["CreateArticleRequest"];
     assert_eq!(schema["additionalProperties"], false);
     assert!(schema.get("required").is_none(), "{schema:#}");
     assert!(
@@ -272,7 +272,7 @@ fn field_rules_of_the_proto_become_schema_constraints() {
         let pk = param(op(&doc, "/articles/{pk}", method), "pk");
         assert_eq!(pk["schema"]["minimum"], 1, "{method}");
     }
-    let create = &doc["components"]["schemas"]["article.v1.CreateArticleRequest"]["properties"];
+    let create = &doc["components"]["schemas"]["CreateArticleRequest"]["properties"];
     assert_eq!(create["title"]["minLength"], 1);
     assert_eq!(create["title"]["maxLength"], 200);
     assert_eq!(create["content"]["minLength"], 1);
@@ -281,6 +281,6 @@ fn field_rules_of_the_proto_become_schema_constraints() {
         ["schema"]["properties"];
     assert_eq!(patch["title"]["maxLength"], 200);
     // Responses state no rules: they are request constraints.
-    let article = &doc["components"]["schemas"]["article.v1.Article"]["properties"];
+    let article = &doc["components"]["schemas"]["Article"]["properties"];
     assert!(article["title"]["maxLength"].is_null());
 }

@@ -228,7 +228,7 @@ fn resource_name_templates_become_constrained_path_parameters() {
     assert_eq!(param_names(update), ["book.name", "update_mask"]);
 
     assert!(doc["paths"]["/v1/{name}:move"]["post"].is_object());
-    assert_eq!(doc["tags"][0]["name"], "library.v1.LibraryService");
+    assert_eq!(doc["tags"][0]["name"], "LibraryService");
     assert_eq!(doc["tags"][0]["description"], "Shelves and their books.");
 }
 
@@ -276,17 +276,17 @@ fn body_fields_and_response_bodies_use_the_field_schemas() {
     // Book is also a response: its request form is a separate component.
     assert_eq!(
         create["requestBody"]["content"]["application/json"]["schema"],
-        json!({"$ref": "#/components/schemas/library.v1.Book-Input"})
+        json!({"$ref": "#/components/schemas/Book-Input"})
     );
     assert_eq!(
         create["responses"]["200"]["content"]["application/json"]["schema"],
-        json!({"$ref": "#/components/schemas/library.v1.Book"})
+        json!({"$ref": "#/components/schemas/Book"})
     );
 
     let mv = &doc["paths"]["/v1/{name}:move"]["post"];
     assert_eq!(
         mv["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
-        "#/components/schemas/library.v1.Book"
+        "#/components/schemas/Book"
     );
     let body = &mv["requestBody"]["content"]["application/json"]["schema"];
     assert_eq!(
@@ -301,7 +301,7 @@ fn body_fields_and_response_bodies_use_the_field_schemas() {
 fn message_components_follow_the_proto3_json_mapping() {
     let doc = library_doc();
     let schemas = &doc["components"]["schemas"];
-    let book = &schemas["library.v1.Book"];
+    let book = &schemas["Book"];
     let props = &book["properties"];
     assert_eq!(props["page_count"]["type"], "string");
     assert_eq!(props["page_count"]["format"], "int64");
@@ -312,17 +312,11 @@ fn message_components_follow_the_proto3_json_mapping() {
     assert_eq!(props["labels"]["additionalProperties"]["type"], "string");
     assert_eq!(
         props["seen_on"]["additionalProperties"]["$ref"],
-        "#/components/schemas/library.v1.Shelf"
+        "#/components/schemas/Shelf"
     );
     assert_eq!(props["seen_on"]["propertyNames"]["pattern"], "^-?[0-9]+$");
-    assert_eq!(
-        props["sequel"]["$ref"],
-        "#/components/schemas/library.v1.Book"
-    );
-    assert_eq!(
-        props["genre"]["$ref"],
-        "#/components/schemas/library.v1.Genre"
-    );
+    assert_eq!(props["sequel"]["$ref"], "#/components/schemas/Book");
+    assert_eq!(props["genre"]["$ref"], "#/components/schemas/Genre");
     assert_eq!(props["cover"]["format"], "byte");
     assert_eq!(props["price"]["oneOf"][0]["format"], "double");
     assert!(
@@ -347,7 +341,7 @@ fn message_components_follow_the_proto3_json_mapping() {
         ])
     );
 
-    let input = &schemas["library.v1.Book-Input"];
+    let input = &schemas["Book-Input"];
     assert_eq!(input["additionalProperties"], false);
     assert!(input.get("required").is_none());
     assert_eq!(
@@ -356,10 +350,10 @@ fn message_components_follow_the_proto3_json_mapping() {
     );
     assert_eq!(
         input["properties"]["sequel"]["$ref"],
-        "#/components/schemas/library.v1.Book-Input"
+        "#/components/schemas/Book-Input"
     );
 
-    let genre = &schemas["library.v1.Genre"];
+    let genre = &schemas["Genre"];
     assert_eq!(
         genre["enum"],
         json!(["GENRE_UNSPECIFIED", "FICTION", "NONFICTION"])
@@ -370,6 +364,122 @@ fn message_components_follow_the_proto3_json_mapping() {
             .is_some_and(|d| d.contains("- `FICTION`: Made-up stories."))
     );
     // The request-only messages of path-bound bodies and the query are not components.
-    assert!(schemas["library.v1.MoveBookRequest"].is_null());
-    assert!(schemas["library.v1.ListBooksRequest"].is_null());
+    assert!(schemas["MoveBookRequest"].is_null());
+    assert!(schemas["ListBooksRequest"].is_null());
+}
+
+/// Two packages with a message, an enum and a service of the same names, and one message
+/// named like the error schema.
+const SHOP_PROTO: &str = r#"
+syntax = "proto3";
+package shop.PACKAGE;
+import "google/api/annotations.proto";
+enum Kind { KIND_UNSPECIFIED = 0; }
+message Item { string id = 1; Kind kind = 2; Item.Part part = 3; message Part { string name = 1; } }
+message Status { string note = 1; }
+message OnlyHere { Status status = 1; }
+service Catalog {
+  rpc GetItem(Item) returns (Item) { option (google.api.http) = { get: "/PACKAGE/items/{id}" }; }
+  rpc Check(Item) returns (OnlyHere) { option (google.api.http) = { get: "/PACKAGE/check/{id}" }; }
+}
+"#;
+
+/// The document of the shop packages in `files` (`a`, `b`).
+fn shop_doc(packages: &[&str]) -> Value {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("tempdir: {e}"),
+    };
+    for package in packages {
+        let written = std::fs::create_dir_all(dir.path().join("shop")).and_then(|()| {
+            std::fs::write(
+                dir.path().join(format!("shop/{package}.proto")),
+                SHOP_PROTO.replace("PACKAGE", package),
+            )
+        });
+        if let Err(e) = written {
+            panic!("writing the proto: {e}");
+        }
+    }
+    let repo_protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let files: Vec<String> = packages.iter().map(|p| format!("shop/{p}.proto")).collect();
+    let bytes = match protox::Compiler::new([dir.path(), repo_protos.as_path()]) {
+        Ok(mut compiler) => {
+            compiler.include_imports(true);
+            if let Err(e) = compiler.open_files(&files) {
+                panic!("compiling: {e}");
+            }
+            compiler.encode_file_descriptor_set()
+        }
+        Err(e) => panic!("protox: {e}"),
+    };
+    let pool = match DescriptorPool::decode(bytes.as_slice()) {
+        Ok(p) => p,
+        Err(e) => panic!("decoding: {e}"),
+    };
+    let info = ApiInfo {
+        title: "shop".to_owned(),
+        version: "1".to_owned(),
+        description: None,
+    };
+    to_value(&document(
+        &Bindings::from_pool(&pool),
+        &JsonOptions::default(),
+        info,
+    ))
+}
+
+fn schema_and_tag_names(doc: &Value) -> (Vec<String>, Vec<String>) {
+    let mut schemas: Vec<String> = doc["components"]["schemas"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    schemas.sort_unstable();
+    let tags = doc["tags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    (schemas, tags)
+}
+
+#[test]
+fn components_and_tags_take_short_names_unless_two_packages_share_one() {
+    let (schemas, tags) = schema_and_tag_names(&shop_doc(&["a"]));
+    assert_eq!(
+        schemas,
+        [
+            "Item",
+            "Item.Part",
+            "Kind",
+            "OnlyHere",
+            "Status",
+            "shop.a.Status"
+        ],
+        "short names; the message named `Status` leaves that name to the error schema"
+    );
+    assert_eq!(tags, ["Catalog"]);
+
+    let (schemas, tags) = schema_and_tag_names(&shop_doc(&["a", "b"]));
+    assert_eq!(
+        schemas,
+        [
+            "Status",
+            "shop.a.Item",
+            "shop.a.Item.Part",
+            "shop.a.Kind",
+            "shop.a.OnlyHere",
+            "shop.a.Status",
+            "shop.b.Item",
+            "shop.b.Item.Part",
+            "shop.b.Kind",
+            "shop.b.OnlyHere",
+            "shop.b.Status",
+        ],
+        "names two packages share are qualified"
+    );
+    assert_eq!(tags, ["shop.a.Catalog", "shop.b.Catalog"]);
 }

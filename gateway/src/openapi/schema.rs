@@ -32,6 +32,9 @@ use crate::{
     json::{JsonNames, JsonOptions},
 };
 
+/// The error schema's name (google.rpc's), which no message or enum component takes.
+pub(crate) const STATUS_SCHEMA: &str = "Status";
+
 /// Which way a message travels, which decides the shape of its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -106,12 +109,43 @@ impl<'j> Schemas<'j> {
 
     /// The component name of `message` in `dir`.
     fn message_name(&self, message: &MessageDescriptor, dir: Direction) -> String {
-        let name = message.full_name();
-        if dir == Direction::Write && self.read.contains_key(name) {
+        let full = message.full_name();
+        let name = self.short_name(full, message.package_name());
+        if dir == Direction::Write && self.read.contains_key(full) {
             format!("{name}-Input")
         } else {
-            name.to_owned()
+            name
         }
+    }
+
+    /// A type's component name: its name within its package (`Article`, `Shelf.Book`), which
+    /// generated code turns into a clean identifier; the full name only when another package
+    /// has a type of the same name, or when it would take the error schema's name.
+    pub(crate) fn short_name(&self, full: &str, package: &str) -> String {
+        let short = |full: &str, package: &str| -> String {
+            if package.is_empty() {
+                full.to_owned()
+            } else {
+                full.strip_prefix(package)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .unwrap_or(full)
+                    .to_owned()
+            }
+        };
+        let mine = short(full, package);
+        let collides = mine == STATUS_SCHEMA
+            || self
+                .read
+                .values()
+                .chain(self.write.values())
+                .map(|m| (m.full_name(), m.package_name()))
+                .chain(
+                    self.enums
+                        .values()
+                        .map(|e| (e.full_name(), e.package_name())),
+                )
+                .any(|(other, package)| other != full && short(other, package) == mine);
+        if collides { full.to_owned() } else { mine }
     }
 
     /// The schema of a message in `dir`: a `$ref`, or inline for well-known types.
@@ -188,7 +222,9 @@ impl<'j> Schemas<'j> {
     fn kind(&self, kind: &Kind, dir: Direction) -> RefOr<Schema> {
         match kind {
             Kind::Message(m) => self.message(m, dir),
-            Kind::Enum(e) if !is_null_value(e) => Ref::from_schema_name(e.full_name()).into(),
+            Kind::Enum(e) if !is_null_value(e) => {
+                Ref::from_schema_name(self.short_name(e.full_name(), e.package_name())).into()
+            }
             other => match scalar(other, Use::Body(dir)) {
                 Some(schema) => schema.into(),
                 // `scalar` covers every non-message kind; an empty schema accepts anything.
@@ -279,7 +315,10 @@ impl<'j> Schemas<'j> {
             }
         }
         for e in self.enums.values() {
-            out.push((e.full_name().to_owned(), enum_component(e).into()));
+            out.push((
+                self.short_name(e.full_name(), e.package_name()),
+                enum_component(e).into(),
+            ));
         }
         out
     }
