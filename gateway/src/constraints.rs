@@ -1,5 +1,6 @@
 //! Field constraints stated in the descriptors with the `articles.options.rules` option
-//! (`proto/articles/options.proto`), and their check on a request message.
+//! (`proto/articles/options.proto`) and with `google.api.field_behavior` (AIP-203: REQUIRED,
+//! OUTPUT_ONLY), and their check on a request message.
 //!
 //! The same rules feed the OpenAPI document (`minimum`, `maximum`, `minLength`, `maxLength`),
 //! so what the spec states is what the gateway enforces: a request message that breaks a rule
@@ -18,6 +19,51 @@ use prost_reflect::{
 
 /// The full name of the extension of `google.protobuf.FieldOptions` that holds the rules.
 pub const RULES_EXTENSION: &str = "articles.options.rules";
+
+/// The full name of the extension of `google.protobuf.FieldOptions` that says a field's
+/// behavior (`google/api/field_behavior.proto`).
+pub const FIELD_BEHAVIOR_EXTENSION: &str = "google.api.field_behavior";
+
+/// What `google.api.field_behavior` says of a field, as far as the gateway acts on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Behavior {
+    /// REQUIRED: a request must set it (a non-default value, a set message, a non-empty
+    /// list); a response always has it.
+    pub required: bool,
+    /// OUTPUT_ONLY: the server sets it; a request that sets it is refused.
+    pub output_only: bool,
+}
+
+impl Behavior {
+    /// The behavior stated on `field` (none when the pool lacks the extension).
+    pub fn of(field: &FieldDescriptor) -> Self {
+        let Some(ext) = field
+            .parent_pool()
+            .get_extension_by_name(FIELD_BEHAVIOR_EXTENSION)
+        else {
+            return Self::default();
+        };
+        let options = field.options();
+        if !options.has_extension(&ext) {
+            return Self::default();
+        }
+        let value = options.get_extension(&ext);
+        let stated = |number: i32| {
+            value
+                .as_list()
+                .is_some_and(|items| items.iter().any(|v| v.as_enum_number() == Some(number)))
+        };
+        // google.api.FieldBehavior's numbers.
+        Self {
+            required: stated(2),
+            output_only: stated(3),
+        }
+    }
+
+    fn is_stated(self) -> bool {
+        self.required || self.output_only
+    }
+}
 
 /// The constraints on one field's value (`articles.options.FieldRules`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,6 +168,8 @@ pub struct Violation {
 pub struct Constraints {
     /// Rules by the field's full name.
     rules: HashMap<String, FieldRules>,
+    /// Stated behaviors by the field's full name.
+    behaviors: HashMap<String, Behavior>,
     /// Messages that hold a ruled field, directly or in a nested message.
     relevant: HashSet<String>,
 }
@@ -130,16 +178,25 @@ impl Constraints {
     /// Reads the rules of every field in `pool`.
     pub fn from_pool(pool: &DescriptorPool) -> Self {
         let mut rules = HashMap::new();
+        let mut behaviors = HashMap::new();
         for message in pool.all_messages() {
             for field in message.fields() {
                 if let Some(r) = FieldRules::of(&field) {
                     rules.insert(field.full_name().to_owned(), r);
                 }
+                let behavior = Behavior::of(&field);
+                if behavior.is_stated() {
+                    behaviors.insert(field.full_name().to_owned(), behavior);
+                }
             }
         }
         let mut relevant: HashSet<String> = pool
             .all_messages()
-            .filter(|m| m.fields().any(|f| rules.contains_key(f.full_name())))
+            .filter(|m| {
+                m.fields().any(|f| {
+                    rules.contains_key(f.full_name()) || behaviors.contains_key(f.full_name())
+                })
+            })
             .map(|m| m.full_name().to_owned())
             .collect();
         // A message is relevant when a field's message type is: grows by at least one name
@@ -159,12 +216,16 @@ impl Constraints {
                 break;
             }
         }
-        Self { rules, relevant }
+        Self {
+            rules,
+            behaviors,
+            relevant,
+        }
     }
 
-    /// Whether no field has rules.
+    /// Whether no field has rules or a stated behavior.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.behaviors.is_empty()
     }
 
     /// Checks `message` against the rules.
@@ -184,7 +245,25 @@ impl Constraints {
             return Ok(());
         }
         for field in descriptor.fields() {
-            if field.supports_presence() && !message.has_field(&field) {
+            // Without presence, "set" is a value other than the default (prost-reflect's
+            // `has_field`), as AIP-203 reads REQUIRED for proto3 scalars.
+            let set = message.has_field(&field);
+            if let Some(behavior) = self.behaviors.get(field.full_name()) {
+                let reason = if behavior.required && !set {
+                    Some("is required")
+                } else if behavior.output_only && set {
+                    Some("is output only: the server sets it")
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    return Err(Violation {
+                        field: format!("{prefix}{}", field.name()),
+                        reason: reason.to_owned(),
+                    });
+                }
+            }
+            if field.supports_presence() && !set {
                 continue;
             }
             let path = format!("{prefix}{}", field.name());

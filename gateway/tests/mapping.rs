@@ -372,3 +372,57 @@ async fn a_patch_without_update_mask_gets_one_from_the_body_keys() {
         );
     }
 }
+
+/// `google.api.field_behavior` (AIP-203) on a request: a REQUIRED field left out and an
+/// OUTPUT_ONLY field set are 400 naming the field, before the backend is called; a caller
+/// without credentials is left to the backend to authenticate first, as for every field rule.
+#[tokio::test]
+async fn required_and_output_only_fields_are_checked_before_the_call() {
+    let lib = crate::support::spawn_library().await;
+    let url = lib.url("/v1/shelves/1/books/2:reserve");
+    let post = |body: serde_json::Value| {
+        lib.client
+            .post(&url)
+            .header("authorization", "Bearer anyone")
+            .json(&body)
+            .send()
+    };
+    let ok = match post(serde_json::json!({"reader": "ann"})).await {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(ok.status(), reqwest::StatusCode::OK);
+    for (body, field, reason) in [
+        (serde_json::json!({}), "reader", "is required"),
+        (serde_json::json!({"reader": ""}), "reader", "is required"),
+        (
+            serde_json::json!({"reader": "ann", "reservation_id": "r-1"}),
+            "reservation_id",
+            "is output only",
+        ),
+    ] {
+        let r = match post(body.clone()).await {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{body}");
+        let error: serde_json::Value = r.json().await.unwrap_or_default();
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(field) && message.contains(reason),
+            "{body}: {message}"
+        );
+    }
+    // Without credentials the backend answers first (the echo backend takes anything).
+    let r = match lib
+        .client
+        .post(&url)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+}

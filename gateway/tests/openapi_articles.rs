@@ -97,6 +97,7 @@ fn article_schema_follows_the_output_naming() {
         json!({
             "type": "integer",
             "format": "int32",
+            "readOnly": true,
             "description": "The article's id (the table's primary key), a positive int32."
         })
     );
@@ -217,7 +218,7 @@ fn descriptions_come_from_the_proto_comments() {
 }
 
 #[test]
-fn request_bodies_reject_unknown_fields_and_require_nothing() {
+fn request_bodies_reject_unknown_fields_and_require_what_field_behavior_requires() {
     let doc = articles_json(&JsonOptions::default());
     let create = op(&doc, "/articles", "post");
     assert_eq!(create["requestBody"]["required"], true);
@@ -227,7 +228,17 @@ fn request_bodies_reject_unknown_fields_and_require_nothing() {
     );
     let schema = &doc["components"]["schemas"]["CreateArticleRequest"];
     assert_eq!(schema["additionalProperties"], false);
-    assert!(schema.get("required").is_none(), "{schema:#}");
+    // `google.api.field_behavior = REQUIRED`: a generated client types them as always set.
+    assert_eq!(
+        schema["required"],
+        json!(["title", "content"]),
+        "{schema:#}"
+    );
+    // And a response wrapper always has its article: no null check in generated code.
+    assert_eq!(
+        doc["components"]["schemas"]["CreateArticleResponse"]["required"],
+        json!(["article"])
+    );
     assert!(
         schema["description"]
             .as_str()

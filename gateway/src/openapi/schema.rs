@@ -28,7 +28,7 @@ use utoipa::{
 
 use super::comments;
 use crate::{
-    constraints::FieldRules,
+    constraints::{Behavior, FieldRules},
     json::{JsonNames, JsonOptions},
 };
 
@@ -218,6 +218,18 @@ impl<'j> Schemas<'j> {
             .into()
     }
 
+    /// A message field as a property: its [`Self::field`] schema, `readOnly` when the field
+    /// is OUTPUT_ONLY (the gateway refuses it in requests).
+    fn property(&self, field: &FieldDescriptor, dir: Direction) -> RefOr<Schema> {
+        let mut schema = self.field(field, dir);
+        if Behavior::of(field).output_only
+            && let RefOr::T(Schema::Object(object)) = &mut schema
+        {
+            object.read_only = Some(true);
+        }
+        schema
+    }
+
     /// The schema of one value of `kind` in a body.
     fn kind(&self, kind: &Kind, dir: Direction) -> RefOr<Schema> {
         match kind {
@@ -263,10 +275,11 @@ impl<'j> Schemas<'j> {
     ) -> RefOr<Schema> {
         let mut builder = ObjectBuilder::new().schema_type(Type::Object);
         for field in fields {
-            builder = builder.property(
-                self.json.field_name(field),
-                self.field(field, Direction::Write),
-            );
+            let name = self.json.field_name(field);
+            builder = builder.property(name, self.property(field, Direction::Write));
+            if Behavior::of(field).required {
+                builder = builder.required(name);
+            }
         }
         let mut description = comments::of_message(message).unwrap_or_default();
         if !description.is_empty() {
@@ -327,10 +340,15 @@ impl<'j> Schemas<'j> {
         let mut builder = ObjectBuilder::new().schema_type(Type::Object);
         for field in message.fields() {
             let name = self.json.field_name(&field);
-            builder = builder.property(name, self.field(&field, dir));
+            builder = builder.property(name, self.property(&field, dir));
             // The serializer writes every field that has no presence when defaults are emitted
-            // (see `JsonOptions::serialize_options`); fields with presence only when set.
-            if dir == Direction::Read && self.json.emit_defaults && !field.supports_presence() {
+            // (see `JsonOptions::serialize_options`); fields with presence only when set, which
+            // a REQUIRED one always is in a response (AIP-203), and a request must set.
+            let always_written = self.json.emit_defaults && !field.supports_presence();
+            let required = Behavior::of(&field).required;
+            if (dir == Direction::Read && (always_written || required))
+                || (dir == Direction::Write && required)
+            {
                 builder = builder.required(name);
             }
         }
