@@ -79,8 +79,9 @@ gw_src=/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway
 googleapis="$gw_src/third_party/googleapis"
 
 # --- The proto copy ---------------------------------------------------------
-# Only validation annotations are dropped (articles/options.proto and its
-# field options), plus proto3 `optional`, which protoc refuses to hand to
+# Only annotations the peer does not read are dropped (articles/options.proto's
+# validation rules and google.api.field_behavior, single- or multi-line field
+# options), plus proto3 `optional`, which protoc refuses to hand to
 # protoc-gen-go 1.3.5 / protoc-gen-grpc-gateway 1.6.4 (same wire format).
 # The google.api.http rules are kept as they are.
 pkg=articlespeer
@@ -88,13 +89,23 @@ gen_import="$pkg/gen/articlev1"
 proto_dir="$out/proto"
 rm -rf "$proto_dir" "$out/gopath/src/$pkg"
 mkdir -p "$proto_dir/article/v1" "$out/gopath/src"
-sed -E \
-  -e '/^import "articles\/options.proto";/d' \
-  -e 's/ \[\(articles\.options\.rules\)[^]]*\]//' \
-  -e 's/^([[:space:]]*)optional /\1/' \
-  -e "s|^package article\.v1;|package article.v1;\n\noption go_package = \"$gen_import;articlev1\";|" \
-  "$src_proto" >"$proto_dir/article/v1/article.proto"
-if grep -nE 'articles\.options|^[[:space:]]*optional ' "$proto_dir/article/v1/article.proto" >&2; then
+python3 - "$src_proto" "$proto_dir/article/v1/article.proto" "$gen_import" <<'PY'
+import re, sys
+src, dst, gen_import = sys.argv[1:]
+text = open(src).read()
+text = re.sub(r'^import "(articles/options|google/api/field_behavior)\.proto";\n', "", text, flags=re.M)
+# A field's option list, when every option in it is one of the dropped ones.
+def drop(match):
+    body = match.group(1)
+    kept = [o for o in re.split(r",\s*(?=\()", body.strip())
+            if not re.match(r"\((articles\.options\.rules|google\.api\.field_behavior)\)", o.strip())]
+    return " [" + ", ".join(k.strip() for k in kept) + "]" if kept else ""
+text = re.sub(r"\s*\[([^\]]*)\]", drop, text)
+text = re.sub(r"^(\s*)optional ", r"\1", text, flags=re.M)
+text = text.replace("package article.v1;", f'package article.v1;\n\noption go_package = "{gen_import};articlev1";', 1)
+open(dst, "w").write(text)
+PY
+if grep -nE 'articles\.options|field_behavior|^[[:space:]]*optional ' "$proto_dir/article/v1/article.proto" >&2; then
   echo "build.sh: could not strip the options above from the proto copy" >&2
   exit 1
 fi
