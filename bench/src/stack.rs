@@ -170,7 +170,10 @@ impl Stack {
         };
         if let Some(backend) = grpc_addr {
             eprintln!("starting articles-gateway...");
-            if let Err(err) = self.start_gateway(settings, &gateway_bin, backend).await {
+            if let Err(err) = self
+                .start_gateway(settings, &gateway_bin, backend, Role::Gateway)
+                .await
+            {
                 self.failures.push(format!("gateway: {err:#}"));
             }
         }
@@ -285,28 +288,8 @@ impl Stack {
         });
 
         eprintln!("starting articles-gateway in front of the Go backend...");
-        let (proc, addr) = procs::start_with_retry(|| {
-            let addr = procs::free_addr()?;
-            let args = os_args(&[
-                "serve",
-                "--listen",
-                &addr.to_string(),
-                "--backend",
-                &format!("http://{backend}"),
-            ]);
-            let spec = self.spec(
-                "gateway@go",
-                gateway_bin,
-                args,
-                readyz(addr),
-                settings,
-                Duration::from_secs(60),
-            );
-            Ok((spec, addr))
-        })
-        .await?;
-        self.procs.push(proc);
-        self.push_rest(Role::OursOnPeer, addr);
+        self.start_gateway(settings, gateway_bin, backend, Role::OursOnPeer)
+            .await?;
 
         eprintln!("starting grpc-gateway in front of the Go backend...");
         let (proc, addr) = procs::start_with_retry(|| {
@@ -379,7 +362,10 @@ impl Stack {
         settings: &Settings,
         bin: &Path,
         backend: SocketAddr,
+        role: Role,
     ) -> Result<()> {
+        // The process is named as the CPU table's column: `gateway`, `gateway@go`.
+        let name = role.label();
         let (proc, addr) = procs::start_with_retry(|| {
             let addr = procs::free_addr()?;
             let args = os_args(&[
@@ -390,19 +376,12 @@ impl Stack {
                 &format!("http://{backend}"),
             ]);
             let ready = readyz(addr);
-            let spec = self.spec(
-                "gateway",
-                bin,
-                args,
-                ready,
-                settings,
-                Duration::from_secs(60),
-            );
+            let spec = self.spec(name, bin, args, ready, settings, Duration::from_secs(60));
             Ok((spec, addr))
         })
         .await?;
         self.procs.push(proc);
-        self.push_rest(Role::Gateway, addr);
+        self.push_rest(role, addr);
         Ok(())
     }
 

@@ -372,27 +372,10 @@ async fn the_query_limit_is_its_own_not_the_head_limit() {
 /// answered by the gateway, in its JSON error shape, over HTTP/1.1 as over HTTP/2.
 #[tokio::test]
 async fn a_head_over_the_limit_gets_the_json_error_shape() {
-    let pool = library_pool();
-    let backend = spawn_echo_backend(&pool).await;
-    let channel = match Backend::connect_lazy(&backend.url(""), Duration::from_secs(1)) {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    let router = match Gateway::builder()
-        .descriptors(pool)
-        .backend(channel)
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
-    let gateway = spawn_gateway_with(
-        router,
-        articles_gateway::server::ServeOptions {
-            max_header_bytes: 16 * 1024,
-            ..Default::default()
-        },
-    )
+    let (gateway, _backend) = gateway_with(articles_gateway::server::ServeOptions {
+        max_header_bytes: 16 * 1024,
+        ..Default::default()
+    })
     .await;
     let h2 = match reqwest::Client::builder().http2_prior_knowledge().build() {
         Ok(c) => c,
