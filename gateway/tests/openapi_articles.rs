@@ -256,7 +256,18 @@ fn request_bodies_reject_unknown_fields_and_require_what_field_behavior_requires
         // (serde_json's map sorts keys; the document keeps field order.)
         assert_eq!(keys, ["content", "title"], "{method}");
         assert_eq!(body["additionalProperties"], false);
+        // proto3 `optional`: JSON `null` is read as "leave it", so the schema allows it.
+        assert_eq!(
+            body["properties"]["content"]["type"],
+            json!(["string", "null"]),
+            "{method}"
+        );
     }
+    // Fields without presence stay as they are.
+    assert_eq!(
+        doc["components"]["schemas"]["CreateArticleRequest"]["properties"]["title"]["type"],
+        "string"
+    );
 }
 
 #[test]

@@ -375,12 +375,18 @@ syntax = "proto3";
 package shop.PACKAGE;
 import "google/api/annotations.proto";
 enum Kind { KIND_UNSPECIFIED = 0; }
-message Item { string id = 1; Kind kind = 2; Item.Part part = 3; message Part { string name = 1; } }
+message Item {
+  string id = 1; Kind kind = 2; Item.Part part = 3; optional string note = 4;
+  message Part { string name = 1; }
+}
 message Status { string note = 1; }
 message OnlyHere { Status status = 1; }
 service Catalog {
   rpc GetItem(Item) returns (Item) { option (google.api.http) = { get: "/PACKAGE/items/{id}" }; }
   rpc Check(Item) returns (OnlyHere) { option (google.api.http) = { get: "/PACKAGE/check/{id}" }; }
+  rpc Annotate(Item) returns (Item) {
+    option (google.api.http) = { post: "/PACKAGE/items/{id}:annotate" body: "*" };
+  }
 }
 "#;
 
@@ -454,6 +460,7 @@ fn components_and_tags_take_short_names_unless_two_packages_share_one() {
         [
             "Item",
             "Item.Part",
+            "Item.Part-Input",
             "Kind",
             "OnlyHere",
             "Status",
@@ -462,6 +469,12 @@ fn components_and_tags_take_short_names_unless_two_packages_share_one() {
         "short names; the message named `Status` leaves that name to the error schema"
     );
     assert_eq!(tags, ["Catalog"]);
+    // proto3 `optional` in a request body may be `null` (read as not set); others may not.
+    let doc = shop_doc(&["a"]);
+    let body = &doc["paths"]["/a/items/{id}:annotate"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"];
+    assert_eq!(body["note"]["type"], json!(["string", "null"]), "{body}");
+    assert!(body["kind"]["$ref"].is_string(), "{body}");
 
     let (schemas, tags) = schema_and_tag_names(&shop_doc(&["a", "b"]));
     assert_eq!(
@@ -470,11 +483,13 @@ fn components_and_tags_take_short_names_unless_two_packages_share_one() {
             "Status",
             "shop.a.Item",
             "shop.a.Item.Part",
+            "shop.a.Item.Part-Input",
             "shop.a.Kind",
             "shop.a.OnlyHere",
             "shop.a.Status",
             "shop.b.Item",
             "shop.b.Item.Part",
+            "shop.b.Item.Part-Input",
             "shop.b.Kind",
             "shop.b.OnlyHere",
             "shop.b.Status",

@@ -222,6 +222,15 @@ impl<'j> Schemas<'j> {
     /// is OUTPUT_ONLY (the gateway refuses it in requests).
     fn property(&self, field: &FieldDescriptor, dir: Direction) -> RefOr<Schema> {
         let mut schema = self.field(field, dir);
+        // A proto3 `optional` scalar in a request: `null` is read as "not set" (PATCH
+        // `{"content": null}` leaves the content), so the schema says it may be null.
+        if dir == Direction::Write
+            && field.supports_presence()
+            && field.containing_oneof().is_some_and(|o| o.is_synthetic())
+            && let RefOr::T(inner) = schema
+        {
+            schema = RefOr::T(nullable(inner));
+        }
         if Behavior::of(field).output_only
             && let RefOr::T(Schema::Object(object)) = &mut schema
         {
@@ -543,6 +552,30 @@ fn enum_component(e: &EnumDescriptor) -> Object {
 
 /// The proto3 JSON form of a well-known type, or `None` for other messages. In a parameter,
 /// only the types with a scalar JSON form are allowed (the others are `None` too).
+/// `schema`, also accepting JSON `null` (which proto3 JSON reads as "not set").
+fn nullable(schema: Schema) -> Schema {
+    match schema {
+        Schema::Object(mut o) => {
+            let mut types = match o.schema_type {
+                SchemaType::Type(t) => vec![t],
+                SchemaType::Array(ts) => ts,
+                SchemaType::AnyValue => return Schema::Object(o),
+            };
+            if !types.contains(&Type::Null) {
+                types.push(Type::Null);
+            }
+            o.schema_type = SchemaType::Array(types);
+            Schema::Object(o)
+        }
+        // Floats are a oneOf (number | non-finite string): add a null branch.
+        Schema::OneOf(mut o) => {
+            o.items.push(typed(Type::Null, None).build().into());
+            Schema::OneOf(o)
+        }
+        other => other,
+    }
+}
+
 fn well_known(message: &MessageDescriptor, usage: Use) -> Option<RefOr<Schema>> {
     let param = usage == Use::Param;
     let wrapped = |kind: Kind| -> Option<RefOr<Schema>> {
@@ -551,24 +584,7 @@ fn well_known(message: &MessageDescriptor, usage: Use) -> Option<RefOr<Schema>> 
             return Some(schema.into());
         }
         // A wrapper's point is to tell "unset" from the default: in JSON, `null`.
-        Some(match schema {
-            Schema::Object(mut o) => {
-                let mut types = match o.schema_type {
-                    SchemaType::Type(t) => vec![t],
-                    SchemaType::Array(ts) => ts,
-                    SchemaType::AnyValue => vec![],
-                };
-                types.push(Type::Null);
-                o.schema_type = SchemaType::Array(types);
-                Schema::Object(o).into()
-            }
-            // Floats are a oneOf (number | non-finite string): add a null branch.
-            Schema::OneOf(mut o) => {
-                o.items.push(typed(Type::Null, None).build().into());
-                Schema::OneOf(o).into()
-            }
-            other => other.into(),
-        })
+        Some(nullable(schema).into())
     };
     let schema: RefOr<Schema> = match message.full_name() {
         "google.protobuf.Timestamp" => typed(Type::String, Some(KnownFormat::DateTime))
