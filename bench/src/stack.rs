@@ -281,11 +281,7 @@ impl Stack {
         })
         .await?;
         self.procs.push(proc);
-        self.targets.push(Target {
-            role: Role::PeerDirect,
-            label: Role::PeerDirect.label().to_owned(),
-            endpoint: Endpoint::Grpc(GrpcEndpoint::local(backend)),
-        });
+        self.push_grpc(Role::PeerDirect, backend);
 
         eprintln!("starting articles-gateway in front of the Go backend...");
         self.start_gateway(settings, gateway_bin, backend, Role::OursOnPeer)
@@ -349,11 +345,7 @@ impl Stack {
         })
         .await?;
         self.procs.push(proc);
-        self.targets.push(Target {
-            role: Role::Grpc,
-            label: Role::Grpc.label().to_owned(),
-            endpoint: Endpoint::Grpc(GrpcEndpoint::local(addr)),
-        });
+        self.push_grpc(Role::Grpc, addr);
         Ok(addr)
     }
 
@@ -448,6 +440,14 @@ impl Stack {
         self.procs.push(proc);
         self.push_rest(Role::Ceiling, addr);
         Ok(())
+    }
+
+    fn push_grpc(&mut self, role: Role, addr: SocketAddr) {
+        self.targets.push(Target {
+            role,
+            label: role.label().to_owned(),
+            endpoint: Endpoint::Grpc(GrpcEndpoint::local(addr)),
+        });
     }
 
     fn push_rest(&mut self, role: Role, addr: SocketAddr) {

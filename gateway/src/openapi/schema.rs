@@ -122,16 +122,14 @@ impl<'j> Schemas<'j> {
     /// generated code turns into a clean identifier; the full name only when another package
     /// has a type of the same name, or when it would take the error schema's name.
     pub(crate) fn short_name(&self, full: &str, package: &str) -> String {
-        let short = |full: &str, package: &str| -> String {
+        fn short<'a>(full: &'a str, package: &str) -> &'a str {
             if package.is_empty() {
-                full.to_owned()
-            } else {
-                full.strip_prefix(package)
-                    .and_then(|rest| rest.strip_prefix('.'))
-                    .unwrap_or(full)
-                    .to_owned()
+                return full;
             }
-        };
+            full.strip_prefix(package)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .unwrap_or(full)
+        }
         let mine = short(full, package);
         let collides = mine == STATUS_SCHEMA
             || self
@@ -145,7 +143,7 @@ impl<'j> Schemas<'j> {
                         .map(|e| (e.full_name(), e.package_name())),
                 )
                 .any(|(other, package)| other != full && short(other, package) == mine);
-        if collides { full.to_owned() } else { mine }
+        if collides { full } else { mine }.to_owned()
     }
 
     /// The schema of a message in `dir`: a `$ref`, or inline for well-known types.
