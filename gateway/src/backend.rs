@@ -21,6 +21,7 @@
 mod balance;
 mod call;
 mod codec;
+mod conn;
 mod health;
 mod tls;
 
@@ -104,9 +105,9 @@ impl Backend {
     /// # Errors
     /// When `uri` is not a valid URI.
     pub fn connect_lazy(uri: &str, connect_timeout: Duration) -> Result<Self, Error> {
-        Ok(Self::from_channel(
-            endpoint(uri, connect_timeout, None)?.connect_lazy(),
-        ))
+        Ok(Self {
+            inner: Inner::Single(Lazy::new(uri, connect_timeout, None)?.boxed(transport_status)),
+        })
     }
 
     /// Several replicas of one gRPC server (`http://host:port` or `https://host:port` each),
@@ -252,6 +253,38 @@ impl Backend {
     }
 }
 
+/// A lazily connected transport to `uri`: an HTTP/2 [`conn::Connection`] of our own for
+/// `http://`, tonic's channel (with TLS) for `https://`.
+#[derive(Clone)]
+enum Lazy {
+    Plain(conn::Connection),
+    Tls(Channel),
+}
+
+impl Lazy {
+    /// Must be called within a Tokio runtime (tonic's channel spawns its worker at once).
+    fn new(uri: &str, connect_timeout: Duration, tls: Option<&BackendTls>) -> Result<Self, Error> {
+        let endpoint = endpoint(uri, connect_timeout, tls)?;
+        if tls::is_secure(uri) {
+            return Ok(Self::Tls(endpoint.connect_lazy()));
+        }
+        conn::Connection::lazy(endpoint.uri(), connect_timeout)
+            .map(Self::Plain)
+            .ok_or_else(|| Error::InvalidArgument(format!("backend URI {uri:?} has no host")))
+    }
+
+    /// Boxed, turning its transport errors into statuses with `on_error`.
+    fn boxed<F>(self, on_error: F) -> GrpcService
+    where
+        F: Fn(BoxError) -> Status + Clone + Send + Sync + 'static,
+    {
+        match self {
+            Self::Plain(connection) => box_service(connection, on_error),
+            Self::Tls(channel) => box_service(channel, on_error),
+        }
+    }
+}
+
 /// A lazily connectable endpoint for `uri`, with TLS for `https://` URIs.
 fn endpoint(
     uri: &str,
@@ -316,6 +349,10 @@ fn expired(error: &BoxError) -> bool {
 fn transport_status(error: BoxError) -> Status {
     if expired(&error) {
         return Status::deadline_exceeded("the deadline expired before the backend answered");
+    }
+    if let Some(refused) = error.downcast_ref::<conn::ConnectError>() {
+        tracing::warn!(error = %refused, "backend transport failure");
+        return Status::unavailable("the backend is unavailable");
     }
     let status = match error.downcast::<Status>() {
         // Already a status (another layer mapped it): keep it.

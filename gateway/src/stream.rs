@@ -24,7 +24,7 @@ use std::sync::Arc;
 use ::http_body::Frame;
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
-use futures::{StreamExt as _, future::BoxFuture, stream::BoxStream};
+use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::BoxStream};
 use http::{HeaderValue, Method, header, request::Parts};
 use http_body_util::StreamBody;
 use prost_reflect::{DynamicMessage, SerializeOptions};
@@ -62,6 +62,12 @@ pub(crate) fn is_websocket_upgrade(parts: &Parts) -> bool {
             .headers
             .get(header::UPGRADE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// The error a failed call answers: the request reader's when it has failed (its error reset
+/// the backend stream, so the call's own error only echoes it), else `call`'s.
+fn call_failed(failed: &mut BoxFuture<'static, Error>, call: impl FnOnce() -> Error) -> Error {
+    failed.now_or_never().unwrap_or_else(call)
 }
 
 /// A future that completes with the reader's error, or never when there is no reader.
@@ -134,17 +140,19 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         tonic::Extensions::default(),
         requests,
     );
-    let to_error = |e: CallError| calls.error(e, &serialize, accept_trailers);
-    let mut stream = tokio::select! {
-        started = calls.backend.streaming(route.grpc_path.clone(), request, method.output(), options) => {
-            started.map_err(to_error)?
-        }
+    let to_error = |e: CallError, failed: &mut BoxFuture<'static, Error>| {
+        call_failed(failed, || calls.error(e, &serialize, accept_trailers))
+    };
+    let started = tokio::select! {
+        started = calls.backend.streaming(route.grpc_path.clone(), request, method.output(), options) => started,
         error = &mut failed => return Err(error),
     };
+    let mut stream = started.map_err(|e| to_error(e, &mut failed))?;
     let first = tokio::select! {
-        first = stream.message() => first.map_err(to_error)?,
+        first = stream.message() => first,
         error = &mut failed => return Err(error),
     };
+    let first = first.map_err(|e| to_error(e, &mut failed))?;
 
     if !method.is_server_streaming() {
         return single_response(&calls, stream, first, &route, &serialize, accept_trailers).await;

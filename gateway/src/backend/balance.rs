@@ -46,7 +46,7 @@ use tokio::{sync::watch, task::AbortHandle};
 use tonic::{Status, body::Body};
 use tower::ServiceExt as _;
 
-use super::{BackendTls, GrpcService, box_service, health, transport_status};
+use super::{BackendTls, GrpcService, Lazy, health, transport_status};
 use crate::error::Error;
 
 /// How replicas are reached and watched.
@@ -279,19 +279,19 @@ impl Balancer {
         for (uri, state) in uris.iter().zip(states) {
             let uri = uri.as_ref();
             let _entered = runtime.enter();
-            let endpoint = super::endpoint(uri, options.connect_timeout, options.tls.as_ref())?;
-            // A channel per connection: tonic's lazy channel keeps one HTTP/2 connection.
+            let lazy = || Lazy::new(uri, options.connect_timeout, options.tls.as_ref());
+            // Each transport keeps one HTTP/2 connection.
             let services = (0..options.connections.max(1))
                 .map(|_| {
-                    replica_service(
-                        endpoint.connect_lazy(),
+                    Ok(replica_service(
+                        lazy()?,
                         uri,
                         Arc::clone(&state),
                         Arc::clone(&outliers),
-                    )
+                    ))
                 })
-                .collect();
-            let health = box_service(endpoint.connect_lazy(), transport_status);
+                .collect::<Result<_, Error>>()?;
+            let health = lazy()?.boxed(transport_status);
             replicas.push(Replica {
                 uri: uri.to_owned(),
                 services,
@@ -442,13 +442,13 @@ impl Drop for Balancer {
 /// [`super::call`] and a client hanging up drop the call's future instead, so they never
 /// reach this mapping.
 fn replica_service(
-    channel: tonic::transport::Channel,
+    transport: Lazy,
     uri: &str,
     state: Arc<ReplicaState>,
     outliers: Arc<Outliers>,
 ) -> GrpcService {
     let uri = uri.to_owned();
-    box_service(channel, move |error| {
+    transport.boxed(move |error| {
         let status = transport_status(error);
         // An expired deadline is the call's, not the replica's.
         if status.code() == tonic::Code::DeadlineExceeded {

@@ -41,6 +41,12 @@ impl BackendTls {
     }
 }
 
+/// Whether `uri` is `https://`.
+pub(super) fn is_secure(uri: &str) -> bool {
+    uri.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
 /// Adds TLS to `endpoint` when `uri` is `https://`; a plain `http://` endpoint is returned as
 /// it is (HTTP/2 without TLS).
 pub(super) fn configure(
@@ -48,10 +54,7 @@ pub(super) fn configure(
     uri: &str,
     tls: Option<&BackendTls>,
 ) -> Result<Endpoint, Error> {
-    let secure = uri
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
-    if !secure {
+    if !is_secure(uri) {
         return Ok(endpoint);
     }
     let mut config = ClientTlsConfig::new().with_webpki_roots();

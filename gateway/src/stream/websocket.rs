@@ -144,16 +144,18 @@ async fn run(
                 request,
                 route.binding.method.output(),
                 options,
-            ) => started.map_err(|e| calls.error(e, &serialize, false))?,
+            ) => started.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize, false)))?,
             error = &mut failed => return Err(error),
             () = &mut reading => return Ok(None),
         };
         loop {
             let next = tokio::select! {
-                next = stream.message() => next.map_err(|e| calls.error(e, &serialize, false))?,
+                next = stream.message() => next,
                 error = &mut failed => return Err(error),
                 () = &mut reading => return Ok(None),
             };
+            let next =
+                next.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize, false)))?;
             let Some(message) = next else {
                 return Ok(Some(()));
             };
