@@ -259,7 +259,10 @@ pub fn document_with(
                         .or_else(|| comments::of_service(service)),
                 )
                 .build();
-            t.external_docs = openapiv2::external_docs(tag_options.external_docs.as_ref());
+            openapiv2::add_extensions(
+                &mut t.extensions,
+                openapiv2::external_docs(tag_options.external_docs.as_ref()),
+            );
             tags.push(t);
         }
         let operation = operation(&schemas, binding, json, tag, security);
@@ -285,7 +288,8 @@ pub fn document_with(
                     t.description = description;
                 }
                 if docs.is_some() {
-                    t.external_docs = docs;
+                    t.extensions = None;
+                    openapiv2::add_extensions(&mut t.extensions, docs);
                 }
             }
             None => {
@@ -293,7 +297,7 @@ pub fn document_with(
                     .name(listed.name.clone())
                     .description(description)
                     .build();
-                t.external_docs = docs;
+                openapiv2::add_extensions(&mut t.extensions, docs);
                 tags.push(t);
             }
         }
@@ -377,7 +381,10 @@ pub fn document_with(
         .tags(Some(tags))
         .build();
     doc.security = (!global_security.is_empty()).then_some(global_security);
-    doc.external_docs = openapiv2::external_docs(swagger.external_docs.as_ref());
+    openapiv2::add_extensions(
+        &mut doc.extensions,
+        openapiv2::external_docs(swagger.external_docs.as_ref()),
+    );
     doc
 }
 
@@ -645,7 +652,10 @@ fn operation(
         builder.securities(Some(Vec::<SecurityRequirement>::new()))
     };
     let mut operation = builder.build();
-    operation.external_docs = openapiv2::external_docs(options.external_docs.as_ref());
+    openapiv2::add_extensions(
+        &mut operation.extensions,
+        openapiv2::external_docs(options.external_docs.as_ref()),
+    );
     operation
 }
 
