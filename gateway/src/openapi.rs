@@ -5,7 +5,9 @@
 //! and the message types they use, so the spec cannot drift from what is served: paths come
 //! from the templates, parameters and schemas from the request and response messages (in the
 //! proto3 JSON mapping, with the naming and default handling of [`JsonOptions`]), and every
-//! description from the proto comments. [`docs_router`] serves it with Swagger UI.
+//! description from the proto comments. What grpc-gateway's `openapiv2` options state
+//! (`openapiv2` module) goes in on top, and every value gets an example (`examples`).
+//! [`docs_router`] serves it with Swagger UI.
 //!
 //! The document is built with utoipa's builder API rather than its derive macros, because
 //! the API is only known at run time. Output is deterministic (components sorted by name,
