@@ -27,10 +27,10 @@ use std::{
     sync::Arc,
 };
 
+use prost_protovalidate::Validator;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
-use prost_protovalidate::Validator;
 
 pub use wording::describe;
 
@@ -103,7 +103,8 @@ impl fmt::Display for FieldViolation {
     }
 }
 
-/// Every broken rule of one request message, in field order (field_behavior first).
+/// Every broken rule of one request message: field_behavior's in field order, then
+/// protovalidate's in its order (message rules first).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Violations(pub Vec<FieldViolation>);
 
@@ -133,6 +134,8 @@ pub struct Constraints {
     validated: HashSet<String>,
     /// The protovalidate evaluator, with every message of `validated` compiled.
     validator: Option<Arc<Validator>>,
+    /// The messages of CEL rules by id, for the violations the crate reports by id alone.
+    cel_messages: HashMap<String, String>,
 }
 
 impl fmt::Debug for Constraints {
@@ -194,6 +197,7 @@ impl Constraints {
             behavior_messages,
             validated,
             validator,
+            cel_messages: rules::cel_messages(pool),
         }
     }
 
@@ -225,7 +229,10 @@ impl Constraints {
                             .iter()
                             .map(|v| FieldViolation {
                                 field: v.field_path(),
-                                description: describe(v),
+                                description: match self.cel_messages.get(v.rule_id()) {
+                                    Some(text) if v.message().is_empty() => text.clone(),
+                                    _ => describe(v),
+                                },
                             })
                             .filter(|v| !missing.contains(&v.field)),
                     );
@@ -244,7 +251,12 @@ impl Constraints {
         }
     }
 
-    fn check_behaviors(&self, message: &DynamicMessage, prefix: &str, out: &mut Vec<FieldViolation>) {
+    fn check_behaviors(
+        &self,
+        message: &DynamicMessage,
+        prefix: &str,
+        out: &mut Vec<FieldViolation>,
+    ) {
         let descriptor: MessageDescriptor = message.descriptor();
         if !self.behavior_messages.contains(descriptor.full_name()) {
             return;
@@ -406,7 +418,10 @@ mod tests {
             c.check(&message(&pool, "article.v1.CreateArticleRequest", &json))
         };
         // Every White_Space code point alone is blank, as Rust's `char::is_whitespace` says.
-        for ws in (0..=0x10FFFF_u32).filter_map(char::from_u32).filter(|c| c.is_whitespace()) {
+        for ws in (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace())
+        {
             assert!(create(&format!("{ws}{ws}")).is_err(), "U+{:04X}", ws as u32);
         }
         // U+FEFF (which JavaScript's trim() removes) and U+200B are not whitespace.

@@ -36,7 +36,51 @@ pub fn has_rules(message: &MessageDescriptor) -> bool {
         || message
             .oneofs()
             .any(|o| stated(o.options(), ONEOF_EXTENSION))
-        || message.fields().any(|f| stated(f.options(), FIELD_EXTENSION))
+        || message
+            .fields()
+            .any(|f| stated(f.options(), FIELD_EXTENSION))
+}
+
+/// The `message` of every CEL rule (`cel`) stated on a message or field of `pool`, by rule id:
+/// protovalidate reports a message-level rule by id alone.
+pub fn cel_messages(
+    pool: &prost_reflect::DescriptorPool,
+) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut collect = |rules: &DynamicMessage| {
+        let Some(Value::List(list)) = get(rules, "cel") else {
+            return;
+        };
+        for rule in list.iter().filter_map(Value::as_message) {
+            let text = |name: &str| get(rule, name).and_then(|v| v.as_str().map(str::to_owned));
+            if let (Some(id), Some(message)) = (text("id"), text("message")) {
+                out.entry(id).or_insert(message);
+            }
+        }
+    };
+    let message_ext = pool.get_extension_by_name(MESSAGE_EXTENSION);
+    let field_ext = pool.get_extension_by_name(FIELD_EXTENSION);
+    for message in pool.all_messages() {
+        if let Some(ext) = &message_ext {
+            let options = message.options();
+            if options.has_extension(ext)
+                && let Some(rules) = options.get_extension(ext).as_message()
+            {
+                collect(rules);
+            }
+        }
+        if let Some(ext) = &field_ext {
+            for field in message.fields() {
+                let options = field.options();
+                if options.has_extension(ext)
+                    && let Some(rules) = options.get_extension(ext).as_message()
+                {
+                    collect(rules);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether a oneof must have one of its fields set (`(buf.validate.oneof).required`).

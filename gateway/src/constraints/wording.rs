@@ -10,12 +10,33 @@
 use prost_protovalidate::Violation;
 use prost_reflect::Value;
 
-/// What `violation` says is wrong with the field's value.
+/// What `violation` says is wrong with the field's value. A rule without a message of its own
+/// (the crate gives message-level CEL rules and string formats none) is named by its id.
 pub fn describe(violation: &Violation) -> String {
-    worded(violation).unwrap_or_else(|| violation.message().to_owned())
+    if let Some(text) = worded(violation) {
+        return text;
+    }
+    let message = violation.message();
+    if message.is_empty() {
+        return format!("breaks the rule {:?}", violation.rule_id());
+    }
+    // "value must be greater than or equal to 13 and less than 130" reads as the field's own.
+    let message = message.strip_prefix("value ").unwrap_or(message);
+    match violation.field_value().and_then(number) {
+        Some(got) => format!("{message} (got {got})"),
+        None => message.to_owned(),
+    }
 }
 
 fn worded(violation: &Violation) -> Option<String> {
+    if let Some(format) = violation
+        .rule_id()
+        .strip_prefix("string.")
+        .map(|f| f.strip_suffix("_empty").unwrap_or(f))
+        .and_then(format_name)
+    {
+        return Some(format!("must be {format}"));
+    }
     let (_, rule) = violation.rule_id().rsplit_once('.')?;
     let bound = violation.rule_value();
     let got = violation.field_value();
@@ -46,6 +67,25 @@ fn worded(violation: &Violation) -> Option<String> {
             let bytes = got?.as_str()?.len();
             format!("must be at most {bound} bytes of UTF-8 (got {bytes})")
         }
+        _ => return None,
+    })
+}
+
+/// What a string-format rule asks for, by the name in its rule id.
+fn format_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "email" => "an email address",
+        "hostname" => "a host name",
+        "ip" => "an IP address",
+        "ipv4" => "an IPv4 address",
+        "ipv6" => "an IPv6 address",
+        "uri" => "an absolute URI",
+        "uri_ref" => "a URI reference",
+        "uuid" => "a UUID",
+        "tuuid" => "a UUID without dashes",
+        "address" => "a host name or IP address",
+        "ulid" => "a ULID",
+        "host_and_port" => "a host and port",
         _ => return None,
     })
 }

@@ -18,11 +18,9 @@
 use std::collections::BTreeMap;
 
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
-use utoipa::{
-    openapi::{
-        Array, KnownFormat, Object, ObjectBuilder, OneOf, Ref, RefOr, Schema, SchemaFormat, Type,
-        schema::{AdditionalProperties, SchemaType},
-    },
+use utoipa::openapi::{
+    Array, KnownFormat, Object, ObjectBuilder, OneOf, Ref, RefOr, Schema, SchemaFormat, Type,
+    schema::{AdditionalProperties, SchemaType},
 };
 
 mod keywords;
@@ -400,8 +398,36 @@ pub(crate) fn param(kind: &Kind) -> Option<Schema> {
 /// Schema keywords: the gateway enforces them on requests
 /// ([`Constraints`](crate::constraints::Constraints)).
 pub(crate) fn constrain(schema: &mut Schema, field: &FieldDescriptor) {
-    if let Schema::Object(o) = schema {
-        keywords::value(o, field);
+    match schema {
+        Schema::Object(o) => keywords::value(o, field),
+        // A float: the bounds go on the number; of "NaN", "Infinity" and "-Infinity", only
+        // those the rules let through stay.
+        Schema::OneOf(one_of) => {
+            let Some(specials) = keywords::float_specials(field) else {
+                return;
+            };
+            one_of.items.retain_mut(|item| match item {
+                RefOr::T(Schema::Object(o)) if o.enum_values.is_some() => {
+                    if let Some(values) = &mut o.enum_values {
+                        values.retain(|v| v.as_str().is_some_and(|s| specials.contains(&s)));
+                    }
+                    o.enum_values.as_ref().is_some_and(|v| !v.is_empty())
+                }
+                RefOr::T(Schema::Object(o)) => {
+                    keywords::value(o, field);
+                    true
+                }
+                _ => true,
+            });
+            if let [RefOr::T(only)] = one_of.items.as_slice() {
+                let mut only = only.clone();
+                if let Schema::Object(o) = &mut only {
+                    o.description = one_of.description.take();
+                }
+                *schema = only;
+            }
+        }
+        _ => {}
     }
 }
 

@@ -51,13 +51,60 @@ pub(crate) fn value(object: &mut Object, field: &FieldDescriptor) {
     apply(object, &rules);
 }
 
+/// Of proto3 JSON's special float spellings, those a float field's rules accept (protovalidate:
+/// NaN meets no bound, an infinity only the bounds on its own side's opposite), or `None` when
+/// the field states no float rules.
+pub(crate) fn float_specials(field: &FieldDescriptor) -> Option<Vec<&'static str>> {
+    let rules = rules::of_field(field)?;
+    let rules = if field.is_list() {
+        let (name, repeated) = rules.typed()?;
+        if name != "repeated" {
+            return None;
+        }
+        repeated.nested("items")?
+    } else {
+        rules
+    };
+    let (kind, typed) = rules.typed()?;
+    if kind != "float" && kind != "double" {
+        return None;
+    }
+    if typed.get("finite").and_then(|v| v.as_bool()) == Some(true)
+        || typed.get("const").is_some()
+        || typed.get("in").is_some()
+    {
+        return Some(Vec::new());
+    }
+    let lower = typed.get("gt").is_some() || typed.get("gte").is_some();
+    let upper = typed.get("lt").is_some() || typed.get("lte").is_some();
+    let mut out = Vec::new();
+    if !lower && !upper {
+        out.push("NaN");
+    }
+    if !upper {
+        out.push("Infinity");
+    }
+    if !lower {
+        out.push("-Infinity");
+    }
+    Some(out)
+}
+
 /// Adds `repeated` rules (`min_items`, `max_items`, `unique`) to a repeated field's array.
 pub(crate) fn array(array: &mut Array, field: &FieldDescriptor) {
     let Some(repeated) = typed(field, "repeated") else {
         return;
     };
-    array.min_items = repeated.get("min_items").as_ref().and_then(size).or(array.min_items);
-    array.max_items = repeated.get("max_items").as_ref().and_then(size).or(array.max_items);
+    array.min_items = repeated
+        .get("min_items")
+        .as_ref()
+        .and_then(size)
+        .or(array.min_items);
+    array.max_items = repeated
+        .get("max_items")
+        .as_ref()
+        .and_then(size)
+        .or(array.max_items);
     if repeated.get("unique").and_then(|v| v.as_bool()) == Some(true) {
         array.unique_items = true;
     }
@@ -68,8 +115,16 @@ pub(crate) fn map(object: &mut Object, field: &FieldDescriptor) {
     let Some(map) = typed(field, "map") else {
         return;
     };
-    object.min_properties = map.get("min_pairs").as_ref().and_then(size).or(object.min_properties);
-    object.max_properties = map.get("max_pairs").as_ref().and_then(size).or(object.max_properties);
+    object.min_properties = map
+        .get("min_pairs")
+        .as_ref()
+        .and_then(size)
+        .or(object.min_properties);
+    object.max_properties = map
+        .get("max_pairs")
+        .as_ref()
+        .and_then(size)
+        .or(object.max_properties);
 }
 
 /// The field's rules of the type `kind` (`repeated`, `map`), when it states those.
