@@ -410,6 +410,22 @@ mod tests {
     }
 
     #[test]
+    fn the_contract_ships_the_validate_proto_the_validator_was_built_with() {
+        let file = |pool: &DescriptorPool| {
+            let Some(f) = pool.get_file_by_name("buf/validate/validate.proto") else {
+                panic!("no buf/validate/validate.proto");
+            };
+            let mut proto = f.file_descriptor_proto().clone();
+            proto.source_code_info = None;
+            proto
+        };
+        assert_eq!(
+            file(&pool()),
+            file(&prost_protovalidate::types::DESCRIPTOR_POOL)
+        );
+    }
+
+    #[test]
     fn whitespace_is_the_unicode_white_space_set() {
         let pool = pool();
         let c = Constraints::from_pool(&pool);
