@@ -50,8 +50,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         standard.encode_file_descriptor_set(),
     )?;
 
+    // buf/validate/validate.proto only annotates the contract (its rules are read from the
+    // descriptors at run time); its Rust types come from prost-protovalidate-types, so no code
+    // is generated for it here.
+    let mut set = compiler.file_descriptor_set();
+    set.file.retain(|f| f.package() != "buf.validate");
     tonic_prost_build::configure()
         .include_file("protos.rs")
-        .compile_fds(compiler.file_descriptor_set())?;
+        .compile_fds(set)?;
     Ok(())
 }

@@ -79,7 +79,7 @@ gw_src=/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway
 googleapis="$gw_src/third_party/googleapis"
 
 # --- The proto copy ---------------------------------------------------------
-# Only annotations the peer does not read are dropped (articles/options.proto's
+# Only annotations the peer does not read are dropped (buf/validate/validate.proto's
 # validation rules and google.api.field_behavior, single- or multi-line field
 # options), plus proto3 `optional`, which protoc refuses to hand to
 # protoc-gen-go 1.3.5 / protoc-gen-grpc-gateway 1.6.4 (same wire format).
@@ -93,21 +93,75 @@ python3 - "$src_proto" "$proto_dir/article/v1/article.proto" "$gen_import" <<'PY
 import re, sys
 src, dst, gen_import = sys.argv[1:]
 text = open(src).read()
-text = re.sub(r'^import "(articles/options|google/api/field_behavior|protoc-gen-openapiv2/options/annotations)\.proto";\n', "", text, flags=re.M)
+text = re.sub(r'^import "(buf/validate/validate|google/api/field_behavior|protoc-gen-openapiv2/options/annotations)\.proto";\n', "", text, flags=re.M)
 # grpc-gateway 1.6.4 has no openapiv2 options (only the older swagger ones): the file's goes.
 text = re.sub(r"^option \(grpc\.gateway\.protoc_gen_openapiv2\.options\.\w+\) = \{.*?^\};\n", "", text, flags=re.M | re.S)
-# A field's option list, when every option in it is one of the dropped ones.
-def drop(match):
-    body = match.group(1)
-    kept = [o for o in re.split(r",\s*(?=\()", body.strip())
-            if not re.match(r"\((articles\.options\.rules|google\.api\.field_behavior|grpc\.gateway\.protoc_gen_openapiv2\.options\.\w+)\)", o.strip())]
-    return " [" + ", ".join(k.strip() for k in kept) + "]" if kept else ""
-text = re.sub(r"\s*\[([^\]]*)\]", drop, text)
+# A field's option list (after `= <number>`), scanned to its closing bracket outside string
+# literals and comments (a rule's pattern may hold brackets); dropped options are left out.
+def split_options(body):
+    parts, depth, quote, start, i = [], 0, None, 0, 0
+    while i < len(body):
+        c = body[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "/" and body[i + 1:i + 2] == "/":
+            i = body.index("\n", i)
+        elif c in "[{(":
+            depth += 1
+        elif c in "]})":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+        i += 1
+    parts.append(body[start:])
+    return parts
+def closing(text, i):
+    depth, quote = 0, None
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "/" and text[i + 1:i + 2] == "/":
+            i = text.index("\n", i)
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise SystemExit("build.sh: unbalanced field options")
+out, pos = [], 0
+for m in re.finditer(r"=\s*\d+(\s*)\[", text):
+    if m.start() < pos:
+        continue
+    open_at = m.end() - 1
+    end = closing(text, open_at)
+    body = text[open_at + 1:end]
+    kept = [o.strip() for o in split_options(body)
+            if not re.match(r"\((buf\.validate\.field|google\.api\.field_behavior|grpc\.gateway\.protoc_gen_openapiv2\.options\.\w+)\)", o.strip())]
+    out.append(text[pos:m.start() + len(m.group(0)) - len(m.group(1)) - 1])
+    if kept:
+        out.append(" [" + ", ".join(kept) + "]")
+    pos = end + 1
+out.append(text[pos:])
+text = "".join(out)
 text = re.sub(r"^(\s*)optional ", r"\1", text, flags=re.M)
 text = text.replace("package article.v1;", f'package article.v1;\n\noption go_package = "{gen_import};articlev1";', 1)
 open(dst, "w").write(text)
 PY
-if grep -nE 'articles\.options|field_behavior|protoc_gen_openapiv2|^[[:space:]]*optional ' "$proto_dir/article/v1/article.proto" >&2; then
+if grep -nE 'buf\.validate|field_behavior|protoc_gen_openapiv2|^[[:space:]]*optional ' "$proto_dir/article/v1/article.proto" >&2; then
   echo "build.sh: could not strip the options above from the proto copy" >&2
   exit 1
 fi

@@ -385,6 +385,7 @@ impl GatewayBuilder {
                     ignored_query_params: self.ignored_query_params,
                     unknown_query_params: self.unknown_query_params,
                     constraints,
+                    names: self.json.names,
                     ..RequestOptions::default()
                 }
                 .unknown_fields(self.unknown_fields),

@@ -71,6 +71,16 @@ pub enum Error {
     /// The request does not map onto the request message (bad parameter, bad JSON, ...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// The request message breaks the API's field rules (`buf.validate`,
+    /// `google.api.field_behavior`): answered with a `google.rpc.BadRequest` detail listing
+    /// each field violation.
+    #[error("{violations}")]
+    InvalidFields {
+        /// Every broken rule.
+        violations: crate::constraints::Violations,
+        /// How the detail's field names are written (as the responses' are).
+        names: crate::json::JsonNames,
+    },
     /// The request body is not JSON.
     #[error(
         "unsupported content type {0:?}: the request body must be JSON (application/json, \
@@ -257,7 +267,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => {
                 return (Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED);
             }
-            Self::InvalidArgument(_) => Code::InvalidArgument,
+            Self::InvalidArgument(_) | Self::InvalidFields { .. } => Code::InvalidArgument,
             Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
                 return (Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE);
             }
@@ -312,14 +322,43 @@ impl Error {
     pub(crate) fn status_json(&self) -> Vec<u8> {
         let code = self.code();
         let message = self.public_message();
+        let own;
         let details = match self {
             Self::Backend(b) => b.details.as_slice(),
+            Self::InvalidFields { violations, names } => {
+                own = [bad_request(violations, *names)];
+                own.as_slice()
+            }
             _ => &[],
         };
         let body = ErrorBody::new(ErrorFormat::Status, StatusCode::OK, code, &message, details);
         // Serializing strings, integers and JSON values cannot fail.
         serde_json::to_vec(&body).unwrap_or_default()
     }
+}
+
+/// `violations` as a `google.rpc.BadRequest` detail in proto3 JSON, its field names written
+/// as `names` says (as a backend's details are).
+fn bad_request(
+    violations: &crate::constraints::Violations,
+    names: crate::json::JsonNames,
+) -> serde_json::Value {
+    let list = match names {
+        crate::json::JsonNames::Proto => "field_violations",
+        crate::json::JsonNames::Camel => "fieldViolations",
+    };
+    let items: Vec<serde_json::Value> = violations
+        .0
+        .iter()
+        .map(|v| serde_json::json!({"field": v.field, "description": v.description}))
+        .collect();
+    let mut object = serde_json::Map::new();
+    object.insert(
+        "@type".to_owned(),
+        "type.googleapis.com/google.rpc.BadRequest".into(),
+    );
+    object.insert(list.to_owned(), items.into());
+    serde_json::Value::Object(object)
 }
 
 impl From<BackendError> for Error {
@@ -347,6 +386,14 @@ impl IntoResponse for Error {
                 headers.extend(metadata);
                 (message, details, trailers)
             }
+            Self::InvalidFields {
+                ref violations,
+                names,
+            } => (
+                self.to_string(),
+                vec![bad_request(violations, names)],
+                HeaderMap::new(),
+            ),
             Self::MethodNotAllowed { ref allow, .. } => {
                 headers.insert(header::ALLOW, allow.clone());
                 (self.to_string(), Vec::new(), HeaderMap::new())

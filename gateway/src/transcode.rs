@@ -30,6 +30,7 @@ pub use response::to_json;
 use crate::{
     constraints::Constraints,
     error::Error,
+    json::JsonNames,
     rules::{Binding, BodyRule},
 };
 
@@ -55,6 +56,8 @@ pub struct RequestOptions {
     pub deserialize: DeserializeOptions,
     /// The field rules a request message must meet (none by default).
     pub constraints: Arc<Constraints>,
+    /// How the field names of a rule violation's `google.rpc.BadRequest` are written.
+    pub names: JsonNames,
 }
 
 impl Default for RequestOptions {
@@ -64,6 +67,7 @@ impl Default for RequestOptions {
             unknown_query_params: Unknown::Reject,
             deserialize: DeserializeOptions::new().deny_unknown_fields(true),
             constraints: Arc::default(),
+            names: JsonNames::default(),
         }
     }
 }
@@ -228,7 +232,10 @@ pub fn request_message_with(
         options
             .constraints
             .check(&message)
-            .map_err(|v| Error::InvalidArgument(v.to_string()))?;
+            .map_err(|violations| Error::InvalidFields {
+                violations,
+                names: options.names,
+            })?;
     }
     Ok((message, system))
 }

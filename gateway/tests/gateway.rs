@@ -9,6 +9,8 @@
 //!   service, no reflection, trailers, google.rpc details, float extremes, open enums):
 //!   deadlines, metadata, error details and formats, proto3 JSON edge values, system
 //!   parameters, content types, migration switches, reflection v1alpha, over HTTP/1.1 and 2.
+//! - `validation`: `buf.validate` rules checked before the call (`accounts.v1`, its own fixture
+//!   in front of the echo backend): 400 with a `google.rpc.BadRequest` listing each field.
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
 mod errors;
@@ -22,3 +24,4 @@ mod scaleout;
 mod sensors;
 mod support;
 mod tls;
+mod validation;

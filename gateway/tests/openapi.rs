@@ -1,5 +1,7 @@
 //! Tests of the OpenAPI document and the served docs (one test binary; see `Cargo.toml`).
 //!
+//! - `openapi_accounts`: `buf.validate` rules stated as JSON Schema keywords
+//!   (tests/fixtures/accounts.proto).
 //! - `openapi_articles`: the document of the article contract.
 //! - `openapi_library`: a second, unrelated API compiled here, exercising what the article
 //!   contract does not (resource-name templates, body fields, `response_body`, nested and
@@ -9,6 +11,7 @@
 //! - `openapi_openapiv2`: an API written for grpc-gateway's protoc-gen-openapiv2
 //!   (`tests/fixtures/petstore.proto`): what its `openapiv2` options say is in the document.
 
+mod openapi_accounts;
 mod openapi_articles;
 mod openapi_docs;
 mod openapi_drift;

@@ -4,7 +4,11 @@
 //! status in exactly one place, `impl From<Error> for Status`, which also decides what a client
 //! may see: internal failures are logged in full and answered with a generic message.
 
+mod bad_request;
+
 use std::{io, net::SocketAddr, path::PathBuf};
+
+use articles_gateway::constraints::Violations;
 
 use tonic::Status;
 
@@ -22,6 +26,10 @@ pub enum Error {
         /// What is wrong with it, e.g. `must not be negative (got -1)`.
         reason: String,
     },
+    /// A request breaks the contract's field rules (`buf.validate`, `google.api.field_behavior`):
+    /// every broken field, each as `<field> <reason>`, joined by `; `.
+    #[error("{}", list(.0))]
+    InvalidFields(Violations),
     /// No article has this id.
     #[error("article {0} not found")]
     NotFound(i64),
@@ -163,9 +171,29 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// `<field> <reason>` for each violation, as [`Error::InvalidArgument`] words one.
+fn list(violations: &Violations) -> String {
+    violations
+        .0
+        .iter()
+        .map(|v| format!("{} {}", v.field, v.description).trim().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         match err {
+            Error::InvalidFields(ref violations) => {
+                let message = err.to_string();
+                let details =
+                    bad_request::status_details(tonic::Code::InvalidArgument, &message, violations);
+                Status::with_details(
+                    tonic::Code::InvalidArgument,
+                    message,
+                    bytes::Bytes::from(details),
+                )
+            }
             Error::InvalidArgument { .. } => Status::invalid_argument(err.to_string()),
             Error::NotFound(_) | Error::RowNotFound => Status::not_found(err.to_string()),
             Error::IdOutOfRange(_) => Status::out_of_range(err.to_string()),

@@ -1,4 +1,5 @@
-//! The `article.v1.ArticleService` implementation: request validation, paging, write
+//! The `article.v1.ArticleService` implementation: request validation (the contract's own
+//! rules, [`rules`]), paging, write
 //! authorization, and conversion between the store's rows and the contract's messages.
 //!
 //! [`legacy`] serves the same implementation under the tutorial's unpackaged
@@ -15,11 +16,7 @@ use articles_proto::article::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{
-    error::{Error, Result},
-    model::{self, Article},
-    store::Store,
-};
+use crate::{error::Result, model::Article, rules, store::Store};
 
 pub use paging::{DEFAULT_PAGE_SIZE, MAX_MESSAGE_BYTES, MAX_PAGE_SIZE};
 /// How many rows an export reads at a time: what it holds in memory, however large the table.
@@ -48,6 +45,7 @@ impl Articles {
     }
 
     async fn list(&self, req: pb::ArticleListRequest) -> Result<pb::ArticleListResponse> {
+        rules::check("article.v1.ArticleListRequest", &req)?;
         let request = paging::PageRequest::new(req.page, req.page_size, &req.page_token)?;
         let (rows, total) = self.store.list(request.offset, request.limit).await?;
         let rows = rows
@@ -58,16 +56,15 @@ impl Articles {
     }
 
     async fn detail(&self, req: pb::ArticleDetailRequest) -> Result<pb::ArticleDetailResponse> {
-        let pk = model::validate_pk(req.pk)?;
-        let article = self.store.get(pk).await?.into_proto()?;
+        rules::check("article.v1.ArticleDetailRequest", &req)?;
+        let article = self.store.get(i64::from(req.pk)).await?.into_proto()?;
         Ok(pb::ArticleDetailResponse {
             article: Some(article),
         })
     }
 
     async fn create(&self, req: pb::CreateArticleRequest) -> Result<pb::CreateArticleResponse> {
-        model::validate_title(&req.title)?;
-        model::validate_content(&req.content)?;
+        rules::check("article.v1.CreateArticleRequest", &req)?;
         let article = self.store.create(&req.title, &req.content).await?;
         tracing::info!(id = article.id, "article created");
         Ok(pb::CreateArticleResponse {
@@ -76,16 +73,14 @@ impl Articles {
     }
 
     async fn update(&self, req: pb::UpdateArticleRequest) -> Result<pb::UpdateArticleResponse> {
-        let pk = model::validate_pk(req.pk)?;
-        if let Some(title) = &req.title {
-            model::validate_title(title)?;
-        }
-        if let Some(content) = &req.content {
-            model::validate_content(content)?;
-        }
+        rules::check("article.v1.UpdateArticleRequest", &req)?;
         let article = self
             .store
-            .update(pk, req.title.as_deref(), req.content.as_deref())
+            .update(
+                i64::from(req.pk),
+                req.title.as_deref(),
+                req.content.as_deref(),
+            )
             .await?;
         tracing::info!(id = article.id, "article updated");
         Ok(pb::UpdateArticleResponse {
@@ -94,8 +89,8 @@ impl Articles {
     }
 
     async fn delete(&self, req: pb::DeleteArticleRequest) -> Result<pb::DeleteArticleResponse> {
-        let pk = model::validate_pk(req.pk)?;
-        let article = self.store.delete(pk).await?;
+        rules::check("article.v1.DeleteArticleRequest", &req)?;
+        let article = self.store.delete(i64::from(req.pk)).await?;
         tracing::info!(id = article.id, "article deleted");
         Ok(pb::DeleteArticleResponse {
             article: Some(article.into_proto()?),
@@ -135,16 +130,11 @@ impl ArticleService for Articles {
         &self,
         request: Request<pb::ExportArticlesRequest>,
     ) -> Result<Response<ArticleStream>, Status> {
-        let after_id = request.into_inner().after_id;
-        if after_id < 0 {
-            return Err(Status::from(Error::invalid(
-                "after_id",
-                format!("must not be negative (got {after_id})"),
-            )));
-        }
+        let request = request.into_inner();
+        rules::check("article.v1.ExportArticlesRequest", &request)?;
         Ok(Response::new(export(
             self.store.clone(),
-            i64::from(after_id),
+            i64::from(request.after_id),
         )))
     }
 

@@ -13,9 +13,11 @@ use crate::{
     clock,
     config::ImportArgs,
     error::{Error, Result},
-    model::{self, NewArticle},
+    model::NewArticle,
+    rules,
     store::Store,
 };
+use articles_proto::article::v1 as pb;
 
 /// One line of the import file.
 #[derive(Debug, Deserialize)]
@@ -40,8 +42,13 @@ pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
         }
         let bad = |message: String| Error::ImportLine { line, message };
         let parsed: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
-        model::validate_title(&parsed.title).map_err(|e| bad(e.to_string()))?;
-        model::validate_content(&parsed.content).map_err(|e| bad(e.to_string()))?;
+        // The rules a CreateArticle call meets, from the contract.
+        let request = pb::CreateArticleRequest {
+            title: parsed.title,
+            content: parsed.content,
+        };
+        rules::check("article.v1.CreateArticleRequest", &request)
+            .map_err(|e| bad(e.to_string()))?;
         if let Some(t) = &parsed.create_time
             && !clock::is_valid_timestamp(t)
         {
@@ -50,8 +57,8 @@ pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
             )));
         }
         articles.push(NewArticle {
-            title: parsed.title,
-            content: parsed.content,
+            title: request.title,
+            content: request.content,
             create_time: parsed.create_time,
         });
     }
@@ -114,6 +121,6 @@ mod tests {
         assert!(err.starts_with("line 2:"), "{err}");
         let text = "{\"title\":\"\",\"content\":\"b\"}\n";
         let err = parse(text).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("line 1: title must not be empty"), "{err}");
+        assert!(err.contains("line 1: title is required"), "{err}");
     }
 }

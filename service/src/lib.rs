@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod reflection;
+pub mod rules;
 pub mod seed;
 pub mod server;
 pub mod store;

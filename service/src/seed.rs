@@ -82,15 +82,18 @@ pub fn demo_articles(n: u32) -> Vec<NewArticle> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{validate_content, validate_title};
+    use articles_proto::article::v1 as pb;
 
     #[test]
     fn demo_articles_are_valid_and_ordered() {
         let articles = demo_articles(150);
         assert_eq!(articles.len(), 150);
         for a in &articles {
-            assert!(validate_title(&a.title).is_ok());
-            assert!(validate_content(&a.content).is_ok());
+            let request = pb::CreateArticleRequest {
+                title: a.title.clone(),
+                content: a.content.clone(),
+            };
+            assert!(crate::rules::check("article.v1.CreateArticleRequest", &request).is_ok());
             assert!(a.content.len() > 200);
         }
         assert!(articles[0].create_time < articles[149].create_time);

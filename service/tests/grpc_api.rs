@@ -342,6 +342,62 @@ async fn invalid_writes_name_the_field_and_write_nothing(db: TestDb) {
     server.stop().await;
 }
 
+/// The gRPC answer to a request breaking the contract's rules carries a `google.rpc.BadRequest`
+/// detail naming every broken field, as the gateway's 400 does.
+async fn rule_violations_carry_a_bad_request_detail_for_grpc_callers(db: TestDb) {
+    use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage};
+    let server = spawn_service(&db, Opts::demo(1)).await;
+    let mut client = server.client().await;
+    let err = client
+        .create_article(authed(
+            pb::CreateArticleRequest {
+                title: "\u{3000}".into(),
+                content: "x".repeat(4_186_113),
+            },
+            TOKEN,
+        ))
+        .await
+        .expect_err("blank title, long content");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let pool = DescriptorPool::decode(articles_proto::STANDARD_DESCRIPTOR_SET).expect("pool");
+    let status = pool
+        .get_message_by_name("google.rpc.Status")
+        .expect("Status");
+    let status = DynamicMessage::decode(status, err.details()).expect("a google.rpc.Status");
+    let details = status.get_field_by_name("details").expect("details");
+    let details = details.as_list().expect("a list");
+    assert_eq!(details.len(), 1);
+    let any = details[0].as_message().expect("an Any");
+    let type_url = any.get_field_by_name("type_url").expect("type_url");
+    assert_eq!(
+        type_url.as_str(),
+        Some("type.googleapis.com/google.rpc.BadRequest")
+    );
+    let value = any.get_field_by_name("value").expect("value");
+    let bad = pool
+        .get_message_by_name("google.rpc.BadRequest")
+        .expect("BadRequest");
+    let bad =
+        DynamicMessage::decode(bad, value.as_bytes().expect("bytes").as_ref()).expect("decode");
+    assert_eq!(bad.descriptor().name(), "BadRequest");
+    let json = serde_json::to_value(&bad).expect("json");
+    let fields: Vec<&str> = json["fieldViolations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|v| v["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["title", "content"], "{json}");
+    let message = err.message();
+    assert!(message.starts_with("title "), "{message}");
+    assert!(
+        message.ends_with("; content must be at most 4186112 bytes of UTF-8 (got 4186113)"),
+        "{message}"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 1);
+    server.stop().await;
+}
+
 async fn legacy_unpackaged_path_serves_article_list(db: TestDb) {
     let server = spawn_service(&db, Opts::demo(15)).await;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
@@ -591,6 +647,7 @@ backend_tests!(
     writes_without_or_with_a_wrong_token_are_refused,
     writes_are_disabled_when_no_token_is_configured,
     invalid_writes_name_the_field_and_write_nothing,
+    rule_violations_carry_a_bad_request_detail_for_grpc_callers,
     legacy_unpackaged_path_serves_article_list,
     health_reports_serving,
     ids_beyond_int32_are_a_clear_error_and_create_rolls_back,

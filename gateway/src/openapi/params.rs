@@ -121,7 +121,9 @@ impl Walk<'_> {
                 Some(mut item) => {
                     schema::constrain(&mut item, &field);
                     let (schema, explode) = if field.is_list() {
-                        (Schema::from(Array::new(item)), Some(true))
+                        let mut array = Array::new(item);
+                        schema::constrain_array(&mut array, &field);
+                        (Schema::from(array), Some(true))
                     } else {
                         (item, None)
                     };

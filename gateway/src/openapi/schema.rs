@@ -20,17 +20,16 @@
 use std::collections::BTreeMap;
 
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
-use utoipa::{
-    Number,
-    openapi::{
-        Array, KnownFormat, Object, ObjectBuilder, OneOf, Ref, RefOr, Schema, SchemaFormat, Type,
-        schema::{AdditionalProperties, SchemaType},
-    },
+use utoipa::openapi::{
+    Array, KnownFormat, Object, ObjectBuilder, OneOf, Ref, RefOr, Schema, SchemaFormat, Type,
+    schema::{AdditionalProperties, SchemaType},
 };
+
+mod keywords;
 
 use super::{comments, examples, openapiv2};
 use crate::{
-    constraints::{Behavior, FieldRules},
+    constraints::Behavior,
     json::{JsonNames, JsonOptions},
 };
 
@@ -218,7 +217,11 @@ impl<'j> Schemas<'j> {
             {
                 constrain(schema, field);
             }
-            Array::new(item).into()
+            let mut array = Array::new(item);
+            if dir == Direction::Write {
+                keywords::array(&mut array, field);
+            }
+            array.into()
         } else {
             let mut schema = self.kind(&field.kind(), dir);
             if dir == Direction::Write
@@ -259,13 +262,21 @@ impl<'j> Schemas<'j> {
                     .build(),
             ),
         };
-        ObjectBuilder::new()
+        let mut value = self.kind(&entry.map_entry_value_field().kind(), dir);
+        if dir == Direction::Write
+            && let RefOr::T(schema) = &mut value
+        {
+            constrain(schema, field);
+        }
+        let mut object = ObjectBuilder::new()
             .schema_type(Type::Object)
             .property_names(key_names)
-            .additional_properties(Some(AdditionalProperties::RefOr(
-                self.kind(&entry.map_entry_value_field().kind(), dir),
-            )))
-            .into()
+            .additional_properties(Some(AdditionalProperties::RefOr(value)))
+            .build();
+        if dir == Direction::Write {
+            keywords::map(&mut object, field);
+        }
+        object.into()
     }
 
     /// A message field as a property: its [`Self::field`] schema, `readOnly` when the field
@@ -364,7 +375,7 @@ impl<'j> Schemas<'j> {
         for field in fields {
             let name = self.json.field_name(field);
             builder = builder.property(name, self.property(field, Direction::Write));
-            if Self::required(field) {
+            if Self::required(field) || keywords::required(field) {
                 builder = builder.required(name);
             }
         }
@@ -440,7 +451,7 @@ impl<'j> Schemas<'j> {
             let always_written = self.json.emit_defaults && !field.supports_presence();
             let required = Self::required(&field);
             if (dir == Direction::Read && (always_written || required))
-                || (dir == Direction::Write && required)
+                || (dir == Direction::Write && (required || keywords::required(&field)))
             {
                 builder = builder.required(name);
             }
@@ -498,25 +509,47 @@ pub(crate) fn param(kind: &Kind) -> Option<Schema> {
     }
 }
 
-/// Adds the field's `articles.options.rules` to the schema of one of its values, as JSON
+/// Adds the field's `buf.validate` rules on one of its values to that value's schema, as JSON
 /// Schema keywords: the gateway enforces them on requests
 /// ([`Constraints`](crate::constraints::Constraints)).
 pub(crate) fn constrain(schema: &mut Schema, field: &FieldDescriptor) {
-    let Some(rules) = FieldRules::of(field) else {
-        return;
-    };
-    let Schema::Object(o) = schema else {
-        return;
-    };
-    let number = |n: i64| match isize::try_from(n) {
-        Ok(n) => Number::Int(n),
-        // Only on targets narrower than 64 bits; a float is the closest JSON number.
-        Err(_) => Number::Float(n as f64),
-    };
-    o.minimum = rules.minimum.map(number).or(o.minimum.take());
-    o.maximum = rules.maximum.map(number).or(o.maximum.take());
-    o.min_length = rules.min_length.map(|n| n as usize).or(o.min_length);
-    o.max_length = rules.max_length.map(|n| n as usize).or(o.max_length);
+    match schema {
+        Schema::Object(o) => keywords::value(o, field),
+        // A float: the bounds go on the number; of "NaN", "Infinity" and "-Infinity", only
+        // those the rules let through stay.
+        Schema::OneOf(one_of) => {
+            let Some(specials) = keywords::float_specials(field) else {
+                return;
+            };
+            one_of.items.retain_mut(|item| match item {
+                RefOr::T(Schema::Object(o)) if o.enum_values.is_some() => {
+                    if let Some(values) = &mut o.enum_values {
+                        values.retain(|v| v.as_str().is_some_and(|s| specials.contains(&s)));
+                    }
+                    o.enum_values.as_ref().is_some_and(|v| !v.is_empty())
+                }
+                RefOr::T(Schema::Object(o)) => {
+                    keywords::value(o, field);
+                    true
+                }
+                _ => true,
+            });
+            if let [RefOr::T(only)] = one_of.items.as_slice() {
+                let mut only = only.clone();
+                if let Schema::Object(o) = &mut only {
+                    o.description = one_of.description.take();
+                }
+                *schema = only;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Adds the field's `buf.validate` repeated rules (`minItems`, `maxItems`, `uniqueItems`) to
+/// the array of its values.
+pub(crate) fn constrain_array(array: &mut Array, field: &FieldDescriptor) {
+    keywords::array(array, field);
 }
 
 /// The key under which a body is recorded: the message and the fields the path binds.
