@@ -93,19 +93,21 @@ python3 - "$src_proto" "$proto_dir/article/v1/article.proto" "$gen_import" <<'PY
 import re, sys
 src, dst, gen_import = sys.argv[1:]
 text = open(src).read()
-text = re.sub(r'^import "(articles/options|google/api/field_behavior)\.proto";\n', "", text, flags=re.M)
+text = re.sub(r'^import "(articles/options|google/api/field_behavior|protoc-gen-openapiv2/options/annotations)\.proto";\n', "", text, flags=re.M)
+# grpc-gateway 1.6.4 has no openapiv2 options (only the older swagger ones): the file's goes.
+text = re.sub(r"^option \(grpc\.gateway\.protoc_gen_openapiv2\.options\.\w+\) = \{.*?^\};\n", "", text, flags=re.M | re.S)
 # A field's option list, when every option in it is one of the dropped ones.
 def drop(match):
     body = match.group(1)
     kept = [o for o in re.split(r",\s*(?=\()", body.strip())
-            if not re.match(r"\((articles\.options\.rules|google\.api\.field_behavior)\)", o.strip())]
+            if not re.match(r"\((articles\.options\.rules|google\.api\.field_behavior|grpc\.gateway\.protoc_gen_openapiv2\.options\.\w+)\)", o.strip())]
     return " [" + ", ".join(k.strip() for k in kept) + "]" if kept else ""
 text = re.sub(r"\s*\[([^\]]*)\]", drop, text)
 text = re.sub(r"^(\s*)optional ", r"\1", text, flags=re.M)
 text = text.replace("package article.v1;", f'package article.v1;\n\noption go_package = "{gen_import};articlev1";', 1)
 open(dst, "w").write(text)
 PY
-if grep -nE 'articles\.options|field_behavior|^[[:space:]]*optional ' "$proto_dir/article/v1/article.proto" >&2; then
+if grep -nE 'articles\.options|field_behavior|protoc_gen_openapiv2|^[[:space:]]*optional ' "$proto_dir/article/v1/article.proto" >&2; then
   echo "build.sh: could not strip the options above from the proto copy" >&2
   exit 1
 fi

@@ -501,7 +501,7 @@ pub fn generic_info(bindings: &Bindings) -> ApiInfo {
             services.join(", ")
         },
         version: "unversioned".to_owned(),
-        description: None,
+        ..ApiInfo::default()
     }
 }
 

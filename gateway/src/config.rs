@@ -222,6 +222,57 @@ pub struct ApiArgs {
     /// Leave fields that hold their default value out of JSON output.
     #[arg(long, env = "ARTICLES_GATEWAY_OMIT_DEFAULTS")]
     pub omit_defaults: bool,
+    /// The OpenAPI document's contact and license (over what the API's own
+    /// `openapiv2_swagger` option says).
+    #[command(flatten)]
+    pub openapi: OpenApiInfoArgs,
+}
+
+/// What the OpenAPI document's `info` says beyond the descriptors: who to contact, the license.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OpenApiInfoArgs {
+    /// The API's license in the OpenAPI document: its name, or an SPDX expression such as
+    /// `MIT OR Apache-2.0` (also written as the license's identifier).
+    #[arg(long, env = "ARTICLES_GATEWAY_OPENAPI_LICENSE")]
+    pub openapi_license: Option<String>,
+    /// Where the license text is (needs --openapi-license).
+    #[arg(
+        long,
+        env = "ARTICLES_GATEWAY_OPENAPI_LICENSE_URL",
+        requires = "openapi_license"
+    )]
+    pub openapi_license_url: Option<String>,
+    /// Who to contact about the API, in the OpenAPI document: a person or organisation.
+    #[arg(long, env = "ARTICLES_GATEWAY_OPENAPI_CONTACT_NAME")]
+    pub openapi_contact_name: Option<String>,
+    /// A web page for the OpenAPI document's contact.
+    #[arg(long, env = "ARTICLES_GATEWAY_OPENAPI_CONTACT_URL")]
+    pub openapi_contact_url: Option<String>,
+    /// An email address for the OpenAPI document's contact.
+    #[arg(long, env = "ARTICLES_GATEWAY_OPENAPI_CONTACT_EMAIL")]
+    pub openapi_contact_email: Option<String>,
+}
+
+impl OpenApiInfoArgs {
+    /// Sets the contact and license these flags give on `info`; the others stay.
+    pub fn apply(&self, info: &mut crate::openapi::ApiInfo) {
+        if let Some(name) = &self.openapi_license {
+            info.license = Some(crate::openapi::ApiLicense {
+                name: name.clone(),
+                url: self.openapi_license_url.clone(),
+            });
+        }
+        if self.openapi_contact_name.is_some()
+            || self.openapi_contact_url.is_some()
+            || self.openapi_contact_email.is_some()
+        {
+            info.contact = Some(crate::openapi::ApiContact {
+                name: self.openapi_contact_name.clone(),
+                url: self.openapi_contact_url.clone(),
+                email: self.openapi_contact_email.clone(),
+            });
+        }
+    }
 }
 
 impl ApiArgs {

@@ -32,6 +32,8 @@ pub struct Behavior {
     pub required: bool,
     /// OUTPUT_ONLY: the server sets it; a request that sets it is refused.
     pub output_only: bool,
+    /// IMMUTABLE: set on creation, never changed after (documented; the backend enforces it).
+    pub immutable: bool,
 }
 
 impl Behavior {
@@ -57,6 +59,7 @@ impl Behavior {
         Self {
             required: stated(2),
             output_only: stated(3),
+            immutable: stated(5),
         }
     }
 

@@ -14,6 +14,8 @@
 
 mod comments;
 mod docs;
+mod examples;
+mod openapiv2;
 mod params;
 mod schema;
 
@@ -32,6 +34,7 @@ use utoipa::openapi::{
 
 pub use docs::{DOCS_PATH, OPENAPI_PATH, docs_router};
 
+use crate::constraints::Behavior;
 use crate::error::ErrorFormat;
 use crate::json::JsonOptions;
 use crate::rules::{Binding, Bindings, BodyRule};
@@ -44,8 +47,12 @@ pub const BEARER_AUTH: &str = "bearerAuth";
 /// The name of the shared error schema component.
 pub const ERROR_SCHEMA: &str = schema::STATUS_SCHEMA;
 
-/// The document's `info` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The document's `info` section, as the gateway is told it.
+///
+/// The API's own `openapiv2_swagger` option (grpc-gateway's) fills what its `info` states in
+/// place of `title`, `version` and `description`; `contact` and `license`, which the operator
+/// sets with flags, win over the option's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiInfo {
     /// The API's title.
     pub title: String,
@@ -53,20 +60,41 @@ pub struct ApiInfo {
     pub version: String,
     /// A Markdown description of the API.
     pub description: Option<String>,
+    /// Who to contact about the API.
+    pub contact: Option<ApiContact>,
+    /// The API's license.
+    pub license: Option<ApiLicense>,
+}
+
+/// The `info.contact` of the document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiContact {
+    /// A person or organisation.
+    pub name: Option<String>,
+    /// A web page about the contact.
+    pub url: Option<String>,
+    /// An email address.
+    pub email: Option<String>,
+}
+
+/// The `info.license` of the document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiLicense {
+    /// The license's name; an SPDX expression (`MIT OR Apache-2.0`) is also written as its
+    /// `identifier`.
+    pub name: String,
+    /// Where the license text is.
+    pub url: Option<String>,
 }
 
 impl ApiInfo {
-    /// The article API's info: title `articles`, this crate's version.
+    /// The article API's info: title `articles`, this crate's version (the article proto's
+    /// `openapiv2_swagger` option says the rest).
     pub fn articles() -> Self {
         Self {
             title: "articles".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: Some(
-                "The article service's REST interface. Each operation is transcoded to the gRPC \
-                 method named in its description, following the `google.api.http` rules of \
-                 `proto/article/v1/article.proto`; bodies use the proto3 JSON mapping."
-                    .to_owned(),
-            ),
+            ..Self::default()
         }
     }
 }
@@ -171,6 +199,27 @@ pub fn document_with(
     for binding in &bindings.bindings {
         collect(&mut schemas, binding);
     }
+    let services: Vec<prost_reflect::ServiceDescriptor> = bindings
+        .bindings
+        .iter()
+        .map(|b| b.method.parent_service().clone())
+        .collect();
+    let swagger = bindings
+        .bindings
+        .first()
+        .and_then(|b| openapiv2::swagger(b.method.parent_pool(), &services))
+        .unwrap_or_default();
+    let user_schemes = swagger
+        .security_definitions
+        .as_ref()
+        .map(openapiv2::security_schemes)
+        .unwrap_or_default();
+    let global_security = openapiv2::requirements(&swagger.security);
+    let security = Security {
+        // The API's own schemes replace the gateway's bearer default, and with them the
+        // default requirements.
+        defaults: user_schemes.is_empty() && global_security.is_empty(),
+    };
 
     let mut paths = Paths::new();
     let mut tags: Vec<Tag> = Vec::new();
@@ -195,16 +244,30 @@ pub fn document_with(
             continue;
         }
         let service = binding.method.parent_service();
-        let tag = tag_name(bindings, service);
+        let tag_options = openapiv2::tag(service).unwrap_or_default();
+        let tag = if tag_options.name.is_empty() {
+            tag_name(bindings, service)
+        } else {
+            tag_options.name.clone()
+        };
         if !tags.iter().any(|t| t.name == tag) {
-            tags.push(
-                Tag::builder()
-                    .name(tag.clone())
-                    .description(comments::of_service(service))
-                    .build(),
-            );
+            let mut t = Tag::builder()
+                .name(tag.clone())
+                .description(
+                    Some(tag_options.description.clone())
+                        .filter(|d| !d.is_empty())
+                        .or_else(|| comments::of_service(service)),
+                )
+                .build();
+            t.external_docs = openapiv2::external_docs(tag_options.external_docs.as_ref());
+            tags.push(t);
         }
-        let operation = operation(&schemas, binding, json, tag);
+        let operation = operation(&schemas, binding, json, tag, security);
+        for name in operation.tags.iter().flatten() {
+            if !tags.iter().any(|t| &t.name == name) {
+                tags.push(Tag::new(name));
+            }
+        }
         let item = paths
             .paths
             .entry(path)
@@ -212,7 +275,41 @@ pub fn document_with(
         set_operation(item, &http_method, operation);
     }
 
-    let mut description = info.description.unwrap_or_default();
+    // The document's own tags: descriptions for the tags above, or tags of their own.
+    for listed in &swagger.tags {
+        let docs = openapiv2::external_docs(listed.external_docs.as_ref());
+        let description = Some(listed.description.clone()).filter(|d| !d.is_empty());
+        match tags.iter_mut().find(|t| t.name == listed.name) {
+            Some(t) => {
+                if description.is_some() {
+                    t.description = description;
+                }
+                if docs.is_some() {
+                    t.external_docs = docs;
+                }
+            }
+            None => {
+                let mut t = Tag::builder()
+                    .name(listed.name.clone())
+                    .description(description)
+                    .build();
+                t.external_docs = docs;
+                tags.push(t);
+            }
+        }
+    }
+
+    let stated = swagger.info.clone().unwrap_or_default();
+    let or = |option: &str, given: String| {
+        if option.trim().is_empty() {
+            given
+        } else {
+            option.to_owned()
+        }
+    };
+    let title = or(&stated.title, info.title);
+    let version = or(&stated.version, info.version);
+    let mut description = or(&stated.description, info.description.unwrap_or_default());
     if !undocumented.is_empty() {
         if !description.is_empty() {
             description.push_str("\n\n");
@@ -225,8 +322,9 @@ pub fn document_with(
 
     let mut components = Components::builder()
         .schemas_from_iter(schemas.components())
-        .schema(ERROR_SCHEMA, error_schema(errors))
-        .security_scheme(
+        .schema(ERROR_SCHEMA, error_schema(errors));
+    if user_schemes.is_empty() {
+        components = components.security_scheme(
             BEARER_AUTH,
             SecurityScheme::Http(
                 Http::builder()
@@ -237,6 +335,10 @@ pub fn document_with(
                     .build(),
             ),
         );
+    }
+    for (name, scheme) in user_schemes {
+        components = components.security_scheme(name, scheme);
+    }
     for e in ERRORS {
         components = components.response(
             e.component,
@@ -254,20 +356,85 @@ pub fn document_with(
         );
     }
 
-    OpenApi::builder()
-        .info(
-            Info::builder()
-                .title(info.title)
-                .version(info.version)
-                .description((!description.is_empty()).then_some(description))
-                .build(),
-        )
-        // Relative to the page: "Try it out" in /docs calls the gateway that serves it.
-        .servers(Some([Server::new("/")]))
+    let mut doc_info = Info::builder()
+        .title(title)
+        .version(version)
+        .description((!description.is_empty()).then_some(description))
+        .terms_of_service(Some(stated.terms_of_service.clone()).filter(|t| !t.is_empty()))
+        .build();
+    doc_info.contact = contact(info.contact, stated.contact.as_ref());
+    doc_info.license = license(info.license, stated.license.as_ref());
+
+    let mut doc = OpenApi::builder()
+        .info(doc_info)
+        // Relative to the page by default: "Try it out" in /docs calls the gateway that
+        // serves it.
+        .servers(Some(
+            openapiv2::servers(&swagger).unwrap_or_else(|| vec![Server::new("/")]),
+        ))
         .paths(paths)
         .components(Some(components.build()))
         .tags(Some(tags))
-        .build()
+        .build();
+    doc.security = (!global_security.is_empty()).then_some(global_security);
+    doc.external_docs = openapiv2::external_docs(swagger.external_docs.as_ref());
+    doc
+}
+
+/// How operations without security options of their own are secured.
+#[derive(Debug, Clone, Copy)]
+struct Security {
+    /// The gateway's defaults (bearer token on writes, `security: []` on reads), used when the
+    /// API states no security of its own; else the document's requirements apply.
+    defaults: bool,
+}
+
+/// The contact the flags give, else the one the API's options state.
+fn contact(
+    given: Option<ApiContact>,
+    stated: Option<&openapiv2::Contact>,
+) -> Option<utoipa::openapi::info::Contact> {
+    let some = |s: &str| Some(s.to_owned()).filter(|s| !s.trim().is_empty());
+    let (name, url, email) = match (given, stated) {
+        (Some(c), _) => (c.name, c.url, c.email),
+        (None, Some(c)) => (some(&c.name), some(&c.url), some(&c.email)),
+        (None, None) => return None,
+    };
+    if name.is_none() && url.is_none() && email.is_none() {
+        return None;
+    }
+    Some(
+        utoipa::openapi::info::ContactBuilder::new()
+            .name(name)
+            .url(url)
+            .email(email)
+            .build(),
+    )
+}
+
+/// The license the flags give, else the one the API's options state.
+fn license(
+    given: Option<ApiLicense>,
+    stated: Option<&openapiv2::License>,
+) -> Option<utoipa::openapi::info::License> {
+    let (name, url) = match (given, stated) {
+        (Some(l), _) => (l.name, l.url),
+        (None, Some(l)) => (
+            l.name.clone(),
+            Some(l.url.clone()).filter(|u| !u.trim().is_empty()),
+        ),
+        (None, None) => return None,
+    };
+    if name.trim().is_empty() {
+        return None;
+    }
+    let mut out = utoipa::openapi::info::License::new(name.clone());
+    // OpenAPI 3.1 allows a URL or an SPDX identifier, not both.
+    if url.is_none() && openapiv2::spdx_expression(&name) {
+        out.identifier = Some(name);
+    }
+    out.url = url;
+    Some(out)
 }
 
 /// The OpenAPI document of the article API as the embedded descriptors describe it.
@@ -303,9 +470,7 @@ fn collect(schemas: &mut Schemas<'_>, binding: &Binding) {
             if bound.is_empty() {
                 schemas.visit_message(&binding.method.input(), Direction::Write);
             } else {
-                for field in &fields {
-                    schemas.visit_field(field, Direction::Write);
-                }
+                schemas.visit_body(&binding.method.input(), &fields, &bound);
             }
         }
     }
@@ -340,15 +505,22 @@ fn operation(
     binding: &Binding,
     json: &JsonOptions,
     tag: String,
+    security: Security,
 ) -> Operation {
     let method = &binding.method;
+    let options = openapiv2::operation(method).unwrap_or_default();
     let comment = comments::of_method(method);
+    let stated = |text: &str| Some(text.to_owned()).filter(|t| !t.trim().is_empty());
     // The summary is the comment's first sentence: the description goes on from there, so
-    // generated docstrings do not say it twice.
-    let mut description = comment
-        .as_deref()
-        .map(comments::after_summary)
-        .unwrap_or_default();
+    // generated docstrings do not say it twice. The options' texts replace the comment's.
+    let summary = stated(&options.summary).or_else(|| comment.as_deref().map(comments::summary));
+    let mut description = match (stated(&options.description), &comment) {
+        (Some(text), _) => text,
+        // A summary of its own: the whole comment describes.
+        (None, Some(text)) if !options.summary.trim().is_empty() => text.clone(),
+        (None, Some(text)) => comments::after_summary(text),
+        (None, None) => String::new(),
+    };
     if !description.is_empty() {
         description.push_str("\n\n");
     }
@@ -360,6 +532,9 @@ fn operation(
 
     let mut parameters = params::path_params(binding);
     parameters.extend(params::query_params(binding, json));
+    for header in options.parameters.iter().flat_map(|p| &p.headers) {
+        parameters.push(header_param(header));
+    }
 
     if method.is_client_streaming() || method.is_server_streaming() {
         description.push_str(&stream_note(binding));
@@ -371,15 +546,26 @@ fn operation(
         _ if raw_request => Some(binary()),
         BodyRule::Field(field) => Some(schemas.field(field, Direction::Write)),
         BodyRule::Whole => {
-            let (fields, bound) = body_fields(binding);
+            let (_, bound) = body_fields(binding);
             Some(if bound.is_empty() {
                 schemas.message(&method.input(), Direction::Write)
             } else {
-                schemas.body_object(&method.input(), &fields, &bound)
+                schemas.body_object(&method.input(), &bound)
             })
         }
     };
     let has_body = request_body.is_some();
+    // An empty body reads as `{}`: only one with a REQUIRED field in it is refused.
+    let body_required = !raw_request
+        && !method.is_client_streaming()
+        && match &binding.body {
+            BodyRule::None => false,
+            BodyRule::Field(field) => Behavior::of(field).required,
+            BodyRule::Whole => body_fields(binding)
+                .0
+                .iter()
+                .any(|f| Behavior::of(f).required),
+        };
 
     let response_schema = match &binding.response_body {
         Some(field) => schemas.field(field, Direction::Read),
@@ -408,20 +594,31 @@ fn operation(
     };
 
     let write = is_write(&binding.http_method);
+    let operation_id = match stated(&options.operation_id) {
+        // Unique per binding, as the gateway's own ids are.
+        Some(id) if binding.binding_index > 0 => format!("{id}{}", binding.binding_index + 1),
+        Some(id) => id,
+        None => binding.operation_id(),
+    };
+    let tags = if options.tags.is_empty() {
+        vec![tag]
+    } else {
+        options.tags.clone()
+    };
     let mut builder = Operation::builder()
-        .tag(tag)
-        .summary(comment.as_deref().map(comments::summary))
+        .tags(Some(tags))
+        .summary(summary)
         .description(Some(description))
-        .operation_id(Some(binding.operation_id()))
+        .operation_id(Some(operation_id))
         .parameters((!parameters.is_empty()).then_some(parameters))
         .request_body(request_body.map(|schema| {
             RequestBody::builder()
                 .content(request_media, Content::new(Some(schema)))
-                .required(Some(utoipa::openapi::Required::True))
+                .required(body_required.then_some(utoipa::openapi::Required::True))
                 .build()
         }))
         .response("200", ok);
-    if method_deprecated(binding) {
+    if method_deprecated(binding) || options.deprecated {
         builder = builder.deprecated(Some(utoipa::openapi::Deprecated::True));
     }
     for e in ERRORS {
@@ -435,14 +632,48 @@ fn operation(
             builder = builder.response(e.status, Ref::from_response_name(e.component));
         }
     }
-    builder = if write {
+    builder = if !options.security.is_empty() {
+        builder.securities(Some(openapiv2::requirements(&options.security)))
+    } else if !security.defaults {
+        // The document's requirements (or none stated) apply.
+        builder
+    } else if write {
         builder.security(SecurityRequirement::new(BEARER_AUTH, Vec::<String>::new()))
     } else {
         // Said, not left out: linters (redocly's `security-defined`) and readers then know a
         // public operation is public by design.
         builder.securities(Some(Vec::<SecurityRequirement>::new()))
     };
-    builder.build()
+    let mut operation = builder.build();
+    operation.external_docs = openapiv2::external_docs(options.external_docs.as_ref());
+    operation
+}
+
+/// A header parameter an operation's options declare.
+fn header_param(header: &openapiv2::HeaderParameter) -> utoipa::openapi::path::Parameter {
+    let kind = match header.kind.as_str() {
+        "NUMBER" => Type::Number,
+        "INTEGER" => Type::Integer,
+        "BOOLEAN" => Type::Boolean,
+        _ => Type::String,
+    };
+    let mut schema = ObjectBuilder::new().schema_type(kind);
+    if !header.format.is_empty() {
+        schema = schema.format(Some(utoipa::openapi::SchemaFormat::Custom(
+            header.format.clone(),
+        )));
+    }
+    utoipa::openapi::path::Parameter::builder()
+        .name(header.name.clone())
+        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+        .required(if header.required {
+            utoipa::openapi::Required::True
+        } else {
+            utoipa::openapi::Required::False
+        })
+        .description(Some(header.description.clone()).filter(|d| !d.is_empty()))
+        .schema(Some(schema))
+        .build()
 }
 
 /// Raw bytes (`google.api.HttpBody`).
@@ -691,8 +922,12 @@ mod tests {
     #[test]
     fn path_bound_fields_leave_the_body() {
         let doc = doc();
-        let body = &doc["paths"]["/articles/{pk}"]["patch"]["requestBody"]["content"]["application/json"]
-            ["schema"];
+        assert_eq!(
+            doc["paths"]["/articles/{pk}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/UpdateArticleRequest-Body"
+        );
+        let body = &doc["components"]["schemas"]["UpdateArticleRequest-Body"];
         assert!(body["properties"]["pk"].is_null(), "{body}");
         assert!(body["properties"]["title"].is_object(), "{body}");
         assert_eq!(body["additionalProperties"], false);

@@ -322,9 +322,11 @@ async fn run_openapi(args: &ApiArgs) -> anyhow::Result<()> {
 
 /// The article API's `info` for the embedded contract, a generic one for any other API.
 fn api_info(args: &ApiArgs, bindings: &Bindings) -> ApiInfo {
-    if args.descriptor_set.is_none() && !args.reflect {
+    let mut info = if args.descriptor_set.is_none() && !args.reflect {
         ApiInfo::articles()
     } else {
         generic_info(bindings)
-    }
+    };
+    args.openapi.apply(&mut info);
+    info
 }

@@ -54,13 +54,21 @@ fn every_binding_is_an_operation_with_its_id_and_service_tag() {
 fn list_paging_is_two_non_negative_int32_query_parameters() {
     let doc = articles_json(&JsonOptions::default());
     let list = op(&doc, "/articles", "get");
-    for name in ["page", "page_size"] {
+    for (name, example) in [("page", 1), ("page_size", 10)] {
         let p = param(list, name);
         assert_eq!(p["in"], "query");
         assert_eq!(p["required"], false);
+        // The description again on the schema, where generated clients take docstrings
+        // from; the example the proto's `openapiv2_field` gives.
         assert_eq!(
             p["schema"],
-            json!({"type": "integer", "format": "int32", "minimum": 0})
+            json!({
+                "type": "integer",
+                "format": "int32",
+                "minimum": 0,
+                "description": p["description"],
+                "examples": [example],
+            })
         );
     }
     assert!(
@@ -98,7 +106,8 @@ fn article_schema_follows_the_output_naming() {
             "type": "integer",
             "format": "int32",
             "readOnly": true,
-            "description": "The article's id (the table's primary key), a positive int32."
+            "description": "The article's id (the table's primary key), a positive int32.",
+            "examples": [1],
         })
     );
     // emit_defaults: the gateway always writes every field.
@@ -245,10 +254,21 @@ fn request_bodies_reject_unknown_fields_and_require_what_field_behavior_requires
             .is_some_and(|d| d.contains("lowerCamelCase field names are accepted too"))
     );
 
-    // PATCH and PUT bind `pk` from the path: the body is the rest of the message.
+    // An empty POST is refused (title and content are REQUIRED): the body is required.
+    assert_eq!(create["requestBody"]["required"], true);
+
+    // PATCH and PUT bind `pk` from the path: the body is the rest of the message, one
+    // component both share (one model in generated clients, not two identical ones).
     for method in ["patch", "put"] {
-        let body = &op(&doc, "/articles/{pk}", method)["requestBody"]["content"]["application/json"]
-            ["schema"];
+        let request = &op(&doc, "/articles/{pk}", method)["requestBody"];
+        assert_eq!(
+            request["content"]["application/json"]["schema"],
+            json!({"$ref": "#/components/schemas/UpdateArticleRequest-Body"}),
+            "{method}"
+        );
+        // An empty PATCH changes nothing and answers 200: the body may be left out.
+        assert!(request.get("required").is_none(), "{method}: {request}");
+        let body = &doc["components"]["schemas"]["UpdateArticleRequest-Body"];
         let keys: Vec<&String> = body["properties"]
             .as_object()
             .map(|m| m.keys().collect())
@@ -299,8 +319,7 @@ fn field_rules_of_the_proto_become_schema_constraints() {
     assert_eq!(create["title"]["maxLength"], 200);
     assert_eq!(create["content"]["minLength"], 1);
     assert!(create["content"]["maxLength"].is_null());
-    let patch = &op(&doc, "/articles/{pk}", "patch")["requestBody"]["content"]["application/json"]
-        ["schema"]["properties"];
+    let patch = &doc["components"]["schemas"]["UpdateArticleRequest-Body"]["properties"];
     assert_eq!(patch["title"]["maxLength"], 200);
     // Responses state no rules: they are request constraints.
     let article = &doc["components"]["schemas"]["Article"]["properties"];

@@ -171,7 +171,7 @@ fn library_doc() -> Value {
     let info = ApiInfo {
         title: "library".to_owned(),
         version: "1.0.0".to_owned(),
-        description: None,
+        ..ApiInfo::default()
     };
     let doc = document(&bindings, &JsonOptions::default(), info);
     // For checking with an external validator: the written file is this API's document.
@@ -215,7 +215,11 @@ fn resource_name_templates_become_constrained_path_parameters() {
     let name = param(get, "name");
     assert_eq!(
         name.map(|p| &p["schema"]),
-        Some(&json!({"type": "string", "pattern": "^shelves/[^/]+$"}))
+        Some(&json!({
+            "type": "string",
+            "pattern": "^shelves/[^/]+$",
+            "description": "Matches `shelves/*`; the `/` between its segments are part of the path.",
+        }))
     );
     assert_eq!(name.map(|p| &p["required"]), Some(&json!(true)));
 
@@ -288,11 +292,22 @@ fn body_fields_and_response_bodies_use_the_field_schemas() {
         mv["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Book"
     );
-    let body = &mv["requestBody"]["content"]["application/json"]["schema"];
+    // `body: "*"` less the path's `name`: a component of its own.
+    assert_eq!(
+        mv["requestBody"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/MoveBookRequest-Body"})
+    );
+    let body = &doc["components"]["schemas"]["MoveBookRequest-Body"];
     assert_eq!(
         body["properties"],
-        json!({"other_shelf_name": {"type": "string", "description": "Where to move the book."}})
+        json!({"other_shelf_name": {
+            "type": "string",
+            "description": "Where to move the book.",
+            "examples": ["other_shelf_name"],
+        }})
     );
+    // Nothing in it is REQUIRED, so an empty body is fine: not a required body.
+    assert!(mv["requestBody"].get("required").is_none());
     assert_eq!(body["additionalProperties"], false);
     assert!(param_names(mv) == ["name"], "{:?}", param_names(mv));
 }
@@ -348,10 +363,20 @@ fn message_components_follow_the_proto3_json_mapping() {
         input["properties"]["page_count"]["type"],
         json!(["string", "integer"])
     );
+    // A message field has presence: in a request, `null` reads as "not set".
     assert_eq!(
-        input["properties"]["sequel"]["$ref"],
-        "#/components/schemas/Book-Input"
+        input["properties"]["sequel"],
+        json!({
+            "oneOf": [{"$ref": "#/components/schemas/Book-Input"}, {"type": "null"}],
+            "description": "The next book of the series.",
+        })
     );
+    assert_eq!(
+        input["properties"]["publish_time"]["type"],
+        json!(["string", "null"])
+    );
+    // Not in a response, which never holds `null`.
+    assert_eq!(props["publish_time"]["type"], "string");
 
     let genre = &schemas["Genre"];
     assert_eq!(
@@ -426,7 +451,7 @@ fn shop_doc(packages: &[&str]) -> Value {
     let info = ApiInfo {
         title: "shop".to_owned(),
         version: "1".to_owned(),
-        description: None,
+        ..ApiInfo::default()
     };
     to_value(&document(
         &Bindings::from_pool(&pool),
@@ -459,6 +484,7 @@ fn components_and_tags_take_short_names_unless_two_packages_share_one() {
         schemas,
         [
             "Item",
+            "Item-Body",
             "Item.Part",
             "Item.Part-Input",
             "Kind",
@@ -471,8 +497,7 @@ fn components_and_tags_take_short_names_unless_two_packages_share_one() {
     assert_eq!(tags, ["Catalog"]);
     // proto3 `optional` in a request body may be `null` (read as not set); others may not.
     let doc = shop_doc(&["a"]);
-    let body = &doc["paths"]["/a/items/{id}:annotate"]["post"]["requestBody"]["content"]["application/json"]
-        ["schema"]["properties"];
+    let body = &doc["components"]["schemas"]["Item-Body"]["properties"];
     assert_eq!(body["note"]["type"], json!(["string", "null"]), "{body}");
     assert!(body["kind"]["$ref"].is_string(), "{body}");
 
@@ -482,12 +507,14 @@ fn components_and_tags_take_short_names_unless_two_packages_share_one() {
         [
             "Status",
             "shop.a.Item",
+            "shop.a.Item-Body",
             "shop.a.Item.Part",
             "shop.a.Item.Part-Input",
             "shop.a.Kind",
             "shop.a.OnlyHere",
             "shop.a.Status",
             "shop.b.Item",
+            "shop.b.Item-Body",
             "shop.b.Item.Part",
             "shop.b.Item.Part-Input",
             "shop.b.Kind",

@@ -9,11 +9,11 @@
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use utoipa::openapi::{
-    Array, Deprecated, Required, Schema,
+    Array, Deprecated, RefOr, Required, Schema,
     path::{Parameter, ParameterIn, ParameterStyle},
 };
 
-use super::{comments, schema};
+use super::{comments, examples, openapiv2, schema};
 use crate::json::JsonOptions;
 use crate::rules::{Binding, BodyRule};
 use crate::template::Segment;
@@ -30,7 +30,7 @@ pub(crate) fn path_params(binding: &Binding) -> Vec<Parameter> {
             let leaf = chain.last()?;
             let mut schema = schema::param(&leaf.kind())?;
             schema::constrain(&mut schema, leaf);
-            let mut description = comments::of_field(leaf).unwrap_or_default();
+            let mut description = text(leaf);
             // `{name=shelves/*}` captures several segments: say which shape the value has.
             let covered = segments.get(var.start..var.end).unwrap_or_default();
             if !matches!(covered, [Segment::Single]) {
@@ -47,12 +47,14 @@ pub(crate) fn path_params(binding: &Binding) -> Vec<Parameter> {
                     shape.join("/")
                 ));
             }
+            let description = (!description.is_empty()).then_some(description);
+            let schema = finish(schema, leaf, description.clone());
             Some(
                 Parameter::builder()
                     .name(var.dotted())
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
-                    .description((!description.is_empty()).then_some(description))
+                    .description(description)
                     .deprecated(deprecated(leaf))
                     .schema(Some(schema))
                     .build(),
@@ -123,12 +125,14 @@ impl Walk<'_> {
                     } else {
                         (item, None)
                     };
+                    let description = Some(text(&field)).filter(|d| !d.is_empty());
+                    let schema = finish(schema, &field, description.clone());
                     self.out.push(
                         Parameter::builder()
                             .name(name)
                             .parameter_in(ParameterIn::Query)
                             .required(Required::False)
-                            .description(comments::of_field(&field))
+                            .description(description)
                             .deprecated(deprecated(&field))
                             .schema(Some(schema))
                             .style(explode.map(|_| ParameterStyle::Form))
@@ -146,6 +150,35 @@ impl Walk<'_> {
             }
         }
         self.stack.pop();
+    }
+}
+
+/// A parameter's text: its `openapiv2_field` description, else its comment.
+fn text(field: &FieldDescriptor) -> String {
+    openapiv2::field(field)
+        .map(|o| o.description)
+        .filter(|d| !d.trim().is_empty())
+        .or_else(|| comments::of_field(field))
+        .unwrap_or_default()
+}
+
+/// A parameter's schema with the field's `openapiv2_field` keywords, the parameter's
+/// description (generated clients take docstrings from the schema) and an example.
+fn finish(schema: Schema, field: &FieldDescriptor, description: Option<String>) -> Schema {
+    let mut schema = RefOr::T(schema);
+    if let Some(js) = openapiv2::field(field) {
+        openapiv2::apply(&mut schema, &js);
+    }
+    match &mut schema {
+        RefOr::T(Schema::Object(o)) => o.description = description,
+        RefOr::T(Schema::Array(a)) => a.description = description,
+        _ => {}
+    }
+    examples::fill(&mut schema, Some(field.name()));
+    match schema {
+        RefOr::T(s) => s,
+        // `apply` and `fill` keep an inline schema inline.
+        RefOr::Ref(_) => Schema::default(),
     }
 }
 

@@ -26,7 +26,7 @@ use utoipa::{
     },
 };
 
-use super::comments;
+use super::{comments, examples, openapiv2};
 use crate::{
     constraints::{Behavior, FieldRules},
     json::{JsonNames, JsonOptions},
@@ -63,6 +63,16 @@ pub(crate) struct Schemas<'j> {
     read: BTreeMap<String, MessageDescriptor>,
     write: BTreeMap<String, MessageDescriptor>,
     enums: BTreeMap<String, EnumDescriptor>,
+    /// `body: "*"` request bodies less their path-bound fields, by component name.
+    bodies: BTreeMap<String, Body>,
+}
+
+/// A request body made of some of a message's fields (those the path does not bind).
+#[derive(Debug, Clone)]
+struct Body {
+    message: MessageDescriptor,
+    fields: Vec<FieldDescriptor>,
+    path_fields: Vec<String>,
 }
 
 impl<'j> Schemas<'j> {
@@ -72,6 +82,46 @@ impl<'j> Schemas<'j> {
             read: BTreeMap::new(),
             write: BTreeMap::new(),
             enums: BTreeMap::new(),
+            bodies: BTreeMap::new(),
+        }
+    }
+
+    /// Records a `body: "*"` body less the fields the path binds, and its fields' types.
+    pub(crate) fn visit_body(
+        &mut self,
+        message: &MessageDescriptor,
+        fields: &[FieldDescriptor],
+        path_fields: &[String],
+    ) {
+        for field in fields {
+            self.visit_field(field, Direction::Write);
+        }
+        let body = Body {
+            message: message.clone(),
+            fields: fields.to_vec(),
+            path_fields: path_fields.to_vec(),
+        };
+        // Every binding with the same path-bound fields shares the component.
+        let key = body_key(message, path_fields);
+        self.bodies.entry(key).or_insert(body);
+    }
+
+    /// The component name of a body: `<message>-Body`, with the path-bound fields appended
+    /// when bindings of the message bind different ones (`-` cannot occur in a proto name).
+    fn body_name(&self, message: &MessageDescriptor, path_fields: &[String]) -> String {
+        let base = format!(
+            "{}-Body",
+            self.short_name(message.full_name(), message.package_name())
+        );
+        let variants = self
+            .bodies
+            .values()
+            .filter(|b| b.message.full_name() == message.full_name())
+            .count();
+        if variants > 1 {
+            format!("{base}-{}", path_fields.join("-"))
+        } else {
+            base
         }
     }
 
@@ -220,21 +270,35 @@ impl<'j> Schemas<'j> {
     /// is OUTPUT_ONLY (the gateway refuses it in requests).
     fn property(&self, field: &FieldDescriptor, dir: Direction) -> RefOr<Schema> {
         let mut schema = self.field(field, dir);
-        // A proto3 `optional` scalar in a request: `null` is read as "not set" (PATCH
-        // `{"content": null}` leaves the content), so the schema says it may be null.
+        let options = openapiv2::field(field);
+        if let Some(js) = &options {
+            openapiv2::apply(&mut schema, js);
+        }
+        let behavior = Behavior::of(field);
+        // A field with presence in a request (proto3 `optional`, a message field): `null` is
+        // read as "not set" (PATCH `{"content": null}` leaves the content), so the schema says
+        // it may be null. Not where null is refused: a REQUIRED field, an OUTPUT_ONLY one.
         if dir == Direction::Write
             && field.supports_presence()
-            && field.containing_oneof().is_some_and(|o| o.is_synthetic())
-            && let RefOr::T(inner) = schema
+            && !field.is_list()
+            && !behavior.required
+            && !behavior.output_only
+            && !accepts_null_itself(field)
         {
-            schema = RefOr::T(nullable(inner));
+            schema = or_null(schema);
         }
-        if Behavior::of(field).output_only
-            && let RefOr::T(Schema::Object(object)) = &mut schema
-        {
-            object.read_only = Some(true);
+        if behavior.output_only || options.as_ref().is_some_and(|o| o.read_only) {
+            set_read_only(&mut schema);
         }
+        examples::fill(&mut schema, Some(self.json.field_name(field)));
         schema
+    }
+
+    /// Whether a field is required in its message's schemas: REQUIRED by its
+    /// `google.api.field_behavior`, or by its `openapiv2_field` (`required` listed).
+    fn required(field: &FieldDescriptor) -> bool {
+        Behavior::of(field).required
+            || openapiv2::field(field).is_some_and(|o| !o.required.is_empty())
     }
 
     /// The schema of one value of `kind` in a body.
@@ -254,7 +318,13 @@ impl<'j> Schemas<'j> {
 
     /// The field's comment, plus what JSON cannot say by itself: oneof membership.
     fn field_description(&self, field: &FieldDescriptor) -> Option<String> {
-        let mut text = comments::of_field(field).unwrap_or_default();
+        let mut text = field_text(field);
+        if Behavior::of(field).immutable {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str("Immutable: set when the resource is created, never changed afterwards.");
+        }
         if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
             let members: Vec<String> = oneof
                 .fields()
@@ -272,19 +342,27 @@ impl<'j> Schemas<'j> {
         (!text.is_empty()).then_some(text)
     }
 
-    /// An inline request-body object made of some of a message's fields: `body: "*"` less the
-    /// fields bound by the path.
+    /// The request body made of some of a message's fields (`body: "*"` less the fields bound
+    /// by the path): a reference to its component, which every such binding shares.
     pub(crate) fn body_object(
         &self,
         message: &MessageDescriptor,
-        fields: &[FieldDescriptor],
         path_fields: &[String],
     ) -> RefOr<Schema> {
+        Ref::from_schema_name(self.body_name(message, path_fields)).into()
+    }
+
+    fn body_component(&self, body: &Body) -> RefOr<Schema> {
+        let Body {
+            message,
+            fields,
+            path_fields,
+        } = body;
         let mut builder = ObjectBuilder::new().schema_type(Type::Object);
         for field in fields {
             let name = self.json.field_name(field);
             builder = builder.property(name, self.property(field, Direction::Write));
-            if Behavior::of(field).required {
+            if Self::required(field) {
                 builder = builder.required(name);
             }
         }
@@ -334,6 +412,12 @@ impl<'j> Schemas<'j> {
                 ));
             }
         }
+        for body in self.bodies.values() {
+            out.push((
+                self.body_name(&body.message, &body.path_fields),
+                self.body_component(body),
+            ));
+        }
         for e in self.enums.values() {
             out.push((
                 self.short_name(e.full_name(), e.package_name()),
@@ -352,14 +436,43 @@ impl<'j> Schemas<'j> {
             // (see `JsonOptions::serialize_options`); fields with presence only when set, which
             // a REQUIRED one always is in a response (AIP-203), and a request must set.
             let always_written = self.json.emit_defaults && !field.supports_presence();
-            let required = Behavior::of(&field).required;
+            let required = Self::required(&field);
             if (dir == Direction::Read && (always_written || required))
                 || (dir == Direction::Write && required)
             {
                 builder = builder.required(name);
             }
         }
-        let mut description = comments::of_message(message);
+        let options = openapiv2::message(message);
+        let mut object = builder.build();
+        if let Some(options) = &options {
+            let json = self.json;
+            openapiv2::apply_message(&mut object, options, |name| {
+                message
+                    .get_field_by_name(name)
+                    .or_else(|| message.get_field_by_json_name(name))
+                    .map(|f| json.field_name(&f).to_owned())
+            });
+        }
+        // The option's description replaces the comment, as with protoc-gen-openapiv2.
+        let mut description = object
+            .description
+            .take()
+            .or_else(|| comments::of_message(message));
+        if dir == Direction::Write {
+            // What a request must not send stays out of the request's example.
+            let read_only: Vec<String> = message
+                .fields()
+                .filter(|f| Behavior::of(f).output_only)
+                .map(|f| self.json.field_name(&f).to_owned())
+                .collect();
+            for example in &mut object.examples {
+                if let serde_json::Value::Object(map) = example {
+                    map.retain(|k, _| !read_only.contains(k));
+                }
+            }
+        }
+        let mut builder = ObjectBuilder::from(object);
         if dir == Direction::Write {
             builder = builder.additional_properties(Some(AdditionalProperties::FreeForm(false)));
             description = Some(match description {
@@ -402,6 +515,75 @@ pub(crate) fn constrain(schema: &mut Schema, field: &FieldDescriptor) {
     o.maximum = rules.maximum.map(number).or(o.maximum.take());
     o.min_length = rules.min_length.map(|n| n as usize).or(o.min_length);
     o.max_length = rules.max_length.map(|n| n as usize).or(o.max_length);
+}
+
+/// The key under which a body is recorded: the message and the fields the path binds.
+fn body_key(message: &MessageDescriptor, path_fields: &[String]) -> String {
+    format!("{} {}", message.full_name(), path_fields.join(","))
+}
+
+/// A field's own text: its `openapiv2_field` description, else its comment.
+fn field_text(field: &FieldDescriptor) -> String {
+    openapiv2::field(field)
+        .map(|o| o.description)
+        .filter(|d| !d.trim().is_empty())
+        .or_else(|| comments::of_field(field))
+        .unwrap_or_default()
+}
+
+/// Fields whose schema takes `null` already: wrappers (nullable by their schema) and
+/// `google.protobuf.Value` (for which `null` is a value).
+fn accepts_null_itself(field: &FieldDescriptor) -> bool {
+    let Kind::Message(m) = field.kind() else {
+        return false;
+    };
+    m.full_name() == "google.protobuf.Value"
+        || (m.package_name() == "google.protobuf" && m.name().ends_with("Value"))
+}
+
+/// `schema`, also accepting `null`: `[T, "null"]` for a plain schema, a `oneOf` with a null
+/// branch for a `$ref` (its description moved onto the `oneOf`).
+fn or_null(schema: RefOr<Schema>) -> RefOr<Schema> {
+    match schema {
+        RefOr::T(Schema::Object(o)) if !matches!(o.schema_type, SchemaType::AnyValue) => {
+            RefOr::T(nullable(Schema::Object(o)))
+        }
+        RefOr::T(Schema::OneOf(o)) => RefOr::T(nullable(Schema::OneOf(o))),
+        RefOr::Ref(mut r) => {
+            let description = std::mem::take(&mut r.description);
+            let mut one_of = OneOf::builder()
+                .item(RefOr::Ref(r))
+                .item(typed(Type::Null, None).build())
+                .build();
+            one_of.description = (!description.is_empty()).then_some(description);
+            RefOr::T(Schema::OneOf(one_of))
+        }
+        RefOr::T(Schema::Array(a)) => {
+            let description = a.description.clone();
+            let mut one_of = OneOf::builder()
+                .item(Schema::Array(a))
+                .item(typed(Type::Null, None).build())
+                .build();
+            one_of.description = description;
+            RefOr::T(Schema::OneOf(one_of))
+        }
+        other => other,
+    }
+}
+
+/// Marks a property `readOnly` (on a `oneOf`, on its branches, which is where the keyword fits).
+fn set_read_only(schema: &mut RefOr<Schema>) {
+    match schema {
+        RefOr::T(Schema::Object(o)) => o.read_only = Some(true),
+        RefOr::T(Schema::OneOf(o)) => {
+            for item in &mut o.items {
+                if let RefOr::T(Schema::Object(b)) = item {
+                    b.read_only = Some(true);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The kind of a field's values: a map's value type, else the field's own.
@@ -541,10 +723,17 @@ fn enum_component(e: &EnumDescriptor) -> Object {
         description.push_str("\n\n");
     }
     description.push_str("Written as the value's name; the number is accepted on input too.");
+    // The first value with a meaning: the zero value is, by convention, "unspecified".
+    let example = e
+        .values()
+        .find(|v| v.number() != 0)
+        .or_else(|| e.values().next())
+        .map(|v| v.name().to_owned());
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(names))
         .description(Some(description))
+        .examples(example)
         .build()
 }
 
@@ -595,6 +784,7 @@ fn well_known(message: &MessageDescriptor, usage: Use) -> Option<RefOr<Schema>> 
             .into(),
         "google.protobuf.FieldMask" => typed(Type::String, None)
             .description(Some("Comma-separated field paths, in lowerCamelCase."))
+            .examples(["name"])
             .into(),
         "google.protobuf.DoubleValue" => wrapped(Kind::Double)?,
         "google.protobuf.FloatValue" => wrapped(Kind::Float)?,
@@ -607,11 +797,14 @@ fn well_known(message: &MessageDescriptor, usage: Use) -> Option<RefOr<Schema>> 
         "google.protobuf.BytesValue" => wrapped(Kind::Bytes)?,
         // The remaining well-known types are JSON structures: not in a URL.
         _ if param => return None,
-        "google.protobuf.Struct" => typed(Type::Object, None).into(),
+        "google.protobuf.Struct" => typed(Type::Object, None)
+            .examples([serde_json::json!({"key": "value"})])
+            .into(),
         "google.protobuf.Value" => Object::with_type(SchemaType::AnyValue).into(),
         "google.protobuf.ListValue" => Array::new(Object::with_type(SchemaType::AnyValue)).into(),
         "google.protobuf.Empty" => typed(Type::Object, None)
             .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .examples([serde_json::json!({})])
             .into(),
         "google.protobuf.Any" => typed(Type::Object, None)
             .property(
@@ -622,6 +815,7 @@ fn well_known(message: &MessageDescriptor, usage: Use) -> Option<RefOr<Schema>> 
             .description(Some(
                 "A packed message: `@type` and the message's own JSON fields.",
             ))
+            .examples([serde_json::json!({"@type": "type.googleapis.com/google.protobuf.Empty"})])
             .into(),
         _ => return None,
     };
