@@ -5,7 +5,9 @@
 //! and the message types they use, so the spec cannot drift from what is served: paths come
 //! from the templates, parameters and schemas from the request and response messages (in the
 //! proto3 JSON mapping, with the naming and default handling of [`JsonOptions`]), and every
-//! description from the proto comments. [`docs_router`] serves it with Swagger UI.
+//! description from the proto comments. What grpc-gateway's `openapiv2` options state
+//! (`openapiv2` module) goes in on top, and every value gets an example (`examples`).
+//! [`docs_router`] serves it with Swagger UI.
 //!
 //! The document is built with utoipa's builder API rather than its derive macros, because
 //! the API is only known at run time. Output is deterministic (components sorted by name,
@@ -259,7 +261,10 @@ pub fn document_with(
                         .or_else(|| comments::of_service(service)),
                 )
                 .build();
-            t.external_docs = openapiv2::external_docs(tag_options.external_docs.as_ref());
+            openapiv2::add_extensions(
+                &mut t.extensions,
+                openapiv2::external_docs(tag_options.external_docs.as_ref()),
+            );
             tags.push(t);
         }
         let operation = operation(&schemas, binding, json, tag, security);
@@ -285,7 +290,8 @@ pub fn document_with(
                     t.description = description;
                 }
                 if docs.is_some() {
-                    t.external_docs = docs;
+                    t.extensions = None;
+                    openapiv2::add_extensions(&mut t.extensions, docs);
                 }
             }
             None => {
@@ -293,7 +299,7 @@ pub fn document_with(
                     .name(listed.name.clone())
                     .description(description)
                     .build();
-                t.external_docs = docs;
+                openapiv2::add_extensions(&mut t.extensions, docs);
                 tags.push(t);
             }
         }
@@ -377,7 +383,10 @@ pub fn document_with(
         .tags(Some(tags))
         .build();
     doc.security = (!global_security.is_empty()).then_some(global_security);
-    doc.external_docs = openapiv2::external_docs(swagger.external_docs.as_ref());
+    openapiv2::add_extensions(
+        &mut doc.extensions,
+        openapiv2::external_docs(swagger.external_docs.as_ref()),
+    );
     doc
 }
 
@@ -645,7 +654,10 @@ fn operation(
         builder.securities(Some(Vec::<SecurityRequirement>::new()))
     };
     let mut operation = builder.build();
-    operation.external_docs = openapiv2::external_docs(options.external_docs.as_ref());
+    openapiv2::add_extensions(
+        &mut operation.extensions,
+        openapiv2::external_docs(options.external_docs.as_ref()),
+    );
     operation
 }
 

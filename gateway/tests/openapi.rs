@@ -6,11 +6,14 @@
 //!   recursive messages, enums, 64-bit integers, well-known types).
 //! - `openapi_docs`: `/openapi.json` and Swagger UI served over HTTP.
 //! - `openapi_drift`: the committed `openapi/articles.openapi.json` is up to date.
+//! - `openapi_openapiv2`: an API written for grpc-gateway's protoc-gen-openapiv2
+//!   (`tests/fixtures/petstore.proto`): what its `openapiv2` options say is in the document.
 
 mod openapi_articles;
 mod openapi_docs;
 mod openapi_drift;
 mod openapi_library;
+mod openapi_openapiv2;
 
 use articles_gateway::json::JsonOptions;
 use articles_gateway::openapi::articles_document;

@@ -325,3 +325,37 @@ fn field_rules_of_the_proto_become_schema_constraints() {
     let article = &doc["components"]["schemas"]["Article"]["properties"];
     assert!(article["title"]["maxLength"].is_null());
 }
+
+#[test]
+fn the_article_contract_states_examples_a_license_and_a_contact() {
+    let doc = articles_json(&JsonOptions::default());
+    // From the proto's `openapiv2_swagger` option; no repository path readers lack.
+    assert_eq!(doc["info"]["title"], "articles");
+    assert_eq!(
+        doc["info"]["license"],
+        json!({"name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0"})
+    );
+    assert_eq!(doc["info"]["contact"]["name"], "articles maintainers");
+    let text = doc["info"]["description"].as_str().unwrap_or_default();
+    assert!(!text.is_empty() && !text.contains("proto/"), "{text}");
+
+    // Path ids the demo data has (the service seeds articles with ids from 1), so "Try it
+    // out" and schemathesis' examples reach an article instead of a 404.
+    for method in ["get", "patch", "put", "delete"] {
+        let pk = param(op(&doc, "/articles/{pk}", method), "pk");
+        assert_eq!(pk["schema"]["examples"], json!([1]), "{method}");
+    }
+    // Bodies Swagger UI prefills with real text, valid for the request.
+    let schemas = &doc["components"]["schemas"];
+    let create = &schemas["CreateArticleRequest"]["properties"];
+    assert_eq!(create["title"]["examples"], json!(["Hello, gRPC"]));
+    assert!(create["content"]["examples"][0].is_string());
+    let article = &schemas["Article"]["properties"];
+    assert_eq!(
+        article["create_time"]["examples"],
+        json!(["2024-01-15 09:30:00"])
+    );
+    // A page token that works: none.
+    let token = param(op(&doc, "/articles", "get"), "page_token");
+    assert_eq!(token["schema"]["examples"], json!([""]));
+}

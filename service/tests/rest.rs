@@ -189,6 +189,22 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
             "DELETE /articles/{pk}",
         ]
     );
+    // grpc-gateway's openapiv2 options survive too: the document built from the reflected
+    // descriptors is the one built from the embedded ones (license, examples and all).
+    let reflected =
+        articles_gateway::openapi::to_pretty_json(&articles_gateway::openapi::document(
+            &Bindings::from_pool(&pool),
+            &JsonOptions::default(),
+            articles_gateway::openapi::ApiInfo::articles(),
+        ));
+    let embedded = articles_gateway::openapi::to_pretty_json(
+        &articles_gateway::openapi::articles_document(&JsonOptions::default()).expect("embedded"),
+    );
+    assert!(reflected.contains("\"identifier\": \"MIT OR Apache-2.0\""));
+    assert!(
+        reflected == embedded,
+        "the reflected descriptors lost something"
+    );
     let router = Gateway::builder()
         .descriptors(pool)
         .backend(backend)

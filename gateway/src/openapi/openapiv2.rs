@@ -25,9 +25,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use utoipa::Number;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::{
-    ExternalDocs, RefOr, Schema, SchemaFormat, SecurityRequirement, Server,
-    security::SecurityScheme,
+    RefOr, Schema, SchemaFormat, SecurityRequirement, Server,
+    security::{
+        AuthorizationCode, ClientCredentials, Flow, Implicit, OAuth2, Password, SecurityScheme,
+    },
 };
 
 /// The package of the options.
@@ -292,19 +295,24 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.trim().is_empty()).then(|| text.to_owned())
 }
 
-/// External docs, when they have a URL (OpenAPI requires one).
-pub(crate) fn external_docs(docs: Option<&Docs>) -> Option<ExternalDocs> {
+/// External docs (when they have the URL OpenAPI requires), as the `externalDocs` entry of
+/// an object's extensions: utoipa's own type writes a missing description as `null`, which
+/// the OpenAPI schema refuses, and schemas have no field for them.
+pub(crate) fn external_docs(docs: Option<&Docs>) -> Option<Extensions> {
     let docs = docs?;
     let url = non_empty(&docs.url)?;
-    let mut out = ExternalDocs::new(url);
-    out.description = non_empty(&docs.description);
-    Some(out)
+    let mut value = json!({ "url": url });
+    if let Some(d) = non_empty(&docs.description) {
+        value["description"] = Value::String(d);
+    }
+    Some(Extensions::from_iter([("externalDocs", value)]))
 }
 
-/// External docs as JSON, for schemas (whose utoipa type has no field for them).
-fn external_docs_json(docs: Option<&Docs>) -> Option<Value> {
-    let docs = external_docs(docs)?;
-    serde_json::to_value(docs).ok()
+/// Adds `docs` (from [`external_docs`]) to an object's extensions.
+pub(crate) fn add_extensions(target: &mut Option<Extensions>, docs: Option<Extensions>) {
+    if let Some(docs) = docs {
+        target.get_or_insert_with(Extensions::default).merge(docs);
+    }
 }
 
 fn number(n: f64) -> Number {
@@ -378,16 +386,10 @@ pub(crate) fn apply(schema: &mut RefOr<Schema>, js: &JsonSchema) {
             if let Some(d) = json_text(&js.default) {
                 o.default = Some(d);
             }
-            // Bounds and formats belong to the non-null branches.
-            for item in &mut o.items {
-                if let RefOr::T(Schema::Object(branch)) = item
-                    && !matches!(
-                        branch.schema_type,
-                        utoipa::openapi::schema::SchemaType::Type(utoipa::openapi::Type::Null)
-                    )
-                {
-                    apply_value(branch, js);
-                }
+            // Bounds and formats belong to the value's own branch (a float's number, not its
+            // "NaN" strings nor the null).
+            if let Some(RefOr::T(Schema::Object(branch))) = o.items.first_mut() {
+                apply_value(branch, js);
             }
         }
         _ => {}
@@ -478,11 +480,10 @@ pub(crate) fn apply_message(
     if options.read_only {
         o.read_only = Some(true);
     }
-    if let Some(docs) = external_docs_json(options.external_docs.as_ref()) {
-        o.extensions
-            .get_or_insert_with(Default::default)
-            .insert("externalDocs".to_owned(), docs);
-    }
+    add_extensions(
+        &mut o.extensions,
+        external_docs(options.external_docs.as_ref()),
+    );
 }
 
 /// The servers the options name: `scheme://host/base_path` per HTTP scheme (https when none
@@ -527,30 +528,35 @@ pub(crate) fn security_schemes(defs: &SecurityDefinitions) -> Vec<(String, Secur
                     "in": if s.location == "IN_QUERY" { "query" } else { "header" },
                 }),
                 "TYPE_OAUTH2" => {
-                    let scopes = s
-                        .scopes
-                        .as_ref()
-                        .map(|s| s.scope.clone())
-                        .unwrap_or_default();
-                    let (flow, mut body) = match s.flow.as_str() {
+                    // Built as utoipa's types: its flows do not deserialize by their key.
+                    let scopes = || {
+                        utoipa::openapi::security::Scopes::from_iter(
+                            s.scopes
+                                .iter()
+                                .flat_map(|s| &s.scope)
+                                .map(|(k, v)| (k.clone(), v.clone())),
+                        )
+                    };
+                    let flow = match s.flow.as_str() {
                         "FLOW_IMPLICIT" => {
-                            ("implicit", json!({"authorizationUrl": s.authorization_url}))
+                            Flow::Implicit(Implicit::new(&s.authorization_url, scopes()))
                         }
-                        "FLOW_PASSWORD" => ("password", json!({"tokenUrl": s.token_url})),
+                        "FLOW_PASSWORD" => Flow::Password(Password::new(&s.token_url, scopes())),
                         "FLOW_APPLICATION" => {
-                            ("clientCredentials", json!({"tokenUrl": s.token_url}))
+                            Flow::ClientCredentials(ClientCredentials::new(&s.token_url, scopes()))
                         }
-                        "FLOW_ACCESS_CODE" => (
-                            "authorizationCode",
-                            json!({
-                                "authorizationUrl": s.authorization_url,
-                                "tokenUrl": s.token_url,
-                            }),
-                        ),
+                        "FLOW_ACCESS_CODE" => Flow::AuthorizationCode(AuthorizationCode::new(
+                            &s.authorization_url,
+                            &s.token_url,
+                            scopes(),
+                        )),
                         _ => return None,
                     };
-                    body["scopes"] = json!(scopes);
-                    json!({"type": "oauth2", "flows": {flow: body}})
+                    let oauth = match non_empty(&s.description) {
+                        Some(d) => OAuth2::with_description([flow], d),
+                        None => OAuth2::new([flow]),
+                    };
+                    return Some((name.clone(), SecurityScheme::OAuth2(oauth)));
                 }
                 _ => return None,
             };

@@ -13,7 +13,9 @@
 //!
 //! A message used in only one direction gets its plain name. One used in both gets the plain
 //! name for its response form and `<full name>-Input` for its request form; `-` cannot occur in
-//! a proto name, so that cannot collide with another message.
+//! a proto name, so that cannot collide with another message. A `body: "*"` body less the
+//! fields its path binds is `<name>-Body`, one component for every binding that binds the same
+//! fields.
 
 use std::collections::BTreeMap;
 
