@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use articles_proto::article::v1::{self as pb, article_service_client::ArticleServiceClient};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, code_name};
 
 /// A client for the article gRPC service.
 #[derive(Debug, Parser)]
@@ -105,29 +105,6 @@ struct PageJson {
     articles: Vec<ArticleJson>,
     total: i32,
     next_page: i32,
-}
-
-/// The canonical name of a status code, as in the gRPC spec.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 fn rpc_error(status: &Status) -> Error {

@@ -28,7 +28,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument as _, Span};
 
-use crate::{client::code_name, metrics::Metrics};
+use crate::{error::code_name, metrics::Metrics};
 
 /// The metadata key of the request id.
 pub const REQUEST_ID: &str = "x-request-id";
