@@ -251,7 +251,8 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     };
     tracing::info!(%addr, "gRPC server listening on {addr}");
     tokio::spawn(async move {
-        shutdown_signal().await;
+        // The gateway's: this crate depends on it already, so one copy serves both servers.
+        articles_gateway::server::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     let result = serve(listener, app, stopped()).await;
@@ -300,32 +301,4 @@ async fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, std::net::Sock
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     Ok((listener, local))
-}
-
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
-    }
 }
