@@ -16,7 +16,7 @@ use super::{CallError, Op, loopback_addr};
 
 /// Where a REST target listens: a loopback address, its `Host` and a base path.
 #[derive(Debug, Clone)]
-pub struct RestEndpoint {
+pub(crate) struct RestEndpoint {
     addr: SocketAddr,
     authority: String,
     base_path: String,
@@ -24,7 +24,7 @@ pub struct RestEndpoint {
 
 impl RestEndpoint {
     /// The endpoint of a server we started on `addr`.
-    pub fn local(addr: SocketAddr) -> Self {
+    pub(crate) fn local(addr: SocketAddr) -> Self {
         Self {
             addr,
             authority: addr.to_string(),
@@ -36,7 +36,7 @@ impl RestEndpoint {
     ///
     /// # Errors
     /// Not an `http://` URL, or not on loopback.
-    pub async fn parse(url: &str) -> Result<Self> {
+    pub(crate) async fn parse(url: &str) -> Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("REST URL {url:?}"))?;
         if uri.scheme_str() != Some("http") {
             bail!("REST URL {url:?}: only http:// is supported");
@@ -52,13 +52,8 @@ impl RestEndpoint {
         })
     }
 
-    /// The socket address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The request path (and query) of `op` under this endpoint's base path.
-    pub fn path(&self, op: &Op) -> String {
+    pub(crate) fn path(&self, op: &Op) -> String {
         match *op {
             Op::List { page, page_size } => {
                 format!(
@@ -73,7 +68,7 @@ impl RestEndpoint {
 
 /// One keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
-pub struct RestConn {
+pub(crate) struct RestConn {
     endpoint: RestEndpoint,
     sender: SendRequest<Empty<Bytes>>,
 }
@@ -83,7 +78,7 @@ impl RestConn {
     ///
     /// # Errors
     /// TCP connect or HTTP handshake failures.
-    pub async fn connect(endpoint: &RestEndpoint) -> Result<Self> {
+    pub(crate) async fn connect(endpoint: &RestEndpoint) -> Result<Self> {
         let stream = TcpStream::connect(endpoint.addr)
             .await
             .with_context(|| format!("connecting to {}", endpoint.addr))?;
@@ -106,7 +101,7 @@ impl RestConn {
     ///
     /// # Errors
     /// [`CallError::Broken`] when the connection failed (reconnect), never for a status.
-    pub async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes), CallError> {
+    pub(crate) async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes), CallError> {
         self.sender.ready().await.map_err(CallError::broken)?;
         let request = Request::get(path)
             .header(header::HOST, self.endpoint.authority.as_str())
@@ -131,7 +126,7 @@ impl RestConn {
     ///
     /// # Errors
     /// [`CallError::Status`] for a non-200 answer, [`CallError::Broken`] for transport errors.
-    pub async fn call(&mut self, op: &Op) -> Result<(), CallError> {
+    pub(crate) async fn call(&mut self, op: &Op) -> Result<(), CallError> {
         let path = self.endpoint.path(op);
         let (status, _body) = self.get(&path).await?;
         if status == StatusCode::OK {
@@ -146,7 +141,7 @@ impl RestConn {
 ///
 /// # Errors
 /// Connection or transport failures (a non-200 status is returned, not an error).
-pub async fn get_once(endpoint: &RestEndpoint, path: &str) -> Result<(StatusCode, Bytes)> {
+pub(crate) async fn get_once(endpoint: &RestEndpoint, path: &str) -> Result<(StatusCode, Bytes)> {
     let mut conn = RestConn::connect(endpoint).await?;
     let got = conn.get(path).await?;
     Ok(got)

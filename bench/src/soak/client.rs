@@ -18,7 +18,7 @@ use crate::load::CallError;
 
 /// One keep-alive connection to the gateway.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     authority: HeaderValue,
     sender: SendRequest<Full<Bytes>>,
 }
@@ -28,7 +28,7 @@ impl Client {
     ///
     /// # Errors
     /// TCP connect or HTTP handshake failures.
-    pub async fn connect(addr: SocketAddr) -> Result<Self> {
+    pub(crate) async fn connect(addr: SocketAddr) -> Result<Self> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
@@ -53,7 +53,7 @@ impl Client {
     /// # Errors
     /// [`CallError::Broken`] when the connection failed (reconnect), [`CallError::Failed`] if
     /// the request cannot be built; never for a status.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: Method,
         path: &str,

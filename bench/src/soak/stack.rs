@@ -16,17 +16,17 @@ use crate::{
 
 /// The two running processes and where they listen.
 #[derive(Debug)]
-pub struct SoakStack {
+pub(crate) struct SoakStack {
     /// The gRPC service.
-    pub service: Proc,
+    pub(crate) service: Proc,
     /// The REST gateway.
-    pub gateway: Proc,
+    pub(crate) gateway: Proc,
     /// The service's gRPC address.
-    pub grpc_addr: SocketAddr,
+    pub(crate) grpc_addr: SocketAddr,
     /// The gateway's HTTP address.
-    pub rest_addr: SocketAddr,
+    pub(crate) rest_addr: SocketAddr,
     /// The bearer token the service accepts for writes.
-    pub token: String,
+    pub(crate) token: String,
     tmp: TempDir,
 }
 
@@ -35,7 +35,7 @@ impl SoakStack {
     ///
     /// # Errors
     /// A missing binary, no temporary directory, or a process that does not start.
-    pub async fn start(settings: &SoakSettings) -> Result<Self> {
+    pub(crate) async fn start(settings: &SoakSettings) -> Result<Self> {
         let dir = procs::bin_dir(settings.bin_dir.as_deref())?;
         let service_bin = procs::binary(&dir, "articles-service")?;
         let gateway_bin = procs::binary(&dir, "articles-gateway")?;
@@ -103,13 +103,8 @@ impl SoakStack {
         })
     }
 
-    /// The temporary directory (database, logs).
-    pub fn tmp(&self) -> &Path {
-        self.tmp.path()
-    }
-
     /// The gateway, the service and the temporary directory (removed when dropped).
-    pub fn into_parts(self) -> (Proc, Proc, TempDir) {
+    pub(crate) fn into_parts(self) -> (Proc, Proc, TempDir) {
         (self.gateway, self.service, self.tmp)
     }
 }
