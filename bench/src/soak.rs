@@ -26,7 +26,6 @@
 //! target/debug/bench soak --seconds 5 --connections 32          # CI-sized
 //! ```
 
-pub(crate) mod client;
 mod hostile;
 pub(crate) mod mix;
 pub(crate) mod rss;

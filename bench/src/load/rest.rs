@@ -1,13 +1,17 @@
-//! The REST side of the load generator: one hyper 1.x HTTP/1.1 keep-alive connection
-//! (`hyper::client::conn::http1`) over a `TcpStream` per worker, plus a one-shot GET used
-//! for readiness probes and for fetching the bodies the ceiling server answers.
+//! The REST side of the load generator and of the soak: one hyper 1.x HTTP/1.1 keep-alive
+//! connection (`hyper::client::conn::http1`) over a `TcpStream` per worker, plus a one-shot GET
+//! used for readiness probes and for fetching the bodies the ceiling server answers.
+//!
+//! The benchmark only sends bodiless GETs; the soak also writes (any method, a JSON body, a
+//! bearer token). A GET goes with an empty [`Full`] body, which hyper writes exactly as it did
+//! an `Empty` one (no `content-length`, no body), so the benchmark's bytes did not change.
 
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
-use http::{Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt as _, Empty};
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -70,7 +74,7 @@ impl RestEndpoint {
 #[derive(Debug)]
 pub(crate) struct RestConn {
     endpoint: RestEndpoint,
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
 }
 
 impl RestConn {
@@ -102,10 +106,35 @@ impl RestConn {
     /// # Errors
     /// [`CallError::Broken`] when the connection failed (reconnect), never for a status.
     pub(crate) async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes), CallError> {
+        self.send(Method::GET, path, None, None).await
+    }
+
+    /// Sends `method path` with `body` as JSON (if any) and `Authorization` set to `token` (if
+    /// any); returns the status and the whole body.
+    ///
+    /// # Errors
+    /// [`CallError::Broken`] when the connection failed (reconnect), [`CallError::Failed`] if
+    /// the request cannot be built; never for a status.
+    pub(crate) async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), CallError> {
         self.sender.ready().await.map_err(CallError::broken)?;
-        let request = Request::get(path)
-            .header(header::HOST, self.endpoint.authority.as_str())
-            .body(Empty::new())
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.endpoint.authority.as_str());
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, token.clone());
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(CallError::failed)?;
         let response = self
             .sender

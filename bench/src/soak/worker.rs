@@ -27,12 +27,12 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
 
-use super::{
-    client::Client,
-    mix::{self, GrpcPlanned, Kind, Mix, Planned, Rng},
-};
+use super::mix::{self, GrpcPlanned, Kind, Mix, Planned, Rng};
 use crate::{
-    load::CallError,
+    load::{
+        CallError,
+        rest::{RestConn, RestEndpoint},
+    },
     stats::{self, Hist},
 };
 
@@ -165,7 +165,7 @@ pub(crate) async fn rest_worker(
         let kind = planned.kind();
         let conn = match client.as_mut() {
             Some(conn) => conn,
-            None => match Client::connect(addr).await {
+            None => match RestConn::connect(&RestEndpoint::local(addr)).await {
                 Ok(conn) => client.insert(conn),
                 Err(err) => {
                     tally.fail(kind, &format!("connect: {err:#}"));
@@ -216,7 +216,7 @@ struct IdOnly {
 
 /// Performs one planned request and checks the answer; returns the id of a created article.
 async fn rest_call(
-    conn: &mut Client,
+    conn: &mut RestConn,
     token: &HeaderValue,
     planned: &Planned,
 ) -> Result<Option<i32>, Failure> {
