@@ -316,33 +316,27 @@ impl Stack {
         settings: &Settings,
         timeout: Duration,
     ) -> ProcSpec {
-        ProcSpec {
-            name: name.to_owned(),
-            program: program.to_owned(),
+        spec(
+            name,
+            program,
             args,
-            rust_log: settings.child_log.clone(),
             ready,
+            &settings.child_log,
+            self.tmp(),
             timeout,
-            log: self.tmp().join(format!("{name}.log")),
-        }
+        )
     }
 
     async fn start_service(&mut self, settings: &Settings, bin: &Path) -> Result<SocketAddr> {
         let db = sqlite_url(&self.tmp().join("bench.db"));
-        let (proc, addr) = procs::start_with_retry(|| {
-            let addr = procs::free_addr()?;
-            let args = serve_args(addr, &db, settings.articles);
-            let ready = Readiness::Grpc(GrpcEndpoint::local(addr));
-            let spec = self.spec(
-                "service",
-                bin,
-                args,
-                ready,
-                settings,
-                Duration::from_secs(180),
-            );
-            Ok((spec, addr))
-        })
+        let (proc, addr) = start_service(
+            bin,
+            &db,
+            settings.articles,
+            &[],
+            &settings.child_log,
+            self.tmp(),
+        )
         .await?;
         self.procs.push(proc);
         self.push_grpc(Role::Grpc, addr);
@@ -357,21 +351,8 @@ impl Stack {
         role: Role,
     ) -> Result<()> {
         // The process is named as the CPU table's column: `gateway`, `gateway@go`.
-        let name = role.label();
-        let (proc, addr) = procs::start_with_retry(|| {
-            let addr = procs::free_addr()?;
-            let args = os_args(&[
-                "serve",
-                "--listen",
-                &addr.to_string(),
-                "--backend",
-                &format!("http://{backend}"),
-            ]);
-            let ready = readyz(addr);
-            let spec = self.spec(name, bin, args, ready, settings, Duration::from_secs(60));
-            Ok((spec, addr))
-        })
-        .await?;
+        let (proc, addr) =
+            start_gateway(role.label(), bin, backend, &settings.child_log, self.tmp()).await?;
         self.procs.push(proc);
         self.push_rest(role, addr);
         Ok(())
@@ -486,6 +467,88 @@ impl Stack {
 }
 
 /// `sqlite://PATH` for a file path.
+/// How to start child `name`: its log goes to `logs/NAME.log`.
+fn spec(
+    name: &str,
+    program: &Path,
+    args: Vec<OsString>,
+    ready: Readiness,
+    rust_log: &str,
+    logs: &Path,
+    timeout: Duration,
+) -> ProcSpec {
+    ProcSpec {
+        name: name.to_owned(),
+        program: program.to_owned(),
+        args,
+        rust_log: rust_log.to_owned(),
+        ready,
+        timeout,
+        log: logs.join(format!("{name}.log")),
+    }
+}
+
+/// Starts `articles-service serve` (the benchmark's and the soak's) on a free loopback port,
+/// on `db` with `articles` demo articles and `extra` flags; ready once gRPC answers.
+pub(crate) async fn start_service(
+    bin: &Path,
+    db: &str,
+    articles: u32,
+    extra: &[&str],
+    rust_log: &str,
+    logs: &Path,
+) -> Result<(Proc, SocketAddr)> {
+    procs::start_with_retry(|| {
+        let addr = procs::free_addr()?;
+        let mut args = serve_args(addr, db, articles);
+        args.extend(os_args(extra));
+        let ready = Readiness::Grpc(GrpcEndpoint::local(addr));
+        let spec = spec(
+            "service",
+            bin,
+            args,
+            ready,
+            rust_log,
+            logs,
+            Duration::from_secs(180),
+        );
+        Ok((spec, addr))
+    })
+    .await
+}
+
+/// Starts `articles-gateway serve` as child `name` on a free loopback port in front of
+/// `backend`; ready once `/readyz` answers.
+pub(crate) async fn start_gateway(
+    name: &str,
+    bin: &Path,
+    backend: SocketAddr,
+    rust_log: &str,
+    logs: &Path,
+) -> Result<(Proc, SocketAddr)> {
+    procs::start_with_retry(|| {
+        let addr = procs::free_addr()?;
+        let args = os_args(&[
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--backend",
+            &format!("http://{backend}"),
+        ]);
+        let spec = spec(
+            name,
+            bin,
+            args,
+            readyz(addr),
+            rust_log,
+            logs,
+            Duration::from_secs(60),
+        );
+        Ok((spec, addr))
+    })
+    .await
+}
+
 pub(crate) fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
