@@ -5,14 +5,15 @@
 //! benchmark spawns as a child process to serve the one-HTTP-hop ceiling (see
 //! [`crate::bare`]). `bench --help` and `bench soak --help` list every option.
 
+mod seconds;
 pub(crate) mod soak;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use self::soak::SoakArgs;
+use self::{seconds::secs, soak::SoakArgs};
 
 /// Benchmarks the article stack on loopback: the REST gateway (separate process), the gateway
 /// mounted in the service (in-process), direct gRPC, and a bare axum server returning the same
@@ -260,10 +261,6 @@ impl Settings {
     pub(crate) fn low_load_warmup(&self) -> Duration {
         self.warmup / 2
     }
-}
-
-pub(crate) fn secs(value: f64, flag: &str) -> Result<Duration> {
-    Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value} is not a duration"))
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@
 //! status, transport error) counts as an error and is not recorded; a broken REST connection
 //! is reopened.
 
+mod call;
 pub(crate) mod grpc;
 pub(crate) mod rest;
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -26,6 +26,7 @@ use tokio::{task::JoinSet, time::Instant};
 
 use crate::stats::{self, Hist, Summary};
 
+pub(crate) use self::call::{CallError, Op};
 use self::{
     grpc::{GrpcConn, GrpcEndpoint},
     rest::{RestConn, RestEndpoint},
@@ -41,23 +42,6 @@ pub(crate) enum Endpoint {
     Rest(RestEndpoint),
     /// gRPC over HTTP/2.
     Grpc(GrpcEndpoint),
-}
-
-/// One request to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// `GET /articles?page=&page_size=` / `ArticleList`.
-    List {
-        /// The page.
-        page: i32,
-        /// Articles per page.
-        page_size: i32,
-    },
-    /// `GET /articles/{pk}` / `ArticleDetail`.
-    Detail {
-        /// The article id.
-        pk: i32,
-    },
 }
 
 /// What a row asks for, request after request.
@@ -100,39 +84,6 @@ impl Scenario {
         }
     }
 }
-
-/// Why a call failed.
-#[derive(Debug)]
-pub(crate) enum CallError {
-    /// The server answered with an error status; the connection is still usable.
-    Status(String),
-    /// The connection failed and must be reopened.
-    Broken(String),
-    /// The request could not even be built (a bench bug).
-    Failed(String),
-}
-
-impl CallError {
-    fn broken(err: impl std::fmt::Display) -> Self {
-        Self::Broken(err.to_string())
-    }
-
-    fn failed(err: impl std::fmt::Display) -> Self {
-        Self::Failed(err.to_string())
-    }
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Status(s) => write!(f, "{s}"),
-            Self::Broken(s) => write!(f, "transport: {s}"),
-            Self::Failed(s) => write!(f, "request: {s}"),
-        }
-    }
-}
-
-impl std::error::Error for CallError {}
 
 /// One worker's connection.
 #[derive(Debug)]
@@ -360,27 +311,9 @@ async fn reconnect(endpoint: &Endpoint, deadline: Instant) -> Option<Conn> {
     None
 }
 
-/// Resolves `host:port` and insists that every address is on loopback: this harness sends
-/// load to this machine only.
-///
-/// # Errors
-/// Resolution failures, or a non-loopback address.
-pub(crate) async fn loopback_addr(host: &str, port: u16) -> Result<SocketAddr> {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("resolving {host}"))?
-        .collect();
-    match addrs.first() {
-        Some(first) if addrs.iter().all(|a| a.ip().is_loopback()) => Ok(*first),
-        Some(_) => bail!("{host} is not a loopback address: this benchmark only targets loopback"),
-        None => bail!("{host} did not resolve"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{call::loopback_addr, *};
 
     #[test]
     fn detail_ids_cycle_from_one() {

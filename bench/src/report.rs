@@ -4,6 +4,9 @@
 //! gateway beside a peer's and checks the performance targets.
 
 pub(crate) mod peer;
+mod row;
+
+pub(crate) use self::row::{CpuShare, Row};
 
 use std::{fmt::Write as _, path::Path};
 
@@ -14,47 +17,8 @@ use crate::{
     config::Settings,
     deep::DeepReport,
     stack::{ProcessInfo, Role},
-    stats::Summary,
     table::{fmt_cpu, fmt_kib, fmt_latency, fmt_rate, fmt_signed_latency, render_table},
 };
-
-/// One target driven with one scenario at one concurrency.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Row {
-    /// The target's label.
-    pub(crate) target: String,
-    /// The target's role.
-    pub(crate) role: Role,
-    /// `list` or `detail`.
-    pub(crate) scenario: String,
-    /// Workers (= connections).
-    pub(crate) connections: usize,
-    /// Successful measured requests.
-    pub(crate) requests: u64,
-    /// Failed measured requests.
-    pub(crate) errors: u64,
-    /// Measured seconds.
-    pub(crate) seconds: f64,
-    /// Successful requests per second.
-    pub(crate) requests_per_second: f64,
-    /// Latency of the successful requests.
-    pub(crate) latency: Summary,
-    /// The first error seen, or why the row could not run.
-    pub(crate) error: Option<String>,
-    /// CPU time each watched process spent per request during this row's run.
-    pub(crate) cpu: Vec<CpuShare>,
-}
-
-/// The CPU time one process spent per request of a row: its CPU time over the row's whole
-/// run (warm-up included) divided by the requests of that run (the measured rate times its
-/// wall time). Processes the row does not involve show as (nearly) zero.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct CpuShare {
-    /// The process (`service`, `gateway`, ..., `load generator`).
-    pub(crate) process: String,
-    /// Microseconds of CPU per request.
-    pub(crate) us_per_request: f64,
-}
 
 /// A throughput ratio between two roles for one scenario and concurrency.
 #[derive(Debug, Clone, Serialize)]
@@ -455,6 +419,7 @@ fn derive(rows: &[Row]) -> (Vec<Ratio>, Vec<AddedLatency>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::Summary;
 
     fn row(role: Role, scenario: &str, connections: usize, rps: f64, p50: f64, p99: f64) -> Row {
         Row {

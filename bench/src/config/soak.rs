@@ -8,7 +8,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::secs;
+use super::seconds::secs;
 
 /// Options of `bench soak`.
 #[derive(Debug, Clone, Args)]

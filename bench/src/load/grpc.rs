@@ -10,7 +10,7 @@ use articles_proto::article::v1::{
 use http::Uri;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{CallError, Op, loopback_addr};
+use super::call::{CallError, Op, loopback_addr};
 
 /// Where a gRPC target listens (`http://HOST:PORT`, loopback only).
 #[derive(Debug, Clone)]

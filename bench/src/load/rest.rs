@@ -16,7 +16,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::{CallError, Op, loopback_addr};
+use super::call::{CallError, Op, loopback_addr};
 
 /// Where a REST target listens: a loopback address, its `Host` and a base path.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::Row;
+use super::row::Row;
 use crate::{
     stack::Role,
     table::{fmt_cpu, fmt_latency, fmt_rate, render_table},
