@@ -49,7 +49,6 @@ pub(crate) enum Endpoint {
 pub(crate) enum Scenario {
     /// The same list page every time.
     List {
-        /// The page.
         page: i32,
         /// Articles per page.
         page_size: i32,

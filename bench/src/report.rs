@@ -23,7 +23,6 @@ use crate::{
 /// A throughput ratio between two roles for one scenario and concurrency.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Ratio {
-    /// The scenario.
     pub(crate) scenario: String,
     /// The concurrency.
     pub(crate) connections: usize,
@@ -40,7 +39,6 @@ pub(crate) struct Ratio {
 pub(crate) struct AddedLatency {
     /// The REST role (gateway or in-process).
     pub(crate) target: Role,
-    /// The scenario.
     pub(crate) scenario: String,
     /// The concurrency.
     pub(crate) connections: usize,
@@ -89,7 +87,6 @@ impl RunInfo {
 pub(crate) struct Report {
     /// How it ran.
     pub(crate) run: RunInfo,
-    /// The measured rows.
     pub(crate) rows: Vec<Row>,
     /// Our child processes.
     pub(crate) processes: Vec<ProcessInfo>,

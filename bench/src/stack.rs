@@ -62,7 +62,6 @@ impl Role {
 /// One thing to drive.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    /// Its role.
     pub(crate) role: Role,
     /// Its label in tables.
     pub(crate) label: String,
@@ -89,7 +88,6 @@ pub(crate) struct Stack {
 pub(crate) struct ProcessInfo {
     /// `service`, `gateway`, `in-process`, `ceiling`.
     pub(crate) name: String,
-    /// Its pid.
     pub(crate) pid: u32,
     /// Spawn to first ready answer, in milliseconds.
     pub(crate) cold_start_ms: f64,

@@ -58,9 +58,7 @@ pub enum Error {
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
-        /// The file.
         path: PathBuf,
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -75,9 +73,7 @@ pub enum Error {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -89,7 +85,6 @@ pub enum Error {
     Rpc {
         /// The status code's canonical name, e.g. `NOT_FOUND`.
         code: &'static str,
-        /// The status message.
         message: String,
     },
     /// The `articles` client could not reach the server.

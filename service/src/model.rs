@@ -13,7 +13,6 @@ pub const TITLE_MAX_CHARS: usize = 200;
 pub struct Article {
     /// The primary key (a 64-bit integer in the database).
     pub id: i64,
-    /// The title.
     pub title: String,
     /// The body text.
     pub content: String,

@@ -10,16 +10,12 @@ use anyhow::{Context as _, Result, bail};
 pub(crate) enum Op {
     /// `GET /articles?page=&page_size=` / `ArticleList`.
     List {
-        /// The page.
         page: i32,
         /// Articles per page.
         page_size: i32,
     },
     /// `GET /articles/{pk}` / `ArticleDetail`.
-    Detail {
-        /// The article id.
-        pk: i32,
-    },
+    Detail { pk: i32 },
 }
 
 /// Why a call failed.

@@ -96,32 +96,15 @@ pub(crate) enum Planned {
         page_size: u32,
     },
     /// A detail of an existing article.
-    Detail {
-        /// The id.
-        pk: i32,
-    },
+    Detail { pk: i32 },
     /// A detail of an unknown id.
-    DetailMissing {
-        /// The id.
-        pk: i32,
-    },
+    DetailMissing { pk: i32 },
     /// Create an article.
-    Create {
-        /// Its title.
-        title: String,
-    },
+    Create { title: String },
     /// Patch one of our articles.
-    Update {
-        /// The id.
-        pk: i32,
-        /// Its new title.
-        title: String,
-    },
+    Update { pk: i32, title: String },
     /// Delete one of our articles.
-    Delete {
-        /// The id.
-        pk: i32,
-    },
+    Delete { pk: i32 },
 }
 
 impl Planned {
@@ -259,7 +242,6 @@ pub(crate) enum GrpcPlanned {
     },
     /// `ArticleDetail`.
     Detail {
-        /// The id.
         pk: i32,
         /// Whether NOT_FOUND is expected.
         missing: bool,

@@ -16,9 +16,7 @@ use crate::{
 /// The two running processes and where they listen.
 #[derive(Debug)]
 pub(crate) struct SoakStack {
-    /// The gRPC service.
     pub(crate) service: Proc,
-    /// The REST gateway.
     pub(crate) gateway: Proc,
     /// The service's gRPC address.
     pub(crate) grpc_addr: SocketAddr,

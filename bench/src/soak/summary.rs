@@ -54,7 +54,6 @@ impl SoakRun {
 /// The requests of one kind.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct KindCount {
-    /// The kind.
     pub(crate) kind: Kind,
     /// What it is.
     pub(crate) label: &'static str,
@@ -78,7 +77,6 @@ pub(crate) struct ErrorMessage {
 pub(crate) struct ProcessRss {
     /// `gateway` or `service`.
     pub(crate) name: String,
-    /// Its pid.
     pub(crate) pid: u32,
     /// The leak rule's numbers (`None` without samples).
     pub(crate) summary: Option<RssSummary>,
