@@ -1,6 +1,7 @@
-//! The one error type of the service and its single mapping to [`tonic::Status`].
+//! The server's error type and its single mapping to [`tonic::Status`].
 //!
-//! Every fallible function of the library returns [`Error`]. The gRPC layer turns it into a
+//! Every fallible function of the server side returns [`Error`]; the `articles` client has its
+//! own ([`crate::client::ClientError`]). The gRPC layer turns it into a
 //! status in exactly one place, `impl From<Error> for Status`, which also decides what a client
 //! may see: internal failures are logged in full and answered with a generic message.
 
@@ -80,21 +81,6 @@ pub enum Error {
     /// The descriptors served over reflection could not be decoded.
     #[error("invalid descriptor set: {0}")]
     Descriptor(String),
-    /// A call made by the `articles` client failed with a gRPC status.
-    #[error("{code}: {message}")]
-    Rpc {
-        /// The status code's canonical name, e.g. `NOT_FOUND`.
-        code: &'static str,
-        message: String,
-    },
-    /// The `articles` client could not reach the server.
-    #[error("cannot connect to {server}: {reason}")]
-    Connect {
-        /// The server address.
-        server: String,
-        /// Why, with the chain of causes.
-        reason: String,
-    },
     /// The metrics HTTP server failed.
     #[error("metrics server error: {0}")]
     Metrics(#[source] io::Error),
