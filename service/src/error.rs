@@ -63,14 +63,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A line of an import file is malformed.
-    #[error("line {line}: {message}")]
-    ImportLine {
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong with the line.
-        message: String,
-    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -158,7 +150,6 @@ impl From<Error> for Status {
             }
             // Logged in full where it was found.
             Error::DatabaseFileGone(_) => Status::unavailable("database unavailable"),
-            Error::ImportLine { .. } => Status::invalid_argument(err.to_string()),
             _ => {
                 tracing::error!(error = ?err, "internal error");
                 Status::internal("internal error")

@@ -12,10 +12,35 @@ use serde::Deserialize;
 use crate::{
     clock,
     config::ImportArgs,
-    error::{Error, Result},
+    error::Error,
     model::{self, NewArticle},
     store::Store,
 };
+
+/// Why an import failed: the file, one of its lines, or the database it goes to.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the file is malformed (nothing was imported).
+    #[error("line {line}: {message}")]
+    Line {
+        /// 1-based.
+        line: usize,
+        /// What is wrong with the line.
+        message: String,
+    },
+    /// Connecting, preparing or writing failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+type Result<T, E = ImportError> = std::result::Result<T, E>;
 
 /// One line of the import file.
 #[derive(Debug, Deserialize)]
@@ -30,7 +55,7 @@ struct Line {
 /// Parses and validates a whole JSONL text.
 ///
 /// # Errors
-/// [`Error::ImportLine`] for the first bad line (1-based).
+/// [`ImportError::Line`] for the first bad line (1-based).
 pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
     let mut articles = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -38,7 +63,7 @@ pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
         if raw.trim().is_empty() {
             continue;
         }
-        let bad = |message: String| Error::ImportLine { line, message };
+        let bad = |message: String| ImportError::Line { line, message };
         let parsed: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
         model::validate_title(&parsed.title).map_err(|e| bad(e.to_string()))?;
         model::validate_content(&parsed.content).map_err(|e| bad(e.to_string()))?;
@@ -66,7 +91,7 @@ pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
 pub async fn run(args: &ImportArgs) -> Result<u64> {
     let text = tokio::fs::read_to_string(&args.file)
         .await
-        .map_err(|source| Error::Io {
+        .map_err(|source| ImportError::Io {
             path: args.file.clone(),
             source,
         })?;

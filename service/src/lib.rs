@@ -27,6 +27,18 @@ pub mod store;
 
 pub use error::{Error, Result};
 
+/// Why `articles-service` stopped with an error: the server's [`Error`] (configuration,
+/// database, start-up) or an import's [`import::ImportError`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Serving or migrating failed.
+    #[error(transparent)]
+    Server(#[from] Error),
+    /// The import failed (nothing was imported).
+    #[error(transparent)]
+    Import(#[from] import::ImportError),
+}
+
 use config::{Cli, Command};
 
 /// Runs the `articles-service` command line: `serve` (the default), `migrate` or `import`.
@@ -34,10 +46,10 @@ use config::{Cli, Command};
 /// # Errors
 /// Any error of the chosen command: bad configuration, database failures, an unreadable or
 /// malformed import file, or a failure to bind the listen address.
-pub async fn run(cli: Cli) -> Result<()> {
+pub async fn run(cli: Cli) -> Result<(), RunError> {
     match cli.command {
-        None => server::run(&cli.serve).await,
-        Some(Command::Serve(args)) => server::run(&args).await,
+        None => Ok(server::run(&cli.serve).await?),
+        Some(Command::Serve(args)) => Ok(server::run(&args).await?),
         Some(Command::Migrate(args)) => {
             let store = store::Store::connect(&args.store_options()).await?;
             let state = store.prepare(0).await?;
