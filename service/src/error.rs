@@ -1,7 +1,8 @@
 //! The server's error type and its single mapping to [`tonic::Status`].
 //!
 //! Every fallible function of the server side returns [`Error`]; the `articles` client has its
-//! own ([`crate::client::ClientError`]). The gRPC layer turns it into a
+//! own ([`crate::client::ClientError`]), an import too ([`crate::import::ImportError`]), and
+//! start-up failures are [`StartError`]. The gRPC layer turns it into a
 //! status in exactly one place, `impl From<Error> for Status`, which also decides what a client
 //! may see: internal failures are logged in full and answered with a generic message.
 
@@ -11,6 +12,34 @@ use tonic::{Code, Status};
 
 /// The result type of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the server could not start or stopped serving: never a request's answer, so it has no
+/// [`Status`]. Opening the store and reading the tokens still fail with [`Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// The descriptors served over reflection could not be decoded.
+    #[error("invalid descriptor set: {0}")]
+    Descriptor(String),
+    /// The metrics HTTP server failed.
+    #[error("metrics server error: {0}")]
+    Metrics(#[source] io::Error),
+    /// The in-process REST gateway could not be built.
+    #[error("REST gateway: {0}")]
+    Rest(String),
+    /// The gRPC server failed.
+    #[error("gRPC server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Opening the store or the tokens failed.
+    #[error(transparent)]
+    Open(#[from] Error),
+}
 
 /// Everything that can go wrong in the service.
 #[derive(Debug, thiserror::Error)]
@@ -63,25 +92,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    /// The descriptors served over reflection could not be decoded.
-    #[error("invalid descriptor set: {0}")]
-    Descriptor(String),
-    /// The metrics HTTP server failed.
-    #[error("metrics server error: {0}")]
-    Metrics(#[source] io::Error),
-    /// The in-process REST gateway could not be built.
-    #[error("REST gateway: {0}")]
-    Rest(String),
-    /// The gRPC server failed.
-    #[error("gRPC server error: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 impl Error {

@@ -27,11 +27,14 @@ pub mod store;
 
 pub use error::{Error, Result};
 
-/// Why `articles-service` stopped with an error: the server's [`Error`] (configuration,
-/// database, start-up) or an import's [`import::ImportError`].
+/// Why `articles-service` stopped with an error: start-up or serving ([`error::StartError`]),
+/// the database of `migrate` ([`Error`]), or an import ([`import::ImportError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Serving or migrating failed.
+    /// Starting or serving failed.
+    #[error(transparent)]
+    Start(#[from] error::StartError),
+    /// Migrating failed.
     #[error(transparent)]
     Server(#[from] Error),
     /// The import failed (nothing was imported).

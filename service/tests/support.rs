@@ -543,7 +543,7 @@ impl Stack {
 struct TestServer {
     addr: SocketAddr,
     shutdown_tx: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<articles_service::Result<()>>>,
+    handle: Option<JoinHandle<Result<(), articles_service::error::StartError>>>,
 }
 
 impl TestServer {
