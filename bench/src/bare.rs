@@ -26,7 +26,7 @@ struct Bodies {
 }
 
 /// The router over `list` and `detail` bodies.
-pub fn router(list: Bytes, detail: Bytes) -> Router {
+pub(crate) fn router(list: Bytes, detail: Bytes) -> Router {
     Router::new()
         .route("/articles", get(list_handler))
         .route("/articles/{pk}", get(detail_handler))
@@ -46,7 +46,7 @@ async fn detail_handler(State(bodies): State<Bodies>) -> impl IntoResponse {
 ///
 /// # Errors
 /// The body files cannot be read or the address cannot be bound.
-pub async fn serve(args: BareArgs) -> Result<()> {
+pub(crate) async fn serve(args: BareArgs) -> Result<()> {
     let list = tokio::fs::read(&args.list_body)
         .await
         .with_context(|| format!("reading {}", args.list_body.display()))?;

@@ -5,14 +5,15 @@
 //! benchmark spawns as a child process to serve the one-HTTP-hop ceiling (see
 //! [`crate::bare`]). `bench --help` and `bench soak --help` list every option.
 
-pub mod soak;
+mod seconds;
+pub(crate) mod soak;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use self::soak::SoakArgs;
+use self::{seconds::secs, soak::SoakArgs};
 
 /// Benchmarks the article stack on loopback: the REST gateway (separate process), the gateway
 /// mounted in the service (in-process), direct gRPC, and a bare axum server returning the same
@@ -24,15 +25,15 @@ use self::soak::SoakArgs;
 pub struct Cli {
     /// `soak`, or an internal subcommand; without one the benchmark runs.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// The benchmark's options.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Soak test: hold high concurrency of a realistic read/write mix on the gateway (and some
     /// direct gRPC) for --seconds, then check for errors, crashes, memory growth and clean
     /// shutdown. Exits non-zero if any check fails.
@@ -68,129 +69,127 @@ pub enum Command {
 
 /// Options of the hidden `bare-server` subcommand.
 #[derive(Debug, Clone, Args)]
-pub struct BareArgs {
+pub(crate) struct BareArgs {
     /// The loopback address to listen on.
     #[arg(long)]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The exact body to answer on `GET /articles`.
     #[arg(long)]
-    pub list_body: PathBuf,
+    pub(crate) list_body: PathBuf,
     /// The exact body to answer on `GET /articles/{pk}`, whatever the pk.
     #[arg(long)]
-    pub detail_body: PathBuf,
+    pub(crate) detail_body: PathBuf,
 }
 
 /// Options of the benchmark run.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Measured seconds per scenario and target (default 10; 1 with --quick).
     #[arg(long)]
-    pub seconds: Option<f64>,
+    pub(crate) seconds: Option<f64>,
     /// Warm-up seconds before each measurement, not recorded (default 2; 0 with --quick).
     #[arg(long)]
-    pub warmup: Option<f64>,
+    pub(crate) warmup: Option<f64>,
     /// Concurrent workers, each with its own connection (default 64; 4 with --quick).
     #[arg(long)]
-    pub connections: Option<usize>,
+    pub(crate) connections: Option<usize>,
     /// The most requests measured per scenario and target (a cap next to --seconds).
     #[arg(long, default_value_t = 10_000_000)]
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
     /// Demo articles the benchmark's services create; `detail` cycles over ids 1..=N
     /// (default 10000; 1000 with --quick).
     #[arg(long)]
-    pub articles: Option<u32>,
+    pub(crate) articles: Option<u32>,
     /// A smoke-test run: 1 s per scenario, no warm-up, 4 connections, 1000 articles, unless
     /// given explicitly.
     #[arg(long)]
-    pub quick: bool,
+    pub(crate) quick: bool,
     /// Also write the results as JSON to this file.
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Drive this REST base URL (loopback only) instead of starting our processes.
     #[arg(long)]
-    pub rest_url: Option<String>,
+    pub(crate) rest_url: Option<String>,
     /// Drive this gRPC URL (loopback only) instead of starting our processes.
     #[arg(long)]
-    pub grpc_url: Option<String>,
+    pub(crate) grpc_url: Option<String>,
     /// Also measure deep pages: page 1 vs page 5000 on a large SQLite database.
     #[arg(long)]
-    pub deep: bool,
+    pub(crate) deep: bool,
     /// Articles in the deep-pages database.
     #[arg(long, default_value_t = 1_000_000)]
-    pub deep_articles: u32,
+    pub(crate) deep_articles: u32,
     /// Calls per page in the deep-pages measurement.
     #[arg(long, default_value_t = 200)]
-    pub deep_calls: u64,
+    pub(crate) deep_calls: u64,
     /// Where `articles-service` and `articles-gateway` are (default: next to this binary).
     #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
+    pub(crate) bin_dir: Option<PathBuf>,
     /// `RUST_LOG` for the child processes (their logs go to files, printed on failure).
     #[arg(long, default_value = "warn")]
-    pub child_log: String,
+    pub(crate) child_log: String,
     /// Also measure a peer gateway side by side with ours, both in front of the same Go gRPC
     /// backend (in memory, so the gateways' own cost is what is measured). `grpc-gateway`:
     /// grpc-gateway 1.6.4, built from Debian's packages by `bench/peer/build.sh` (it
     /// `apt-get install`s what is missing; nothing else is fetched).
     #[arg(long, value_enum)]
-    pub peer: Option<Peer>,
+    pub(crate) peer: Option<Peer>,
     /// Where the peer's binaries are built (default: `peer/` beside the binaries' directory,
     /// i.e. `target/peer`).
     #[arg(long)]
-    pub peer_dir: Option<PathBuf>,
+    pub(crate) peer_dir: Option<PathBuf>,
     /// Also draw requests/s and CPU per request of every target as SVG bar charts to FILE.
     #[arg(long)]
-    pub svg: Option<PathBuf>,
+    pub(crate) svg: Option<PathBuf>,
 }
 
 /// A gateway to compare ours with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Peer {
+pub(crate) enum Peer {
     /// grpc-gateway (Go), as Debian packages it.
     GrpcGateway,
 }
 
 /// A resolved, validated run configuration.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Measured time per row.
-    pub seconds: Duration,
+    pub(crate) seconds: Duration,
     /// Unrecorded warm-up per row.
-    pub warmup: Duration,
+    pub(crate) warmup: Duration,
     /// Workers (and connections) of the loaded rows.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Cap on measured requests per row.
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
     /// Demo articles, and the id range of `detail`.
-    pub articles: u32,
-    /// Whether `--quick` was given.
-    pub quick: bool,
+    pub(crate) articles: u32,
     /// Where to write JSON.
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// External REST target.
-    pub rest_url: Option<String>,
+    pub(crate) rest_url: Option<String>,
     /// External gRPC target.
-    pub grpc_url: Option<String>,
+    pub(crate) grpc_url: Option<String>,
     /// Deep-pages settings, when `--deep`.
-    pub deep: Option<DeepSettings>,
+    pub(crate) deep: Option<DeepSettings>,
     /// Override of the binaries' directory.
-    pub bin_dir: Option<PathBuf>,
+    pub(crate) bin_dir: Option<PathBuf>,
     /// `RUST_LOG` of the children.
-    pub child_log: String,
+    pub(crate) child_log: String,
     /// The peer measured side by side, with `--peer`.
-    pub peer: Option<Peer>,
+    pub(crate) peer: Option<Peer>,
     /// Where the peer is built.
-    pub peer_dir: Option<PathBuf>,
+    pub(crate) peer_dir: Option<PathBuf>,
     /// Where to draw the charts.
-    pub svg: Option<PathBuf>,
+    pub(crate) svg: Option<PathBuf>,
 }
 
 /// What `--deep` measures.
 #[derive(Debug, Clone, Copy)]
-pub struct DeepSettings {
+pub(crate) struct DeepSettings {
     /// Articles in the database.
-    pub articles: u32,
+    pub(crate) articles: u32,
     /// Calls per page.
-    pub calls: u64,
+    pub(crate) calls: u64,
 }
 
 impl Settings {
@@ -198,7 +197,7 @@ impl Settings {
     ///
     /// # Errors
     /// A negative or non-finite duration, zero connections, zero articles or zero requests.
-    pub fn resolve(args: RunArgs) -> Result<Self> {
+    pub(crate) fn resolve(args: RunArgs) -> Result<Self> {
         let quick = args.quick;
         let pick = |given: Option<f64>, normal: f64, fast: f64| {
             given.unwrap_or(if quick { fast } else { normal })
@@ -233,7 +232,6 @@ impl Settings {
             connections,
             max_requests: args.max_requests,
             articles,
-            quick,
             json: args.json,
             rest_url: args.rest_url,
             grpc_url: args.grpc_url,
@@ -250,23 +248,19 @@ impl Settings {
     }
 
     /// Whether the targets are external (`--rest-url` / `--grpc-url`).
-    pub fn external(&self) -> bool {
+    pub(crate) fn external(&self) -> bool {
         self.rest_url.is_some() || self.grpc_url.is_some()
     }
 
     /// Measured time of the one-connection pass: half of `seconds`.
-    pub fn low_load_seconds(&self) -> Duration {
+    pub(crate) fn low_load_seconds(&self) -> Duration {
         self.seconds / 2
     }
 
     /// Warm-up of the one-connection pass: half of `warmup`.
-    pub fn low_load_warmup(&self) -> Duration {
+    pub(crate) fn low_load_warmup(&self) -> Duration {
         self.warmup / 2
     }
-}
-
-pub(crate) fn secs(value: f64, flag: &str) -> Result<Duration> {
-    Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value} is not a duration"))
 }
 
 #[cfg(test)]

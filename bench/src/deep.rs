@@ -15,9 +15,9 @@ use crate::{
     config::{DeepSettings, Settings},
     load::{self, Endpoint, LoadSpec, Scenario, grpc::GrpcEndpoint},
     procs::{self, ProcSpec, Readiness},
-    report::{fmt_latency, render_table},
     stack::sqlite_url,
     stats::Summary,
+    table::{fmt_latency, render_table},
 };
 
 /// Page size of the deep-pages calls.
@@ -38,31 +38,31 @@ const INSERT: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FR
 
 /// One page's latency.
 #[derive(Debug, Clone, Serialize)]
-pub struct DeepRow {
+pub(crate) struct DeepRow {
     /// The page number.
-    pub page: u32,
+    pub(crate) page: u32,
     /// Successful calls.
-    pub calls: u64,
+    pub(crate) calls: u64,
     /// Failed calls.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Their latency.
-    pub latency: Summary,
+    pub(crate) latency: Summary,
 }
 
 /// The deep-pages result.
 #[derive(Debug, Clone, Serialize)]
-pub struct DeepReport {
+pub(crate) struct DeepReport {
     /// Articles in the database.
-    pub articles: u32,
+    pub(crate) articles: u32,
     /// Seconds the bulk insert took.
-    pub insert_seconds: f64,
+    pub(crate) insert_seconds: f64,
     /// Page 1 and the deep page.
-    pub rows: Vec<DeepRow>,
+    pub(crate) rows: Vec<DeepRow>,
 }
 
 impl DeepReport {
     /// The result as text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let body: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -86,7 +86,7 @@ impl DeepReport {
 }
 
 /// The deep page for a database of `articles` articles: 5000, or the last page if smaller.
-pub fn deep_page(articles: u32) -> u32 {
+pub(crate) fn deep_page(articles: u32) -> u32 {
     let pages = articles.div_ceil(PAGE_SIZE.unsigned_abs()).max(1);
     pages.min(DEEP_PAGE)
 }
@@ -95,7 +95,7 @@ pub fn deep_page(articles: u32) -> u32 {
 ///
 /// # Errors
 /// The database cannot be created or filled, the service does not start, or a run fails.
-pub async fn run(
+pub(crate) async fn run(
     settings: &Settings,
     deep: DeepSettings,
     tmp: &std::path::Path,

@@ -23,26 +23,28 @@
 //!
 //! Modules, one concept each: [`config`] (command line), [`procs`] (child processes),
 //! [`stack`] (starting the targets), [`load`] (the load generator), [`stats`] (histograms),
-//! [`suite`] (the run), [`report`] (tables, ratios, JSON), [`deep`] (deep pages), [`bare`]
-//! (the ceiling server), [`soak`] (the soak test).
+//! [`suite`] (the run), [`report`] (ratios, JSON), [`table`] (plain-text tables), [`deep`]
+//! (deep pages), [`bare`] (the ceiling server), [`soak`] (the soak test).
 
-pub mod bare;
-pub mod config;
-pub mod deep;
-pub mod load;
-pub mod procs;
-pub mod report;
-pub mod soak;
-pub mod stack;
-pub mod stats;
-pub mod suite;
-pub mod svg;
+mod bare;
+mod config;
+mod deep;
+mod load;
+mod procs;
+mod report;
+mod soak;
+mod stack;
+mod stats;
+mod suite;
+mod svg;
+mod table;
 
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::config::{Cli, Command, Settings, soak::SoakSettings};
+pub use crate::config::Cli;
+use crate::config::{Command, Settings, soak::SoakSettings};
 
 /// Runs what the command line asks for: the benchmark, the soak test, or the hidden
 /// `bare-server`.

@@ -8,11 +8,11 @@
 //! status, transport error) counts as an error and is not recorded; a broken REST connection
 //! is reopened.
 
-pub mod grpc;
-pub mod rest;
+mod call;
+pub(crate) mod grpc;
+pub(crate) mod rest;
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -26,6 +26,7 @@ use tokio::{task::JoinSet, time::Instant};
 
 use crate::stats::{self, Hist, Summary};
 
+pub(crate) use self::call::{CallError, Op};
 use self::{
     grpc::{GrpcConn, GrpcEndpoint},
     rest::{RestConn, RestEndpoint},
@@ -36,36 +37,18 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// A target's protocol and address.
 #[derive(Debug, Clone)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// JSON over HTTP/1.1.
     Rest(RestEndpoint),
     /// gRPC over HTTP/2.
     Grpc(GrpcEndpoint),
 }
 
-/// One request to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `GET /articles?page=&page_size=` / `ArticleList`.
-    List {
-        /// The page.
-        page: i32,
-        /// Articles per page.
-        page_size: i32,
-    },
-    /// `GET /articles/{pk}` / `ArticleDetail`.
-    Detail {
-        /// The article id.
-        pk: i32,
-    },
-}
-
 /// What a row asks for, request after request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// The same list page every time.
     List {
-        /// The page.
         page: i32,
         /// Articles per page.
         page_size: i32,
@@ -79,7 +62,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// The request number `seq` of this scenario.
-    pub fn op(self, seq: u64) -> Op {
+    pub(crate) fn op(self, seq: u64) -> Op {
         match self {
             Self::List { page, page_size } => Op::List { page, page_size },
             Self::Detail { ids } => {
@@ -92,7 +75,7 @@ impl Scenario {
     }
 
     /// A short name for tables: `list`, `detail`, or `list p5000` for other pages.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self {
             Self::List { page: 1, .. } => "list".to_owned(),
             Self::List { page, .. } => format!("list p{page}"),
@@ -101,42 +84,9 @@ impl Scenario {
     }
 }
 
-/// Why a call failed.
-#[derive(Debug)]
-pub enum CallError {
-    /// The server answered with an error status; the connection is still usable.
-    Status(String),
-    /// The connection failed and must be reopened.
-    Broken(String),
-    /// The request could not even be built (a bench bug).
-    Failed(String),
-}
-
-impl CallError {
-    fn broken(err: impl std::fmt::Display) -> Self {
-        Self::Broken(err.to_string())
-    }
-
-    fn failed(err: impl std::fmt::Display) -> Self {
-        Self::Failed(err.to_string())
-    }
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Status(s) => write!(f, "{s}"),
-            Self::Broken(s) => write!(f, "transport: {s}"),
-            Self::Failed(s) => write!(f, "request: {s}"),
-        }
-    }
-}
-
-impl std::error::Error for CallError {}
-
 /// One worker's connection.
 #[derive(Debug)]
-pub enum Conn {
+pub(crate) enum Conn {
     /// An HTTP/1.1 connection.
     Rest(RestConn),
     /// A gRPC channel.
@@ -148,7 +98,7 @@ impl Conn {
     ///
     /// # Errors
     /// Connection failures.
-    pub async fn connect(endpoint: &Endpoint) -> Result<Self> {
+    pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Self> {
         Ok(match endpoint {
             Endpoint::Rest(e) => Self::Rest(RestConn::connect(e).await?),
             Endpoint::Grpc(e) => Self::Grpc(GrpcConn::connect(e).await?),
@@ -159,7 +109,7 @@ impl Conn {
     ///
     /// # Errors
     /// See [`CallError`].
-    pub async fn call(&mut self, op: &Op) -> Result<(), CallError> {
+    pub(crate) async fn call(&mut self, op: &Op) -> Result<(), CallError> {
         match self {
             Self::Rest(c) => c.call(op).await,
             Self::Grpc(c) => c.call(op).await,
@@ -169,38 +119,38 @@ impl Conn {
 
 /// How hard and how long to drive a target.
 #[derive(Debug, Clone, Copy)]
-pub struct LoadSpec {
+pub(crate) struct LoadSpec {
     /// Workers, each with its own connection.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Unrecorded time before measuring.
-    pub warmup: Duration,
+    pub(crate) warmup: Duration,
     /// Measured time.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// The most requests to measure (over all workers).
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
 }
 
 /// The result of driving one target with one scenario.
 #[derive(Debug)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// Latencies of the successful measured requests.
-    pub hist: Hist,
+    pub(crate) hist: Hist,
     /// Failed measured requests.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// From the end of the warm-up to the last measured answer.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// The first error seen, for the report.
-    pub first_error: Option<String>,
+    pub(crate) first_error: Option<String>,
 }
 
 impl Measurement {
     /// Successful measured requests.
-    pub fn ok(&self) -> u64 {
+    pub(crate) fn ok(&self) -> u64 {
         self.hist.len()
     }
 
     /// Successful requests per second.
-    pub fn throughput(&self) -> f64 {
+    pub(crate) fn throughput(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
             self.ok() as f64 / secs
@@ -210,7 +160,7 @@ impl Measurement {
     }
 
     /// The latency percentiles.
-    pub fn summary(&self) -> Summary {
+    pub(crate) fn summary(&self) -> Summary {
         Summary::of(&self.hist)
     }
 }
@@ -236,7 +186,11 @@ struct WorkerResult {
 ///
 /// # Errors
 /// A connection could not be opened before the run, or a worker panicked.
-pub async fn run(endpoint: &Endpoint, scenario: Scenario, spec: LoadSpec) -> Result<Measurement> {
+pub(crate) async fn run(
+    endpoint: &Endpoint,
+    scenario: Scenario,
+    spec: LoadSpec,
+) -> Result<Measurement> {
     if spec.connections == 0 {
         bail!("no connections");
     }
@@ -356,27 +310,9 @@ async fn reconnect(endpoint: &Endpoint, deadline: Instant) -> Option<Conn> {
     None
 }
 
-/// Resolves `host:port` and insists that every address is on loopback: this harness sends
-/// load to this machine only.
-///
-/// # Errors
-/// Resolution failures, or a non-loopback address.
-pub async fn loopback_addr(host: &str, port: u16) -> Result<SocketAddr> {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("resolving {host}"))?
-        .collect();
-    match addrs.first() {
-        Some(first) if addrs.iter().all(|a| a.ip().is_loopback()) => Ok(*first),
-        Some(_) => bail!("{host} is not a loopback address: this benchmark only targets loopback"),
-        None => bail!("{host} did not resolve"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{call::loopback_addr, *};
 
     #[test]
     fn detail_ids_cycle_from_one() {

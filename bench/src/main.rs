@@ -7,7 +7,7 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = bench::config::Cli::parse();
+    let cli = bench::Cli::parse();
     match bench::run(cli).await {
         Ok(code) => code,
         Err(err) => {

@@ -30,7 +30,7 @@ use crate::load::{
 };
 
 /// What to run when a binary is missing.
-pub const BUILD_HINT: &str =
+pub(crate) const BUILD_HINT: &str =
     "build them first: cargo build --release --workspace --bins (or --bin-dir DIR)";
 
 /// The directory of the service and gateway binaries: `--bin-dir`, else the directory of this
@@ -38,7 +38,7 @@ pub const BUILD_HINT: &str =
 ///
 /// # Errors
 /// The current executable cannot be found.
-pub fn bin_dir(given: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn bin_dir(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = given {
         return Ok(dir.to_owned());
     }
@@ -52,7 +52,7 @@ pub fn bin_dir(given: Option<&Path>) -> Result<PathBuf> {
 ///
 /// # Errors
 /// It does not exist (with a hint how to build it).
-pub fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     if path.is_file() {
         Ok(path)
@@ -65,14 +65,14 @@ pub fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
 ///
 /// # Errors
 /// Binding `127.0.0.1:0` failed.
-pub fn free_addr() -> Result<SocketAddr> {
+pub(crate) fn free_addr() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("picking a free port")?;
     Ok(listener.local_addr()?)
 }
 
 /// How to tell that a child is ready.
 #[derive(Debug, Clone)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// `GET path` answers 200. If it answers 404, `GET fallback` answering 200 counts too.
     Http {
         /// The server.
@@ -126,26 +126,26 @@ impl Readiness {
 
 /// Everything needed to start one child.
 #[derive(Debug, Clone)]
-pub struct ProcSpec {
+pub(crate) struct ProcSpec {
     /// A name for reports and logs (`gateway`, `service`, ...).
-    pub name: String,
+    pub(crate) name: String,
     /// The executable.
-    pub program: PathBuf,
+    pub(crate) program: PathBuf,
     /// Its arguments.
-    pub args: Vec<OsString>,
+    pub(crate) args: Vec<OsString>,
     /// Its `RUST_LOG`.
-    pub rust_log: String,
+    pub(crate) rust_log: String,
     /// When it counts as started.
-    pub ready: Readiness,
+    pub(crate) ready: Readiness,
     /// The longest wait for readiness.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// The file its stdout and stderr go to.
-    pub log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 /// A running child.
 #[derive(Debug)]
-pub struct Proc {
+pub(crate) struct Proc {
     name: String,
     pid: u32,
     child: Child,
@@ -167,7 +167,7 @@ enum StartError {
 ///
 /// # Errors
 /// Spawn failures, an early exit or no readiness within the timeout (with the log's tail).
-pub async fn start(spec: &ProcSpec) -> Result<Proc> {
+pub(crate) async fn start(spec: &ProcSpec) -> Result<Proc> {
     start_once(spec).await.map_err(|err| match err {
         StartError::Exited(e) | StartError::Other(e) => e,
     })
@@ -178,7 +178,7 @@ pub async fn start(spec: &ProcSpec) -> Result<Proc> {
 ///
 /// # Errors
 /// As [`start`], after the retry.
-pub async fn start_with_retry<T>(
+pub(crate) async fn start_with_retry<T>(
     mut make: impl FnMut() -> Result<(ProcSpec, T)>,
 ) -> Result<(Proc, T)> {
     let (spec, extra) = make()?;
@@ -255,28 +255,28 @@ async fn start_once(spec: &ProcSpec) -> Result<Proc, StartError> {
 
 impl Proc {
     /// Its name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// Its process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Spawn to first ready answer.
-    pub fn cold_start(&self) -> Duration {
+    pub(crate) fn cold_start(&self) -> Duration {
         self.cold_start
     }
 
     /// Its peak resident set (`VmHWM`) in KiB, if `/proc` tells.
-    pub fn peak_rss_kib(&self) -> Option<u64> {
+    pub(crate) fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
         vm_hwm_kib(&status)
     }
 
     /// Its current resident set (`VmRSS`) in KiB, if `/proc` tells (not once it has exited).
-    pub fn rss_kib(&self) -> Option<u64> {
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
         vm_rss_kib(&status)
     }
@@ -285,7 +285,7 @@ impl Proc {
     ///
     /// # Errors
     /// The status could not be checked.
-    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+    pub(crate) fn exited(&mut self) -> Result<Option<ExitStatus>> {
         self.child
             .try_wait()
             .with_context(|| format!("checking {}", self.name))
@@ -297,7 +297,7 @@ impl Proc {
     ///
     /// # Errors
     /// It had already exited, `kill` failed, or it did not exit in time.
-    pub async fn terminate(mut self, timeout: Duration) -> Result<ExitStatus> {
+    pub(crate) async fn terminate(mut self, timeout: Duration) -> Result<ExitStatus> {
         if let Some(status) = self.exited()? {
             bail!("{} had already exited ({status})", self.name);
         }
@@ -330,7 +330,7 @@ impl Proc {
     }
 
     /// The last lines of its log.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         log_tail(&self.log)
     }
 
@@ -338,7 +338,7 @@ impl Proc {
     ///
     /// # Errors
     /// Killing failed (it had already exited is fine).
-    pub async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         if self.child.try_wait()?.is_none() {
             self.child
                 .kill()
@@ -350,12 +350,12 @@ impl Proc {
 }
 
 /// The `VmHWM` (peak RSS) of a `/proc/<pid>/status` text, in KiB.
-pub fn vm_hwm_kib(status: &str) -> Option<u64> {
+pub(crate) fn vm_hwm_kib(status: &str) -> Option<u64> {
     status_kib(status, "VmHWM:")
 }
 
 /// The `VmRSS` (current RSS) of a `/proc/<pid>/status` text, in KiB.
-pub fn vm_rss_kib(status: &str) -> Option<u64> {
+pub(crate) fn vm_rss_kib(status: &str) -> Option<u64> {
     status_kib(status, "VmRSS:")
 }
 
@@ -372,7 +372,7 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
 const USER_HZ: f64 = 100.0;
 
 /// The CPU time (user + system, all threads) the process `pid` has used so far, in seconds.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat_cpu_seconds(&stat)
 }
@@ -409,7 +409,7 @@ fn log_tail(path: &Path) -> String {
 ///
 /// # Errors
 /// It could not be run or exited unsuccessfully (with its output).
-pub async fn run_to_end(program: &Path, args: &[&str], rust_log: &str) -> Result<String> {
+pub(crate) async fn run_to_end(program: &Path, args: &[&str], rust_log: &str) -> Result<String> {
     let output = Command::new(program)
         .args(args)
         .env("RUST_LOG", rust_log)

@@ -1,8 +1,12 @@
 //! The results: the [`Report`] data (also written as JSON with `--json FILE`), the ratios
-//! derived from its rows, and the plain-text tables printed to stdout; [`peer`] puts our
+//! derived from its rows, and the plain-text tables printed to stdout (drawn by
+//! [`crate::table`]); [`peer`] puts our
 //! gateway beside a peer's and checks the performance targets.
 
-pub mod peer;
+pub(crate) mod peer;
+mod row;
+
+pub(crate) use self::row::{CpuShare, Row};
 
 use std::{fmt::Write as _, path::Path};
 
@@ -13,99 +17,59 @@ use crate::{
     config::Settings,
     deep::DeepReport,
     stack::{ProcessInfo, Role},
-    stats::Summary,
+    table::{fmt_cpu, fmt_kib, fmt_latency, fmt_rate, fmt_signed_latency, render_table},
 };
-
-/// One target driven with one scenario at one concurrency.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    /// The target's label.
-    pub target: String,
-    /// The target's role.
-    pub role: Role,
-    /// `list` or `detail`.
-    pub scenario: String,
-    /// Workers (= connections).
-    pub connections: usize,
-    /// Successful measured requests.
-    pub requests: u64,
-    /// Failed measured requests.
-    pub errors: u64,
-    /// Measured seconds.
-    pub seconds: f64,
-    /// Successful requests per second.
-    pub requests_per_second: f64,
-    /// Latency of the successful requests.
-    pub latency: Summary,
-    /// The first error seen, or why the row could not run.
-    pub error: Option<String>,
-    /// CPU time each watched process spent per request during this row's run.
-    pub cpu: Vec<CpuShare>,
-}
-
-/// The CPU time one process spent per request of a row: its CPU time over the row's whole
-/// run (warm-up included) divided by the requests of that run (the measured rate times its
-/// wall time). Processes the row does not involve show as (nearly) zero.
-#[derive(Debug, Clone, Serialize)]
-pub struct CpuShare {
-    /// The process (`service`, `gateway`, ..., `load generator`).
-    pub process: String,
-    /// Microseconds of CPU per request.
-    pub us_per_request: f64,
-}
 
 /// A throughput ratio between two roles for one scenario and concurrency.
 #[derive(Debug, Clone, Serialize)]
-pub struct Ratio {
-    /// The scenario.
-    pub scenario: String,
+pub(crate) struct Ratio {
+    pub(crate) scenario: String,
     /// The concurrency.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// The numerator's role.
-    pub of: Role,
+    pub(crate) of: Role,
     /// The denominator's role.
-    pub to: Role,
+    pub(crate) to: Role,
     /// `of` requests/s divided by `to` requests/s.
-    pub throughput: f64,
+    pub(crate) throughput: f64,
 }
 
 /// The latency a REST path adds over direct gRPC.
 #[derive(Debug, Clone, Serialize)]
-pub struct AddedLatency {
+pub(crate) struct AddedLatency {
     /// The REST role (gateway or in-process).
-    pub target: Role,
-    /// The scenario.
-    pub scenario: String,
+    pub(crate) target: Role,
+    pub(crate) scenario: String,
     /// The concurrency.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// p50(target) − p50(gRPC), µs.
-    pub p50_us: f64,
+    pub(crate) p50_us: f64,
     /// p99(target) − p99(gRPC), µs.
-    pub p99_us: f64,
+    pub(crate) p99_us: f64,
 }
 
 /// The settings a report was made with.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     /// Measured seconds per loaded row.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Warm-up seconds per loaded row.
-    pub warmup_seconds: f64,
+    pub(crate) warmup_seconds: f64,
     /// Connections of the loaded rows.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Measured seconds per one-connection row.
-    pub low_load_seconds: f64,
+    pub(crate) low_load_seconds: f64,
     /// Cap on measured requests per row.
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
     /// Demo articles (detail ids cycle over them).
-    pub articles: u32,
+    pub(crate) articles: u32,
     /// Machine parallelism seen by the bench.
-    pub cpus: usize,
+    pub(crate) cpus: usize,
 }
 
 impl RunInfo {
     /// The run information of `settings`.
-    pub fn of(settings: &Settings) -> Self {
+    pub(crate) fn of(settings: &Settings) -> Self {
         Self {
             seconds: settings.seconds.as_secs_f64(),
             warmup_seconds: settings.warmup.as_secs_f64(),
@@ -120,27 +84,26 @@ impl RunInfo {
 
 /// Everything a run found.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// How it ran.
-    pub run: RunInfo,
-    /// The measured rows.
-    pub rows: Vec<Row>,
+    pub(crate) run: RunInfo,
+    pub(crate) rows: Vec<Row>,
     /// Our child processes.
-    pub processes: Vec<ProcessInfo>,
+    pub(crate) processes: Vec<ProcessInfo>,
     /// Throughput ratios.
-    pub ratios: Vec<Ratio>,
+    pub(crate) ratios: Vec<Ratio>,
     /// Added latency over direct gRPC.
-    pub added_latency: Vec<AddedLatency>,
+    pub(crate) added_latency: Vec<AddedLatency>,
     /// The deep-pages measurement, with `--deep`.
-    pub deep: Option<DeepReport>,
+    pub(crate) deep: Option<DeepReport>,
     /// Our gateway beside the peer's, with `--peer`.
-    pub side_by_side: Vec<peer::SideBySide>,
+    pub(crate) side_by_side: Vec<peer::SideBySide>,
     /// The performance targets, as measured.
-    pub targets: Vec<peer::TargetCheck>,
+    pub(crate) targets: Vec<peer::TargetCheck>,
     /// Remarks (skipped rows...).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// Targets that could not be started.
-    pub failures: Vec<String>,
+    pub(crate) failures: Vec<String>,
 }
 
 /// The throughput ratios reported: (numerator, denominator).
@@ -156,7 +119,7 @@ const RATIOS: [(Role, Role); 7] = [
 
 impl Report {
     /// A report of `rows`, with the ratios computed.
-    pub fn new(run: RunInfo, rows: Vec<Row>) -> Self {
+    pub(crate) fn new(run: RunInfo, rows: Vec<Row>) -> Self {
         let (ratios, added_latency) = derive(&rows);
         let side_by_side = peer::side_by_side(&rows);
         let targets = peer::targets(&rows, &side_by_side, run.connections);
@@ -176,7 +139,7 @@ impl Report {
 
     /// Why the run should exit non-zero: targets that did not start, and rows in which no
     /// request succeeded.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = self.failures.clone();
         for row in self.rows.iter().filter(|r| r.requests == 0) {
             problems.push(format!(
@@ -194,13 +157,13 @@ impl Report {
     ///
     /// # Errors
     /// The file cannot be written.
-    pub fn write_json(&self, path: &Path) -> Result<()> {
+    pub(crate) fn write_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).context("serializing the report")?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
     }
 
     /// The report as text tables.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         // `writeln!` into a `String` cannot fail, hence the ignored results below.
         let mut out = String::new();
         let r = &self.run;
@@ -450,92 +413,10 @@ fn derive(rows: &[Row]) -> (Vec<Ratio>, Vec<AddedLatency>) {
     (ratios, added)
 }
 
-/// A plain-text table: the first `left` columns left-aligned, the rest right-aligned.
-pub fn render_table(header: &[&str], left: usize, body: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in body {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::new();
-        for (i, (cell, width)) in cells.zip(&widths).enumerate() {
-            let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
-            if i > 0 {
-                text.push_str("  ");
-            }
-            if i < left {
-                text.push_str(cell);
-                text.push_str(&pad);
-            } else {
-                text.push_str(&pad);
-                text.push_str(cell);
-            }
-        }
-        text.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(&mut header.iter().copied());
-    for row in body {
-        out.push_str(&line(&mut row.iter().map(String::as_str)));
-    }
-    out
-}
-
-/// A latency in µs, readably: `45.3 µs`, `812 µs`, `1.25 ms`, `2.10 s`.
-pub fn fmt_latency(us: f64) -> String {
-    let abs = us.abs();
-    if abs < 100.0 {
-        format!("{us:.1} µs")
-    } else if abs < 1000.0 {
-        format!("{us:.0} µs")
-    } else if abs < 1_000_000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{:.2} s", us / 1_000_000.0)
-    }
-}
-
-/// A latency difference with its sign: `+12.0 µs`, `-3.5 µs`.
-pub fn fmt_signed_latency(us: f64) -> String {
-    if us >= 0.0 {
-        format!("+{}", fmt_latency(us))
-    } else {
-        fmt_latency(us)
-    }
-}
-
-/// Microseconds of CPU per request, whole (a dash when the process had nothing to do).
-pub fn fmt_cpu(us: f64) -> String {
-    if us < 0.5 {
-        "-".to_owned()
-    } else {
-        format!("{us:.0}")
-    }
-}
-
-/// Requests per second with thousands separators: `12,345`.
-pub fn fmt_rate(per_second: f64) -> String {
-    let n = per_second.round().max(0.0) as u64;
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// KiB as MiB: `12.3 MiB`.
-pub fn fmt_kib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::Summary;
 
     fn row(role: Role, scenario: &str, connections: usize, rps: f64, p50: f64, p99: f64) -> Row {
         Row {

@@ -26,13 +26,12 @@
 //! target/debug/bench soak --seconds 5 --connections 32          # CI-sized
 //! ```
 
-pub mod client;
 mod hostile;
-pub mod mix;
-pub mod rss;
-pub mod stack;
-pub mod summary;
-pub mod worker;
+pub(crate) mod mix;
+pub(crate) mod rss;
+pub(crate) mod stack;
+pub(crate) mod summary;
+pub(crate) mod worker;
 
 use std::{
     process::ExitCode,
@@ -58,13 +57,13 @@ use crate::{
     config::soak::SoakSettings,
     load::rest::{RestEndpoint, get_once},
     procs::Proc,
-    report::fmt_latency,
+    table::fmt_latency,
 };
 
 /// How long each process gets to exit after SIGTERM.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often RSS is sampled and the processes are checked.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How long after the deadline plus one request timeout the load may take to wind down.
 const WIND_DOWN: Duration = Duration::from_secs(15);
 
@@ -73,7 +72,7 @@ const WIND_DOWN: Duration = Duration::from_secs(15);
 /// # Errors
 /// Set-up failures (no binaries, a process that does not start, a failed pre-flight) and
 /// failures to write the JSON file.
-pub async fn run(settings: SoakSettings) -> Result<ExitCode> {
+pub(crate) async fn run(settings: SoakSettings) -> Result<ExitCode> {
     let stack = SoakStack::start(&settings).await?;
     preflight(stack.rest_addr, settings.articles).await?;
     eprintln!(
@@ -390,9 +389,9 @@ fn rss_check(name: &str, summary: Option<&rss::RssSummary>) -> Check {
             s.flat,
             format!(
                 "end {} vs baseline {} (+{} allowed)",
-                crate::report::fmt_kib(s.end_kib),
-                crate::report::fmt_kib(s.baseline_kib),
-                crate::report::fmt_kib(s.allowed_growth_kib)
+                crate::table::fmt_kib(s.end_kib),
+                crate::table::fmt_kib(s.baseline_kib),
+                crate::table::fmt_kib(s.allowed_growth_kib)
             ),
         ),
     }

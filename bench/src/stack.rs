@@ -27,7 +27,7 @@ use crate::{
 /// What a target is, for ratios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Role {
+pub(crate) enum Role {
     /// REST through the gateway, a separate process.
     Gateway,
     /// REST through the gateway mounted in the service process.
@@ -46,7 +46,7 @@ pub enum Role {
 
 impl Role {
     /// The table label of our own target of this role.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Gateway => "gateway",
             Self::InProcess => "in-process",
@@ -61,40 +61,38 @@ impl Role {
 
 /// One thing to drive.
 #[derive(Debug, Clone)]
-pub struct Target {
-    /// Its role.
-    pub role: Role,
+pub(crate) struct Target {
+    pub(crate) role: Role,
     /// Its label in tables.
-    pub label: String,
+    pub(crate) label: String,
     /// Where it listens.
-    pub endpoint: Endpoint,
+    pub(crate) endpoint: Endpoint,
 }
 
 /// A started (or named) system under test.
 #[derive(Debug)]
-pub struct Stack {
+pub(crate) struct Stack {
     /// The targets, in the order of [`Role`].
-    pub targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     /// Our child processes.
-    pub procs: Vec<Proc>,
+    pub(crate) procs: Vec<Proc>,
     /// Things the report should mention (skipped rows...).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// Targets that could not be started.
-    pub failures: Vec<String>,
+    pub(crate) failures: Vec<String>,
     tmp: TempDir,
 }
 
 /// One child's start-up and memory numbers.
 #[derive(Debug, Clone, Serialize)]
-pub struct ProcessInfo {
+pub(crate) struct ProcessInfo {
     /// `service`, `gateway`, `in-process`, `ceiling`.
-    pub name: String,
-    /// Its pid.
-    pub pid: u32,
+    pub(crate) name: String,
+    pub(crate) pid: u32,
     /// Spawn to first ready answer, in milliseconds.
-    pub cold_start_ms: f64,
+    pub(crate) cold_start_ms: f64,
     /// Peak RSS (`VmHWM`) at the end of the run, in KiB.
-    pub peak_rss_kib: Option<u64>,
+    pub(crate) peak_rss_kib: Option<u64>,
 }
 
 const LIST_PATH: &str = "/articles?page=1&page_size=10";
@@ -106,7 +104,7 @@ impl Stack {
     /// # Errors
     /// No temporary directory, a missing binary, an invalid external URL. Targets that fail to
     /// start are in [`Stack::failures`] instead.
-    pub async fn start(settings: &Settings) -> Result<Self> {
+    pub(crate) async fn start(settings: &Settings) -> Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix("articles-bench-")
             .tempdir()
@@ -127,7 +125,7 @@ impl Stack {
     }
 
     /// The temporary directory (databases, logs, bodies).
-    pub fn tmp(&self) -> &Path {
+    pub(crate) fn tmp(&self) -> &Path {
         self.tmp.path()
     }
 
@@ -316,33 +314,27 @@ impl Stack {
         settings: &Settings,
         timeout: Duration,
     ) -> ProcSpec {
-        ProcSpec {
-            name: name.to_owned(),
-            program: program.to_owned(),
+        spec(
+            name,
+            program,
             args,
-            rust_log: settings.child_log.clone(),
             ready,
+            &settings.child_log,
+            self.tmp(),
             timeout,
-            log: self.tmp().join(format!("{name}.log")),
-        }
+        )
     }
 
     async fn start_service(&mut self, settings: &Settings, bin: &Path) -> Result<SocketAddr> {
         let db = sqlite_url(&self.tmp().join("bench.db"));
-        let (proc, addr) = procs::start_with_retry(|| {
-            let addr = procs::free_addr()?;
-            let args = serve_args(addr, &db, settings.articles);
-            let ready = Readiness::Grpc(GrpcEndpoint::local(addr));
-            let spec = self.spec(
-                "service",
-                bin,
-                args,
-                ready,
-                settings,
-                Duration::from_secs(180),
-            );
-            Ok((spec, addr))
-        })
+        let (proc, addr) = start_service(
+            bin,
+            &db,
+            settings.articles,
+            &[],
+            &settings.child_log,
+            self.tmp(),
+        )
         .await?;
         self.procs.push(proc);
         self.push_grpc(Role::Grpc, addr);
@@ -357,21 +349,8 @@ impl Stack {
         role: Role,
     ) -> Result<()> {
         // The process is named as the CPU table's column: `gateway`, `gateway@go`.
-        let name = role.label();
-        let (proc, addr) = procs::start_with_retry(|| {
-            let addr = procs::free_addr()?;
-            let args = os_args(&[
-                "serve",
-                "--listen",
-                &addr.to_string(),
-                "--backend",
-                &format!("http://{backend}"),
-            ]);
-            let ready = readyz(addr);
-            let spec = self.spec(name, bin, args, ready, settings, Duration::from_secs(60));
-            Ok((spec, addr))
-        })
-        .await?;
+        let (proc, addr) =
+            start_gateway(role.label(), bin, backend, &settings.child_log, self.tmp()).await?;
         self.procs.push(proc);
         self.push_rest(role, addr);
         Ok(())
@@ -463,7 +442,7 @@ impl Stack {
     ///
     /// # Errors
     /// A child could not be killed (the others are still killed).
-    pub async fn stop(&mut self) -> Result<Vec<ProcessInfo>> {
+    pub(crate) async fn stop(&mut self) -> Result<Vec<ProcessInfo>> {
         let infos = self
             .procs
             .iter()
@@ -486,17 +465,99 @@ impl Stack {
 }
 
 /// `sqlite://PATH` for a file path.
-pub fn sqlite_url(path: &Path) -> String {
+/// How to start child `name`: its log goes to `logs/NAME.log`.
+fn spec(
+    name: &str,
+    program: &Path,
+    args: Vec<OsString>,
+    ready: Readiness,
+    rust_log: &str,
+    logs: &Path,
+    timeout: Duration,
+) -> ProcSpec {
+    ProcSpec {
+        name: name.to_owned(),
+        program: program.to_owned(),
+        args,
+        rust_log: rust_log.to_owned(),
+        ready,
+        timeout,
+        log: logs.join(format!("{name}.log")),
+    }
+}
+
+/// Starts `articles-service serve` (the benchmark's and the soak's) on a free loopback port,
+/// on `db` with `articles` demo articles and `extra` flags; ready once gRPC answers.
+pub(crate) async fn start_service(
+    bin: &Path,
+    db: &str,
+    articles: u32,
+    extra: &[&str],
+    rust_log: &str,
+    logs: &Path,
+) -> Result<(Proc, SocketAddr)> {
+    procs::start_with_retry(|| {
+        let addr = procs::free_addr()?;
+        let mut args = serve_args(addr, db, articles);
+        args.extend(os_args(extra));
+        let ready = Readiness::Grpc(GrpcEndpoint::local(addr));
+        let spec = spec(
+            "service",
+            bin,
+            args,
+            ready,
+            rust_log,
+            logs,
+            Duration::from_secs(180),
+        );
+        Ok((spec, addr))
+    })
+    .await
+}
+
+/// Starts `articles-gateway serve` as child `name` on a free loopback port in front of
+/// `backend`; ready once `/readyz` answers.
+pub(crate) async fn start_gateway(
+    name: &str,
+    bin: &Path,
+    backend: SocketAddr,
+    rust_log: &str,
+    logs: &Path,
+) -> Result<(Proc, SocketAddr)> {
+    procs::start_with_retry(|| {
+        let addr = procs::free_addr()?;
+        let args = os_args(&[
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--backend",
+            &format!("http://{backend}"),
+        ]);
+        let spec = spec(
+            name,
+            bin,
+            args,
+            readyz(addr),
+            rust_log,
+            logs,
+            Duration::from_secs(60),
+        );
+        Ok((spec, addr))
+    })
+    .await
+}
+
+pub(crate) fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
 /// Owned arguments from string slices.
-pub fn os_args(args: &[&str]) -> Vec<OsString> {
+pub(crate) fn os_args(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
 /// `serve --listen ADDR --database-url URL --demo-articles N` for `articles-service`.
-pub fn serve_args(listen: SocketAddr, database_url: &str, articles: u32) -> Vec<OsString> {
+pub(crate) fn serve_args(listen: SocketAddr, database_url: &str, articles: u32) -> Vec<OsString> {
     os_args(&[
         "serve",
         "--listen",
@@ -510,7 +571,7 @@ pub fn serve_args(listen: SocketAddr, database_url: &str, articles: u32) -> Vec<
 
 /// Ready when `GET /readyz` is 200 (or, if the server has no `/readyz`, when the first list
 /// page is).
-pub fn readyz(addr: SocketAddr) -> Readiness {
+pub(crate) fn readyz(addr: SocketAddr) -> Readiness {
     Readiness::Http {
         endpoint: RestEndpoint::local(addr),
         path: "/readyz",

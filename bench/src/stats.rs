@@ -8,20 +8,20 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// A latency histogram in nanoseconds.
-pub type Hist = Histogram<u64>;
+pub(crate) type Hist = Histogram<u64>;
 
 /// The largest latency a histogram tracks exactly; longer ones are recorded as this.
-pub const MAX_TRACKED: Duration = Duration::from_secs(60);
+pub(crate) const MAX_TRACKED: Duration = Duration::from_secs(60);
 
 /// An empty histogram covering 1 ns to [`MAX_TRACKED`] at 3 significant digits.
-pub fn new_hist() -> Hist {
+pub(crate) fn new_hist() -> Hist {
     // The bounds are constants that satisfy hdrhistogram's rules (low >= 1, high >= 2 * low,
     // sigfig <= 5), so construction cannot fail.
     Histogram::new_with_bounds(1, nanos(MAX_TRACKED), 3).expect("constant valid bounds")
 }
 
 /// Records one latency, clamped to the tracked range.
-pub fn record(hist: &mut Hist, latency: Duration) {
+pub(crate) fn record(hist: &mut Hist, latency: Duration) {
     hist.saturating_record(nanos(latency).max(1));
 }
 
@@ -29,7 +29,7 @@ pub fn record(hist: &mut Hist, latency: Duration) {
 ///
 /// # Errors
 /// Only if the histograms had different bounds, which [`new_hist`] rules out.
-pub fn merge(into: &mut Hist, other: &Hist) -> Result<()> {
+pub(crate) fn merge(into: &mut Hist, other: &Hist) -> Result<()> {
     into.add(other).context("merging latency histograms")
 }
 
@@ -39,26 +39,26 @@ fn nanos(d: Duration) -> u64 {
 
 /// The percentiles of one measurement, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Recorded (successful) requests.
-    pub count: u64,
+    pub(crate) count: u64,
     /// Mean latency.
-    pub mean_us: f64,
+    pub(crate) mean_us: f64,
     /// Median.
-    pub p50_us: f64,
+    pub(crate) p50_us: f64,
     /// 90th percentile.
-    pub p90_us: f64,
+    pub(crate) p90_us: f64,
     /// 99th percentile.
-    pub p99_us: f64,
+    pub(crate) p99_us: f64,
     /// 99.9th percentile.
-    pub p999_us: f64,
+    pub(crate) p999_us: f64,
     /// Largest latency.
-    pub max_us: f64,
+    pub(crate) max_us: f64,
 }
 
 impl Summary {
     /// Summarises `hist` (all zeros when it is empty).
-    pub fn of(hist: &Hist) -> Self {
+    pub(crate) fn of(hist: &Hist) -> Self {
         if hist.is_empty() {
             return Self::default();
         }

@@ -19,8 +19,9 @@ use crate::{
     deep,
     load::{self, LoadSpec, Measurement, Scenario},
     procs,
-    report::{CpuShare, Report, Row, RunInfo, fmt_latency, fmt_rate},
+    report::{CpuShare, Report, Row, RunInfo},
     stack::{Stack, Target},
+    table::{fmt_latency, fmt_rate},
 };
 
 /// One pass over all targets and scenarios.
@@ -35,7 +36,7 @@ struct Pass {
 ///
 /// # Errors
 /// Set-up failures that leave nothing to measure (no binaries, no temporary directory...).
-pub async fn run(settings: Settings) -> Result<ExitCode> {
+pub(crate) async fn run(settings: Settings) -> Result<ExitCode> {
     let mut stack = Stack::start(&settings).await?;
     let scenarios = [
         Scenario::List {

@@ -38,7 +38,7 @@ fn bars(report: &Report, scenario: &str, connections: usize, cpu: bool) -> Vec<B
 ///
 /// # Errors
 /// Nothing to draw, or the file cannot be written.
-pub fn draw(report: &Report, path: &Path) -> Result<()> {
+pub(crate) fn draw(report: &Report, path: &Path) -> Result<()> {
     let connections = report.run.connections;
     let charts = [
         (

@@ -307,28 +307,19 @@ pub fn parse_query_length(text: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+/// Parses a duration as humantime does (`500ms`, `1.5s`, `2m`, `1h 30m`), or a
+/// bare number of seconds. The service's flags use this one too, so both read the same grammar.
 ///
 /// # Errors
 /// A message for clap when the text is none of those.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 30s, 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        _ => Err(format!(
-            "invalid duration unit {unit:?} in {text:?}: use ms, s, m or h"
-        )),
+    // A bare number is seconds, as it always was here; humantime itself wants a unit.
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
     }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration {text:?}: {e} (e.g. 500ms, 30s, 2m, 1h 30m)"))
 }
 
 #[cfg(test)]

@@ -8,9 +8,34 @@ use std::fmt::Write as _;
 use articles_proto::article::v1::{self as pb, article_service_client::ArticleServiceClient};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
-use crate::error::{Error, Result};
+use crate::error::code_name;
+
+/// Why an `articles` command failed: its own concern, apart from the server's [`crate::Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A call made by the `articles` client failed with a gRPC status.
+    #[error("{code}: {message}")]
+    Rpc {
+        /// The status code's canonical name, e.g. `NOT_FOUND`.
+        code: &'static str,
+        message: String,
+    },
+    /// The `articles` client could not reach the server.
+    #[error("cannot connect to {server}: {reason}")]
+    Connect {
+        /// The server address.
+        server: String,
+        /// Why, with the chain of causes.
+        reason: String,
+    },
+    /// A flag value the client cannot use (a token that is not valid metadata).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// A client for the article gRPC service.
 #[derive(Debug, Parser)]
@@ -107,31 +132,8 @@ struct PageJson {
     next_page: i32,
 }
 
-/// The canonical name of a status code, as in the gRPC spec.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-fn rpc_error(status: &Status) -> Error {
-    Error::Rpc {
+fn rpc_error(status: &Status) -> ClientError {
+    ClientError::Rpc {
         code: code_name(status.code()),
         message: status.message().replace('\n', " "),
     }
@@ -151,12 +153,12 @@ fn chain(err: &dyn std::error::Error) -> String {
 /// Runs one client command, printing its result to stdout.
 ///
 /// # Errors
-/// [`Error::Connect`] when the server cannot be reached, [`Error::Rpc`] for a gRPC error,
-/// [`Error::Config`] for a token that cannot be sent as metadata.
+/// [`ClientError::Connect`] when the server cannot be reached, [`ClientError::Rpc`] for a gRPC error,
+/// [`ClientError::Config`] for a token that cannot be sent as metadata.
 pub async fn run(cli: ClientCli) -> Result<()> {
     let mut client = ArticleServiceClient::connect(cli.server.clone())
         .await
-        .map_err(|e| Error::Connect {
+        .map_err(|e| ClientError::Connect {
             server: cli.server.clone(),
             reason: chain(&e),
         })?;
@@ -225,7 +227,7 @@ fn authorized<T>(message: T, token: Option<&str>) -> Result<Request<T>> {
     let mut request = Request::new(message);
     if let Some(token) = token {
         let value = format!("Bearer {token}").parse().map_err(|_| {
-            Error::Config("the token contains characters not allowed in metadata".into())
+            ClientError::Config("the token contains characters not allowed in metadata".into())
         })?;
         request.metadata_mut().insert("authorization", value);
     }
@@ -234,7 +236,7 @@ fn authorized<T>(message: T, token: Option<&str>) -> Result<Request<T>> {
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Config(format!("cannot encode JSON: {e}")))?;
+        .map_err(|e| ClientError::Config(format!("cannot encode JSON: {e}")))?;
     println!("{text}");
     Ok(())
 }

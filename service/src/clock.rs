@@ -1,7 +1,11 @@
-//! UTC timestamps in the text formats the `article_article` table uses, without a date library.
+//! UTC timestamps in the text formats the `article_article` table uses.
 //!
 //! Django stores `create_time` in SQLite as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC); the API shows
-//! `YYYY-MM-DD HH:MM:SS`.
+//! `YYYY-MM-DD HH:MM:SS`. Formatting is humantime's RFC 3339 with a space for the `T` and no
+//! `Z`. The checks of stored text ([`is_valid_timestamp`], [`sqlite_canonical_len`]) stay
+//! hand-written: they run on every row read, look at fixed byte positions without parsing into
+//! a time, and must accept exactly what SQLite's `strftime` would print unchanged (years 1 to
+//! 9999), which no date crate's parser promises.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,21 +21,26 @@ pub fn now() -> (i64, u32) {
 }
 
 /// Formats a Unix time as Django writes it to SQLite: `YYYY-MM-DD HH:MM:SS.ffffff`.
+/// Times before 1970 (which nothing here makes) are written as the epoch.
 pub fn format_django(secs: i64, micros: u32) -> String {
-    format!("{}.{micros:06}", format_seconds(secs))
+    let at = UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+        + Duration::from_micros(u64::from(micros));
+    django(&humantime::format_rfc3339_micros(at).to_string())
 }
 
-/// Formats a Unix time as `YYYY-MM-DD HH:MM:SS`.
+/// Formats a Unix time as `YYYY-MM-DD HH:MM:SS` (before 1970: the epoch).
 pub fn format_seconds(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    django(&humantime::format_rfc3339_seconds(at).to_string())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` as Django writes it: a space for the `T`, no `Z`.
+fn django(rfc3339: &str) -> String {
+    rfc3339
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_owned()
 }
 
 /// The current time in Django's SQLite format.
@@ -103,26 +112,6 @@ fn day_exists(s: &str) -> bool {
         _ => 31,
     };
     year >= 1 && day <= days
-}
-
-/// Converts days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    // d is in 1..=31 and m in 1..=12 by construction, so the casts cannot truncate.
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use articles_gateway::config::parse_duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::store::StoreOptions;
@@ -130,34 +131,6 @@ impl DatabaseArgs {
     }
 }
 
-/// Parses a duration: a non-negative number with an optional unit `ms`, `s` (the default),
-/// `m` or `h`, e.g. `250ms`, `5`, `1.5s`, `2m`.
-///
-/// # Errors
-/// A message for clap when the text is not such a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 5s, 500ms or 2m"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
-}
-
 /// The bearer tokens that allow writes. With none, writes are refused.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TokenArgs {
@@ -211,6 +184,8 @@ mod tests {
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        // The gateway's grammar (humantime's) also reads compound durations.
+        assert_eq!(parse_duration("1s 500ms"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());

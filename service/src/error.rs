@@ -1,6 +1,8 @@
-//! The one error type of the service and its single mapping to [`tonic::Status`].
+//! The server's error type and its single mapping to [`tonic::Status`].
 //!
-//! Every fallible function of the library returns [`Error`]. The gRPC layer turns it into a
+//! Every fallible function of the server side returns [`Error`]; the `articles` client has its
+//! own ([`crate::client::ClientError`]), an import too ([`crate::import::ImportError`]), and
+//! start-up failures are [`StartError`]. The gRPC layer turns it into a
 //! status in exactly one place, `impl From<Error> for Status`, which also decides what a client
 //! may see: internal failures are logged in full and answered with a generic message.
 
@@ -9,11 +11,38 @@ mod bad_request;
 use std::{io, net::SocketAddr, path::PathBuf};
 
 use articles_gateway::constraints::Violations;
-
-use tonic::Status;
+use tonic::{Code, Status};
 
 /// The result type of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the server could not start or stopped serving: never a request's answer, so it has no
+/// [`Status`]. Opening the store and reading the tokens still fail with [`Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// The descriptors served over reflection could not be decoded.
+    #[error("invalid descriptor set: {0}")]
+    Descriptor(String),
+    /// The metrics HTTP server failed.
+    #[error("metrics server error: {0}")]
+    Metrics(#[source] io::Error),
+    /// The in-process REST gateway could not be built.
+    #[error("REST gateway: {0}")]
+    Rest(String),
+    /// The gRPC server failed.
+    #[error("gRPC server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Opening the store or the tokens failed.
+    #[error(transparent)]
+    Open(#[from] Error),
+}
 
 /// Everything that can go wrong in the service.
 #[derive(Debug, thiserror::Error)]
@@ -66,57 +95,10 @@ pub enum Error {
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
-        /// The file.
         path: PathBuf,
-        /// Why.
         #[source]
         source: io::Error,
     },
-    /// A line of an import file is malformed.
-    #[error("line {line}: {message}")]
-    ImportLine {
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong with the line.
-        message: String,
-    },
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// The descriptors served over reflection could not be decoded.
-    #[error("invalid descriptor set: {0}")]
-    Descriptor(String),
-    /// A call made by the `articles` client failed with a gRPC status.
-    #[error("{code}: {message}")]
-    Rpc {
-        /// The status code's canonical name, e.g. `NOT_FOUND`.
-        code: &'static str,
-        /// The status message.
-        message: String,
-    },
-    /// The `articles` client could not reach the server.
-    #[error("cannot connect to {server}: {reason}")]
-    Connect {
-        /// The server address.
-        server: String,
-        /// Why, with the chain of causes.
-        reason: String,
-    },
-    /// The metrics HTTP server failed.
-    #[error("metrics server error: {0}")]
-    Metrics(#[source] io::Error),
-    /// The in-process REST gateway could not be built.
-    #[error("REST gateway: {0}")]
-    Rest(String),
-    /// The gRPC server failed.
-    #[error("gRPC server error: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 impl Error {
@@ -205,11 +187,33 @@ impl From<Error> for Status {
             }
             // Logged in full where it was found.
             Error::DatabaseFileGone(_) => Status::unavailable("database unavailable"),
-            Error::ImportLine { .. } => Status::invalid_argument(err.to_string()),
             _ => {
                 tracing::error!(error = ?err, "internal error");
                 Status::internal("internal error")
             }
         }
+    }
+}
+
+/// The canonical name of a status code, as in the gRPC spec.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

@@ -9,15 +9,33 @@ use std::io::IsTerminal as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
-use crate::{
-    clock,
-    config::ImportArgs,
-    error::{Error, Result},
-    model::NewArticle,
-    rules,
-    store::Store,
-};
+use crate::{clock, config::ImportArgs, error::Error, model::NewArticle, rules, store::Store};
 use articles_proto::article::v1 as pb;
+
+/// Why an import failed: the file, one of its lines, or the database it goes to.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the file is malformed (nothing was imported).
+    #[error("line {line}: {message}")]
+    Line {
+        /// 1-based.
+        line: usize,
+        /// What is wrong with the line.
+        message: String,
+    },
+    /// Connecting, preparing or writing failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+type Result<T, E = ImportError> = std::result::Result<T, E>;
 
 /// One line of the import file.
 #[derive(Debug, Deserialize)]
@@ -32,7 +50,7 @@ struct Line {
 /// Parses and validates a whole JSONL text.
 ///
 /// # Errors
-/// [`Error::ImportLine`] for the first bad line (1-based).
+/// [`ImportError::Line`] for the first bad line (1-based).
 pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
     let mut articles = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -40,7 +58,7 @@ pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
         if raw.trim().is_empty() {
             continue;
         }
-        let bad = |message: String| Error::ImportLine { line, message };
+        let bad = |message: String| ImportError::Line { line, message };
         let parsed: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
         // The rules a CreateArticle call meets, from the contract.
         let request = pb::CreateArticleRequest {
@@ -73,7 +91,7 @@ pub fn parse(text: &str) -> Result<Vec<NewArticle>> {
 pub async fn run(args: &ImportArgs) -> Result<u64> {
     let text = tokio::fs::read_to_string(&args.file)
         .await
-        .map_err(|source| Error::Io {
+        .map_err(|source| ImportError::Io {
             path: args.file.clone(),
             source,
         })?;

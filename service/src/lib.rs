@@ -28,6 +28,21 @@ pub mod store;
 
 pub use error::{Error, Result};
 
+/// Why `articles-service` stopped with an error: start-up or serving ([`error::StartError`]),
+/// the database of `migrate` ([`Error`]), or an import ([`import::ImportError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Starting or serving failed.
+    #[error(transparent)]
+    Start(#[from] error::StartError),
+    /// Migrating failed.
+    #[error(transparent)]
+    Server(#[from] Error),
+    /// The import failed (nothing was imported).
+    #[error(transparent)]
+    Import(#[from] import::ImportError),
+}
+
 use config::{Cli, Command};
 
 /// Runs the `articles-service` command line: `serve` (the default), `migrate` or `import`.
@@ -35,10 +50,10 @@ use config::{Cli, Command};
 /// # Errors
 /// Any error of the chosen command: bad configuration, database failures, an unreadable or
 /// malformed import file, or a failure to bind the listen address.
-pub async fn run(cli: Cli) -> Result<()> {
+pub async fn run(cli: Cli) -> Result<(), RunError> {
     match cli.command {
-        None => server::run(&cli.serve).await,
-        Some(Command::Serve(args)) => server::run(&args).await,
+        None => Ok(server::run(&cli.serve).await?),
+        Some(Command::Serve(args)) => Ok(server::run(&args).await?),
         Some(Command::Migrate(args)) => {
             let store = store::Store::connect(&args.store_options()).await?;
             let state = store.prepare(0).await?;

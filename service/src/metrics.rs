@@ -27,7 +27,7 @@ use prometheus_client::{
 use tokio::net::TcpListener;
 
 use crate::{
-    error::{Error, Result},
+    error::{Result, StartError},
     store::Store,
 };
 
@@ -168,13 +168,13 @@ impl Metrics {
 /// `store` at each scrape.
 ///
 /// # Errors
-/// [`Error::Metrics`] when the HTTP server fails.
+/// [`StartError::Metrics`] when the HTTP server fails.
 pub async fn serve<F>(
     listener: TcpListener,
     metrics: Metrics,
     store: Store,
     shutdown: F,
-) -> Result<()>
+) -> Result<(), StartError>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -184,7 +184,7 @@ where
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(Error::Metrics)
+        .map_err(StartError::Metrics)
 }
 
 async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {

@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 pub struct Article {
     /// The primary key (a 64-bit integer in the database).
     pub id: i64,
-    /// The title.
     pub title: String,
     /// The body text.
     pub content: String,

@@ -14,6 +14,12 @@
 //!
 //! Label values are bounded: a service we do not serve is labelled `unknown`, and so is the
 //! method of an UNIMPLEMENTED call.
+//!
+//! Hand-written rather than tower-http's `SetRequestId`/`PropagateRequestId` and `TraceLayer`:
+//! those would accept any incoming id (this one is taken only when short and printable, as it
+//! goes into every log line), and a call's metrics need its gRPC code as a label, including the
+//! CANCELLED of a response body dropped before its end, which `TraceLayer`'s callbacks never
+//! see. One layer does the three with one wrapper of the response body instead of three.
 
 use std::{
     pin::Pin,
@@ -28,7 +34,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument as _, Span};
 
-use crate::{client::code_name, metrics::Metrics};
+use crate::{error::code_name, metrics::Metrics};
 
 /// The metadata key of the request id.
 pub const REQUEST_ID: &str = "x-request-id";

@@ -17,7 +17,9 @@ use std::{
 use prost::Message;
 use prost_reflect::DescriptorPool;
 
-use crate::error::{Error, Result};
+use crate::error::StartError;
+
+type Result<T, E = StartError> = std::result::Result<T, E>;
 
 /// A `FileDescriptorSet` read only as far as the raw bytes of each file.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -87,18 +89,18 @@ impl Index {
         };
         let mut pool = DescriptorPool::new();
         for set in descriptor_sets {
-            let raw =
-                RawFileDescriptorSet::decode(*set).map_err(|e| Error::Descriptor(e.to_string()))?;
+            let raw = RawFileDescriptorSet::decode(*set)
+                .map_err(|e| StartError::Descriptor(e.to_string()))?;
             for file in raw.file {
                 let name = RawFileName::decode(file.as_slice())
-                    .map_err(|e| Error::Descriptor(e.to_string()))?
+                    .map_err(|e| StartError::Descriptor(e.to_string()))?
                     .name
                     .unwrap_or_default();
                 if index.files.contains_key(&name) {
                     continue; // the same well-known file shipped by two sets
                 }
                 pool.decode_file_descriptor_proto(file.as_slice())
-                    .map_err(|e| Error::Descriptor(format!("{name}: {e}")))?;
+                    .map_err(|e| StartError::Descriptor(format!("{name}: {e}")))?;
                 index.files.insert(name, file);
             }
         }
@@ -246,7 +248,7 @@ impl Reflection {
     /// `services`.
     ///
     /// # Errors
-    /// [`Error::Descriptor`] when a set does not decode or resolve.
+    /// [`StartError::Descriptor`] when a set does not decode or resolve.
     pub fn new(descriptor_sets: &[&[u8]], services: Vec<String>) -> Result<Self> {
         Ok(Self {
             index: Arc::new(Index::build(descriptor_sets, services)?),
@@ -256,7 +258,7 @@ impl Reflection {
     /// The article contract, health and reflection itself, listing their services.
     ///
     /// # Errors
-    /// [`Error::Descriptor`] if the compiled-in sets are inconsistent (a build bug).
+    /// [`StartError::Descriptor`] if the compiled-in sets are inconsistent (a build bug).
     pub fn for_article_service() -> Result<Self> {
         Self::new(
             &[

@@ -20,7 +20,7 @@ use tonic_health::{
 use crate::{
     auth::WriteTokens,
     config::ServeArgs,
-    error::{Error, Result},
+    error::StartError,
     grpc::{Articles, guard::WriteGuard, legacy::LegacyAlias},
     metrics::{self, Metrics},
     observe::ObserveLayer,
@@ -48,7 +48,7 @@ impl App {
     ///
     /// # Errors
     /// Database, migration or token file failures.
-    pub async fn open(args: &ServeArgs) -> Result<Self> {
+    pub async fn open(args: &ServeArgs) -> Result<Self, StartError> {
         let tokens = WriteTokens::from_args(&args.tokens)?;
         if tokens.is_empty() {
             tracing::warn!("no API token configured: writes are disabled");
@@ -65,8 +65,8 @@ impl App {
     /// An app over an already prepared `store`. Health starts as SERVING.
     ///
     /// # Errors
-    /// [`Error::Descriptor`] if the compiled-in descriptors are inconsistent (a build bug).
-    pub async fn new(store: Store, tokens: WriteTokens) -> Result<Self> {
+    /// [`StartError::Descriptor`] if the compiled-in descriptors are inconsistent (a build bug).
+    pub async fn new(store: Store, tokens: WriteTokens) -> Result<Self, StartError> {
         let health = HealthReporter::new();
         set_health(&health, ServingStatus::Serving).await;
         Ok(Self {
@@ -172,8 +172,8 @@ const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
 /// [`ObserveLayer`] (request id, span, metrics).
 ///
 /// # Errors
-/// [`Error::Transport`] when the server fails.
-pub async fn serve<F>(listener: TcpListener, app: App, shutdown: F) -> Result<()>
+/// [`StartError::Transport`] when the server fails.
+pub async fn serve<F>(listener: TcpListener, app: App, shutdown: F) -> Result<(), StartError>
 where
     F: Future<Output = ()> + Send,
 {
@@ -204,7 +204,7 @@ where
 ///
 /// # Errors
 /// Startup failures (database, tokens, bind) and server failures.
-pub async fn run(args: &ServeArgs) -> Result<()> {
+pub async fn run(args: &ServeArgs) -> Result<(), StartError> {
     let app = App::open(args).await?;
     let (listener, addr) = bind(args.listen).await?;
     // One signal stops every listener: each waits on its own receiver of this channel.
@@ -224,7 +224,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
             let options = args
                 .http
                 .serve_options()
-                .map_err(|e| Error::Rest(format!("{e:#}")))?;
+                .map_err(|e| StartError::Rest(format!("{e:#}")))?;
             articles_gateway::server::raise_open_files_limit(args.http.max_client_connections);
             tracing::info!(addr = %rest_addr, "REST at http://{rest_addr}/articles, docs at http://{rest_addr}/docs");
             Some(tokio::spawn(articles_gateway::server::serve_with(
@@ -251,7 +251,8 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     };
     tracing::info!(%addr, "gRPC server listening on {addr}");
     tokio::spawn(async move {
-        shutdown_signal().await;
+        // The gateway's: this crate depends on it already, so one copy serves both servers.
+        articles_gateway::server::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     let result = serve(listener, app, stopped()).await;
@@ -275,57 +276,34 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
 /// REST calls get request ids, spans and metrics too), handling requests as `http` says.
 ///
 /// # Errors
-/// [`Error::Rest`] when the gateway cannot be built from the descriptors or the flags.
-pub fn rest_router(app: &App, http: &articles_gateway::config::HttpArgs) -> Result<axum::Router> {
+/// [`StartError::Rest`] when the gateway cannot be built from the descriptors or the flags.
+pub fn rest_router(
+    app: &App,
+    http: &articles_gateway::config::HttpArgs,
+) -> Result<axum::Router, StartError> {
     let routes = tower::ServiceBuilder::new()
         .layer(ObserveLayer::new(app.metrics.clone()))
         .service(app.routes().prepare());
     let pool = prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| Error::Rest(e.to_string()))?;
+        .map_err(|e| StartError::Rest(e.to_string()))?;
     let builder = articles_gateway::Gateway::builder()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
         .openapi_info(articles_gateway::openapi::ApiInfo::articles());
     http.configure(builder)
-        .map_err(|e| Error::Rest(format!("{e:#}")))?
+        .map_err(|e| StartError::Rest(format!("{e:#}")))?
         .build()
-        .map_err(|e| Error::Rest(e.to_string()))
+        .map_err(|e| StartError::Rest(e.to_string()))
 }
 
-async fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, std::net::SocketAddr)> {
+async fn bind(
+    addr: std::net::SocketAddr,
+) -> Result<(TcpListener, std::net::SocketAddr), StartError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Bind { addr, source })?;
+        .map_err(|source| StartError::Bind { addr, source })?;
     let local = listener
         .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
+        .map_err(|source| StartError::Bind { addr, source })?;
     Ok((listener, local))
-}
-
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
-    }
 }

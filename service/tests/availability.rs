@@ -2,11 +2,9 @@
 //! service recovers when the lock is released; health goes NOT_SERVING while the database
 //! cannot be read and back to SERVING when it can.
 
-mod support;
-
+use crate::support::{Stack, TOKEN, TestDb, postgres_url_or_skip};
 use articles_proto::article::v1::{ArticleListRequest, CreateArticleRequest};
 use sqlx::Connection as _;
-use support::{ServiceProcess, TOKEN, TestDb, postgres_url_or_skip};
 use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -52,9 +50,9 @@ async fn a_locked_django_sqlite_database_is_unavailable_not_serving_then_recover
     db.create_django_table().await;
     db.exec("INSERT INTO article_article (title, content, create_time) VALUES ('a', 'b', '2024-01-01 00:00:00')")
         .await;
-    let service = ServiceProcess::start(&db.url, FAST).await;
+    let service = Stack::on(&db).process(FAST).start().await;
     let mut client = service.client().await;
-    service.wait_health(ServingStatus::Serving).await;
+    service.wait_health(0, ServingStatus::Serving).await;
 
     let held = lock(&db).await;
     let err = client
@@ -67,10 +65,10 @@ async fn a_locked_django_sqlite_database_is_unavailable_not_serving_then_recover
         .await
         .expect_err("locked");
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    service.wait_health(ServingStatus::NotServing).await;
+    service.wait_health(0, ServingStatus::NotServing).await;
 
     unlock(held).await;
-    service.wait_health(ServingStatus::Serving).await;
+    service.wait_health(0, ServingStatus::Serving).await;
     let list = client
         .article_list(ArticleListRequest::default())
         .await
@@ -88,7 +86,10 @@ async fn a_locked_django_sqlite_database_is_unavailable_not_serving_then_recover
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_to_a_locked_wal_database_are_unavailable_while_reads_go_on() {
     let db = TestDb::sqlite();
-    let service = ServiceProcess::start(&db.url, &[FAST, &["--demo-articles", "2"]].concat()).await;
+    let service = Stack::on(&db)
+        .process(&[FAST, &["--demo-articles", "2"]].concat())
+        .start()
+        .await;
     let mut client = service.client().await;
 
     let held = lock(&db).await;
@@ -142,19 +143,18 @@ async fn postgres_health_returns_to_serving_when_the_database_lets_us_in_again()
     let (_, host_and_more) = rest.split_once('@').expect("user in TEST_POSTGRES_URL");
     let url = format!("{scheme}://{role}@{host_and_more}");
 
-    let service = ServiceProcess::start(
-        &url,
-        &[
+    let service = Stack::on_url(&url)
+        .process(&[
             "--health-interval",
             "200ms",
             "--acquire-timeout",
             "1s",
             "--demo-articles",
             "1",
-        ],
-    )
-    .await;
-    service.wait_health(ServingStatus::Serving).await;
+        ])
+        .start()
+        .await;
+    service.wait_health(0, ServingStatus::Serving).await;
 
     // Lock the role out and cut its connections: the database is gone for the service.
     for sql in [
@@ -166,7 +166,7 @@ async fn postgres_health_returns_to_serving_when_the_database_lets_us_in_again()
             .await
             .expect("lock out");
     }
-    service.wait_health(ServingStatus::NotServing).await;
+    service.wait_health(0, ServingStatus::NotServing).await;
     let err = service
         .client()
         .await
@@ -179,7 +179,7 @@ async fn postgres_health_returns_to_serving_when_the_database_lets_us_in_again()
         .execute(&mut admin_conn)
         .await
         .expect("let in");
-    service.wait_health(ServingStatus::Serving).await;
+    service.wait_health(0, ServingStatus::Serving).await;
     let list = service
         .client()
         .await
@@ -203,7 +203,10 @@ async fn postgres_health_returns_to_serving_when_the_database_lets_us_in_again()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_database_file_refuses_writes_and_reports_not_serving() {
     let db = TestDb::sqlite();
-    let service = ServiceProcess::start(&db.url, &[FAST, &["--demo-articles", "2"]].concat()).await;
+    let service = Stack::on(&db)
+        .process(&[FAST, &["--demo-articles", "2"]].concat())
+        .start()
+        .await;
     let mut client = service.client().await;
     client
         .create_article(create_request("before"))
@@ -221,7 +224,7 @@ async fn a_deleted_database_file_refuses_writes_and_reports_not_serving() {
         .await
         .expect_err("a write into a deleted file");
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    service.wait_health(ServingStatus::NotServing).await;
+    service.wait_health(0, ServingStatus::NotServing).await;
     let log = service.stop().await;
     assert!(
         log.contains("removed or replaced") && log.contains(&path.display().to_string()),
@@ -244,8 +247,8 @@ async fn writes_queued_behind_a_lock_starve_neither_reads_nor_the_health_check()
         "--health-interval",
         "100ms",
     ];
-    let service = ServiceProcess::start(&db.url, &flags).await;
-    service.wait_health(ServingStatus::Serving).await;
+    let service = Stack::on(&db).process(&flags).start().await;
+    service.wait_health(0, ServingStatus::Serving).await;
     let held = lock(&db).await;
     // More writers than pooled connections, all stuck behind the lock.
     let writers: Vec<_> = (0..10)
@@ -269,10 +272,10 @@ async fn writes_queued_behind_a_lock_starve_neither_reads_nor_the_health_check()
             })
         })
         .collect();
-    // For a second and a half: the health check and reads go on.
+    // For a second and a half the health check and reads go on: a sample every 100 ms (the
+    // sleep paces the samples; nothing is awaited).
     let mut client = service.client().await;
-    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
-    while tokio::time::Instant::now() < until {
+    for _ in 0..15 {
         assert_eq!(service.health().await, Some(ServingStatus::Serving));
         let list = client
             .article_list(ArticleListRequest::default())

@@ -1,10 +1,8 @@
 //! The real binaries: `articles-service import` and the `articles` client.
 
-mod support;
-
 use std::process::Output;
 
-use support::{Opts, TestDb, spawn_service};
+use crate::support::{Stack, TestDb};
 use tokio::process::Command;
 
 async fn run(bin: &str, args: &[&str]) -> Output {
@@ -87,7 +85,7 @@ async fn import_commits_a_good_file_and_nothing_of_a_bad_one() {
         "nothing of the bad file committed"
     );
 
-    let server = spawn_service(&db, Opts::demo(50)).await;
+    let server = Stack::on(&db).demo(50).start().await;
     let mut client = server.client().await;
     let a = client
         .article_detail(articles_proto::article::v1::ArticleDetailRequest { pk: 2 })
@@ -103,7 +101,7 @@ async fn import_commits_a_good_file_and_nothing_of_a_bad_one() {
 #[tokio::test]
 async fn client_lists_as_json_and_table() {
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(12)).await;
+    let server = Stack::on(&db).demo(12).start().await;
     let url = server.url();
     let out = run(
         CLIENT,
@@ -145,7 +143,7 @@ async fn client_lists_as_json_and_table() {
 #[tokio::test]
 async fn client_writes_with_token() {
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     let url = server.url();
     let out = run(
         CLIENT,
@@ -153,7 +151,7 @@ async fn client_writes_with_token() {
             "--server",
             &url,
             "--token",
-            support::TOKEN,
+            crate::support::TOKEN,
             "create",
             "--title",
             "CLI",
@@ -176,7 +174,7 @@ async fn client_writes_with_token() {
             "--server",
             &url,
             "--token",
-            support::TOKEN,
+            crate::support::TOKEN,
             "update",
             "1",
             "--title",
@@ -200,7 +198,7 @@ async fn client_writes_with_token() {
 #[tokio::test]
 async fn client_errors_are_one_line_on_stderr_with_exit_code_1() {
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(3)).await;
+    let server = Stack::on(&db).demo(3).start().await;
     let out = run(CLIENT, &["--server", &server.url(), "get", "999"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());

@@ -8,17 +8,15 @@
 //! `scripts/requirements-test.txt` (skipped without it, failing in CI), and `TEST_POSTGRES_URL`
 //! for PostgreSQL.
 
-mod support;
-
 use std::{
     path::{Path, PathBuf},
     sync::atomic::{AtomicU32, Ordering},
 };
 
+use crate::support::{Stack, TOKEN, in_ci, postgres_url_or_skip};
 use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest, CreateArticleRequest};
 use serde::Deserialize;
 use sqlx::{Connection as _, Row as _};
-use support::{ServiceProcess, TOKEN, in_ci, postgres_url_or_skip};
 use tonic::Request;
 
 /// An article as Django's ORM sees it (printed by `read.py`).
@@ -157,7 +155,7 @@ impl PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        support::exec_detached(
+        crate::support::exec_detached(
             self.admin_url.clone(),
             format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
@@ -270,7 +268,7 @@ async fn django_database_is_served_unchanged(engine: Engine, use_tz: bool, test:
     );
 
     // The real binary, default flags: no --demo-articles, nothing Django-specific.
-    let service = ServiceProcess::start(&url, &[]).await;
+    let service = Stack::on_url(&url).process(&[]).start().await;
     let mut client = service.client().await;
     let list = client
         .article_list(ArticleListRequest {

@@ -4,144 +4,52 @@
 //! writes nothing to the database, although the requests carry a valid write token.
 //! Valid but extreme values keep their meaning (page size 0: the default; huge: clamped).
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use articles_gateway::{Backend, Gateway, server::ServeOptions};
 use articles_proto::article::v1::{
     ArticleDetailRequest, ArticleListRequest, CreateArticleRequest, DeleteArticleRequest,
     UpdateArticleRequest, article_service_client::ArticleServiceClient,
 };
-use articles_service::{config::Cli, server::App};
-use clap::Parser as _;
 use reqwest::{Method, StatusCode};
-use sqlx::Connection as _;
-use tokio::{net::TcpListener, sync::oneshot};
 use tonic::{Code, transport::Channel};
 
-const TOKEN: &str = "faults-token-0123456789";
+use crate::support::{Stack, TOKEN, TestDb};
+
 /// Every request gets at most this long: a hang fails the test instead of stalling it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEMO_ARTICLES: i64 = 12;
+const DEMO_ARTICLES: u32 = 12;
 
-/// The service (SQLite in a temp dir, demo articles, a write token) behind a gateway.
-struct Stack {
-    db: PathBuf,
-    grpc_url: String,
-    rest_url: String,
+/// The service (SQLite in a temp dir, demo articles, a write token) behind the gateway, and a
+/// client that gives up after [`CLIENT_TIMEOUT`].
+struct Faults {
+    db: TestDb,
+    stack: Stack,
     client: reqwest::Client,
-    _dir: tempfile::TempDir,
-    _stop: Vec<oneshot::Sender<()>>,
 }
 
-async fn bind() -> (TcpListener, String) {
-    let listener = match TcpListener::bind("127.0.0.1:0").await {
-        Ok(l) => l,
-        Err(e) => panic!("bind: {e}"),
-    };
-    match listener.local_addr() {
-        Ok(a) => (listener, format!("http://{a}")),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-async fn spawn_stack() -> Stack {
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => panic!("{e}"),
-    };
-    let db = dir.path().join("articles.db");
-    let cli = match Cli::try_parse_from([
-        "articles-service",
-        "--database-url",
-        &format!("sqlite://{}", db.display()),
-        "--demo-articles",
-        &DEMO_ARTICLES.to_string(),
-        "--api-token",
-        TOKEN,
-    ]) {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    let app = match App::open(&cli.serve).await {
-        Ok(a) => a,
-        Err(e) => panic!("opening the service: {e}"),
-    };
-    let (grpc_listener, grpc_url) = bind().await;
-    let (stop_grpc, grpc_stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let stopped = async {
-            let _ = grpc_stopped.await;
-        };
-        if let Err(e) = articles_service::server::serve(grpc_listener, app, stopped).await {
-            eprintln!("article service failed: {e}");
-        }
-    });
-
-    let pool = match prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET) {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    };
-    let backend = match Backend::connect_lazy(&grpc_url, Duration::from_secs(1)) {
-        Ok(b) => b,
-        Err(e) => panic!("{e}"),
-    };
-    let router = match Gateway::builder()
-        .descriptors(pool)
-        .backend(backend)
+async fn spawn_stack() -> Faults {
+    let db = TestDb::sqlite();
+    let stack = Stack::on(&db).demo(DEMO_ARTICLES).gateway().start().await;
+    let client = reqwest::Client::builder()
+        .timeout(CLIENT_TIMEOUT)
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
-    let (rest_listener, rest_url) = bind().await;
-    let (stop_rest, rest_stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let stopped = async {
-            let _ = rest_stopped.await;
-        };
-        let served = articles_gateway::server::serve_with(
-            rest_listener,
-            router,
-            stopped,
-            ServeOptions::default(),
-        )
-        .await;
-        if let Err(e) = served {
-            eprintln!("gateway failed: {e}");
-        }
-    });
-    let client = match reqwest::Client::builder().timeout(CLIENT_TIMEOUT).build() {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    Stack {
-        db,
-        grpc_url,
-        rest_url,
-        client,
-        _dir: dir,
-        _stop: vec![stop_grpc, stop_rest],
-    }
+        .expect("a reqwest client");
+    Faults { db, stack, client }
 }
 
-impl Stack {
+impl Faults {
     /// Row count, highest id and total text length: any insert, update or delete changes it.
     async fn fingerprint(&self) -> (i64, i64, i64) {
-        let url = format!("sqlite://{}", self.db.display());
-        let mut conn = match sqlx::SqliteConnection::connect(&url).await {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        };
-        let row = sqlx::query_as::<_, (i64, i64, i64)>(
-            "SELECT count(*), coalesce(max(id), 0), \
-             coalesce(sum(length(title) + length(content)), 0) FROM article_article",
-        )
-        .fetch_one(&mut conn)
-        .await;
-        match row {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        }
+        let count = self.db.scalar("SELECT count(*) FROM article_article").await;
+        let max_id = self
+            .db
+            .scalar("SELECT coalesce(max(id), 0) FROM article_article")
+            .await;
+        let text = self
+            .db
+            .scalar("SELECT coalesce(sum(length(title) + length(content)), 0) FROM article_article")
+            .await;
+        (count, max_id, text)
     }
 
     /// Sends `method path` (raw: not normalized beyond what `reqwest` does to a URL) with the
@@ -155,7 +63,7 @@ impl Stack {
     ) -> reqwest::Response {
         let mut request = self
             .client
-            .request(method.clone(), format!("{}{path}", self.rest_url))
+            .request(method.clone(), format!("{}{path}", self.stack.rest_url()))
             .bearer_auth(TOKEN);
         if let Some((content_type, bytes)) = body {
             request = request.header("content-type", content_type).body(bytes);
@@ -163,10 +71,10 @@ impl Stack {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        match request.send().await {
-            Ok(r) => r,
-            Err(e) => panic!("{method} {path}: no answer within {CLIENT_TIMEOUT:?}: {e}"),
-        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: no answer within {CLIENT_TIMEOUT:?}: {e}"))
     }
 }
 
@@ -189,21 +97,19 @@ const fn bad(mentions: &'static str) -> Expect {
     }
 }
 
-async fn assert_rejected(stack: &Stack, what: &str, response: reqwest::Response, expect: &Expect) {
+async fn assert_rejected(stack: &Faults, what: &str, response: reqwest::Response, expect: &Expect) {
     let status = response.status();
-    let text = match response.text().await {
-        Ok(t) => t,
-        Err(e) => panic!("{what}: reading the body: {e}"),
-    };
+    let text = response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
     assert!(
         status.is_client_error(),
         "{what}: expected a 4xx, got {status}: {text}"
     );
     assert_eq!(status.as_u16(), expect.status, "{what}: {text}");
-    let body: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => panic!("{what}: the error body is not JSON ({e}): {text:?}"),
-    };
+    let body: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{what}: the error body is not JSON ({e}): {text:?}"));
     assert_eq!(body["code"], expect.code, "{what}: {body}");
     assert!(body["details"].is_array(), "{what}: {body}");
     let message = body["message"].as_str().unwrap_or_default();
@@ -231,7 +137,7 @@ fn nested(depth: usize, open: &str, close: &str, inner: &str) -> Vec<u8> {
 async fn bad_rest_input_is_a_4xx_in_the_error_shape_and_writes_nothing() {
     let stack = spawn_stack().await;
     let before = stack.fingerprint().await;
-    assert_eq!(before.0, DEMO_ARTICLES);
+    assert_eq!(before.0, i64::from(DEMO_ARTICLES));
     let long_query = format!("page={}", "1".repeat(9 * 1024));
     let long_title = "t".repeat(201);
     let json = "application/json";
@@ -704,17 +610,14 @@ async fn bad_rest_input_is_a_4xx_in_the_error_shape_and_writes_nothing() {
         ("POST without a token", r#"{"title":"t","content":"c"}"#),
         ("an invalid POST without a token", "{}"),
     ] {
-        let response = match stack
+        let response = stack
             .client
-            .post(format!("{}/articles", stack.rest_url))
+            .post(format!("{}/articles", stack.stack.rest_url()))
             .header("content-type", json)
             .body(body)
             .send()
             .await
-        {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        };
+            .expect("an answer to a POST without a token");
         let expect = Expect {
             status: 401,
             code: 16,
@@ -772,10 +675,10 @@ async fn extreme_but_valid_rest_paging_keeps_its_meaning() {
                 .send(Method::GET, &format!("/articles?{query}"), None, &[])
                 .await;
             assert_eq!(response.status(), StatusCode::OK, "{query}");
-            match response.json::<serde_json::Value>().await {
-                Ok(v) => v,
-                Err(e) => panic!("{query}: {e}"),
-            }
+            response
+                .json::<serde_json::Value>()
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e}"))
         }
     };
     // 0 is the default of 10; a huge size is clamped to 100 (all 12 here).
@@ -803,19 +706,15 @@ fn code<T>(result: Result<T, tonic::Status>) -> Option<Code> {
     result.err().map(|s| s.code())
 }
 
-async fn grpc_client(stack: &Stack) -> ArticleServiceClient<Channel> {
-    match ArticleServiceClient::connect(stack.grpc_url.clone()).await {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    }
+async fn grpc_client(stack: &Faults) -> ArticleServiceClient<Channel> {
+    ArticleServiceClient::connect(stack.stack.url())
+        .await
+        .expect("connect to the service")
 }
 
 fn authorized<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
+    let mut request = crate::support::authorized(message);
     request.set_timeout(CLIENT_TIMEOUT);
-    if let Ok(value) = format!("Bearer {TOKEN}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
     request
 }
 
@@ -898,16 +797,18 @@ async fn bad_grpc_input_gets_the_right_code_and_writes_nothing() {
     assert_eq!(code(update), Some(Code::InvalidArgument));
 
     // Valid extremes: huge pages are empty, huge sizes clamped.
-    let page = match client.article_list(list(i32::MAX, i32::MAX)).await {
-        Ok(r) => r.into_inner(),
-        Err(e) => panic!("{e}"),
-    };
+    let page = client
+        .article_list(list(i32::MAX, i32::MAX))
+        .await
+        .expect("the last page")
+        .into_inner();
     assert!(page.articles.is_empty());
     assert_eq!(page.next_page, 0);
-    let page = match client.article_list(list(1, i32::MAX)).await {
-        Ok(r) => r.into_inner(),
-        Err(e) => panic!("{e}"),
-    };
+    let page = client
+        .article_list(list(1, i32::MAX))
+        .await
+        .expect("a clamped page")
+        .into_inner();
     assert_eq!(page.articles.len(), 12);
 
     assert_eq!(

@@ -2,10 +2,8 @@
 //! paging, details, writes, authorization, validation, the legacy path, health, id range,
 //! startup seeding and foreign tables.
 
-mod support;
-
+use crate::support::{Backend, Stack, TOKEN, TestDb};
 use articles_proto::article::v1::{self as pb};
-use support::{Backend, Opts, TOKEN, TestDb, spawn_service};
 use tonic::{Code, Request};
 
 fn authed<T>(message: T, token: &str) -> Request<T> {
@@ -26,7 +24,7 @@ fn list(page: i32, page_size: i32) -> pb::ArticleListRequest {
 }
 
 async fn paging_page_2_of_size_5_returns_ids_6_to_10(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(50)).await;
+    let server = Stack::on(&db).demo(50).start().await;
     let mut client = server.client().await;
     let resp = client
         .article_list(list(2, 5))
@@ -44,7 +42,7 @@ async fn paging_page_2_of_size_5_returns_ids_6_to_10(db: TestDb) {
 }
 
 async fn paging_zero_means_first_page_of_ten(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(50)).await;
+    let server = Stack::on(&db).demo(50).start().await;
     let resp = server
         .client()
         .await
@@ -61,7 +59,7 @@ async fn paging_zero_means_first_page_of_ten(db: TestDb) {
 }
 
 async fn paging_clamps_page_size_to_100(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(150)).await;
+    let server = Stack::on(&db).demo(150).start().await;
     let mut client = server.client().await;
     let resp = client
         .article_list(list(1, 1000))
@@ -82,7 +80,7 @@ async fn paging_clamps_page_size_to_100(db: TestDb) {
 }
 
 async fn paging_past_the_end_is_empty_even_for_huge_pages(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(12)).await;
+    let server = Stack::on(&db).demo(12).start().await;
     let mut client = server.client().await;
     for page in [3, 1000, i32::MAX] {
         let resp = client
@@ -98,7 +96,7 @@ async fn paging_past_the_end_is_empty_even_for_huge_pages(db: TestDb) {
 }
 
 async fn paging_rejects_negative_values_naming_the_field(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(3)).await;
+    let server = Stack::on(&db).demo(3).start().await;
     let mut client = server.client().await;
     let err = client
         .article_list(list(-1, 5))
@@ -120,7 +118,7 @@ async fn paging_rejects_negative_values_naming_the_field(db: TestDb) {
 }
 
 async fn detail_returns_the_article_or_not_found(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(5)).await;
+    let server = Stack::on(&db).demo(5).start().await;
     let mut client = server.client().await;
     let article = client
         .article_detail(pb::ArticleDetailRequest { pk: 3 })
@@ -148,7 +146,7 @@ async fn detail_returns_the_article_or_not_found(db: TestDb) {
 }
 
 async fn writes_with_a_valid_token_create_update_and_delete(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     let mut client = server.client().await;
     let created = client
         .create_article(authed(
@@ -223,7 +221,7 @@ async fn writes_with_a_valid_token_create_update_and_delete(db: TestDb) {
 }
 
 async fn writes_without_or_with_a_wrong_token_are_refused(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(2)).await;
+    let server = Stack::on(&db).demo(2).start().await;
     let mut client = server.client().await;
     let new = || pb::CreateArticleRequest {
         title: "t".into(),
@@ -255,14 +253,7 @@ async fn writes_without_or_with_a_wrong_token_are_refused(db: TestDb) {
 }
 
 async fn writes_are_disabled_when_no_token_is_configured(db: TestDb) {
-    let server = spawn_service(
-        &db,
-        Opts {
-            demo_articles: 1,
-            tokens: vec![],
-        },
-    )
-    .await;
+    let server = Stack::on(&db).demo(1).tokens(&[]).start().await;
     let mut client = server.client().await;
     let err = client
         .create_article(authed(
@@ -286,7 +277,7 @@ async fn writes_are_disabled_when_no_token_is_configured(db: TestDb) {
 }
 
 async fn invalid_writes_name_the_field_and_write_nothing(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(1)).await;
+    let server = Stack::on(&db).demo(1).start().await;
     let mut client = server.client().await;
     let cases = [
         (String::new(), "c".to_owned(), "title"),
@@ -346,7 +337,7 @@ async fn invalid_writes_name_the_field_and_write_nothing(db: TestDb) {
 /// detail naming every broken field, as the gateway's 400 does.
 async fn rule_violations_carry_a_bad_request_detail_for_grpc_callers(db: TestDb) {
     use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage};
-    let server = spawn_service(&db, Opts::demo(1)).await;
+    let server = Stack::on(&db).demo(1).start().await;
     let mut client = server.client().await;
     let err = client
         .create_article(authed(
@@ -399,7 +390,7 @@ async fn rule_violations_carry_a_bad_request_detail_for_grpc_callers(db: TestDb)
 }
 
 async fn legacy_unpackaged_path_serves_article_list(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(15)).await;
+    let server = Stack::on(&db).demo(15).start().await;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     grpc.ready().await.expect("ready");
     let codec =
@@ -432,7 +423,7 @@ async fn legacy_unpackaged_path_serves_article_list(db: TestDb) {
 }
 
 async fn health_reports_serving(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     for service in ["article.v1.ArticleService", ""] {
         let resp = health
@@ -451,7 +442,7 @@ async fn health_reports_serving(db: TestDb) {
 }
 
 async fn ids_beyond_int32_are_a_clear_error_and_create_rolls_back(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     let ts = match db.backend {
         Backend::Sqlite => "'2026-01-02 03:04:05.123456'",
         Backend::Postgres => "'2026-01-02 03:04:05.123456+00'",
@@ -491,9 +482,9 @@ async fn ids_beyond_int32_are_a_clear_error_and_create_rolls_back(db: TestDb) {
 }
 
 async fn demo_articles_are_seeded_only_into_a_new_table(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(50)).await;
+    let server = Stack::on(&db).demo(50).start().await;
     server.stop().await;
-    let server = spawn_service(&db, Opts::demo(50)).await;
+    let server = Stack::on(&db).demo(50).start().await;
     let resp = server
         .client()
         .await
@@ -521,7 +512,7 @@ async fn foreign_django_table_is_served_untouched(db: TestDb) {
         ts[0], ts[1]
     ))
     .await;
-    let server = spawn_service(&db, Opts::demo(50)).await;
+    let server = Stack::on(&db).demo(50).start().await;
     let resp = server
         .client()
         .await
@@ -541,14 +532,14 @@ async fn foreign_django_table_is_served_untouched(db: TestDb) {
 }
 
 async fn new_database_is_migrated_with_sqlx_bookkeeping(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     server.stop().await;
     assert!(db.table_exists("article_article").await);
     assert!(db.table_exists("_sqlx_migrations").await);
 }
 
 async fn total_follows_creates_deletes_and_raw_inserts(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(3)).await;
+    let server = Stack::on(&db).demo(3).start().await;
     let mut client = server.client().await;
     let total = |resp: tonic::Response<pb::ArticleListResponse>| resp.into_inner().total;
     assert_eq!(
@@ -607,7 +598,7 @@ async fn total_follows_creates_deletes_and_raw_inserts(db: TestDb) {
 /// SQLite reads pages that start within the first 10,000 rows on the request's thread and
 /// deeper ones through the pool (`store::sqlite`); both must give the same pages.
 async fn pages_are_contiguous_across_the_short_read_offset_limit(db: TestDb) {
-    let server = spawn_service(&db, Opts::demo(10_050)).await;
+    let server = Stack::on(&db).demo(10_050).start().await;
     let mut client = server.client().await;
     for page in 998..=1005 {
         let resp = client
@@ -634,7 +625,7 @@ async fn pages_are_contiguous_across_the_short_read_offset_limit(db: TestDb) {
     server.stop().await;
 }
 
-backend_tests!(
+crate::backend_tests!(
     pages_are_contiguous_across_the_short_read_offset_limit,
     total_follows_creates_deletes_and_raw_inserts,
     paging_page_2_of_size_5_returns_ids_6_to_10,
@@ -659,8 +650,8 @@ backend_tests!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_database_answers_unavailable_and_health_not_serving() {
     // Nothing listens on port 1.
-    let store = support::lazy_store("postgres://postgres@127.0.0.1:1/none");
-    let server = support::spawn_app(store, Opts::default()).await;
+    let store = crate::support::lazy_store("postgres://postgres@127.0.0.1:1/none");
+    let server = Stack::on_store(store).start().await;
     let mut client = server.client().await;
     let err = client
         .article_list(list(1, 10))
@@ -674,31 +665,33 @@ async fn unreachable_database_answers_unavailable_and_health_not_serving() {
         .expect_err("unavailable");
     assert_eq!(err.code(), Code::Unavailable);
 
-    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
-    let mut status = 0;
-    for _ in 0..50 {
-        status = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: "article.v1.ArticleService".into(),
-            })
-            .await
-            .expect("check")
-            .into_inner()
-            .status;
-        if status == not_serving {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert_eq!(status, not_serving);
+    let health = &health;
+    crate::support::wait_until(
+        "ArticleService health NOT_SERVING",
+        std::time::Duration::from_secs(10),
+        move || async move {
+            let status = health
+                .clone()
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "article.v1.ArticleService".into(),
+                })
+                .await
+                .expect("check")
+                .into_inner()
+                .status;
+            status == not_serving
+        },
+    )
+    .await;
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_message_over_the_size_limit_is_resource_exhausted_and_writes_nothing() {
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     let mut client = server
         .client()
         .await
@@ -723,7 +716,7 @@ async fn a_message_over_the_size_limit_is_resource_exhausted_and_writes_nothing(
 async fn a_write_without_a_token_is_refused_before_its_body_is_read() {
     use http_body_util::BodyExt as _;
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<http_body_util::StreamBody<

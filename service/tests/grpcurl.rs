@@ -5,9 +5,7 @@
 //! `ARTICLES_TEST_GRPCURL`. Without the variable the test is skipped with a note, unless `CI` is
 //! set, where that is a failure.
 
-mod support;
-
-use support::{Opts, TestDb, spawn_service};
+use crate::support::{Stack, TestDb};
 use tokio::process::Command;
 
 fn grpcurl() -> Option<String> {
@@ -41,8 +39,8 @@ async fn grpcurl_lists_and_calls_the_service_through_reflection() {
         return;
     };
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(12)).await;
-    let addr = server.addr.to_string();
+    let server = Stack::on(&db).demo(12).start().await;
+    let addr = server.addr().to_string();
 
     let list = run(&grpcurl, &["-plaintext", &addr, "list"]).await;
     for service in [

@@ -1,15 +1,13 @@
 //! Operations: Prometheus metrics on `--metrics-listen`, and request ids.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Stack, TOKEN, TestDb, wait_until};
 use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest, CreateArticleRequest};
-use support::{ServiceProcess, TOKEN, TestDb};
 use tonic::{Code, Request};
 
-async fn scrape(service: &ServiceProcess) -> (String, String) {
-    let addr = service.metrics_addr.expect("metrics listener");
+async fn scrape(service: &Stack) -> (String, String) {
+    let addr = service.metrics_addr();
     let resp = reqwest::get(format!("http://{addr}/metrics"))
         .await
         .expect("GET /metrics");
@@ -24,25 +22,31 @@ async fn scrape(service: &ServiceProcess) -> (String, String) {
 }
 
 /// Scrapes until every `wanted` line is present (calls are recorded when their response ends).
-async fn scrape_until(service: &ServiceProcess, wanted: &[&str]) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, text) = scrape(service).await;
-        if wanted.iter().all(|w| text.lines().any(|l| l == *w)) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "missing some of {wanted:#?} in:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn scrape_until(service: &Stack, wanted: &[&str]) -> String {
+    let text = std::sync::Mutex::new(String::new());
+    let last = &text;
+    wait_until(
+        &format!("metrics with every line of {wanted:#?}"),
+        Duration::from_secs(10),
+        move || async move {
+            let (_, text) = scrape(service).await;
+            let found = wanted.iter().all(|w| text.lines().any(|l| l == *w));
+            *last.lock().expect("not poisoned") = text;
+            found
+        },
+    )
+    .await;
+    text.into_inner().expect("not poisoned")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_calls_by_method_and_status_and_report_database_and_pools() {
     let db = TestDb::sqlite();
-    let service = ServiceProcess::start_with_metrics(&db.url, &["--demo-articles", "3"]).await;
+    let service = Stack::on(&db)
+        .metrics()
+        .process(&["--demo-articles", "3"])
+        .start()
+        .await;
     let mut client = service.client().await;
     for _ in 0..2 {
         client
@@ -93,7 +97,10 @@ async fn metrics_count_calls_by_method_and_status_and_report_database_and_pools(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_id_metadata_is_echoed_logged_and_generated_when_missing() {
     let db = TestDb::sqlite();
-    let service = ServiceProcess::start(&db.url, &["--demo-articles", "1"]).await;
+    let service = Stack::on(&db)
+        .process(&["--demo-articles", "1"])
+        .start()
+        .await;
     let mut client = service.client().await;
 
     let mut request = Request::new(CreateArticleRequest {

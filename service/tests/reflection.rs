@@ -1,11 +1,9 @@
 //! Server reflection (v1 and v1alpha) over real sockets: service listing, and descriptors
 //! served byte for byte so the `google.api.http` options survive.
 
-mod support;
-
+use crate::support::{Stack, TestDb};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, Value};
-use support::{Opts, TestDb, TestServer, spawn_service};
 
 /// Re-wraps raw file descriptors into a set without re-encoding them.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -40,9 +38,9 @@ macro_rules! ask {
     }};
 }
 
-async fn server() -> (TestDb, TestServer) {
+async fn server() -> (TestDb, Stack) {
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(0)).await;
+    let server = Stack::on(&db).demo(0).start().await;
     (db, server)
 }
 

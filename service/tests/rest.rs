@@ -6,21 +6,14 @@
 //! These tests live here rather than in the gateway crate because the service depends on the
 //! gateway (for `--rest`); the gateway's own tests use a second, unrelated API.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Stack, TestDb, article_pool, refused_addr, serve_router};
 use articles_gateway::{Backend, Gateway, descriptors, json::JsonOptions, rules::Bindings};
 use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest};
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::DynamicMessage;
 use serde_json::{Value, json};
-use support::{Opts, ServiceProcess, TestDb, free_port, spawn_service};
-use tokio::{net::TcpListener, sync::oneshot};
-
-fn article_pool() -> DescriptorPool {
-    DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET).expect("embedded descriptors")
-}
 
 /// A generated message as the gateway writes it (default JSON options).
 fn as_json(name: &str, message: &impl Message) -> Value {
@@ -85,25 +78,11 @@ async fn assert_rest_equals_grpc(rest: &str, grpc: &str) {
     assert_eq!(body, detail);
 }
 
-/// Serves `router` on 127.0.0.1:0; dropping the sender stops it.
-async fn spawn_router(router: axum::Router) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(articles_gateway::serve(listener, router, async {
-        let _ = rx.await;
-    }));
-    (url, tx)
-}
-
 #[tokio::test]
 async fn serve_with_rest_answers_rest_and_grpc_from_one_process() {
     let db = TestDb::sqlite();
-    let rest_port = free_port();
-    let rest_addr = format!("127.0.0.1:{rest_port}");
-    let service =
-        ServiceProcess::start(&db.url, &["--rest", &rest_addr, "--demo-articles", "12"]).await;
-    let rest = format!("http://{rest_addr}");
+    let service = Stack::on(&db).demo(12).rest().start().await;
+    let rest = service.rest_url();
     assert_rest_equals_grpc(&rest, &service.url()).await;
 
     let (status, body) = get(format!("{rest}/articles/99999")).await;
@@ -139,7 +118,7 @@ async fn serve_with_rest_answers_rest_and_grpc_from_one_process() {
         post(Some("Bearer wrong")).await.expect("post").status(),
         403
     );
-    let created = post(Some(&format!("Bearer {}", support::TOKEN)))
+    let created = post(Some(&format!("Bearer {}", crate::support::TOKEN)))
         .await
         .expect("post");
     assert_eq!(created.status(), 200);
@@ -152,22 +131,15 @@ async fn serve_with_rest_answers_rest_and_grpc_from_one_process() {
 #[tokio::test]
 async fn the_gateway_over_a_channel_answers_exactly_what_grpc_answers() {
     let db = TestDb::sqlite();
-    let service = spawn_service(&db, Opts::demo(12)).await;
-    let backend = Backend::connect_lazy(&service.url(), Duration::from_secs(1)).expect("backend");
-    let router = Gateway::builder()
-        .descriptors(article_pool())
-        .backend(backend)
-        .build()
-        .expect("gateway");
-    let (rest, _stop) = spawn_router(router).await;
-    assert_rest_equals_grpc(&rest, &service.url()).await;
+    let service = Stack::on(&db).demo(12).gateway().start().await;
+    assert_rest_equals_grpc(&service.rest_url(), &service.url()).await;
     service.stop().await;
 }
 
 #[tokio::test]
 async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
     let db = TestDb::sqlite();
-    let service = spawn_service(&db, Opts::demo(12)).await;
+    let service = Stack::on(&db).demo(12).start().await;
     let backend = Backend::connect_lazy(&service.url(), Duration::from_secs(1)).expect("backend");
     let pool = descriptors::from_reflection(&backend)
         .await
@@ -210,7 +182,7 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
         .backend(backend)
         .build()
         .expect("gateway");
-    let (rest, _stop) = spawn_router(router).await;
+    let (rest, _stop) = serve_router(router).await;
     assert_rest_equals_grpc(&rest, &service.url()).await;
     service.stop().await;
 }
@@ -218,8 +190,9 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
 #[tokio::test]
 async fn reflect_reads_descriptors_from_the_first_replica_that_answers() {
     let db = TestDb::sqlite();
-    let service = spawn_service(&db, Opts::demo(1)).await;
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let service = Stack::on(&db).demo(1).start().await;
+    let (_refusing, dead) = refused_addr();
+    let dead = format!("http://{dead}");
     let cli = <articles_gateway::config::Cli as clap::Parser>::try_parse_from([
         "articles-gateway",
         "--reflect",
@@ -256,9 +229,8 @@ const EXPORT_ROWS: i64 = 100_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
     let db = TestDb::sqlite();
-    let rest_port = free_port();
-    let rest = format!("127.0.0.1:{rest_port}");
-    let service = ServiceProcess::start(&db.url, &["--demo-articles", "0", "--rest", &rest]).await;
+    let service = Stack::on(&db).demo(0).rest().start().await;
+    let rest = service.rest_url();
     db.exec(&format!(
         "INSERT INTO article_article (title, content, create_time) \
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {EXPORT_ROWS}) \
@@ -266,7 +238,7 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
     ))
     .await;
     let before = service.rss_kib();
-    let mut response = reqwest::get(format!("http://{rest}/articles:export"))
+    let mut response = reqwest::get(format!("{rest}/articles:export"))
         .await
         .expect("export");
     assert_eq!(response.status(), 200);
@@ -310,14 +282,14 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
 
     // Resuming after an id, and a negative one refused.
     let r = reqwest::get(format!(
-        "http://{rest}/articles:export?after_id={}",
+        "{rest}/articles:export?after_id={}",
         EXPORT_ROWS - 2
     ))
     .await
     .expect("export");
     let text = r.text().await.expect("body");
     assert_eq!(text.lines().count(), 2, "{text}");
-    let r = reqwest::get(format!("http://{rest}/articles:export?after_id=-1"))
+    let r = reqwest::get(format!("{rest}/articles:export?after_id=-1"))
         .await
         .expect("export");
     assert_eq!(r.status(), 400);
@@ -327,26 +299,23 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
 #[tokio::test]
 async fn the_in_process_rest_takes_the_gateway_flags() {
     let db = TestDb::sqlite();
-    let rest = format!("127.0.0.1:{}", free_port());
-    let service = ServiceProcess::start(
-        &db.url,
-        &[
-            "--demo-articles",
-            "3",
-            "--rest",
-            &rest,
+    let service = Stack::on(&db)
+        .demo(3)
+        .rest()
+        .process(&[
             "--error-format",
             "problem",
             "--body-limit",
             "100",
             "--cors-origin",
             "https://app.example",
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
+    let rest = service.rest_url();
     let client = reqwest::Client::new();
     let r = client
-        .get(format!("http://{rest}/articles/999"))
+        .get(format!("{rest}/articles/999"))
         .header("origin", "https://app.example")
         .send()
         .await
@@ -360,8 +329,8 @@ async fn the_in_process_rest_takes_the_gateway_flags() {
     let body: Value = r.json().await.expect("JSON");
     assert_eq!(body["status"], 404);
     let r = client
-        .post(format!("http://{rest}/articles"))
-        .header("authorization", format!("Bearer {}", support::TOKEN))
+        .post(format!("{rest}/articles"))
+        .header("authorization", format!("Bearer {}", crate::support::TOKEN))
         .json(&json!({"title": "t", "content": "x".repeat(200)}))
         .send()
         .await
@@ -376,9 +345,8 @@ async fn the_in_process_rest_takes_the_gateway_flags() {
 #[tokio::test]
 async fn a_page_larger_than_a_message_is_cut_and_its_token_reaches_the_rest() {
     let db = TestDb::sqlite();
-    let rest_port = free_port();
-    let rest = format!("127.0.0.1:{rest_port}");
-    let service = ServiceProcess::start(&db.url, &["--demo-articles", "0", "--rest", &rest]).await;
+    let service = Stack::on(&db).demo(0).rest().start().await;
+    let rest = service.rest_url();
     db.exec(
         "INSERT INTO article_article (title, content, create_time) \
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 7) \
@@ -386,7 +354,7 @@ async fn a_page_larger_than_a_message_is_cut_and_its_token_reaches_the_rest() {
     )
     .await;
     let list = |query: String| {
-        let url = format!("http://{rest}/articles?{query}");
+        let url = format!("{rest}/articles?{query}");
         async move {
             let response = reqwest::get(url).await.expect("list");
             let status = response.status();

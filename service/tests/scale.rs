@@ -1,13 +1,11 @@
 //! PostgreSQL as the path to scale: replicas starting together migrate and seed once, and a
 //! read database serves the reads while writes go to the primary.
 
-mod support;
-
+use crate::support::{Stack, TOKEN, TestDb, postgres_url_or_skip};
 use articles_proto::article::v1::{ArticleListRequest, CreateArticleRequest};
-use support::{ServiceProcess, TOKEN, TestDb, postgres_url_or_skip};
 use tonic::Request;
 
-async fn total(service: &ServiceProcess) -> i32 {
+async fn total(service: &Stack) -> i32 {
     service
         .client()
         .await
@@ -30,7 +28,7 @@ async fn four_services_starting_together_on_a_fresh_postgres_schema_migrate_and_
     let db = TestDb::postgres().await.expect("postgres");
     let flags = ["--demo-articles", "7", "--min-connections", "1"];
     let services =
-        futures::future::join_all((0..4).map(|_| ServiceProcess::start(&db.url, &flags))).await;
+        futures::future::join_all((0..4).map(|_| Stack::on(&db).process(&flags).start())).await;
     assert_eq!(
         db.scalar("SELECT count(*) FROM _sqlx_migrations").await,
         2,
@@ -58,7 +56,7 @@ async fn four_services_starting_together_on_a_new_sqlite_file_create_and_seed_it
     assert!(!db.sqlite_path().exists(), "the file must not exist yet");
     let flags = ["--demo-articles", "7"];
     let services =
-        futures::future::join_all((0..4).map(|_| ServiceProcess::start(&db.url, &flags))).await;
+        futures::future::join_all((0..4).map(|_| Stack::on(&db).process(&flags).start())).await;
     let mut created = 0;
     for service in services {
         assert_eq!(total(&service).await, 7, "N demo articles, not 4N");
@@ -82,13 +80,9 @@ fn authorized<T>(message: T) -> Request<T> {
 
 async fn reads_go_to_the_read_database_and_writes_to_the_primary(primary: TestDb, read: TestDb) {
     // The "replica": already prepared, with other content than the primary will have.
-    support::spawn_service(&read, support::Opts::demo(5))
-        .await
-        .stop()
-        .await;
-    let service = ServiceProcess::start(
-        &primary.url,
-        &[
+    Stack::on(&read).demo(5).start().await.stop().await;
+    let service = Stack::on(&primary)
+        .process(&[
             "--read-database-url",
             &read.url,
             "--demo-articles",
@@ -99,9 +93,9 @@ async fn reads_go_to_the_read_database_and_writes_to_the_primary(primary: TestDb
             "3",
             "--acquire-timeout",
             "2s",
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
     assert_eq!(
         total(&service).await,
         5,
@@ -147,13 +141,13 @@ async fn postgres_reads_go_to_the_read_database_and_writes_to_the_primary() {
 #[tokio::test]
 async fn a_read_database_of_another_backend_is_refused() {
     let primary = TestDb::sqlite();
-    let out = tokio::process::Command::new(support::SERVICE_BIN)
+    let out = tokio::process::Command::new(crate::support::SERVICE_BIN)
         .args(["migrate", "--database-url", &primary.url])
         .output()
         .await
         .expect("run");
     assert!(out.status.success());
-    let out = tokio::process::Command::new(support::SERVICE_BIN)
+    let out = tokio::process::Command::new(crate::support::SERVICE_BIN)
         .args([
             "serve",
             "--listen",

@@ -3,8 +3,6 @@
 //! Reads go on without a single failure while a replica is killed with SIGKILL, and the
 //! replica restarted on the same port gets calls again.
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -13,106 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use articles_gateway::{Backend, BalanceOptions, Gateway, descriptors};
-use support::{SERVICE_BIN, TestDb, free_port};
-use tokio::{net::TcpListener, sync::oneshot};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use crate::support::{Stack, TestDb, wait_until};
 
 /// How often the gateway checks each replica in this test.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(200);
-
-/// One `articles-service` process on a fixed port.
-struct Replica {
-    port: u16,
-    child: tokio::process::Child,
-    log: tempfile::NamedTempFile,
-}
-
-impl Replica {
-    fn uri(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the binary on `port` and waits (up to 60 s) until its health answers SERVING.
-    async fn start(port: u16, db_url: &str) -> Self {
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let mut cmd = tokio::process::Command::new(SERVICE_BIN);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("ARTICLES_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", db_url])
-            .args(["--demo-articles", "50"])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(log.reopen().expect("log file"))
-            .kill_on_drop(true);
-        let child = cmd.spawn().expect("start articles-service");
-        let mut replica = Self { port, child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = replica.child.try_wait() {
-                panic!("articles-service exited with {status}:\n{}", replica.log());
-            }
-            if replica.health().await == Some(ServingStatus::Serving) {
-                return replica;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "articles-service did not start in time:\n{}",
-                replica.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn health(&self) -> Option<ServingStatus> {
-        let channel = tonic::transport::Endpoint::from_shared(self.uri())
-            .ok()?
-            .connect()
-            .await
-            .ok()?;
-        let answer = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .ok()?;
-        Some(answer.into_inner().status())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-
-    /// SIGKILL: no graceful shutdown, connections die mid-call.
-    async fn kill(&mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
-}
-
-/// The gateway (in process, on `127.0.0.1:0`) in front of `backend`; returns its base URL.
-async fn spawn_gateway(backend: Backend) -> (String, oneshot::Sender<()>) {
-    let pool = descriptors::embedded().expect("embedded descriptors");
-    let router = Gateway::builder()
-        .descriptors(pool)
-        .backend(backend)
-        .build()
-        .expect("gateway");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(articles_gateway::serve(listener, router, async {
-        let _ = rx.await;
-    }));
-    (url, tx)
-}
 
 /// The database: PostgreSQL when `TEST_POSTGRES_URL` is set, else a SQLite file (WAL, shared by
 /// the three processes).
@@ -127,19 +29,16 @@ async fn database() -> TestDb {
 async fn reads_never_fail_while_a_replica_is_killed_and_the_restarted_replica_gets_calls_again() {
     let db = database().await;
     // The first start creates and seeds the table; the others find it.
-    let mut replicas = vec![Replica::start(free_port(), &db.url).await];
-    for _ in 0..2 {
-        replicas.push(Replica::start(free_port(), &db.url).await);
-    }
-    let uris: Vec<String> = replicas.iter().map(Replica::uri).collect();
-    let options = BalanceOptions {
-        health_interval: HEALTH_INTERVAL,
-        ..BalanceOptions::default()
-    };
-    let backend = Backend::balanced(&uris, &options).expect("balanced backend");
-    backend.health_checked().await;
+    let mut stack = Stack::on(&db)
+        .demo(50)
+        .replicas(3)
+        .gateway()
+        .health_interval(HEALTH_INTERVAL)
+        .start()
+        .await;
+    let backend = stack.backend().clone();
     assert!(backend.replica_statuses().iter().all(|r| r.up));
-    let (gateway, _stop) = spawn_gateway(backend.clone()).await;
+    let gateway = stack.rest_url();
     let client = reqwest::Client::new();
 
     let listed: serde_json::Value = client
@@ -160,11 +59,13 @@ async fn reads_never_fail_while_a_replica_is_killed_and_the_restarted_replica_ge
     );
     assert_eq!(pks.len(), 50, "{listed}");
 
-    // 8 workers for about 3 s (at most 400 requests each); a replica is killed after 1 s.
+    // 8 workers for about 3 s (at most 400 requests each); a replica is killed once 100 GETs
+    // have been answered.
     let started = Instant::now();
     let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let after_kill = Arc::new(AtomicUsize::new(0));
     let killed_at_ms = Arc::new(AtomicUsize::new(usize::MAX));
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for worker in 0..8usize {
         let client = client.clone();
@@ -173,6 +74,7 @@ async fn reads_never_fail_while_a_replica_is_killed_and_the_restarted_replica_ge
         let failures = Arc::clone(&failures);
         let after_kill = Arc::clone(&after_kill);
         let killed_at_ms = Arc::clone(&killed_at_ms);
+        let answered = Arc::clone(&answered);
         workers.push(tokio::spawn(async move {
             let mut done = 0usize;
             for n in 0..400usize {
@@ -205,13 +107,17 @@ async fn reads_never_fail_while_a_replica_is_killed_and_the_restarted_replica_ge
                         .push(format!("GET {path}: {e}")),
                 }
                 done += 1;
+                answered.fetch_add(1, Ordering::SeqCst);
             }
             done
         }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_until("100 GETs answered", Duration::from_secs(3), || async {
+        answered.load(Ordering::SeqCst) >= 100
+    })
+    .await;
     killed_at_ms.store(started.elapsed().as_millis() as usize, Ordering::SeqCst);
-    replicas[0].kill().await;
+    stack.kill(0).await;
     let mut total = 0;
     for worker in workers {
         total += worker.await.expect("worker");
@@ -235,16 +141,13 @@ async fn reads_never_fail_while_a_replica_is_killed_and_the_restarted_replica_ge
     );
 
     // Restarted on the same port, it is checked SERVING again and gets calls.
-    let port = replicas[0].port;
-    replicas[0] = Replica::start(port, &db.url).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !backend.replica_statuses()[0].up {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted replica stayed out"
-        );
-        tokio::time::sleep(HEALTH_INTERVAL / 2).await;
-    }
+    stack.restart(0).await;
+    wait_until(
+        "the restarted replica is back in",
+        Duration::from_secs(10),
+        || async { backend.replica_statuses()[0].up },
+    )
+    .await;
     let before = backend.replica_statuses()[0].calls;
     for n in 0..30 {
         let r = client
@@ -262,8 +165,8 @@ async fn reads_never_fail_while_a_replica_is_killed_and_the_restarted_replica_ge
     );
 
     // And it alone can serve: the two others killed, reads still succeed.
-    replicas[1].kill().await;
-    replicas[2].kill().await;
+    stack.kill(1).await;
+    stack.kill(2).await;
     for n in 0..10 {
         let r = client
             .get(format!("{gateway}/articles/{}", pks[n]))

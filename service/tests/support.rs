@@ -1,14 +1,20 @@
-//! Test support shared by the integration tests: a temporary database per test (SQLite file, or
-//! a fresh schema on the PostgreSQL of `TEST_POSTGRES_URL`), an in-process server on
-//! `127.0.0.1:0`, and [`backend_tests!`] to run one test body on both backends.
-#![allow(dead_code, unreachable_pub)]
+//! Test support: a temporary database per test ([`TestDb`]: a SQLite file, or a fresh schema on
+//! the PostgreSQL of `TEST_POSTGRES_URL`), [`backend_tests!`] to run one test body on both, and
+//! [`Stack`], the one way every test starts what it talks to: the service in process or as
+//! the real binary (one or several replicas), optionally behind the gateway in process.
+//!
+//! Everything listens on `127.0.0.1:0`. A child process is started with `--listen 127.0.0.1:0`
+//! (and `--rest`, `--metrics-listen` likewise), and the bound addresses are read back from the
+//! lines the binary logs once it has bound them, so no port is guessed and re-bound.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
+use articles_gateway::{BalanceOptions, Gateway};
 use articles_proto::article::v1::article_service_client::ArticleServiceClient;
 use articles_service::{
     auth::{Token, WriteTokens},
@@ -16,24 +22,31 @@ use articles_service::{
     store::{Store, StoreOptions},
 };
 use sqlx::Connection as _;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    sync::oneshot,
+    task::JoinHandle,
+};
 use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// The bearer token the test servers accept unless told otherwise.
-pub const TOKEN: &str = "test-token-0123456789";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// A database private to one test; dropped with it.
 #[derive(Debug)]
-pub struct TestDb {
-    pub backend: Backend,
-    pub url: String,
+pub(crate) struct TestDb {
+    pub(crate) backend: Backend,
+    pub(crate) url: String,
     dir: Option<tempfile::TempDir>,
     schema: Option<(String, String)>,
 }
@@ -42,7 +55,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestDb {
     /// A new SQLite file in a temporary directory.
-    pub fn sqlite() -> Self {
+    pub(crate) fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("articles.db").display());
         Self {
@@ -54,7 +67,7 @@ impl TestDb {
     }
 
     /// A new schema on `TEST_POSTGRES_URL`, or `None` (test skipped) when it is unset.
-    pub async fn postgres() -> Option<Self> {
+    pub(crate) async fn postgres() -> Option<Self> {
         let base = std::env::var("TEST_POSTGRES_URL").ok()?;
         let schema = format!(
             "t_{}_{}_{}",
@@ -83,7 +96,7 @@ impl TestDb {
     }
 
     /// The SQLite file (SQLite only).
-    pub fn sqlite_path(&self) -> std::path::PathBuf {
+    pub(crate) fn sqlite_path(&self) -> std::path::PathBuf {
         self.dir
             .as_ref()
             .expect("sqlite db")
@@ -92,7 +105,7 @@ impl TestDb {
     }
 
     /// Runs raw SQL statements.
-    pub async fn exec(&self, sql: &str) {
+    pub(crate) async fn exec(&self, sql: &str) {
         match self.backend {
             Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(&format!("{}?mode=rwc", self.url))
@@ -116,7 +129,7 @@ impl TestDb {
     }
 
     /// Runs a query returning one integer.
-    pub async fn scalar(&self, sql: &str) -> i64 {
+    pub(crate) async fn scalar(&self, sql: &str) -> i64 {
         match self.backend {
             Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.url)
@@ -140,7 +153,7 @@ impl TestDb {
     }
 
     /// Whether a table exists (in the test's schema).
-    pub async fn table_exists(&self, name: &str) -> bool {
+    pub(crate) async fn table_exists(&self, name: &str) -> bool {
         let sql = match self.backend {
             Backend::Sqlite => format!(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{name}'"
@@ -155,7 +168,7 @@ impl TestDb {
     }
 
     /// Creates `article_article` as Django's migration does, without sqlx's bookkeeping.
-    pub async fn create_django_table(&self) {
+    pub(crate) async fn create_django_table(&self) {
         self.exec(match self.backend {
             Backend::Sqlite => {
                 r#"CREATE TABLE "article_article" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "title" varchar(200) NOT NULL, "content" text NOT NULL, "create_time" datetime NOT NULL);"#
@@ -179,7 +192,7 @@ impl Drop for TestDb {
 
 /// Runs one PostgreSQL statement to completion on its own thread and runtime, ignoring
 /// failures: for clean-up in `Drop`, which may run inside a runtime that cannot block.
-pub fn exec_detached(url: String, sql: String) {
+pub(crate) fn exec_detached(url: String, sql: String) {
     let _ = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -198,58 +211,344 @@ pub fn exec_detached(url: String, sql: String) {
     .join();
 }
 
-/// How to start a test server.
-#[derive(Debug, Clone)]
-pub struct Opts {
-    pub demo_articles: u32,
-    pub tokens: Vec<String>,
-}
-
-impl Default for Opts {
-    fn default() -> Self {
-        Self {
-            demo_articles: 50,
-            tokens: vec![TOKEN.to_owned()],
-        }
-    }
-}
-
-impl Opts {
-    pub fn demo(n: u32) -> Self {
-        Self {
-            demo_articles: n,
-            ..Self::default()
-        }
-    }
-}
-
-/// A running server.
+/// What to start: see [`Stack::on`].
 #[derive(Debug)]
-pub struct TestServer {
-    pub addr: SocketAddr,
-    shutdown_tx: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<articles_service::Result<()>>>,
+#[must_use]
+pub(crate) struct StackBuilder {
+    db_url: String,
+    store: Option<Store>,
+    demo: Option<u32>,
+    tokens: Vec<String>,
+    /// `Some`: the real binary with these extra flags; `None`: the service in process.
+    process: Option<Vec<String>>,
+    replicas: usize,
+    rest: bool,
+    metrics: bool,
+    gateway: bool,
+    health_interval: Duration,
 }
 
-impl TestServer {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+impl StackBuilder {
+    /// Seeds `n` demo articles into a new table (in process the default is 50; a process gets
+    /// `--demo-articles n`, or the binary's default when not called).
+    pub(crate) fn demo(mut self, n: u32) -> Self {
+        self.demo = Some(n);
+        self
     }
 
-    pub async fn channel(&self) -> Channel {
+    /// The write tokens (default: [`TOKEN`] alone).
+    pub(crate) fn tokens(mut self, tokens: &[&str]) -> Self {
+        self.tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+
+    /// Runs the real `articles-service serve` with these extra flags, in a clean environment
+    /// (no `ARTICLES_*` from the caller).
+    pub(crate) fn process(mut self, extra: &[&str]) -> Self {
+        self.process = Some(extra.iter().map(|a| (*a).to_owned()).collect());
+        self
+    }
+
+    /// `n` processes on the one database, started one after the other (the first creates the
+    /// table); implies [`process`](Self::process) when not called.
+    pub(crate) fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
+        self.process.get_or_insert_with(Vec::new);
+        self
+    }
+
+    /// The process's in-process REST gateway on `--rest 127.0.0.1:0`.
+    pub(crate) fn rest(mut self) -> Self {
+        self.rest = true;
+        self.process.get_or_insert_with(Vec::new);
+        self
+    }
+
+    /// The process's metrics on `--metrics-listen 127.0.0.1:0`.
+    pub(crate) fn metrics(mut self) -> Self {
+        self.metrics = true;
+        self.process.get_or_insert_with(Vec::new);
+        self
+    }
+
+    /// The gateway library in this process in front of the service: one lazy channel, or with
+    /// several replicas a balanced backend that checked each once before [`start`] returns.
+    ///
+    /// [`start`]: Self::start
+    pub(crate) fn gateway(mut self) -> Self {
+        self.gateway = true;
+        self
+    }
+
+    /// How often a balanced gateway checks each replica (default 200 ms).
+    pub(crate) fn health_interval(mut self, interval: Duration) -> Self {
+        self.health_interval = interval;
+        self
+    }
+
+    pub(crate) async fn start(self) -> Stack {
+        let mut services = Vec::new();
+        match &self.process {
+            Some(extra) => {
+                let mut args = extra.clone();
+                if let Some(n) = self.demo {
+                    args.extend(["--demo-articles".to_owned(), n.to_string()]);
+                }
+                for token in &self.tokens {
+                    args.extend(["--api-token".to_owned(), token.clone()]);
+                }
+                if self.rest {
+                    args.extend(["--rest".to_owned(), "127.0.0.1:0".to_owned()]);
+                }
+                if self.metrics {
+                    args.extend(["--metrics-listen".to_owned(), "127.0.0.1:0".to_owned()]);
+                }
+                for _ in 0..self.replicas.max(1) {
+                    let process = ServiceProcess::start(&self.db_url, &args, None).await;
+                    services.push(Service::Process(Box::new(process)));
+                }
+            }
+            None => {
+                let store = match self.store {
+                    Some(store) => store,
+                    None => {
+                        let store = Store::connect(&store_options(&self.db_url))
+                            .await
+                            .expect("connect store");
+                        store
+                            .prepare(self.demo.unwrap_or(50))
+                            .await
+                            .expect("prepare store");
+                        store
+                    }
+                };
+                services.push(Service::InProcess(spawn_app(store, &self.tokens).await));
+            }
+        }
+        let mut stack = Stack {
+            services,
+            gateway: None,
+            backend: None,
+        };
+        if self.gateway {
+            let backend = if stack.services.len() > 1 {
+                // The balancer's first check must find every replica up.
+                for i in 0..stack.services.len() {
+                    stack.wait_health(i, ServingStatus::Serving).await;
+                }
+                let uris: Vec<String> = stack.services.iter().map(Service::url).collect();
+                let options = BalanceOptions {
+                    health_interval: self.health_interval,
+                    ..BalanceOptions::default()
+                };
+                let backend =
+                    articles_gateway::Backend::balanced(&uris, &options).expect("balanced backend");
+                backend.health_checked().await;
+                backend
+            } else {
+                articles_gateway::Backend::connect_lazy(&stack.url(), Duration::from_secs(1))
+                    .expect("backend")
+            };
+            stack.gateway = Some(spawn_gateway(backend.clone()).await);
+            stack.backend = Some(backend);
+        }
+        stack
+    }
+}
+
+/// One service of a [`Stack`].
+#[derive(Debug)]
+enum Service {
+    InProcess(TestServer),
+    Process(Box<ServiceProcess>),
+}
+
+impl Service {
+    fn url(&self) -> String {
+        match self {
+            Self::InProcess(s) => format!("http://{}", s.addr),
+            Self::Process(p) => format!("http://{}", p.addr),
+        }
+    }
+}
+
+/// What a test runs against: one or more services and, when asked, the gateway in front.
+/// Dropping it kills the processes and stops the in-process servers.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    services: Vec<Service>,
+    gateway: Option<(String, oneshot::Sender<()>)>,
+    backend: Option<articles_gateway::Backend>,
+}
+
+impl Stack {
+    /// A stack on `db`: by default the service in process with 50 demo articles and [`TOKEN`].
+    pub(crate) fn on(db: &TestDb) -> StackBuilder {
+        Self::on_url(&db.url)
+    }
+
+    /// A stack on the database at `url` (one the test made itself).
+    pub(crate) fn on_url(url: &str) -> StackBuilder {
+        StackBuilder {
+            db_url: url.to_owned(),
+            store: None,
+            demo: None,
+            tokens: vec![TOKEN.to_owned()],
+            process: None,
+            replicas: 1,
+            rest: false,
+            metrics: false,
+            gateway: false,
+            health_interval: Duration::from_millis(200),
+        }
+    }
+
+    /// A stack serving `store` as it is, in process, without preparing it.
+    pub(crate) fn on_store(store: Store) -> StackBuilder {
+        StackBuilder {
+            store: Some(store),
+            ..Self::on_url("")
+        }
+    }
+
+    /// The gRPC URL of the first service.
+    pub(crate) fn url(&self) -> String {
+        self.services[0].url()
+    }
+
+    /// The gRPC address of the first service.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        match &self.services[0] {
+            Service::InProcess(s) => s.addr,
+            Service::Process(p) => p.addr,
+        }
+    }
+
+    /// The gRPC URL of service `i`.
+    pub(crate) fn replica_url(&self, i: usize) -> String {
+        self.services[i].url()
+    }
+
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url())
             .expect("url")
             .connect()
             .await
-            .expect("connect to test server")
+            .expect("connect to the service")
     }
 
-    pub async fn client(&self) -> ArticleServiceClient<Channel> {
+    pub(crate) async fn client(&self) -> ArticleServiceClient<Channel> {
         ArticleServiceClient::new(self.channel().await)
     }
 
+    /// The REST base URL: the in-process gateway's, else the process's `--rest`.
+    pub(crate) fn rest_url(&self) -> String {
+        if let Some((url, _)) = &self.gateway {
+            return url.clone();
+        }
+        let addr = self.process(0).rest_addr.expect("a stack with rest()");
+        format!("http://{addr}")
+    }
+
+    /// The gateway's backend (with replicas: their statuses and call counts).
+    pub(crate) fn backend(&self) -> &articles_gateway::Backend {
+        self.backend.as_ref().expect("a stack with gateway()")
+    }
+
+    /// Service `i` as a child process (a stack with `process()`).
+    pub(crate) fn process(&self, i: usize) -> &ServiceProcess {
+        match &self.services[i] {
+            Service::Process(p) => p,
+            Service::InProcess(_) => panic!("service {i} runs in process, not as a process"),
+        }
+    }
+
+    pub(crate) fn metrics_addr(&self) -> SocketAddr {
+        self.process(0)
+            .metrics_addr
+            .expect("a stack with metrics()")
+    }
+
+    /// The health status of the first service, or `None` when it does not answer.
+    pub(crate) async fn health(&self) -> Option<ServingStatus> {
+        health(&self.url()).await
+    }
+
+    /// Waits (up to 20 s) until service `i`'s health status is `want`.
+    pub(crate) async fn wait_health(&self, i: usize, want: ServingStatus) {
+        let url = self.replica_url(i);
+        let url = &url;
+        wait_until(
+            &format!("health {want:?}"),
+            Duration::from_secs(20),
+            move || async move { health(url).await == Some(want) },
+        )
+        .await;
+    }
+
+    /// The first process's resident memory now, in KiB (from `/proc/<pid>/status`).
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let pid = self.process(0).child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// SIGKILL to process `i`: no graceful shutdown, connections die mid-call.
+    pub(crate) async fn kill(&mut self, i: usize) {
+        let Service::Process(p) = &mut self.services[i] else {
+            panic!("service {i} runs in process");
+        };
+        p.child.start_kill().expect("SIGKILL");
+        tokio::time::timeout(Duration::from_secs(10), p.child.wait())
+            .await
+            .expect("the killed process exits")
+            .expect("wait");
+    }
+
+    /// Starts process `i` again with its flags, on the port it had (which its kill freed).
+    pub(crate) async fn restart(&mut self, i: usize) {
+        let Service::Process(old) = &self.services[i] else {
+            panic!("service {i} runs in process");
+        };
+        let (db_url, args, addr) = (old.db_url.clone(), old.args.clone(), old.addr);
+        self.services[i] = Service::Process(Box::new(
+            ServiceProcess::start(&db_url, &args, Some(addr)).await,
+        ));
+    }
+
+    /// Stops the gateway, then every service gracefully (a process with SIGTERM, asserting it
+    /// exits 0); returns the first process's log (empty in process).
+    pub(crate) async fn stop(mut self) -> String {
+        self.gateway.take();
+        let mut first_log = None;
+        for service in std::mem::take(&mut self.services) {
+            match service {
+                Service::InProcess(server) => server.stop().await,
+                Service::Process(process) => {
+                    let log = process.stop().await;
+                    first_log.get_or_insert(log);
+                }
+            }
+        }
+        first_log.unwrap_or_default()
+    }
+}
+
+/// An in-process server.
+#[derive(Debug)]
+struct TestServer {
+    addr: SocketAddr,
+    shutdown_tx: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), articles_service::error::StartError>>>,
+}
+
+impl TestServer {
     /// Shuts down gracefully and waits for the server to finish.
-    pub async fn stop(mut self) {
+    async fn stop(mut self) {
         if let Some(tx) = self.shutdown_tx.take() {
             let _ = tx.send(());
         }
@@ -270,21 +569,9 @@ fn store_options(url: &str) -> StoreOptions {
     }
 }
 
-/// Opens (migrates, seeds) the database and serves it on `127.0.0.1:0`.
-pub async fn spawn_service(db: &TestDb, opts: Opts) -> TestServer {
-    let store = Store::connect(&store_options(&db.url))
-        .await
-        .expect("connect store");
-    store
-        .prepare(opts.demo_articles)
-        .await
-        .expect("prepare store");
-    spawn_app(store, opts).await
-}
-
-/// Serves a store as is (no preparation) on `127.0.0.1:0`.
-pub async fn spawn_app(store: Store, opts: Opts) -> TestServer {
-    let tokens = WriteTokens::new(opts.tokens.into_iter().map(Token::new));
+/// Serves a store as is on `127.0.0.1:0`.
+async fn spawn_app(store: Store, tokens: &[String]) -> TestServer {
+    let tokens = WriteTokens::new(tokens.iter().cloned().map(Token::new));
     let app = App::new(store, tokens).await.expect("app");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
@@ -299,9 +586,73 @@ pub async fn spawn_app(store: Store, opts: Opts) -> TestServer {
     }
 }
 
+/// The gateway library in front of `backend` on `127.0.0.1:0`.
+async fn spawn_gateway(backend: articles_gateway::Backend) -> (String, oneshot::Sender<()>) {
+    let router = Gateway::builder()
+        .descriptors(article_pool())
+        .backend(backend)
+        .build()
+        .expect("gateway");
+    serve_router(router).await
+}
+
+/// Serves a gateway's `router` on `127.0.0.1:0`: its URL, and the sender whose drop stops it.
+pub(crate) async fn serve_router(router: axum::Router) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(articles_gateway::serve(listener, router, async {
+        let _ = rx.await;
+    }));
+    (url, tx)
+}
+
+/// The article API's descriptors, as compiled into the proto crate.
+pub(crate) fn article_pool() -> prost_reflect::DescriptorPool {
+    prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
+        .expect("embedded descriptors")
+}
+
 /// A lazily connected store on `url` (nothing is checked until first use).
-pub fn lazy_store(url: &str) -> Store {
+pub(crate) fn lazy_store(url: &str) -> Store {
     Store::connect_lazy(&store_options(url)).expect("lazy store")
+}
+
+/// A loopback address where nothing listens, for as long as the socket lives: bound but not
+/// listening, so connecting is refused and no other test can take the port meanwhile.
+pub(crate) fn refused_addr() -> (TcpSocket, SocketAddr) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("local addr");
+    (socket, addr)
+}
+
+/// Polls `condition` every 50 ms until it holds; fails the test naming `what` after `limit`.
+pub(crate) async fn wait_until<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A write request with [`TOKEN`].
+pub(crate) fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("metadata"),
+    );
+    request
 }
 
 /// Generates, for each named `async fn(TestDb)`, a test on SQLite and one on PostgreSQL
@@ -335,23 +686,15 @@ macro_rules! backend_tests {
 }
 
 /// The real `articles-service` binary.
-pub const SERVICE_BIN: &str = env!("CARGO_BIN_EXE_articles-service");
-
-/// A free port on 127.0.0.1 (bound, read, released: the caller binds it again right away).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+pub(crate) const SERVICE_BIN: &str = env!("CARGO_BIN_EXE_articles-service");
 
 /// Whether a missing prerequisite must fail the test (in CI) rather than skip it.
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// Skips (returns `None` with a note) or, in CI, fails when `TEST_POSTGRES_URL` is unset.
-pub fn postgres_url_or_skip(test: &str) -> Option<String> {
+pub(crate) fn postgres_url_or_skip(test: &str) -> Option<String> {
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(url) => Some(url),
         Err(_) if in_ci() => panic!("{test}: TEST_POSTGRES_URL must be set in CI"),
@@ -362,32 +705,51 @@ pub fn postgres_url_or_skip(test: &str) -> Option<String> {
     }
 }
 
-/// The real `articles-service serve` in a child process, listening on a free port.
+/// The health status of the whole server at `url`, or `None` when it does not answer.
+async fn health(url: &str) -> Option<ServingStatus> {
+    let channel = Channel::from_shared(url.to_owned())
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let resp = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .ok()?;
+    Some(resp.into_inner().status())
+}
+
+/// The real `articles-service serve` in a child process.
 #[derive(Debug)]
-pub struct ServiceProcess {
-    pub addr: SocketAddr,
-    pub metrics_addr: Option<SocketAddr>,
+pub(crate) struct ServiceProcess {
+    addr: SocketAddr,
+    rest_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    db_url: String,
+    args: Vec<String>,
     child: tokio::process::Child,
     log: tempfile::NamedTempFile,
 }
 
+/// The address logged after `prefix` on some line of `log` (the binary logs each listener's
+/// address once it is bound).
+fn logged_addr(log: &str, prefix: &str) -> Option<SocketAddr> {
+    log.lines().find_map(|line| {
+        let rest = &line[line.find(prefix)? + prefix.len()..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '/')
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    })
+}
+
 impl ServiceProcess {
-    /// Starts the binary with `--listen`, `--database-url DB_URL`, `--api-token TOKEN` and
-    /// `extra`, in a clean environment (no `ARTICLES_*` from the caller), and waits until its
-    /// health service answers (SERVING or not).
-    pub async fn start(db_url: &str, extra: &[&str]) -> Self {
-        Self::start_with(db_url, extra, false).await
-    }
-
-    /// Like [`start`](Self::start), also serving metrics on another free port.
-    pub async fn start_with_metrics(db_url: &str, extra: &[&str]) -> Self {
-        Self::start_with(db_url, extra, true).await
-    }
-
-    async fn start_with(db_url: &str, extra: &[&str], metrics: bool) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let metrics_addr: Option<SocketAddr> =
-            metrics.then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
+    /// Starts the binary on `listen` (default `127.0.0.1:0`) with `--database-url DB_URL` and
+    /// `args`, reads the bound addresses from its log, and waits until its health service
+    /// answers (SERVING or not).
+    async fn start(db_url: &str, args: &[String], listen: Option<SocketAddr>) -> Self {
         let log = tempfile::NamedTempFile::new().expect("log file");
         let mut cmd = tokio::process::Command::new(SERVICE_BIN);
         for (key, _) in std::env::vars() {
@@ -395,112 +757,61 @@ impl ServiceProcess {
                 cmd.env_remove(key);
             }
         }
+        let listen = listen.map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
         cmd.arg("serve")
-            .args(["--listen", &addr.to_string()])
+            .args(["--listen", &listen])
             .args(["--database-url", db_url])
-            .args(["--api-token", TOKEN])
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "info,articles_service=debug")
             .stdout(std::process::Stdio::null())
             .stderr(log.reopen().expect("log file"))
             .kill_on_drop(true);
-        if let Some(m) = metrics_addr {
-            cmd.args(["--metrics-listen", &m.to_string()]);
-        }
-        let child = cmd.spawn().expect("start articles-service");
-        let mut process = Self {
-            addr,
-            metrics_addr,
-            child,
-            log,
-        };
-        process.wait_ready().await;
-        process
-    }
-
-    async fn wait_ready(&mut self) {
+        let mut child = cmd.spawn().expect("start articles-service");
+        let read_log = || std::fs::read_to_string(log.path()).unwrap_or_default();
+        // The gRPC listener is logged last, after `--rest` and `--metrics-listen`.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("articles-service exited with {status}:\n{}", self.log());
+        let addr = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("articles-service exited with {status}:\n{}", read_log());
             }
-            if self.health().await.is_some() {
-                return;
+            if let Some(addr) = logged_addr(&read_log(), "gRPC server listening on ") {
+                break addr;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "articles-service did not start in time:\n{}",
-                self.log()
+                read_log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The health status of the whole server, or `None` when it does not answer.
-    pub async fn health(&self) -> Option<tonic_health::pb::health_check_response::ServingStatus> {
-        let channel = Channel::from_shared(self.url())
-            .ok()?
-            .connect()
-            .await
-            .ok()?;
-        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-        let resp = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .ok()?;
-        Some(resp.into_inner().status())
-    }
-
-    /// Waits (up to 20 s) until the health status is `want`.
-    pub async fn wait_health(&self, want: tonic_health::pb::health_check_response::ServingStatus) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.health().await;
-            if got == Some(want) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "health stayed {got:?}, expected {want:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub async fn client(&self) -> ArticleServiceClient<Channel> {
-        let channel = Channel::from_shared(self.url())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect to articles-service");
-        ArticleServiceClient::new(channel)
-    }
-
-    /// The process's resident memory now, in KiB (from `/proc/<pid>/status`).
-    pub fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+        };
+        let text = read_log();
+        let process = Self {
+            addr,
+            rest_addr: logged_addr(&text, "REST at http://"),
+            metrics_addr: logged_addr(&text, "metrics at http://"),
+            db_url: db_url.to_owned(),
+            args: args.to_vec(),
+            child,
+            log,
+        };
+        let url = format!("http://{addr}");
+        let url = &url;
+        wait_until(
+            "articles-service answers health",
+            Duration::from_secs(60),
+            move || async move { health(url).await.is_some() },
+        )
+        .await;
+        process
     }
 
     /// What the process logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// Stops the process with SIGTERM (graceful shutdown), asserts it exits 0, returns its log.
-    pub async fn stop(mut self) -> String {
+    async fn stop(mut self) -> String {
         let pid = self.child.id().expect("running");
         let killed = tokio::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])

@@ -6,12 +6,10 @@
 //! `ARTICLES_TEST_PYTHON` at it. Without that variable the test is skipped with a note, unless
 //! `CI` is set, where a missing Python is a failure rather than a silent pass.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::{Stack, TestDb};
 use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest};
-use support::{Opts, TestDb, spawn_service};
 use tokio::process::Command;
 
 fn python() -> Option<String> {
@@ -59,10 +57,10 @@ async fn the_tutorials_python_client_works_unchanged_but_for_the_address() {
     );
 
     let db = TestDb::sqlite();
-    let server = spawn_service(&db, Opts::demo(25)).await;
+    let server = Stack::on(&db).demo(25).start().await;
     let out = Command::new(&python)
         .arg(fixtures.join("client.py"))
-        .arg(server.addr.to_string())
+        .arg(server.addr().to_string())
         .arg(stubs.path())
         .output()
         .await

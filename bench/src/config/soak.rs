@@ -8,78 +8,78 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::secs;
+use super::seconds::secs;
 
 /// Options of `bench soak`.
 #[derive(Debug, Clone, Args)]
-pub struct SoakArgs {
+pub(crate) struct SoakArgs {
     /// How long to drive load, in seconds.
     #[arg(long, default_value_t = 60.0)]
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// The most requests to send in all (a cap next to --seconds; generous by default).
     #[arg(long, default_value_t = 50_000_000)]
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
     /// Concurrent REST workers through the gateway, each with its own HTTP/1.1 connection.
     #[arg(long, default_value_t = 128)]
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Concurrent workers calling the service directly over gRPC (0: none).
     #[arg(long, default_value_t = 4)]
-    pub grpc_connections: usize,
+    pub(crate) grpc_connections: usize,
     /// Demo articles in the service's fresh SQLite database.
     #[arg(long, default_value_t = 1000)]
-    pub articles: u32,
+    pub(crate) articles: u32,
     /// A request with no answer after this many seconds counts as an error (a hang).
     #[arg(long, default_value_t = 10.0)]
-    pub request_timeout: f64,
+    pub(crate) request_timeout: f64,
     /// Leak check: RSS may grow by at least this many MiB after the warm-up.
     #[arg(long, default_value_t = 20)]
-    pub rss_slack_mib: u64,
+    pub(crate) rss_slack_mib: u64,
     /// Leak check: RSS may grow by at least this share (in percent) of its post-warm-up value.
     #[arg(long, default_value_t = 50.0)]
-    pub rss_slack_percent: f64,
+    pub(crate) rss_slack_percent: f64,
     /// Also write the summary as JSON to this file.
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Where `articles-service` and `articles-gateway` are (default: next to this binary).
     #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
+    pub(crate) bin_dir: Option<PathBuf>,
     /// `RUST_LOG` for the child processes (their logs go to files, printed on failure).
     #[arg(long, default_value = "warn")]
-    pub child_log: String,
+    pub(crate) child_log: String,
     /// Mix hostile clients into the load: bodies trickled a byte at a time, sockets that never
     /// speak, clients hanging up mid-call, expired deadlines. The well-behaved clients must
     /// still see no failure.
     #[arg(long)]
-    pub hostile: bool,
+    pub(crate) hostile: bool,
 }
 
 /// A resolved, validated soak configuration.
 #[derive(Debug, Clone)]
-pub struct SoakSettings {
+pub(crate) struct SoakSettings {
     /// How long to drive load.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Cap on requests (REST and gRPC together).
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
     /// REST workers through the gateway.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Direct gRPC workers.
-    pub grpc_connections: usize,
+    pub(crate) grpc_connections: usize,
     /// Demo articles (ids `1..=articles`).
-    pub articles: u32,
+    pub(crate) articles: u32,
     /// Longest wait for one answer.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// The leak check's absolute allowance, in KiB.
-    pub rss_slack_kib: u64,
+    pub(crate) rss_slack_kib: u64,
     /// The leak check's relative allowance, in percent.
-    pub rss_slack_percent: f64,
+    pub(crate) rss_slack_percent: f64,
     /// Where to write JSON.
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Override of the binaries' directory.
-    pub bin_dir: Option<PathBuf>,
+    pub(crate) bin_dir: Option<PathBuf>,
     /// `RUST_LOG` of the children.
-    pub child_log: String,
+    pub(crate) child_log: String,
     /// Whether hostile clients run alongside.
-    pub hostile: bool,
+    pub(crate) hostile: bool,
 }
 
 impl SoakSettings {
@@ -88,7 +88,7 @@ impl SoakSettings {
     /// # Errors
     /// A non-positive or non-finite duration, zero connections, articles or requests, or a
     /// negative allowance.
-    pub fn resolve(args: SoakArgs) -> Result<Self> {
+    pub(crate) fn resolve(args: SoakArgs) -> Result<Self> {
         let duration = secs(args.seconds, "--seconds")?;
         if duration.is_zero() {
             bail!("--seconds must be positive");

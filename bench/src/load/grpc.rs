@@ -10,17 +10,17 @@ use articles_proto::article::v1::{
 use http::Uri;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{CallError, Op, loopback_addr};
+use super::call::{CallError, Op, loopback_addr};
 
 /// Where a gRPC target listens (`http://HOST:PORT`, loopback only).
 #[derive(Debug, Clone)]
-pub struct GrpcEndpoint {
+pub(crate) struct GrpcEndpoint {
     url: String,
 }
 
 impl GrpcEndpoint {
     /// The endpoint of a server we started on `addr`.
-    pub fn local(addr: std::net::SocketAddr) -> Self {
+    pub(crate) fn local(addr: std::net::SocketAddr) -> Self {
         Self {
             url: format!("http://{addr}"),
         }
@@ -30,7 +30,7 @@ impl GrpcEndpoint {
     ///
     /// # Errors
     /// Not an `http://` URL, or not on loopback.
-    pub async fn parse(url: &str) -> Result<Self> {
+    pub(crate) async fn parse(url: &str) -> Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("gRPC URL {url:?}"))?;
         if uri.scheme_str() != Some("http") {
             bail!("gRPC URL {url:?}: only plaintext http:// is supported");
@@ -43,16 +43,11 @@ impl GrpcEndpoint {
             url: format!("http://{addr}"),
         })
     }
-
-    /// The URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
 }
 
 /// One channel with the generated client on it.
 #[derive(Debug)]
-pub struct GrpcConn {
+pub(crate) struct GrpcConn {
     client: ArticleServiceClient<Channel>,
 }
 
@@ -61,7 +56,7 @@ impl GrpcConn {
     ///
     /// # Errors
     /// An invalid URL or a failed connection.
-    pub async fn connect(endpoint: &GrpcEndpoint) -> Result<Self> {
+    pub(crate) async fn connect(endpoint: &GrpcEndpoint) -> Result<Self> {
         let channel = Endpoint::from_shared(endpoint.url.clone())
             .context("gRPC endpoint")?
             .tcp_nodelay(true)
@@ -79,7 +74,7 @@ impl GrpcConn {
     ///
     /// # Errors
     /// [`CallError::Status`]; the channel reconnects by itself, so never `Broken`.
-    pub async fn call(&mut self, op: &Op) -> Result<(), CallError> {
+    pub(crate) async fn call(&mut self, op: &Op) -> Result<(), CallError> {
         let result = match *op {
             Op::List { page, page_size } => self
                 .client

@@ -1,22 +1,26 @@
-//! The REST side of the load generator: one hyper 1.x HTTP/1.1 keep-alive connection
-//! (`hyper::client::conn::http1`) over a `TcpStream` per worker, plus a one-shot GET used
-//! for readiness probes and for fetching the bodies the ceiling server answers.
+//! The REST side of the load generator and of the soak: one hyper 1.x HTTP/1.1 keep-alive
+//! connection (`hyper::client::conn::http1`) over a `TcpStream` per worker, plus a one-shot GET
+//! used for readiness probes and for fetching the bodies the ceiling server answers.
+//!
+//! The benchmark only sends bodiless GETs; the soak also writes (any method, a JSON body, a
+//! bearer token). A GET goes with an empty [`Full`] body, which hyper writes exactly as it did
+//! an `Empty` one (no `content-length`, no body), so the benchmark's bytes did not change.
 
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
-use http::{Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt as _, Empty};
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::{CallError, Op, loopback_addr};
+use super::call::{CallError, Op, loopback_addr};
 
 /// Where a REST target listens: a loopback address, its `Host` and a base path.
 #[derive(Debug, Clone)]
-pub struct RestEndpoint {
+pub(crate) struct RestEndpoint {
     addr: SocketAddr,
     authority: String,
     base_path: String,
@@ -24,7 +28,7 @@ pub struct RestEndpoint {
 
 impl RestEndpoint {
     /// The endpoint of a server we started on `addr`.
-    pub fn local(addr: SocketAddr) -> Self {
+    pub(crate) fn local(addr: SocketAddr) -> Self {
         Self {
             addr,
             authority: addr.to_string(),
@@ -36,7 +40,7 @@ impl RestEndpoint {
     ///
     /// # Errors
     /// Not an `http://` URL, or not on loopback.
-    pub async fn parse(url: &str) -> Result<Self> {
+    pub(crate) async fn parse(url: &str) -> Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("REST URL {url:?}"))?;
         if uri.scheme_str() != Some("http") {
             bail!("REST URL {url:?}: only http:// is supported");
@@ -52,13 +56,8 @@ impl RestEndpoint {
         })
     }
 
-    /// The socket address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The request path (and query) of `op` under this endpoint's base path.
-    pub fn path(&self, op: &Op) -> String {
+    pub(crate) fn path(&self, op: &Op) -> String {
         match *op {
             Op::List { page, page_size } => {
                 format!(
@@ -73,9 +72,9 @@ impl RestEndpoint {
 
 /// One keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
-pub struct RestConn {
+pub(crate) struct RestConn {
     endpoint: RestEndpoint,
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
 }
 
 impl RestConn {
@@ -83,7 +82,7 @@ impl RestConn {
     ///
     /// # Errors
     /// TCP connect or HTTP handshake failures.
-    pub async fn connect(endpoint: &RestEndpoint) -> Result<Self> {
+    pub(crate) async fn connect(endpoint: &RestEndpoint) -> Result<Self> {
         let stream = TcpStream::connect(endpoint.addr)
             .await
             .with_context(|| format!("connecting to {}", endpoint.addr))?;
@@ -106,11 +105,36 @@ impl RestConn {
     ///
     /// # Errors
     /// [`CallError::Broken`] when the connection failed (reconnect), never for a status.
-    pub async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes), CallError> {
+    pub(crate) async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes), CallError> {
+        self.send(Method::GET, path, None, None).await
+    }
+
+    /// Sends `method path` with `body` as JSON (if any) and `Authorization` set to `token` (if
+    /// any); returns the status and the whole body.
+    ///
+    /// # Errors
+    /// [`CallError::Broken`] when the connection failed (reconnect), [`CallError::Failed`] if
+    /// the request cannot be built; never for a status.
+    pub(crate) async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), CallError> {
         self.sender.ready().await.map_err(CallError::broken)?;
-        let request = Request::get(path)
-            .header(header::HOST, self.endpoint.authority.as_str())
-            .body(Empty::new())
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.endpoint.authority.as_str());
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, token.clone());
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(CallError::failed)?;
         let response = self
             .sender
@@ -131,7 +155,7 @@ impl RestConn {
     ///
     /// # Errors
     /// [`CallError::Status`] for a non-200 answer, [`CallError::Broken`] for transport errors.
-    pub async fn call(&mut self, op: &Op) -> Result<(), CallError> {
+    pub(crate) async fn call(&mut self, op: &Op) -> Result<(), CallError> {
         let path = self.endpoint.path(op);
         let (status, _body) = self.get(&path).await?;
         if status == StatusCode::OK {
@@ -146,7 +170,7 @@ impl RestConn {
 ///
 /// # Errors
 /// Connection or transport failures (a non-200 status is returned, not an error).
-pub async fn get_once(endpoint: &RestEndpoint, path: &str) -> Result<(StatusCode, Bytes)> {
+pub(crate) async fn get_once(endpoint: &RestEndpoint, path: &str) -> Result<(StatusCode, Bytes)> {
     let mut conn = RestConn::connect(endpoint).await?;
     let got = conn.get(path).await?;
     Ok(got)

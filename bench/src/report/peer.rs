@@ -9,30 +9,33 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Row, fmt_cpu, fmt_latency, fmt_rate, render_table};
-use crate::stack::Role;
+use super::row::Row;
+use crate::{
+    stack::Role,
+    table::{fmt_cpu, fmt_latency, fmt_rate, render_table},
+};
 
 /// Our gateway and the peer on one route at one concurrency.
 #[derive(Debug, Clone, Serialize)]
-pub struct SideBySide {
+pub(crate) struct SideBySide {
     /// `list` or `detail`.
-    pub scenario: String,
+    pub(crate) scenario: String,
     /// Connections.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Our requests/s.
-    pub ours_rps: f64,
+    pub(crate) ours_rps: f64,
     /// The peer's requests/s.
-    pub peer_rps: f64,
+    pub(crate) peer_rps: f64,
     /// Ours over the peer's.
-    pub ratio: f64,
+    pub(crate) ratio: f64,
     /// Our p50 and p99, µs.
-    pub ours_latency: (f64, f64),
+    pub(crate) ours_latency: (f64, f64),
     /// The peer's p50 and p99, µs.
-    pub peer_latency: (f64, f64),
+    pub(crate) peer_latency: (f64, f64),
     /// CPU µs per request of our gateway process.
-    pub ours_cpu_us: Option<f64>,
+    pub(crate) ours_cpu_us: Option<f64>,
     /// CPU µs per request of the peer's process.
-    pub peer_cpu_us: Option<f64>,
+    pub(crate) peer_cpu_us: Option<f64>,
 }
 
 /// The process names the stack gives the two gateways in front of the Go backend.
@@ -40,7 +43,7 @@ const OURS: &str = "gateway@go";
 const PEER: &str = "grpc-gateway";
 
 /// The pairs found in `rows`.
-pub fn side_by_side(rows: &[Row]) -> Vec<SideBySide> {
+pub(crate) fn side_by_side(rows: &[Row]) -> Vec<SideBySide> {
     let cpu = |row: &Row, process: &str| {
         row.cpu
             .iter()
@@ -72,7 +75,7 @@ pub fn side_by_side(rows: &[Row]) -> Vec<SideBySide> {
 }
 
 /// The side-by-side table.
-pub fn render_side_by_side(pairs: &[SideBySide]) -> String {
+pub(crate) fn render_side_by_side(pairs: &[SideBySide]) -> String {
     let body: Vec<Vec<String>> = pairs
         .iter()
         .map(|p| {
@@ -112,18 +115,18 @@ pub fn render_side_by_side(pairs: &[SideBySide]) -> String {
 
 /// One performance target and what the run measured for it.
 #[derive(Debug, Clone, Serialize)]
-pub struct TargetCheck {
+pub(crate) struct TargetCheck {
     /// The target, as the issue states it.
-    pub target: String,
+    pub(crate) target: String,
     /// The measured figure.
-    pub measured: String,
+    pub(crate) measured: String,
     /// Whether it is met; `None` when the run has no row to tell.
-    pub met: Option<bool>,
+    pub(crate) met: Option<bool>,
 }
 
 /// The targets of the performance issue, checked against `rows` (of `connections` loaded
 /// connections and, when run, one connection).
-pub fn targets(rows: &[Row], pairs: &[SideBySide], connections: usize) -> Vec<TargetCheck> {
+pub(crate) fn targets(rows: &[Row], pairs: &[SideBySide], connections: usize) -> Vec<TargetCheck> {
     let mut checks = Vec::new();
     let find = |role: Role, scenario: &str, conns: usize| {
         rows.iter().find(|r| {
@@ -192,7 +195,7 @@ pub fn targets(rows: &[Row], pairs: &[SideBySide], connections: usize) -> Vec<Ta
 }
 
 /// The targets table.
-pub fn render_targets(checks: &[TargetCheck]) -> String {
+pub(crate) fn render_targets(checks: &[TargetCheck]) -> String {
     let body: Vec<Vec<String>> = checks
         .iter()
         .map(|c| {

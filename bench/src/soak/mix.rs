@@ -14,22 +14,22 @@
 use serde::Serialize;
 
 /// Share of list pages among REST requests, in percent.
-pub const LIST_PERCENT: u64 = 55;
+pub(crate) const LIST_PERCENT: u64 = 55;
 /// Share of details of existing articles among REST requests, in percent.
-pub const DETAIL_PERCENT: u64 = 30;
+pub(crate) const DETAIL_PERCENT: u64 = 30;
 /// Share of details of unknown ids among REST requests, in percent.
-pub const MISSING_PERCENT: u64 = 8;
+pub(crate) const MISSING_PERCENT: u64 = 8;
 /// The page sizes lists use.
-pub const PAGE_SIZES: [u32; 6] = [1, 5, 10, 20, 50, 100];
+pub(crate) const PAGE_SIZES: [u32; 6] = [1, 5, 10, 20, 50, 100];
 /// The first id asked for as "unknown": far above anything the soak creates.
-pub const MISSING_BASE: i32 = 1_000_000_000;
+pub(crate) const MISSING_BASE: i32 = 1_000_000_000;
 /// The most articles one worker owns at a time.
-pub const MAX_OWNED: usize = 8;
+pub(crate) const MAX_OWNED: usize = 8;
 
 /// The kinds of request, each counted separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `GET /articles?page=&page_size=`.
     List,
     /// `GET /articles/{pk}` of an existing article.
@@ -52,7 +52,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Self; 9] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::List,
         Self::Detail,
         Self::DetailMissing,
@@ -65,12 +65,12 @@ impl Kind {
     ];
 
     /// Its position in [`Kind::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 
     /// A label for tables and error messages.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::List => "GET /articles?page=&page_size=",
             Self::Detail => "GET /articles/{pk}",
@@ -87,7 +87,7 @@ impl Kind {
 
 /// One request to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Planned {
+pub(crate) enum Planned {
     /// A list page.
     List {
         /// 1-based page.
@@ -96,37 +96,20 @@ pub enum Planned {
         page_size: u32,
     },
     /// A detail of an existing article.
-    Detail {
-        /// The id.
-        pk: i32,
-    },
+    Detail { pk: i32 },
     /// A detail of an unknown id.
-    DetailMissing {
-        /// The id.
-        pk: i32,
-    },
+    DetailMissing { pk: i32 },
     /// Create an article.
-    Create {
-        /// Its title.
-        title: String,
-    },
+    Create { title: String },
     /// Patch one of our articles.
-    Update {
-        /// The id.
-        pk: i32,
-        /// Its new title.
-        title: String,
-    },
+    Update { pk: i32, title: String },
     /// Delete one of our articles.
-    Delete {
-        /// The id.
-        pk: i32,
-    },
+    Delete { pk: i32 },
 }
 
 impl Planned {
     /// The kind it is counted as (REST kinds; gRPC workers map list/detail themselves).
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self {
             Self::List { .. } => Kind::List,
             Self::Detail { .. } => Kind::Detail,
@@ -140,16 +123,16 @@ impl Planned {
 
 /// SplitMix64: tiny, fast, good enough to vary a load mix.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator for worker `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED_50AC)
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -158,14 +141,14 @@ impl Rng {
     }
 
     /// A number in `0..n` (`n` > 0; the modulo bias is irrelevant here).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
 }
 
 /// One REST worker's mix and the articles it owns.
 #[derive(Debug, Clone)]
-pub struct Mix {
+pub(crate) struct Mix {
     worker: usize,
     articles: u32,
     rng: Rng,
@@ -175,7 +158,7 @@ pub struct Mix {
 
 impl Mix {
     /// The mix of REST worker `worker` over `articles` demo articles.
-    pub fn new(worker: usize, articles: u32) -> Self {
+    pub(crate) fn new(worker: usize, articles: u32) -> Self {
         Self {
             worker,
             articles: articles.max(1),
@@ -186,7 +169,7 @@ impl Mix {
     }
 
     /// The next request. A planned delete already forgets the article.
-    pub fn plan(&mut self) -> Planned {
+    pub(crate) fn plan(&mut self) -> Planned {
         let roll = self.rng.below(100);
         if roll < LIST_PERCENT {
             let page_size = PAGE_SIZES[self.rng.below(PAGE_SIZES.len() as u64) as usize];
@@ -229,24 +212,19 @@ impl Mix {
     }
 
     /// Records that a create succeeded with id `pk`.
-    pub fn created(&mut self, pk: i32) {
+    pub(crate) fn created(&mut self, pk: i32) {
         self.owned.push(pk);
-    }
-
-    /// The articles this worker owns now.
-    pub fn owned(&self) -> &[i32] {
-        &self.owned
     }
 }
 
 /// An id in `1..=articles`.
-pub fn existing_pk(rng: &mut Rng, articles: u32) -> i32 {
+pub(crate) fn existing_pk(rng: &mut Rng, articles: u32) -> i32 {
     let pk = 1 + rng.below(u64::from(articles.max(1)));
     i32::try_from(pk).unwrap_or(1)
 }
 
 /// An id that never exists: [`MISSING_BASE`] plus up to a million.
-pub fn missing_pk(rng: &mut Rng) -> i32 {
+pub(crate) fn missing_pk(rng: &mut Rng) -> i32 {
     // Below a million, so the sum stays far inside i32.
     MISSING_BASE + rng.below(1_000_000) as i32
 }
@@ -254,7 +232,7 @@ pub fn missing_pk(rng: &mut Rng) -> i32 {
 /// A gRPC worker's next call: `(page, page_size)` for a list, or an id and whether it is an
 /// unknown one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrpcPlanned {
+pub(crate) enum GrpcPlanned {
     /// `ArticleList`.
     List {
         /// 1-based page.
@@ -264,7 +242,6 @@ pub enum GrpcPlanned {
     },
     /// `ArticleDetail`.
     Detail {
-        /// The id.
         pk: i32,
         /// Whether NOT_FOUND is expected.
         missing: bool,
@@ -272,7 +249,7 @@ pub enum GrpcPlanned {
 }
 
 /// The next call of a gRPC worker.
-pub fn next_grpc(rng: &mut Rng, articles: u32) -> GrpcPlanned {
+pub(crate) fn next_grpc(rng: &mut Rng, articles: u32) -> GrpcPlanned {
     let roll = rng.below(100);
     if roll < 60 {
         let page_size = PAGE_SIZES[rng.below(PAGE_SIZES.len() as u64) as usize];
@@ -318,10 +295,10 @@ mod tests {
                     mix.created(next_id);
                     next_id += 1;
                 }
-                Planned::Update { pk, .. } => assert!(mix.owned().contains(&pk)),
-                Planned::Delete { pk } => assert!(!mix.owned().contains(&pk)),
+                Planned::Update { pk, .. } => assert!(mix.owned.contains(&pk)),
+                Planned::Delete { pk } => assert!(!mix.owned.contains(&pk)),
             }
-            assert!(mix.owned().len() <= MAX_OWNED);
+            assert!(mix.owned.len() <= MAX_OWNED);
         }
         let share = |k: Kind| counts[k.index()] as f64 / 1000.0;
         assert!((share(Kind::List) - 55.0).abs() < 2.0, "{counts:?}");

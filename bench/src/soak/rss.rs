@@ -9,51 +9,51 @@
 use serde::Serialize;
 
 /// The share of the run treated as warm-up before the baseline is taken.
-pub const WARMUP_FRACTION: f64 = 0.2;
+pub(crate) const WARMUP_FRACTION: f64 = 0.2;
 
 /// One sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Seconds since the load started.
-    pub at_seconds: f64,
+    pub(crate) at_seconds: f64,
     /// `VmRSS`, KiB.
-    pub kib: u64,
+    pub(crate) kib: u64,
 }
 
 /// The samples of one process.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Series {
+pub(crate) struct Series {
     /// In time order.
-    pub samples: Vec<Sample>,
+    pub(crate) samples: Vec<Sample>,
 }
 
 /// What the samples say.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct RssSummary {
+pub(crate) struct RssSummary {
     /// The first sample (at the start of the load), KiB.
-    pub first_kib: u64,
+    pub(crate) first_kib: u64,
     /// The baseline: first sample at or after the warm-up, KiB.
-    pub baseline_kib: u64,
+    pub(crate) baseline_kib: u64,
     /// When the baseline was taken, seconds into the run.
-    pub baseline_at_seconds: f64,
+    pub(crate) baseline_at_seconds: f64,
     /// The largest sample, KiB.
-    pub max_kib: u64,
+    pub(crate) max_kib: u64,
     /// The last sample, KiB.
-    pub end_kib: u64,
+    pub(crate) end_kib: u64,
     /// How much `end` may exceed the baseline, KiB.
-    pub allowed_growth_kib: u64,
+    pub(crate) allowed_growth_kib: u64,
     /// Whether `end <= baseline + allowed_growth`.
-    pub flat: bool,
+    pub(crate) flat: bool,
 }
 
 impl Series {
     /// Adds a sample.
-    pub fn push(&mut self, at_seconds: f64, kib: u64) {
+    pub(crate) fn push(&mut self, at_seconds: f64, kib: u64) {
         self.samples.push(Sample { at_seconds, kib });
     }
 
     /// Applies the leak rule to a run of `run_seconds`; `None` without samples.
-    pub fn summary(
+    pub(crate) fn summary(
         &self,
         run_seconds: f64,
         slack_kib: u64,
@@ -82,7 +82,7 @@ impl Series {
 }
 
 /// `max(slack_kib, baseline * slack_percent / 100)`.
-pub fn allowed_growth(baseline_kib: u64, slack_kib: u64, slack_percent: f64) -> u64 {
+pub(crate) fn allowed_growth(baseline_kib: u64, slack_kib: u64, slack_percent: f64) -> u64 {
     let relative = (baseline_kib as f64 * slack_percent / 100.0).round() as u64;
     slack_kib.max(relative)
 }

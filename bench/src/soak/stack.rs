@@ -1,32 +1,29 @@
 //! The soak's system under test: `articles-service` (fresh SQLite in a temporary directory,
 //! demo articles, a bearer token for writes) and `articles-gateway` in front of it, started
-//! with the benchmark's process code ([`crate::procs`]) on free loopback ports.
+//! as the benchmark starts them ([`crate::stack::start_service`], [`crate::stack::start_gateway`]).
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::net::SocketAddr;
 
 use anyhow::{Context as _, Result};
 use tempfile::TempDir;
 
 use crate::{
     config::soak::SoakSettings,
-    load::grpc::GrpcEndpoint,
-    procs::{self, Proc, ProcSpec, Readiness},
-    stack::{os_args, readyz, serve_args, sqlite_url},
+    procs::{self, Proc},
+    stack::{sqlite_url, start_gateway, start_service},
 };
 
 /// The two running processes and where they listen.
 #[derive(Debug)]
-pub struct SoakStack {
-    /// The gRPC service.
-    pub service: Proc,
-    /// The REST gateway.
-    pub gateway: Proc,
+pub(crate) struct SoakStack {
+    pub(crate) service: Proc,
+    pub(crate) gateway: Proc,
     /// The service's gRPC address.
-    pub grpc_addr: SocketAddr,
+    pub(crate) grpc_addr: SocketAddr,
     /// The gateway's HTTP address.
-    pub rest_addr: SocketAddr,
+    pub(crate) rest_addr: SocketAddr,
     /// The bearer token the service accepts for writes.
-    pub token: String,
+    pub(crate) token: String,
     tmp: TempDir,
 }
 
@@ -35,7 +32,7 @@ impl SoakStack {
     ///
     /// # Errors
     /// A missing binary, no temporary directory, or a process that does not start.
-    pub async fn start(settings: &SoakSettings) -> Result<Self> {
+    pub(crate) async fn start(settings: &SoakSettings) -> Result<Self> {
         let dir = procs::bin_dir(settings.bin_dir.as_deref())?;
         let service_bin = procs::binary(&dir, "articles-service")?;
         let gateway_bin = procs::binary(&dir, "articles-gateway")?;
@@ -51,45 +48,25 @@ impl SoakStack {
             settings.articles,
             tmp.path().display()
         );
-        let (service, grpc_addr) = procs::start_with_retry(|| {
-            let addr = procs::free_addr()?;
-            let mut args = serve_args(addr, &db, settings.articles);
-            args.extend(os_args(&["--api-token", &token]));
-            let spec = spec(
-                "service",
-                &service_bin,
-                args,
-                Readiness::Grpc(GrpcEndpoint::local(addr)),
-                settings,
-                tmp.path(),
-                Duration::from_secs(180),
-            );
-            Ok((spec, addr))
-        })
+        let (service, grpc_addr) = start_service(
+            &service_bin,
+            &db,
+            settings.articles,
+            &["--api-token", &token],
+            &settings.child_log,
+            tmp.path(),
+        )
         .await
         .context("starting articles-service")?;
 
         eprintln!("starting articles-gateway...");
-        let (gateway, rest_addr) = procs::start_with_retry(|| {
-            let addr = procs::free_addr()?;
-            let args = os_args(&[
-                "serve",
-                "--listen",
-                &addr.to_string(),
-                "--backend",
-                &format!("http://{grpc_addr}"),
-            ]);
-            let spec = spec(
-                "gateway",
-                &gateway_bin,
-                args,
-                readyz(addr),
-                settings,
-                tmp.path(),
-                Duration::from_secs(60),
-            );
-            Ok((spec, addr))
-        })
+        let (gateway, rest_addr) = start_gateway(
+            "gateway",
+            &gateway_bin,
+            grpc_addr,
+            &settings.child_log,
+            tmp.path(),
+        )
         .await
         .context("starting articles-gateway")?;
 
@@ -103,34 +80,9 @@ impl SoakStack {
         })
     }
 
-    /// The temporary directory (database, logs).
-    pub fn tmp(&self) -> &Path {
-        self.tmp.path()
-    }
-
     /// The gateway, the service and the temporary directory (removed when dropped).
-    pub fn into_parts(self) -> (Proc, Proc, TempDir) {
+    pub(crate) fn into_parts(self) -> (Proc, Proc, TempDir) {
         (self.gateway, self.service, self.tmp)
-    }
-}
-
-fn spec(
-    name: &str,
-    program: &Path,
-    args: Vec<std::ffi::OsString>,
-    ready: Readiness,
-    settings: &SoakSettings,
-    tmp: &Path,
-    timeout: Duration,
-) -> ProcSpec {
-    ProcSpec {
-        name: name.to_owned(),
-        program: program.to_owned(),
-        args,
-        rust_log: settings.child_log.clone(),
-        ready,
-        timeout,
-        log: tmp.join(format!("{name}.log")),
     }
 }
 

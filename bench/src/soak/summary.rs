@@ -13,32 +13,32 @@ use super::{
 };
 use crate::{
     config::soak::SoakSettings,
-    report::{fmt_kib, fmt_latency, fmt_rate, render_table},
     stats::Summary,
+    table::{fmt_kib, fmt_latency, fmt_rate, render_table},
 };
 
 /// The settings a soak ran with.
 #[derive(Debug, Clone, Serialize)]
-pub struct SoakRun {
+pub(crate) struct SoakRun {
     /// Load seconds asked for.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// REST workers.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// gRPC workers.
-    pub grpc_connections: usize,
+    pub(crate) grpc_connections: usize,
     /// Demo articles.
-    pub articles: u32,
+    pub(crate) articles: u32,
     /// The request cap.
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
     /// The per-request timeout, seconds.
-    pub request_timeout_seconds: f64,
+    pub(crate) request_timeout_seconds: f64,
     /// Cores of this machine (load generator and both processes share them).
-    pub cpus: usize,
+    pub(crate) cpus: usize,
 }
 
 impl SoakRun {
     /// The run's settings.
-    pub fn of(settings: &SoakSettings) -> Self {
+    pub(crate) fn of(settings: &SoakSettings) -> Self {
         Self {
             seconds: settings.duration.as_secs_f64(),
             connections: settings.connections,
@@ -53,53 +53,51 @@ impl SoakRun {
 
 /// The requests of one kind.
 #[derive(Debug, Clone, Serialize)]
-pub struct KindCount {
-    /// The kind.
-    pub kind: Kind,
+pub(crate) struct KindCount {
+    pub(crate) kind: Kind,
     /// What it is.
-    pub label: &'static str,
+    pub(crate) label: &'static str,
     /// All requests of this kind.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Errors among them.
-    pub errors: u64,
+    pub(crate) errors: u64,
 }
 
 /// An error message and how often it was seen.
 #[derive(Debug, Clone, Serialize)]
-pub struct ErrorMessage {
+pub(crate) struct ErrorMessage {
     /// `kind: message`.
-    pub message: String,
+    pub(crate) message: String,
     /// Times seen.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 /// One process's memory.
 #[derive(Debug, Clone, Serialize)]
-pub struct ProcessRss {
+pub(crate) struct ProcessRss {
     /// `gateway` or `service`.
-    pub name: String,
-    /// Its pid.
-    pub pid: u32,
+    pub(crate) name: String,
+    pub(crate) pid: u32,
     /// The leak rule's numbers (`None` without samples).
-    pub summary: Option<RssSummary>,
+    pub(crate) summary: Option<RssSummary>,
     /// Every sample.
-    pub series: Series,
+    pub(crate) series: Series,
 }
 
 /// One pass/fail check.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// What was checked.
-    pub name: String,
+    pub(crate) name: String,
     /// Whether it passed.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// The evidence.
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 impl Check {
     /// A check from a condition.
-    pub fn new(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             ok,
@@ -110,34 +108,34 @@ impl Check {
 
 /// The whole result.
 #[derive(Debug, Clone, Serialize)]
-pub struct SoakSummary {
+pub(crate) struct SoakSummary {
     /// Settings.
-    pub run: SoakRun,
+    pub(crate) run: SoakRun,
     /// From the start of the load to the last answer, seconds.
-    pub elapsed_seconds: f64,
+    pub(crate) elapsed_seconds: f64,
     /// All requests.
-    pub total_requests: u64,
+    pub(crate) total_requests: u64,
     /// All errors.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Requests per second (all requests, over `elapsed_seconds`).
-    pub requests_per_second: f64,
+    pub(crate) requests_per_second: f64,
     /// Per kind.
-    pub kinds: Vec<KindCount>,
+    pub(crate) kinds: Vec<KindCount>,
     /// The first few distinct error messages.
-    pub error_messages: Vec<ErrorMessage>,
+    pub(crate) error_messages: Vec<ErrorMessage>,
     /// Latency of all requests.
-    pub latency: Summary,
+    pub(crate) latency: Summary,
     /// Gateway and service memory.
-    pub rss: Vec<ProcessRss>,
+    pub(crate) rss: Vec<ProcessRss>,
     /// The checks; the soak passes when all pass.
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
     /// Whether every check passed.
-    pub passed: bool,
+    pub(crate) passed: bool,
 }
 
 impl SoakSummary {
     /// Builds the summary from the merged tally; `passed` follows `checks`.
-    pub fn new(
+    pub(crate) fn new(
         run: SoakRun,
         tally: &Tally,
         elapsed_seconds: f64,
@@ -183,7 +181,7 @@ impl SoakSummary {
     }
 
     /// The failed checks, one line each.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         self.checks
             .iter()
             .filter(|c| !c.ok)
@@ -195,13 +193,13 @@ impl SoakSummary {
     ///
     /// # Errors
     /// Serialization or file errors.
-    pub fn write_json(&self, path: &Path) -> Result<()> {
+    pub(crate) fn write_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).context("serializing the soak summary")?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
     }
 
     /// The summary as text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         // `writeln!` into a `String` cannot fail, hence the ignored results below.
         let r = &self.run;
         let mut out = format!(

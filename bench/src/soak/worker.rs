@@ -27,31 +27,31 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
 
-use super::{
-    client::Client,
-    mix::{self, GrpcPlanned, Kind, Mix, Planned, Rng},
-};
+use super::mix::{self, GrpcPlanned, Kind, Mix, Planned, Rng};
 use crate::{
-    load::CallError,
+    load::{
+        CallError,
+        rest::{RestConn, RestEndpoint},
+    },
     stats::{self, Hist},
 };
 
 /// How many distinct error messages a tally keeps.
-pub const MAX_MESSAGES: usize = 5;
+pub(crate) const MAX_MESSAGES: usize = 5;
 
 /// What all workers share: the end, the cap and the stop flag.
 #[derive(Debug)]
-pub struct Control {
+pub(crate) struct Control {
     /// No request starts after this.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
     /// The request cap, over all workers.
-    pub max_requests: u64,
+    pub(crate) max_requests: u64,
     /// Requests started so far.
-    pub issued: AtomicU64,
+    pub(crate) issued: AtomicU64,
     /// Raised to stop every worker early.
-    pub stop: AtomicBool,
+    pub(crate) stop: AtomicBool,
     /// The longest wait for one answer.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 impl Control {
@@ -65,17 +65,17 @@ impl Control {
 
 /// One worker's counts, errors and latencies.
 #[derive(Debug)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Answered as expected, per [`Kind::index`].
-    pub ok: [u64; Kind::ALL.len()],
+    pub(crate) ok: [u64; Kind::ALL.len()],
     /// Errors, per [`Kind::index`].
-    pub errors: [u64; Kind::ALL.len()],
+    pub(crate) errors: [u64; Kind::ALL.len()],
     /// Latency of every request sent, successful or not.
-    pub hist: Hist,
+    pub(crate) hist: Hist,
     /// The first [`MAX_MESSAGES`] distinct error messages with how often each was seen.
-    pub messages: Vec<(String, u64)>,
+    pub(crate) messages: Vec<(String, u64)>,
     /// The last answer's end.
-    pub last_end: Option<Instant>,
+    pub(crate) last_end: Option<Instant>,
 }
 
 impl Default for Tally {
@@ -117,7 +117,7 @@ impl Tally {
     ///
     /// # Errors
     /// Histograms with different bounds (ruled out by [`stats::new_hist`]).
-    pub fn merge(&mut self, other: Self) -> Result<()> {
+    pub(crate) fn merge(&mut self, other: Self) -> Result<()> {
         for i in 0..Kind::ALL.len() {
             self.ok[i] += other.ok[i];
             self.errors[i] += other.errors[i];
@@ -131,12 +131,12 @@ impl Tally {
     }
 
     /// All requests.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.ok.iter().sum::<u64>() + self.error_count()
     }
 
     /// All errors.
-    pub fn error_count(&self) -> u64 {
+    pub(crate) fn error_count(&self) -> u64 {
         self.errors.iter().sum()
     }
 }
@@ -150,7 +150,7 @@ enum Failure {
 }
 
 /// A REST worker: one connection to the gateway at `addr`, the mix of worker `id`.
-pub async fn rest_worker(
+pub(crate) async fn rest_worker(
     id: usize,
     addr: SocketAddr,
     token: HeaderValue,
@@ -165,7 +165,7 @@ pub async fn rest_worker(
         let kind = planned.kind();
         let conn = match client.as_mut() {
             Some(conn) => conn,
-            None => match Client::connect(addr).await {
+            None => match RestConn::connect(&RestEndpoint::local(addr)).await {
                 Ok(conn) => client.insert(conn),
                 Err(err) => {
                     tally.fail(kind, &format!("connect: {err:#}"));
@@ -216,7 +216,7 @@ struct IdOnly {
 
 /// Performs one planned request and checks the answer; returns the id of a created article.
 async fn rest_call(
-    conn: &mut Client,
+    conn: &mut RestConn,
     token: &HeaderValue,
     planned: &Planned,
 ) -> Result<Option<i32>, Failure> {
@@ -325,7 +325,12 @@ fn snippet(body: &[u8]) -> String {
 }
 
 /// A gRPC worker: one channel to the service at `url`.
-pub async fn grpc_worker(id: usize, url: String, articles: u32, control: Arc<Control>) -> Tally {
+pub(crate) async fn grpc_worker(
+    id: usize,
+    url: String,
+    articles: u32,
+    control: Arc<Control>,
+) -> Tally {
     let mut tally = Tally::default();
     let mut rng = Rng::new(0x6770_0000 + id as u64);
     let mut client = None;

@@ -180,7 +180,7 @@ impl Shared {
             }
         };
         let (mut parts, body) = request.into_parts();
-        parts.uri = self.absolute(parts.uri)?;
+        parts.uri = self.absolute(&parts.uri)?;
         let end = body.is_end_stream();
         let (response, stream) =
             match sender.send_request(http::Request::from_parts(parts, ()), end) {
@@ -199,7 +199,7 @@ impl Shared {
     }
 
     /// `path` with this backend's scheme and authority, as HTTP/2 requests carry them.
-    fn absolute(&self, uri: Uri) -> Result<Uri, BoxError> {
+    fn absolute(&self, uri: &Uri) -> Result<Uri, BoxError> {
         let path = uri
             .path_and_query()
             .cloned()

@@ -13,7 +13,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::{SchemaState, StoreOptions};
+use super::{
+    options::{SchemaState, StoreOptions},
+    page::{PageRow, page_from_rows},
+};
 use crate::{
     error::{Error, Result},
     model::{Article, NewArticle, contract_id},
@@ -130,12 +133,12 @@ pub(super) async fn list(
     } else {
         PAGE_WITH_COUNT
     };
-    let rows: Vec<super::PageRow> = sqlx::query_as(sql)
+    let rows: Vec<PageRow> = sqlx::query_as(sql)
         .bind(limit)
         .bind(offset)
         .fetch_all(pool)
         .await?;
-    Ok(super::page_from_rows(rows))
+    Ok(page_from_rows(rows))
 }
 
 pub(super) async fn after(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<Article>> {

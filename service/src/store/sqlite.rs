@@ -5,7 +5,7 @@
 //! and so do we (UTC). It leaves as SQLite's `strftime('%Y-%m-%d %H:%M:%S', create_time)` would
 //! format it, so any format SQLite understands comes out as `YYYY-MM-DD HH:MM:SS`; but the
 //! usual formats are cut in Rust ([`clock::sqlite_canonical_len`]) and only the others are sent
-//! to `strftime` ([`FORMAT_TIME`]), one value at a time.
+//! to `strftime` ([`fast::FORMAT_TIME`]), one value at a time.
 //!
 //! The journal mode is switched to WAL (a setting stored in the file) only in databases whose
 //! schema is ours; a foreign (Django) database keeps the mode it has.
@@ -22,8 +22,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use self::fast::FastReader;
-use super::{SchemaState, StoreOptions};
+use self::fast::{FORMAT_TIME, FastReader};
+use super::{
+    options::{SchemaState, StoreOptions},
+    page::{PageRow, page_from_rows},
+};
 use crate::{
     clock,
     error::{Error, Result},
@@ -40,10 +43,6 @@ macro_rules! columns {
         "id, title, content, CAST(create_time AS TEXT) AS create_time"
     };
 }
-
-/// What `strftime` makes of a `create_time` that [`clock::sqlite_canonical_len`] cannot cut:
-/// the value itself when SQLite cannot read it as a time either.
-const FORMAT_TIME: &str = "SELECT COALESCE(strftime('%Y-%m-%d %H:%M:%S', ?1), ?1)";
 
 /// Formats `article.create_time` as `YYYY-MM-DD HH:MM:SS` (see the module docs).
 async fn format_time<'e, E>(exec: E, article: &mut Article) -> Result<()>
@@ -371,7 +370,7 @@ pub(super) async fn list(
     {
         return Ok(page);
     }
-    let rows: Vec<super::PageRow> = sqlx::query_as(page_sql)
+    let rows: Vec<PageRow> = sqlx::query_as(page_sql)
         .bind(limit)
         .bind(offset)
         .fetch_all(&db.pool)
@@ -380,7 +379,7 @@ pub(super) async fn list(
         let total: i64 = sqlx::query_scalar(total_sql).fetch_one(&db.pool).await?;
         return Ok((Vec::new(), total));
     }
-    let (mut page, total) = super::page_from_rows(rows);
+    let (mut page, total) = page_from_rows(rows);
     for article in &mut page {
         format_time(&db.pool, article).await?;
     }

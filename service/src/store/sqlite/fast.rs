@@ -20,8 +20,16 @@ use std::{
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{super::PageRow, super::page_from_rows, FORMAT_TIME};
-use crate::{clock, model::Article};
+use crate::{
+    clock,
+    model::Article,
+    store::page::{PageRow, page_from_rows},
+};
+
+/// What `strftime` makes of a `create_time` that [`clock::sqlite_canonical_len`] cannot cut:
+/// the value itself when SQLite cannot read it as a time either. Here, as both this reader and
+/// the sqlx path send it.
+pub(super) const FORMAT_TIME: &str = "SELECT COALESCE(strftime('%Y-%m-%d %H:%M:%S', ?1), ?1)";
 
 /// `sqlite::format_time` on this connection.
 fn format_time(conn: &Connection, article: &mut Article) -> rusqlite::Result<()> {
