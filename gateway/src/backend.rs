@@ -1,9 +1,9 @@
 //! The backend: one generic unary gRPC call over any tower service, to one server or to
 //! several replicas.
 //!
-//! A [`Backend`] is a cloneable gRPC transport. Built from a tonic [`Channel`] it is a pooled
-//! HTTP/2 connection to a remote server (connected lazily, so the gateway starts while the
-//! backend is down); built from any other service (for example the server's own tonic
+//! A [`Backend`] is a cloneable gRPC transport. Built from a URI it is an HTTP/2 connection to
+//! a remote server ([`transport`]; connected lazily, so the gateway starts while the backend
+//! is down); built from any other service (for example the server's own tonic
 //! `Routes`) it calls the gRPC service in memory, with no socket. Built with
 //! [`Backend::balanced`] it spreads calls over several replicas ([`balance`]) and leaves out
 //! those whose `grpc.health.v1` check answers anything but SERVING ([`health`]; a server with
@@ -11,7 +11,7 @@
 //!
 //! A call reads straight: the handler hands [`Backend::unary`] the request and its
 //! [`CallOptions`] (the deadline, whether it may be repeated); [`call`] owns the deadline and
-//! the retries; the balancer only picks a replica; the replica's channel carries the call. The
+//! the retries; the balancer only picks a replica; the replica's connection carries the call. The
 //! codec is [`DynamicCodec`], so no method needs generated client code.
 //!
 //! Only a transport failure (a refused or lost connection) marks a replica down between
@@ -23,7 +23,9 @@ mod call;
 mod codec;
 mod conn;
 mod health;
+mod replica;
 mod tls;
+mod transport;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -31,54 +33,27 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::uri::PathAndQuery;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
-use tonic::{
-    Code, Status,
-    transport::{Channel, Endpoint},
-};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
-use tower::util::BoxCloneSyncService;
+use tonic::{Status, transport::Channel};
 
-pub use balance::{BalanceOptions, ReplicaStatus, default_connections};
 pub use call::{
     CallError, CallMetadata, CallOptions, DEFAULT_MAX_RESPONSE_BYTES, ResponseStream, UnaryResponse,
 };
 pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder, StreamCodec, StreamEncoder};
 pub use health::Readiness;
+pub use replica::{BalanceOptions, ReplicaStatus, default_connections};
 pub use tls::BackendTls;
+pub use tower::BoxError;
+pub use transport::GrpcService;
 
 use crate::error::Error;
 use balance::Balancer;
-
-/// A boxed error, as tonic's transport traits use it.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The shape every backend transport is boxed into.
-///
-/// Its error is a [`Status`]: a transport failure (connection refused, reset, timeout) is
-/// logged in full where it happens and becomes a status with a generic message, so no address
-/// or OS error reaches clients. (A boxed `dyn Error` here would also trip a rustc limitation:
-/// futures holding it cannot be proven `Send` inside axum handlers.)
-pub type GrpcService = BoxCloneSyncService<
-    http::Request<tonic::body::Body>,
-    http::Response<tonic::body::Body>,
-    Status,
->;
+use call::Inner;
+use transport::{Lazy, box_service, transport_status};
 
 /// Where gRPC calls go.
 #[derive(Clone)]
 pub struct Backend {
     inner: Inner,
-}
-
-/// One transport, or several balanced replicas.
-#[derive(Clone)]
-enum Inner {
-    /// A channel or an in-memory service: every call goes there, no health watching.
-    Single(GrpcService),
-    /// Several replicas, health-checked and balanced.
-    Balanced(Arc<Balancer>),
 }
 
 impl fmt::Debug for Backend {
@@ -211,7 +186,13 @@ impl Backend {
         output: MessageDescriptor,
         options: CallOptions,
     ) -> BoxFuture<'static, Result<UnaryResponse, CallError>> {
-        Box::pin(call::unary(self.clone(), path, request, output, options))
+        Box::pin(call::unary(
+            self.inner.clone(),
+            path,
+            request,
+            output,
+            options,
+        ))
     }
 
     /// Starts a streaming call (any kind) at `path`, sending the request's messages as they
@@ -229,7 +210,7 @@ impl Backend {
         S: futures::Stream<Item = Result<DynamicMessage, Status>> + Send + 'static,
     {
         Box::pin(call::streaming(
-            self.clone(),
+            self.inner.clone(),
             path,
             request,
             output,
@@ -251,122 +232,4 @@ impl Backend {
             }
         }
     }
-}
-
-/// A lazily connected transport to `uri`: an HTTP/2 [`conn::Connection`] of our own for
-/// `http://`, tonic's channel (with TLS) for `https://`.
-#[derive(Clone)]
-enum Lazy {
-    Plain(conn::Connection),
-    Tls(Channel),
-}
-
-impl Lazy {
-    /// Must be called within a Tokio runtime (tonic's channel spawns its worker at once).
-    fn new(uri: &str, connect_timeout: Duration, tls: Option<&BackendTls>) -> Result<Self, Error> {
-        let endpoint = endpoint(uri, connect_timeout, tls)?;
-        if tls::is_secure(uri) {
-            return Ok(Self::Tls(endpoint.connect_lazy()));
-        }
-        conn::Connection::lazy(endpoint.uri(), connect_timeout)
-            .map(Self::Plain)
-            .ok_or_else(|| Error::InvalidArgument(format!("backend URI {uri:?} has no host")))
-    }
-
-    /// Boxed, turning its transport errors into statuses with `on_error`.
-    fn boxed<F>(self, on_error: F) -> GrpcService
-    where
-        F: Fn(BoxError) -> Status + Clone + Send + Sync + 'static,
-    {
-        match self {
-            Self::Plain(connection) => box_service(connection, on_error),
-            Self::Tls(channel) => box_service(channel, on_error),
-        }
-    }
-}
-
-/// A lazily connectable endpoint for `uri`, with TLS for `https://` URIs.
-fn endpoint(
-    uri: &str,
-    connect_timeout: Duration,
-    tls: Option<&BackendTls>,
-) -> Result<Endpoint, Error> {
-    let endpoint = Endpoint::from_shared(uri.to_owned())
-        .map_err(|e| Error::InvalidArgument(format!("invalid backend URI {uri:?}: {e}")))?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true);
-    tls::configure(endpoint, uri, tls)
-}
-
-/// Boxes `service`, turning its transport errors into statuses with `on_error`.
-fn box_service<S, B, F>(service: S, on_error: F) -> GrpcService
-where
-    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-    F: Fn(BoxError) -> Status + Clone + Send + Sync + 'static,
-{
-    let service = tower::ServiceBuilder::new()
-        .map_err(move |e: S::Error| on_error(e.into()))
-        .map_response(|r: http::Response<B>| r.map(tonic::body::Body::new))
-        .service(service);
-    BoxCloneSyncService::new(service)
-}
-
-/// `grpc.health.v1.Health/Check` for `service` (`""`: the whole server).
-async fn check_health(transport: GrpcService, service: String) -> Result<ServingStatus, Status> {
-    let response = HealthClient::new(transport)
-        .check(HealthCheckRequest { service })
-        .await?;
-    Ok(response.into_inner().status())
-}
-
-/// Whether a transport error is tonic's channel enforcing the call's `grpc-timeout` (the
-/// call ran out of time; the replica did nothing wrong). tonic reports it as an error of the
-/// channel (`TimeoutExpired`, which `Status::from_error` turns into CANCELLED), not as
-/// DEADLINE_EXCEEDED.
-fn expired(error: &BoxError) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    // Bounded by the length of the source chain.
-    while let Some(e) = source {
-        if e.is::<tonic::TimeoutExpired>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
-/// A transport failure as a status: DEADLINE_EXCEEDED for an expired timeout, else the code
-/// tonic would pick (`UNAVAILABLE` for a refused connection), with a generic message; the
-/// details are logged.
-fn transport_status(error: BoxError) -> Status {
-    if expired(&error) {
-        return Status::deadline_exceeded("the deadline expired before the backend answered");
-    }
-    if let Some(refused) = error.downcast_ref::<conn::ConnectError>() {
-        tracing::warn!(error = %refused, "backend transport failure");
-        return Status::unavailable("the backend is unavailable");
-    }
-    let status = match error.downcast::<Status>() {
-        // Already a status (another layer mapped it): keep it.
-        Ok(status) => return *status,
-        Err(error) => {
-            let status = Status::from_error(error);
-            tracing::warn!(code = ?status.code(), error = %status, "backend transport failure");
-            status
-        }
-    };
-    let message = match status.code() {
-        Code::Unavailable => "the backend is unavailable",
-        Code::Cancelled => "the backend call was cancelled",
-        _ => "the backend call failed",
-    };
-    Status::new(status.code(), message)
 }

@@ -12,9 +12,9 @@
 //!    front of tonic's channels, which already have one each;
 //! 4. the metrics count calls per replica, so the caller must know which replica served.
 //!
-//! What tonic provides is still used: each replica is a lazily connected tonic `Channel`
-//! (reconnecting on its own, with its own buffer), and health comes from `grpc.health.v1`
-//! ([`super::health`]).
+//! Each replica's connections are lazily made and remade on failure by the transport
+//! ([`super::transport`]: our own HTTP/2 connection for `http://`, tonic's `Channel` for
+//! `https://`), and health comes from `grpc.health.v1` ([`super::health`]).
 //!
 //! Selection is power-of-two-choices on in-flight counts, without a random source: the two
 //! candidates are consecutive healthy replicas from a rotating cursor and the less loaded one
@@ -34,11 +34,10 @@
 
 use std::{
     sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
-    time::Duration,
 };
 
 use futures::future::BoxFuture;
@@ -46,131 +45,12 @@ use tokio::{sync::watch, task::AbortHandle};
 use tonic::{Status, body::Body};
 use tower::ServiceExt as _;
 
-use super::{BackendTls, GrpcService, Lazy, health, transport_status};
+use super::{
+    health,
+    replica::{BalanceOptions, InFlight, ReplicaState, ReplicaStatus},
+    transport::{GrpcService, Lazy, transport_status},
+};
 use crate::error::Error;
-
-/// How replicas are reached and watched.
-#[derive(Debug, Clone)]
-pub struct BalanceOptions {
-    /// How many HTTP/2 connections each replica gets for calls (at least 1).
-    pub connections: usize,
-    /// How many health checks without an answer, or calls failing at the transport, in a row
-    /// take a replica out (at least 1).
-    pub failure_threshold: u32,
-    /// The largest share of the replicas that call failures may take out, in percent (one
-    /// replica at least).
-    pub max_ejection_percent: u8,
-    /// How long a connection attempt to a replica may take.
-    pub connect_timeout: Duration,
-    /// How often each replica's health is checked.
-    pub health_interval: Duration,
-    /// The service name the health check asks about (`""`: the whole server).
-    pub health_service: String,
-    /// The trust for `https://` replicas (`None`: the webpki roots only).
-    pub tls: Option<BackendTls>,
-}
-
-/// The default connections per replica: one per core, at least two.
-pub fn default_connections() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
-}
-
-impl Default for BalanceOptions {
-    fn default() -> Self {
-        Self {
-            connections: default_connections(),
-            failure_threshold: 3,
-            max_ejection_percent: 50,
-            connect_timeout: Duration::from_secs(1),
-            health_interval: Duration::from_secs(1),
-            health_service: String::new(),
-            tls: None,
-        }
-    }
-}
-
-/// A replica's state, as the last health check and the calls in progress left it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaStatus {
-    /// The replica's URI, as configured.
-    pub uri: String,
-    /// Whether it gets calls: its last health check answered SERVING (or UNIMPLEMENTED: no
-    /// health service) and no call failed at the transport level since.
-    pub up: bool,
-    /// Why it is up or down, in words: `SERVING`, `no health service ...`, `NOT_SERVING`,
-    /// a transport failure, `not checked yet`.
-    pub health: String,
-    /// Calls in progress on it.
-    pub in_flight: usize,
-    /// Calls sent to it so far (retries included).
-    pub calls: u64,
-}
-
-/// The counters of one replica, shared by its transport, its watcher and the balancer.
-#[derive(Debug)]
-pub(super) struct ReplicaState {
-    up: AtomicBool,
-    in_flight: AtomicUsize,
-    calls: AtomicU64,
-    /// Calls in a row that failed at the transport.
-    failures: AtomicU32,
-    /// Why `up` has its value; written when it changes, read by `/readyz` and the watcher.
-    why: Mutex<String>,
-}
-
-impl Default for ReplicaState {
-    fn default() -> Self {
-        Self {
-            up: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            calls: AtomicU64::new(0),
-            failures: AtomicU32::new(0),
-            why: Mutex::new("not checked yet".to_owned()),
-        }
-    }
-}
-
-impl ReplicaState {
-    /// Records the health and why; returns the previous value of `up`.
-    pub(super) fn set_up(&self, up: bool, why: &str) -> bool {
-        let mut reason = self.why.lock().unwrap_or_else(PoisonError::into_inner);
-        if *reason != why {
-            why.clone_into(&mut reason);
-        }
-        self.up.swap(up, Ordering::AcqRel)
-    }
-
-    fn why(&self) -> String {
-        self.why
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
-    }
-
-    fn load(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Counts a call until the guard is dropped.
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(self))
-    }
-}
-
-/// A call in progress on a replica.
-pub(super) struct InFlight(Arc<ReplicaState>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// The replica picked for one attempt.
 pub(super) struct Picked {

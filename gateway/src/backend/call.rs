@@ -11,14 +11,30 @@
 //! the same (one message each way), but `unary` merges the trailers into the header metadata,
 //! so a trailer would overwrite a header of the same name.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::Stream;
 use http::uri::PathAndQuery;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{Code, Status, metadata::MetadataMap};
 
-use super::{Backend, DynamicCodec, GrpcService, Inner, StreamCodec, balance::Picked};
+use super::{
+    balance::{Balancer, Picked},
+    codec::{DynamicCodec, StreamCodec},
+    transport::GrpcService,
+};
+
+/// Where a call goes: one transport, or several balanced replicas.
+#[derive(Clone)]
+pub(super) enum Inner {
+    /// A channel or an in-memory service: every call goes there, no health watching.
+    Single(GrpcService),
+    /// Several replicas, health-checked and balanced.
+    Balanced(Arc<Balancer>),
+}
 
 /// How one call is made.
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +143,7 @@ impl CallError {
 
 /// Runs the call on `backend` within `options.deadline`.
 pub(super) async fn unary(
-    backend: Backend,
+    backend: Inner,
     path: PathAndQuery,
     request: tonic::Request<DynamicMessage>,
     output: MessageDescriptor,
@@ -143,14 +159,14 @@ pub(super) async fn unary(
 /// The attempts of one call: one on a single transport; over replicas, one per replica at
 /// most while each fails with `UNAVAILABLE` and the call is idempotent.
 async fn attempts(
-    backend: &Backend,
+    backend: &Inner,
     path: PathAndQuery,
     request: tonic::Request<DynamicMessage>,
     output: MessageDescriptor,
     options: CallOptions,
 ) -> Result<UnaryResponse, CallError> {
     let (metadata, _, message) = request.into_parts();
-    let balancer = match &backend.inner {
+    let balancer = match backend {
         Inner::Single(service) => {
             let request = with_deadline(metadata, message, options.deadline)?;
             return attempt(service.clone(), path, request, output, options).await;
@@ -329,7 +345,7 @@ impl ResponseStream {
 /// replica, sending `requests` as they come; completes when the response headers arrive.
 /// Never retried: a stream cannot be replayed.
 pub(super) async fn streaming<S>(
-    backend: Backend,
+    backend: Inner,
     path: PathAndQuery,
     mut request: tonic::Request<S>,
     output: MessageDescriptor,
@@ -338,7 +354,7 @@ pub(super) async fn streaming<S>(
 where
     S: Stream<Item = Result<DynamicMessage, Status>> + Send + 'static,
 {
-    let (service, picked) = match &backend.inner {
+    let (service, picked) = match &backend {
         Inner::Single(service) => (service.clone(), None),
         Inner::Balanced(balancer) => {
             let picked = balancer

@@ -36,7 +36,7 @@ use http_body_util::BodyExt as _;
 use tokio::net::TcpStream;
 use tonic::{Status, body::Body};
 
-use super::BoxError;
+use tower::BoxError;
 
 /// hyper's client defaults, which the gateway had through tonic: a response of a few MiB
 /// arrives without waiting on window updates.

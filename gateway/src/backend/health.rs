@@ -13,9 +13,14 @@ use std::{sync::Arc, time::Duration};
 use serde::Serialize;
 use tokio::{runtime::Handle, sync::watch, task::AbortHandle, time::MissedTickBehavior};
 use tonic::{Code, Status};
-use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
-use super::{BalanceOptions, GrpcService, ReplicaStatus, balance::ReplicaState, check_health};
+use super::{
+    replica::{BalanceOptions, ReplicaState, ReplicaStatus},
+    transport::GrpcService,
+};
 
 /// The shortest interval accepted, so a zero interval cannot spin.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -184,4 +189,12 @@ pub(super) fn spawn(runtime: &Handle, watched: Watched, options: &BalanceOptions
             }
         })
         .abort_handle()
+}
+
+/// `grpc.health.v1.Health/Check` for `service` (`""`: the whole server).
+async fn check_health(transport: GrpcService, service: String) -> Result<ServingStatus, Status> {
+    let response = HealthClient::new(transport)
+        .check(HealthCheckRequest { service })
+        .await?;
+    Ok(response.into_inner().status())
 }
