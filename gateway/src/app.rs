@@ -17,7 +17,6 @@ use axum::{
     extract::{Request, State},
     handler::Handler as _,
     response::{IntoResponse, Response},
-    routing::get,
 };
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, header};
@@ -39,6 +38,11 @@ use crate::{
     detach::Detached,
     error::{self, Error, ErrorFormat},
     json::JsonOptions,
+    limits::{
+        DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
+        DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
+    },
     metadata,
     metrics::{Metrics, RouteSlot},
     openapi::{self, ApiInfo},
@@ -49,26 +53,6 @@ use crate::{
     template::split_request_path,
     transcode::{self, RequestOptions, Unknown},
 };
-
-/// The default request body limit: 1 MiB.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
-/// The default limit on a query string's length, in bytes as sent: 8 KiB.
-pub const DEFAULT_MAX_QUERY_LENGTH: usize = 8 * 1024;
-/// The default limit on the metadata forwarded to the backend: 16 KiB, the header list size
-/// tonic's (hyper's) HTTP/2 server accepts by default.
-pub const DEFAULT_MAX_METADATA_BYTES: usize = 16 * 1024;
-/// The default time a whole request body may take to arrive (nginx's `client_body_timeout`).
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// The default slowest average rate of a request body, in bytes per second (Kestrel's).
-pub const DEFAULT_MIN_BODY_RATE: u64 = 240;
-/// How long a body may arrive slower than the minimum rate before it is refused (Kestrel's).
-pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
-/// The default number of requests transcoded at once before new ones are shed.
-pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
-/// The default deadline of a call when the client sends no `Grpc-Timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.
-pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Which origins may call the API from a browser.
 #[derive(Debug, Clone, Default)]
@@ -336,6 +320,7 @@ impl GatewayBuilder {
             descriptors::with_standard_types(self.pool.ok_or(BuildError::Missing("descriptors"))?);
         let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
         let metrics = Metrics::new(&backend);
+        let probes = probes::router(backend.clone());
         let bindings = Bindings::from_pool(&pool);
         for skipped in &bindings.skipped {
             tracing::warn!(
@@ -411,10 +396,9 @@ impl GatewayBuilder {
             .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
             .service(transcode_request.with_state(Arc::clone(&shared)));
         let mut router = Router::new()
-            .route("/healthz", get(probes::healthz).fallback(probes::get_only))
-            .route("/readyz", get(probes::readyz).fallback(probes::get_only))
             .fallback_service(transcode)
-            .with_state(shared);
+            .with_state(shared)
+            .merge(probes);
         router = router.merge(crate::metrics::router(metrics.clone()));
         if let Some(doc) = &docs {
             router = router.merge(openapi::docs_router(doc));

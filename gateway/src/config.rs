@@ -6,14 +6,14 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    app::{
-        DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES,
-        DEFAULT_MAX_QUERY_LENGTH, DEFAULT_MIN_BODY_RATE,
-    },
     backend::{DEFAULT_MAX_RESPONSE_BYTES, default_connections},
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
-    server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES},
+    limits::{
+        DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
+        DEFAULT_MIN_BODY_RATE,
+    },
     transcode::Unknown,
 };
 

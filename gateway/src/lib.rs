@@ -13,7 +13,8 @@
 //! WebSocket), [`backend`] (the generic call: deadline, retries, balancing, health),
 //! [`metadata`] (headers <-> metadata and trailers), [`error`] (the one error type, its HTTP
 //! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
-//! documented), [`json`] (output options), [`descriptors`] (loading, standard types),
+//! documented), [`json`] (output options), [`limits`] (default limits and deadlines),
+//! [`descriptors`] (loading, standard types),
 //! [`config`] (the command line).
 
 pub mod app;
@@ -25,6 +26,7 @@ pub mod descriptors;
 mod detach;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;

@@ -21,10 +21,7 @@ use crate::{
     rules::Bindings,
 };
 
-pub use connections::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, ServeOptions, serve_with,
-};
+pub use connections::{ServeOptions, serve_with};
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests,
 /// with the default [`ServeOptions`]. Each request carries the peer address (for
