@@ -15,7 +15,7 @@
 //! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
 //! documented), [`json`] (output options), [`limits`] (default limits and deadlines),
 //! [`descriptors`] (loading, standard types),
-//! [`config`] (the command line).
+//! [`config`] (the command line), [`startup`] (why the gateway could not start).
 
 pub mod app;
 pub mod backend;
@@ -35,6 +35,7 @@ pub mod request_id;
 pub mod routes;
 pub mod rules;
 pub mod server;
+pub mod startup;
 mod stream;
 pub mod template;
 pub mod transcode;
@@ -43,3 +44,4 @@ pub use app::{BuildError, CorsOrigins, Gateway, GatewayBuilder};
 pub use backend::{Backend, BalanceOptions};
 pub use error::Error;
 pub use server::{run, serve};
+pub use startup::StartError;

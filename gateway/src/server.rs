@@ -6,7 +6,6 @@ pub mod tls;
 
 use std::{future::Future, time::Duration};
 
-use anyhow::Context as _;
 use axum::Router;
 use http::HeaderValue;
 use prost_reflect::DescriptorPool;
@@ -19,6 +18,7 @@ use crate::{
     descriptors,
     openapi::{self, ApiInfo},
     rules::Bindings,
+    startup::StartError,
 };
 
 pub use connections::{ServeOptions, serve_with};
@@ -84,7 +84,7 @@ pub fn init_tracing() {
 ///
 /// # Errors
 /// Bad configuration, unloadable descriptors, or a failure to bind the listen address.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli) -> Result<(), StartError> {
     match cli.command {
         None => run_serve(cli.serve).await,
         Some(Command::Serve(args)) => run_serve(args).await,
@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
     raise_open_files_limit(args.http.max_client_connections);
     let backend = Backend::balanced(&args.api.backends, &balance_options(&args)?)?;
     // Each replica's first health check is bounded by its timeout; waiting for them means the
@@ -102,7 +102,10 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let router = router(&args, pool, backend)?;
     let listener = TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .map_err(|source| StartError::Bind {
+            addr: args.listen,
+            source,
+        })?;
     let scheme = if args.http.tls_cert.is_some() {
         "https"
     } else {
@@ -142,7 +145,11 @@ pub fn raise_open_files_limit(max_connections: usize) {
 ///
 /// # Errors
 /// An invalid CORS origin.
-pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyhow::Result<Router> {
+pub fn router(
+    args: &ServeArgs,
+    pool: DescriptorPool,
+    backend: Backend,
+) -> Result<Router, StartError> {
     let info = api_info(&args.api, &Bindings::from_pool(&pool));
     let builder = Gateway::builder()
         .openapi_info(info)
@@ -157,7 +164,7 @@ impl HttpArgs {
     ///
     /// # Errors
     /// An invalid CORS origin.
-    pub fn configure(&self, builder: GatewayBuilder) -> anyhow::Result<GatewayBuilder> {
+    pub fn configure(&self, builder: GatewayBuilder) -> Result<GatewayBuilder, StartError> {
         let cors = if self.cors_origins.is_empty() {
             CorsOrigins::Any
         } else {
@@ -165,10 +172,9 @@ impl HttpArgs {
                 self.cors_origins
                     .iter()
                     .map(|o| {
-                        HeaderValue::from_str(o)
-                            .with_context(|| format!("invalid CORS origin {o:?}"))
+                        HeaderValue::from_str(o).map_err(|_| StartError::CorsOrigin(o.clone()))
                     })
-                    .collect::<anyhow::Result<_>>()?,
+                    .collect::<Result<_, _>>()?,
             )
         };
         let mut builder = builder
@@ -195,7 +201,7 @@ impl HttpArgs {
     ///
     /// # Errors
     /// When the TLS certificate or key cannot be loaded.
-    pub fn serve_options(&self) -> anyhow::Result<ServeOptions> {
+    pub fn serve_options(&self) -> Result<ServeOptions, StartError> {
         Ok(ServeOptions {
             max_header_bytes: self.max_header_bytes,
             // A call in flight at shutdown gets its whole deadline, and a moment to answer.
@@ -216,7 +222,10 @@ impl HttpArgs {
 ///
 /// # Errors
 /// When they cannot be read.
-pub async fn load_descriptors(api: &ApiArgs, backend: &Backend) -> anyhow::Result<DescriptorPool> {
+pub async fn load_descriptors(
+    api: &ApiArgs,
+    backend: &Backend,
+) -> Result<DescriptorPool, StartError> {
     match local_descriptors(api)? {
         Some(pool) => Ok(pool),
         None => reflect_first(api, backend).await,
@@ -225,7 +234,7 @@ pub async fn load_descriptors(api: &ApiArgs, backend: &Backend) -> anyhow::Resul
 
 /// The descriptors that need no backend (a file, or the embedded contract); `None` when the
 /// flags ask for reflection.
-fn local_descriptors(api: &ApiArgs) -> anyhow::Result<Option<DescriptorPool>> {
+fn local_descriptors(api: &ApiArgs) -> Result<Option<DescriptorPool>, StartError> {
     Ok(if let Some(path) = &api.descriptor_set {
         Some(descriptors::from_file(path)?)
     } else if api.reflect {
@@ -242,7 +251,7 @@ const REFLECTION_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// When the `--backend-ca` file cannot be read.
-pub fn balance_options(args: &ServeArgs) -> anyhow::Result<BalanceOptions> {
+pub fn balance_options(args: &ServeArgs) -> Result<BalanceOptions, StartError> {
     Ok(BalanceOptions {
         connections: args.backend_connections,
         failure_threshold: args.failure_threshold,
@@ -254,7 +263,7 @@ pub fn balance_options(args: &ServeArgs) -> anyhow::Result<BalanceOptions> {
     })
 }
 
-fn backend_tls(api: &ApiArgs) -> anyhow::Result<Option<BackendTls>> {
+fn backend_tls(api: &ApiArgs) -> Result<Option<BackendTls>, StartError> {
     Ok(match &api.backend_ca {
         Some(path) => Some(BackendTls::from_ca_file(path)?),
         None => None,
@@ -262,7 +271,7 @@ fn backend_tls(api: &ApiArgs) -> anyhow::Result<Option<BackendTls>> {
 }
 
 /// Reads the descriptors by reflection from the first replica that answers, in order.
-async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<DescriptorPool> {
+async fn reflect_first(api: &ApiArgs, backend: &Backend) -> Result<DescriptorPool, StartError> {
     let replicas = backend.replicas();
     let mut failures = Vec::with_capacity(replicas.len());
     for (index, replica) in replicas.iter().enumerate() {
@@ -288,10 +297,7 @@ async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<Descr
         );
         failures.push(format!("{name}: {error}"));
     }
-    anyhow::bail!(
-        "reading descriptors by reflection failed on every backend: {}",
-        failures.join("; ")
-    )
+    Err(StartError::Reflection(failures))
 }
 
 /// Prints the OpenAPI document of the API the flags choose, exactly as `/openapi.json`
@@ -299,7 +305,7 @@ async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<Descr
 ///
 /// Only `--reflect` reaches a backend: otherwise none is made, so nothing is connected,
 /// health-checked or logged.
-async fn run_openapi(args: &ApiArgs) -> anyhow::Result<()> {
+async fn run_openapi(args: &ApiArgs) -> Result<(), StartError> {
     let pool = match local_descriptors(args)? {
         Some(pool) => pool,
         None => {
