@@ -205,8 +205,8 @@ pub struct ApiArgs {
     /// (Mozilla) roots.
     #[arg(long, env = "ARTICLES_GATEWAY_BACKEND_CA")]
     pub backend_ca: Option<PathBuf>,
-    /// Read the descriptors from this encoded FileDescriptorSet instead of the embedded
-    /// article contract (`protoc --include_imports --descriptor_set_out`, `buf build -o`).
+    /// Read the descriptors from this encoded FileDescriptorSet instead of the API compiled
+    /// into the binary (the article contract's, for `articles-gateway`) (`protoc --include_imports --descriptor_set_out`, `buf build -o`).
     #[arg(
         long,
         env = "ARTICLES_GATEWAY_DESCRIPTOR_SET",

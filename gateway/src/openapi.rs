@@ -24,7 +24,7 @@ mod schema;
 use std::collections::BTreeSet;
 
 use http::Method;
-use prost_reflect::{DescriptorPool, FieldDescriptor};
+use prost_reflect::FieldDescriptor;
 use utoipa::openapi::{
     Components, Content, HttpMethod, Info, OpenApi, PathItem, Paths, Ref, RefOr, Response, Schema,
     SecurityRequirement, Server, Tag, Type,
@@ -87,18 +87,6 @@ pub struct ApiLicense {
     pub name: String,
     /// Where the license text is.
     pub url: Option<String>,
-}
-
-impl ApiInfo {
-    /// The article API's info: title `articles`, this crate's version (the article proto's
-    /// `openapiv2_swagger` option says the rest).
-    pub fn articles() -> Self {
-        Self {
-            title: "articles".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            ..Self::default()
-        }
-    }
 }
 
 /// One HTTP status the gateway can answer with an error, as a shared response component.
@@ -444,16 +432,6 @@ fn license(
     }
     out.url = url;
     Some(out)
-}
-
-/// The OpenAPI document of the article API as the embedded descriptors describe it.
-pub fn articles_document(json: &JsonOptions) -> Result<OpenApi, prost_reflect::DescriptorError> {
-    let pool = DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)?;
-    Ok(document(
-        &Bindings::from_pool(&pool),
-        json,
-        ApiInfo::articles(),
-    ))
 }
 
 /// The document as pretty-printed JSON with a trailing newline: the committed file's format.
@@ -903,11 +881,18 @@ fn error_schema(format: ErrorFormat) -> RefOr<Schema> {
 mod tests {
     use super::*;
 
+    /// The article contract's document: these tests read its paths.
     fn doc() -> serde_json::Value {
-        let doc = match articles_document(&JsonOptions::default()) {
-            Ok(d) => d,
+        let pool = match prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
+        {
+            Ok(pool) => pool,
             Err(e) => panic!("{e}"),
         };
+        let doc = document(
+            &Bindings::from_pool(&pool),
+            &JsonOptions::default(),
+            ApiInfo::default(),
+        );
         match serde_json::to_value(&doc) {
             Ok(v) => v,
             Err(e) => panic!("{e}"),

@@ -80,26 +80,37 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Runs the command line: `serve` (the default) or `openapi`.
+/// An API compiled into the binary: what the gateway serves when neither `--descriptor-set`
+/// nor `--reflect` is given. The gateway library knows no API; a binary brings its own.
+#[derive(Debug, Clone)]
+pub struct EmbeddedApi {
+    /// Its encoded `google.protobuf.FileDescriptorSet`, imports included.
+    pub descriptor_set: &'static [u8],
+    /// The `info` of its OpenAPI document (other APIs get [`generic_info`]).
+    pub info: ApiInfo,
+}
+
+/// Runs the command line: `serve` (the default) or `openapi`, over `embedded` when the flags
+/// name no other descriptors.
 ///
 /// # Errors
 /// Bad configuration, unloadable descriptors, or a failure to bind the listen address.
-pub async fn run(cli: Cli) -> Result<(), StartError> {
+pub async fn run(cli: Cli, embedded: Option<&EmbeddedApi>) -> Result<(), StartError> {
     match cli.command {
-        None => run_serve(cli.serve).await,
-        Some(Command::Serve(args)) => run_serve(args).await,
-        Some(Command::Openapi(args)) => run_openapi(&args).await,
+        None => run_serve(cli.serve, embedded).await,
+        Some(Command::Serve(args)) => run_serve(args, embedded).await,
+        Some(Command::Openapi(args)) => run_openapi(&args, embedded).await,
     }
 }
 
-async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
+async fn run_serve(args: ServeArgs, embedded: Option<&EmbeddedApi>) -> Result<(), StartError> {
     raise_open_files_limit(args.http.max_client_connections);
     let backend = Backend::balanced(&args.api.backends, &balance_options(&args)?)?;
     // Each replica's first health check is bounded by its timeout; waiting for them means the
     // first requests are not refused for want of a check.
     backend.health_checked().await;
-    let pool = load_descriptors(&args.api, &backend).await?;
-    let router = router(&args, pool, backend)?;
+    let pool = load_descriptors(&args.api, embedded, &backend).await?;
+    let router = router(&args, embedded, pool, backend)?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -141,16 +152,18 @@ pub fn raise_open_files_limit(max_connections: usize) {
     }
 }
 
-/// The router `serve` would serve for these arguments.
+/// The router `serve` would serve for these arguments (`embedded` gives the document's `info`
+/// when the descriptors are its).
 ///
 /// # Errors
 /// An invalid CORS origin.
 pub fn router(
     args: &ServeArgs,
+    embedded: Option<&EmbeddedApi>,
     pool: DescriptorPool,
     backend: Backend,
 ) -> Result<Router, StartError> {
-    let info = api_info(&args.api, &Bindings::from_pool(&pool));
+    let info = api_info(&args.api, embedded, &Bindings::from_pool(&pool));
     let builder = Gateway::builder()
         .openapi_info(info)
         .descriptors(pool)
@@ -218,29 +231,34 @@ impl HttpArgs {
     }
 }
 
-/// Loads the descriptors the flags choose: a file, reflection, or the embedded contract.
+/// Loads the descriptors the flags choose: a file, reflection, or else `embedded`.
 ///
 /// # Errors
-/// When they cannot be read.
+/// When they cannot be read, or the flags name none and there is no `embedded`.
 pub async fn load_descriptors(
     api: &ApiArgs,
+    embedded: Option<&EmbeddedApi>,
     backend: &Backend,
 ) -> Result<DescriptorPool, StartError> {
-    match local_descriptors(api)? {
+    match local_descriptors(api, embedded)? {
         Some(pool) => Ok(pool),
         None => reflect_first(api, backend).await,
     }
 }
 
-/// The descriptors that need no backend (a file, or the embedded contract); `None` when the
-/// flags ask for reflection.
-fn local_descriptors(api: &ApiArgs) -> Result<Option<DescriptorPool>, StartError> {
+/// The descriptors that need no backend (a file, or `embedded`); `None` when the flags ask
+/// for reflection.
+fn local_descriptors(
+    api: &ApiArgs,
+    embedded: Option<&EmbeddedApi>,
+) -> Result<Option<DescriptorPool>, StartError> {
     Ok(if let Some(path) = &api.descriptor_set {
         Some(descriptors::from_file(path)?)
     } else if api.reflect {
         None
     } else {
-        Some(descriptors::embedded()?)
+        let embedded = embedded.ok_or(StartError::NoDescriptors)?;
+        Some(descriptors::from_bytes(embedded.descriptor_set)?)
     })
 }
 
@@ -305,8 +323,8 @@ async fn reflect_first(api: &ApiArgs, backend: &Backend) -> Result<DescriptorPoo
 ///
 /// Only `--reflect` reaches a backend: otherwise none is made, so nothing is connected,
 /// health-checked or logged.
-async fn run_openapi(args: &ApiArgs) -> Result<(), StartError> {
-    let pool = match local_descriptors(args)? {
+async fn run_openapi(args: &ApiArgs, embedded: Option<&EmbeddedApi>) -> Result<(), StartError> {
+    let pool = match local_descriptors(args, embedded)? {
         Some(pool) => pool,
         None => {
             let options = BalanceOptions {
@@ -318,17 +336,20 @@ async fn run_openapi(args: &ApiArgs) -> Result<(), StartError> {
         }
     };
     let bindings = Bindings::from_pool(&pool);
-    let doc = openapi::document(&bindings, &args.json_options(), api_info(args, &bindings));
+    let doc = openapi::document(
+        &bindings,
+        &args.json_options(),
+        api_info(args, embedded, &bindings),
+    );
     print!("{}", openapi::to_pretty_json(&doc));
     Ok(())
 }
 
-/// The article API's `info` for the embedded contract, a generic one for any other API.
-fn api_info(args: &ApiArgs, bindings: &Bindings) -> ApiInfo {
-    let mut info = if args.descriptor_set.is_none() && !args.reflect {
-        ApiInfo::articles()
-    } else {
-        generic_info(bindings)
+/// The embedded API's `info` when its descriptors are served, a generic one for any other API.
+fn api_info(args: &ApiArgs, embedded: Option<&EmbeddedApi>, bindings: &Bindings) -> ApiInfo {
+    let mut info = match embedded {
+        Some(embedded) if args.descriptor_set.is_none() && !args.reflect => embedded.info.clone(),
+        _ => generic_info(bindings),
     };
     args.openapi.apply(&mut info);
     info

@@ -23,6 +23,9 @@ pub enum StartError {
     /// The descriptors could not be read or decoded.
     #[error("{0}")]
     Descriptors(#[from] DescriptorError),
+    /// Neither `--descriptor-set` nor `--reflect`, and the binary has no API of its own.
+    #[error("no descriptors: give --descriptor-set FILE or --reflect")]
+    NoDescriptors,
     /// `--reflect`, and no backend answered reflection: each one's failure.
     #[error("reading descriptors by reflection failed on every backend: {}", .0.join("; "))]
     Reflection(Vec<String>),

@@ -862,7 +862,7 @@ async fn descriptors_are_read_by_reflection_v1alpha_when_v1_is_not_served() {
     );
     backend.health_checked().await;
     let reflected = ok(
-        server::load_descriptors(&cli.serve.api, &backend).await,
+        server::load_descriptors(&cli.serve.api, None, &backend).await,
         "descriptors by reflection v1alpha",
     );
     assert!(
@@ -871,7 +871,7 @@ async fn descriptors_are_read_by_reflection_v1alpha_when_v1_is_not_served() {
             .is_some()
     );
     let router = ok(
-        server::router(&cli.serve, reflected, backend),
+        server::router(&cli.serve, None, reflected, backend),
         "gateway router",
     );
     let gateway = spawn_gateway(router).await;
