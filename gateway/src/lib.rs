@@ -2,7 +2,7 @@
 //! transcoder): routes come from the `google.api.http` annotations of the API's descriptors,
 //! never from per-method code.
 //!
-//! - [`app::Gateway::builder`] builds an axum router from a descriptor pool and a
+//! - [`GatewayBuilder`] builds an axum router from a descriptor pool and a
 //!   [`backend::Backend`] (a remote channel, or any in-memory gRPC service);
 //! - [`server::serve`] serves a router on a listener; [`server::run`] is the binary's entry.
 //!
@@ -40,7 +40,7 @@ mod stream;
 pub mod template;
 pub mod transcode;
 
-pub use app::{BuildError, CorsOrigins, Gateway, GatewayBuilder};
+pub use app::{BuildError, CorsOrigins, GatewayBuilder};
 pub use backend::{Backend, BalanceOptions};
 pub use error::Error;
 pub use server::{run, serve};

@@ -12,7 +12,7 @@ use prost_reflect::DescriptorPool;
 use tokio::net::TcpListener;
 
 use crate::{
-    app::{CorsOrigins, Gateway, GatewayBuilder, generic_info},
+    app::{CorsOrigins, GatewayBuilder, generic_info},
     backend::{Backend, BackendTls, BalanceOptions},
     config::{ApiArgs, Cli, Command, HttpArgs, ServeArgs},
     descriptors,
@@ -164,7 +164,7 @@ pub fn router(
     backend: Backend,
 ) -> Result<Router, StartError> {
     let info = api_info(&args.api, embedded, &Bindings::from_pool(&pool));
-    let builder = Gateway::builder()
+    let builder = GatewayBuilder::new()
         .openapi_info(info)
         .descriptors(pool)
         .backend(backend)

@@ -9,7 +9,7 @@ mod streams;
 use std::{fmt::Display, time::Duration};
 
 use articles_gateway::{
-    Backend, BalanceOptions, Gateway, GatewayBuilder, config::Cli, error::ErrorFormat, server,
+    Backend, BalanceOptions, GatewayBuilder, config::Cli, error::ErrorFormat, server,
     transcode::Unknown,
 };
 use bytes::Bytes;
@@ -65,7 +65,7 @@ async fn spawn_with(configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) ->
         "balanced backend",
     );
     backend.health_checked().await;
-    let builder = Gateway::builder()
+    let builder = GatewayBuilder::new()
         .descriptors(pool)
         .backend(backend.clone());
     let gateway = spawn_gateway(ok(configure(builder).build(), "gateway")).await;

@@ -286,7 +286,7 @@ pub fn rest_router(
         .service(app.routes().prepare());
     let pool = prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| StartError::Rest(e.to_string()))?;
-    let builder = articles_gateway::Gateway::builder()
+    let builder = articles_gateway::GatewayBuilder::new()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
         .openapi_info(api_info());

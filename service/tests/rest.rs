@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::support::{Stack, TestDb, article_pool, refused_addr, serve_router};
-use articles_gateway::{Backend, Gateway, descriptors, json::JsonOptions, rules::Bindings};
+use articles_gateway::{Backend, GatewayBuilder, descriptors, json::JsonOptions, rules::Bindings};
 use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest};
 use prost::Message;
 use prost_reflect::DynamicMessage;
@@ -179,7 +179,7 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
         reflected == embedded,
         "the reflected descriptors lost something"
     );
-    let router = Gateway::builder()
+    let router = GatewayBuilder::new()
         .descriptors(pool)
         .backend(backend)
         .build()
