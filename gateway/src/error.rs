@@ -63,7 +63,6 @@ pub enum Error {
     /// A template matches the path, but not for this HTTP method.
     #[error("method {method} is not allowed on this path")]
     MethodNotAllowed {
-        /// The method asked for.
         method: http::Method,
         /// The methods the path allows, as the `Allow` header lists them.
         allow: HeaderValue,
@@ -154,9 +153,7 @@ pub enum Error {
 /// metadata as HTTP headers and trailers.
 #[derive(Debug)]
 pub struct BackendError {
-    /// The status code.
     pub code: Code,
-    /// The status message.
     pub message: String,
     /// `google.rpc.Status.details`, each `Any` as proto3 JSON.
     pub details: Vec<serde_json::Value>,

@@ -17,6 +17,10 @@
 //! [`descriptors`] (loading, standard types),
 //! [`config`] (the command line), [`startup`] (why the gateway could not start).
 
+// Library code states why an `expect` cannot fail, in an `#[expect]` with a reason (the
+// workspace does not turn this on: the service's tests expect freely); unit tests expect freely.
+#![cfg_attr(not(test), warn(clippy::expect_used))]
+
 pub mod app;
 pub mod backend;
 mod calls;

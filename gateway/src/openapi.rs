@@ -56,7 +56,6 @@ pub const ERROR_SCHEMA: &str = schema::STATUS_SCHEMA;
 /// sets with flags, win over the option's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiInfo {
-    /// The API's title.
     pub title: String,
     /// The API's version (not the OpenAPI version).
     pub version: String,
@@ -64,7 +63,6 @@ pub struct ApiInfo {
     pub description: Option<String>,
     /// Who to contact about the API.
     pub contact: Option<ApiContact>,
-    /// The API's license.
     pub license: Option<ApiLicense>,
 }
 
@@ -435,9 +433,12 @@ fn license(
 }
 
 /// The document as pretty-printed JSON with a trailing newline: the committed file's format.
+#[expect(
+    clippy::expect_used,
+    reason = "serializing utoipa's types into a string cannot fail: they are plain data with \
+              string map keys, and writing to memory does no I/O"
+)]
 pub fn to_pretty_json(doc: &OpenApi) -> String {
-    // Serializing utoipa's types into a string cannot fail: they are plain data with string map
-    // keys, and writing to memory does no I/O.
     let mut out = serde_json::to_string_pretty(doc).expect("an OpenApi serializes to JSON");
     out.push('\n');
     out

@@ -37,7 +37,6 @@ pub enum StartError {
     TlsFile {
         /// What was being read (`reading certificates from`, ...).
         what: &'static str,
-        /// The file.
         path: PathBuf,
         /// rustls-pki-types' reason.
         source: pem::Error,
@@ -56,7 +55,6 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {
-        /// The address asked for.
         addr: SocketAddr,
         /// The operating system's reason.
         source: std::io::Error,
