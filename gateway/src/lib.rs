@@ -11,7 +11,7 @@
 //! `calls` (what unary and streaming calls share), `detach` (calls a hang-up does not cancel),
 //! `stream` (streaming methods over HTTP and
 //! WebSocket), [`backend`] (the generic call: deadline, retries, balancing, health),
-//! [`metadata`] (headers <-> metadata and trailers), [`error`] (the one error type, its HTTP
+//! [`metadata`] (headers <-> metadata and trailers), [`error`] (the request error, its HTTP
 //! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
 //! documented), [`json`] (output options), [`limits`] (default limits and deadlines),
 //! [`descriptors`] (loading, standard types),

@@ -37,7 +37,7 @@ use utoipa::openapi::{
 pub use docs::{DOCS_PATH, OPENAPI_PATH, docs_router};
 
 use crate::constraints::Behavior;
-use crate::error::ErrorFormat;
+use crate::error::{self, ErrorFormat};
 use crate::json::JsonOptions;
 use crate::rules::{Binding, Bindings, BodyRule};
 use crate::transcode::http_body;
@@ -92,6 +92,26 @@ struct ErrorResponse {
     status: &'static str,
     component: &'static str,
     description: &'static str,
+    /// Whether the description lists the gRPC codes answered with this status: read from
+    /// [`crate::error::http_status`], the one table pairing them, so the two cannot differ.
+    codes: bool,
+}
+
+impl ErrorResponse {
+    /// The description, with the codes answered with this status when `codes` is set.
+    fn description(&self) -> String {
+        let codes = self
+            .status
+            .parse::<http::StatusCode>()
+            .ok()
+            .filter(|_| self.codes)
+            .map(error::code_names_answered_with)
+            .filter(|names| !names.is_empty());
+        match codes {
+            Some(names) => format!("{} ({}).", self.description, names.join(", ")),
+            None => self.description.to_owned(),
+        }
+    }
 }
 
 /// The error answers, by status. The gateway maps gRPC status codes to HTTP statuses and
@@ -100,68 +120,81 @@ const ERRORS: &[ErrorResponse] = &[
     ErrorResponse {
         status: "400",
         component: "BadRequest",
-        description: "A parameter or the body is malformed or invalid \
-                      (INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE).",
+        description: "A parameter or the body is malformed or invalid",
+        codes: true,
     },
     ErrorResponse {
         status: "401",
         component: "Unauthorized",
-        description: "No valid bearer token (UNAUTHENTICATED).",
+        description: "No valid bearer token",
+        codes: true,
     },
     ErrorResponse {
         status: "403",
         component: "Forbidden",
-        description: "The token does not allow this (PERMISSION_DENIED).",
+        description: "The token does not allow this",
+        codes: true,
     },
     ErrorResponse {
         status: "404",
         component: "NotFound",
-        description: "No such resource (NOT_FOUND).",
+        description: "No such resource",
+        codes: true,
     },
     ErrorResponse {
         status: "409",
         component: "Conflict",
-        description: "The resource exists already or changed meanwhile (ALREADY_EXISTS, ABORTED).",
+        description: "The resource exists already or changed meanwhile",
+        codes: true,
     },
     ErrorResponse {
         status: "413",
         component: "PayloadTooLarge",
         description: "The request body is larger than the gateway accepts.",
+        codes: false,
     },
     ErrorResponse {
         status: "414",
         component: "UriTooLong",
+        // The gateway's own answer (`Error::UriTooLong`), not a backend code's status.
         description: "The query string is longer than the gateway accepts (INVALID_ARGUMENT).",
+        codes: false,
     },
     ErrorResponse {
         status: "415",
         component: "UnsupportedMediaType",
         description: "The request body is not `application/json`.",
+        codes: false,
     },
     ErrorResponse {
         status: "429",
         component: "TooManyRequests",
-        description: "Too many requests (RESOURCE_EXHAUSTED).",
+        description: "Too many requests",
+        codes: true,
     },
     ErrorResponse {
         status: "500",
         component: "InternalError",
-        description: "The backend failed (INTERNAL, UNKNOWN, DATA_LOSS).",
+        description: "The backend failed",
+        codes: true,
     },
     ErrorResponse {
         status: "503",
         component: "Unavailable",
-        description: "The backend cannot be reached (UNAVAILABLE).",
+        description: "The backend cannot be reached",
+        codes: true,
     },
     ErrorResponse {
         status: "504",
         component: "GatewayTimeout",
-        description: "The backend did not answer in time (DEADLINE_EXCEEDED).",
+        description: "The backend did not answer in time",
+        codes: true,
     },
     ErrorResponse {
         status: "default",
         component: "Error",
         description: "Any other error (for example UNIMPLEMENTED: 501).",
+        codes: false,
     },
 ];
 
@@ -335,7 +368,7 @@ pub fn document_with(
         components = components.response(
             e.component,
             Response::builder()
-                .description(e.description)
+                .description(e.description())
                 .content(
                     if errors == ErrorFormat::Problem {
                         "application/problem+json"
