@@ -879,3 +879,17 @@ async fn descriptors_are_read_by_reflection_v1alpha_when_v1_is_not_served() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json(r).await["sensor"], "s7");
 }
+
+#[tokio::test]
+async fn without_descriptor_flags_or_an_embedded_api_the_gateway_does_not_start() {
+    // The library knows no API: a binary that embeds none must be told where descriptors are.
+    let cli = ok(
+        Cli::try_parse_from(["articles-gateway", "openapi"]),
+        "command line",
+    );
+    match articles_gateway::run(cli, None).await {
+        Err(articles_gateway::StartError::NoDescriptors) => {}
+        Err(e) => panic!("another start-up error: {e}"),
+        Ok(()) => panic!("the gateway ran without descriptors"),
+    }
+}
