@@ -4,94 +4,48 @@
 //! own listener ([`crate::server::serve`]) or mounted inside another process (the article
 //! service serves it next to its gRPC server, with an in-memory [`Backend`]).
 //!
-//! Routing is one fallback handler that matches requests against the [`RouteTable`]: axum's
-//! path router cannot express `{name=shelves/*}`, `**` or `:verb`. The gateway's own paths
-//! (`/healthz`, `/readyz`, `/metrics`, the OpenAPI routes) are ordinary axum routes, so they win over an
-//! annotated route with the same path; such a collision is logged at start.
+//! Routing is one fallback handler ([`handler`]) that matches requests against the
+//! [`RouteTable`]. The gateway's own paths (`/healthz`, `/readyz`, `/metrics`, the OpenAPI
+//! routes) are ordinary axum routes, so they win over an annotated route with the same path;
+//! such a collision is logged at start ([`collisions`]). CORS is [`cors`].
+
+mod collisions;
+mod cors;
+mod handler;
+
+pub use cors::CorsOrigins;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use axum::{
-    Router,
-    body::Body,
-    extract::{Request, State},
-    handler::Handler as _,
-    response::{IntoResponse, Response},
-    routing::get,
-};
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, header};
+use axum::{Router, body::Body, handler::Handler as _};
 use prost_reflect::DescriptorPool;
 use tokio::sync::Semaphore;
 use tower_http::{
     compression::{CompressionLayer, DefaultPredicate, Predicate},
-    cors::{AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders},
     decompression::RequestDecompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
 use crate::{
-    backend::{Backend, CallOptions, DEFAULT_MAX_RESPONSE_BYTES, UnaryResponse},
-    calls::{BodyRead, Calls, message_response},
+    backend::{Backend, DEFAULT_MAX_RESPONSE_BYTES},
+    calls::{BodyRead, Calls},
     constraints::Constraints,
     descriptors,
-    detach::Detached,
-    error::{self, Error, ErrorFormat},
+    error::{self, ErrorFormat},
     json::JsonOptions,
-    metadata,
-    metrics::{Metrics, RouteSlot},
+    limits::{
+        DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
+        DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
+    },
+    metrics::Metrics,
     openapi::{self, ApiInfo},
     probes, request_id,
-    routes::{Lookup, RouteTable},
-    rules::{Bindings, BodyRule},
-    stream,
-    template::split_request_path,
-    transcode::{self, RequestOptions, Unknown},
+    routes::RouteTable,
+    rules::Bindings,
+    transcode::{RequestOptions, Unknown},
 };
-
-/// The default request body limit: 1 MiB.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
-/// The default limit on a query string's length, in bytes as sent: 8 KiB.
-pub const DEFAULT_MAX_QUERY_LENGTH: usize = 8 * 1024;
-/// The default limit on the metadata forwarded to the backend: 16 KiB, the header list size
-/// tonic's (hyper's) HTTP/2 server accepts by default.
-pub const DEFAULT_MAX_METADATA_BYTES: usize = 16 * 1024;
-/// The default time a whole request body may take to arrive (nginx's `client_body_timeout`).
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// The default slowest average rate of a request body, in bytes per second (Kestrel's).
-pub const DEFAULT_MIN_BODY_RATE: u64 = 240;
-/// How long a body may arrive slower than the minimum rate before it is refused (Kestrel's).
-pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
-/// The default number of requests transcoded at once before new ones are shed.
-pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
-/// The default deadline of a call when the client sends no `Grpc-Timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.
-pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Which origins may call the API from a browser.
-#[derive(Debug, Clone, Default)]
-pub enum CorsOrigins {
-    /// Any origin, without credentials (`Access-Control-Allow-Origin: *`): the API is
-    /// authenticated with bearer tokens, not cookies, so a wildcard exposes nothing a script
-    /// could not already do with its own token.
-    #[default]
-    Any,
-    /// Only these origins.
-    List(Vec<HeaderValue>),
-}
-
-/// The gateway.
-#[derive(Debug, Clone, Copy)]
-pub struct Gateway;
-
-impl Gateway {
-    /// Starts building a gateway router.
-    pub fn builder() -> GatewayBuilder {
-        GatewayBuilder::default()
-    }
-}
 
 /// Why a gateway could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +94,13 @@ enum Docs {
 
 impl Default for GatewayBuilder {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GatewayBuilder {
+    /// Starts building a gateway router, with the default limits ([`crate::limits`]).
+    pub fn new() -> Self {
         Self {
             pool: None,
             backend: None,
@@ -163,9 +124,7 @@ impl Default for GatewayBuilder {
             docs: Docs::default(),
         }
     }
-}
 
-impl GatewayBuilder {
     /// The descriptors whose `google.api.http` rules become routes (required).
     #[must_use]
     pub fn descriptors(mut self, pool: DescriptorPool) -> Self {
@@ -336,6 +295,7 @@ impl GatewayBuilder {
             descriptors::with_standard_types(self.pool.ok_or(BuildError::Missing("descriptors"))?);
         let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
         let metrics = Metrics::new(&backend);
+        let probes = probes::router(backend.clone());
         let bindings = Bindings::from_pool(&pool);
         for skipped in &bindings.skipped {
             tracing::warn!(
@@ -352,7 +312,7 @@ impl GatewayBuilder {
                 "route"
             );
         }
-        warn_collisions(&table);
+        collisions::warn(&table);
         let docs = match self.docs {
             Docs::Off => None,
             Docs::Info(info) => Some(openapi::document_with(
@@ -375,7 +335,7 @@ impl GatewayBuilder {
         );
 
         let constraints = Arc::new(Constraints::from_pool(&pool));
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(handler::Shared {
             table,
             calls: Arc::new(Calls {
                 backend,
@@ -409,12 +369,11 @@ impl GatewayBuilder {
         // An encoding it does not know passes through, for the handler to answer 415.
         let transcode = tower::ServiceBuilder::new()
             .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
-            .service(transcode_request.with_state(Arc::clone(&shared)));
+            .service(handler::transcode_request.with_state(Arc::clone(&shared)));
         let mut router = Router::new()
-            .route("/healthz", get(probes::healthz).fallback(probes::get_only))
-            .route("/readyz", get(probes::readyz).fallback(probes::get_only))
             .fallback_service(transcode)
-            .with_state(shared);
+            .with_state(shared)
+            .merge(probes);
         router = router.merge(crate::metrics::router(metrics.clone()));
         if let Some(doc) = &docs {
             router = router.merge(openapi::docs_router(doc));
@@ -455,7 +414,7 @@ impl GatewayBuilder {
                         tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN),
                     ),
             )
-            .layer(cors_layer(&self.cors))
+            .layer(cors::layer(&self.cors))
             .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(WholeBody)))
             .service(router);
         Ok(Router::new().fallback_service(stack))
@@ -472,19 +431,6 @@ impl Predicate for WholeBody {
     fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
         response.body().size_hint().exact().is_some()
     }
-}
-
-/// What every request needs, resolved once at start.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    table: RouteTable,
-    /// What calls need; shared with streams, which outlive their handler.
-    pub(crate) calls: Arc<Calls>,
-    max_query_length: usize,
-    timeout: Duration,
-    stream_timeout: Duration,
-    /// Requests in flight; a stream holds its permit until it ends.
-    permits: Arc<Semaphore>,
 }
 
 /// An `info` for an API known only by its descriptors: titled after its routed services.
@@ -504,206 +450,4 @@ pub fn generic_info(bindings: &Bindings) -> ApiInfo {
         version: "unversioned".to_owned(),
         ..ApiInfo::default()
     }
-}
-
-fn warn_collisions(table: &RouteTable) {
-    for path in probes::GATEWAY_PATHS {
-        let (segments, _) = split_request_path(path, |_| false);
-        for route in table.routes() {
-            if route.binding.template.is_match(&segments, None) {
-                tracing::warn!(
-                    path,
-                    route = %format_args!("{} {}", route.binding.http_method, route.binding.template),
-                    method = route.binding.method.full_name(),
-                    "annotated route collides with a gateway path; the gateway path wins"
-                );
-            }
-        }
-    }
-}
-
-fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods(AllowMethods::mirror_request())
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static(metadata::GRPC_TIMEOUT),
-            HeaderName::from_static("x-request-id"),
-        ])
-        // `Grpc-Metadata-*` cannot be listed by prefix; without credentials `*` exposes all.
-        .expose_headers(ExposeHeaders::any())
-        .max_age(Duration::from_secs(600));
-    match origins {
-        CorsOrigins::Any => layer.allow_origin(AllowOrigin::any()),
-        CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(list.iter().cloned())),
-    }
-}
-
-/// The fallback handler: every request not for a gateway path.
-async fn transcode_request(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let head = request.method() == Method::HEAD;
-    let mut response = match transcode_call(&shared, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
-    if head {
-        // HEAD answers GET's headers, including its length, without the body.
-        let length = http_body::Body::size_hint(response.body()).exact();
-        *response.body_mut() = Body::empty();
-        if let Some(length) = length {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        }
-    }
-    response
-}
-
-async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, Error> {
-    let (mut parts, body) = request.into_parts();
-    // Still there after the decompression layer: an encoding it does not decode.
-    if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING)
-        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-    {
-        return Err(Error::UnsupportedEncoding(
-            String::from_utf8_lossy(encoding.as_bytes()).into_owned(),
-        ));
-    }
-    let timeout = metadata::grpc_timeout(&parts.headers)
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    if let Some(query) = parts.uri.query()
-        && query.len() > shared.max_query_length
-    {
-        return Err(Error::UriTooLong {
-            limit: shared.max_query_length,
-        });
-    }
-    let path = parts.uri.path().to_owned();
-    let (raw_segments, verb) = split_request_path(&path, |v| shared.table.has_verb(v));
-    let segments = raw_segments
-        .iter()
-        .map(|s| transcode::path_segment(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::InvalidArgument(format!("{e} in the request path {path:?}")))?;
-
-    // A WebSocket upgrade goes to the streaming route of its path, whatever that route's
-    // HTTP method; without one, the request is served as the plain GET it also is.
-    let mut websocket = stream::is_websocket_upgrade(&parts);
-    let mut lookup = Lookup::NotFound;
-    if websocket {
-        lookup = shared.table.lookup_stream(&segments, verb);
-        websocket = matches!(lookup, Lookup::Found { .. });
-    }
-    if !websocket {
-        lookup = shared.table.lookup(&parts.method, &segments, verb);
-    }
-    let (route, captures) = match lookup {
-        Lookup::Found { route, captures } => (route, captures),
-        Lookup::MethodNotAllowed(allow) => {
-            return Err(Error::MethodNotAllowed {
-                method: parts.method,
-                allow,
-            });
-        }
-        Lookup::NotFound => return Err(Error::NotFound(path)),
-    };
-    RouteSlot::record(&parts.extensions, route.binding.method.full_name());
-
-    // Shed rather than queue: a queued request would only time out later.
-    let acquire = || {
-        Arc::clone(&shared.permits)
-            .try_acquire_owned()
-            .map_err(|_| Error::Overloaded)
-    };
-    if route.binding.is_streaming() {
-        let permit = acquire()?;
-        // The call's deadline is fixed here, once, and owned by the call from now on.
-        let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout))
-            .max_response_bytes(shared.calls.max_response_bytes);
-        let call = stream::StreamCall {
-            calls: Arc::clone(&shared.calls),
-            route: route.clone(),
-            captures,
-            options,
-            permit,
-        };
-        return if websocket {
-            stream::websocket(call, &mut parts).await
-        } else {
-            stream::serve(call, parts, body).await
-        };
-    }
-    // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
-    let options = CallOptions::within(timeout.unwrap_or(shared.timeout))
-        .idempotent(matches!(parts.method, Method::GET | Method::HEAD))
-        .max_response_bytes(shared.calls.max_response_bytes);
-    let calls = &shared.calls;
-
-    let raw = route.raw_request.as_ref();
-    let body = match route.binding.body {
-        // A body on a route without one is ignored, as grpc-gateway does.
-        BodyRule::None => Bytes::new(),
-        _ => calls.read_body(body, &parts.headers).await?,
-    };
-    // Taken once the body is in: a slow body holds its connection, never a slot (as nginx
-    // reads the body before it passes the request on).
-    let permit = acquire()?;
-    let content_type = parts.headers.get(header::CONTENT_TYPE);
-    if !body.is_empty() && raw.is_none() {
-        transcode::check_content_type(content_type)?;
-    }
-    let json_body = if raw.is_some() { &[][..] } else { &body[..] };
-    // A write without credentials: the backend authenticates it before any field rule is
-    // told (the rules stay the backend's to check as well).
-    let rules = if !matches!(parts.method, Method::GET | Method::HEAD)
-        && !parts.headers.contains_key(header::AUTHORIZATION)
-    {
-        transcode::Rules::Defer
-    } else {
-        transcode::Rules::Check
-    };
-    let (mut message, system) = transcode::request_message_with(
-        &route.binding,
-        captures,
-        parts.uri.query(),
-        json_body,
-        &calls.request,
-        rules,
-    )?;
-    if let Some(target) = &raw {
-        let content_type = content_type
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        transcode::http_body::fill(&mut message, target, content_type, body);
-    }
-    let serialize = calls.serialize_for(system);
-
-    let metadata = calls.metadata(&parts)?;
-    let accept_trailers = metadata::accepts_trailers(&parts.headers);
-    let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
-    // The call holds the slot until it ends, and a client that hangs up does not cancel it
-    // (see `detach`); the deadline still bounds it, the slot bounds how many run.
-    let call = calls.backend.unary(
-        route.grpc_path.clone(),
-        grpc_request,
-        route.binding.method.output(),
-        options,
-    );
-    let answer = Detached::new(async move {
-        let answer = call.await;
-        drop(permit);
-        answer
-    })
-    .await;
-    let UnaryResponse { message, metadata } =
-        answer.map_err(|e| calls.error(e, &serialize, accept_trailers))?;
-
-    let mut response = message_response(&message, route, &serialize)?;
-    metadata::response_headers(&metadata.headers, response.headers_mut());
-    metadata::attach_trailers(
-        &mut response,
-        metadata::response_trailers(&metadata.trailers, accept_trailers),
-    );
-    Ok(response)
 }

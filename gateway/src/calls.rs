@@ -32,7 +32,6 @@ use crate::{
 /// The shared settings of calls.
 #[derive(Debug)]
 pub(crate) struct Calls {
-    /// Where calls go.
     pub(crate) backend: Backend,
     /// The API's descriptors, with the standard types.
     pub(crate) pool: DescriptorPool,

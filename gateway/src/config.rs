@@ -6,14 +6,14 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    app::{
-        DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES,
-        DEFAULT_MAX_QUERY_LENGTH, DEFAULT_MIN_BODY_RATE,
-    },
     backend::{DEFAULT_MAX_RESPONSE_BYTES, default_connections},
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
-    server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES},
+    limits::{
+        DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
+        DEFAULT_MIN_BODY_RATE,
+    },
     transcode::Unknown,
 };
 
@@ -205,8 +205,8 @@ pub struct ApiArgs {
     /// (Mozilla) roots.
     #[arg(long, env = "ARTICLES_GATEWAY_BACKEND_CA")]
     pub backend_ca: Option<PathBuf>,
-    /// Read the descriptors from this encoded FileDescriptorSet instead of the embedded
-    /// article contract (`protoc --include_imports --descriptor_set_out`, `buf build -o`).
+    /// Read the descriptors from this encoded FileDescriptorSet instead of the API compiled
+    /// into the binary (the article contract's, for `articles-gateway`) (`protoc --include_imports --descriptor_set_out`, `buf build -o`).
     #[arg(
         long,
         env = "ARTICLES_GATEWAY_DESCRIPTOR_SET",

@@ -1,5 +1,5 @@
-//! Where the API's descriptors come from: the embedded article contract, an encoded
-//! `FileDescriptorSet` file, or the backend's gRPC server reflection (`grpc.reflection.v1`,
+//! Where the API's descriptors come from: an encoded `FileDescriptorSet` compiled into the
+//! binary ([`from_bytes`]) or in a file, or the backend's gRPC server reflection (`grpc.reflection.v1`,
 //! else `v1alpha`, which grpcio-reflection and many Go and Java servers still serve alone);
 //! and the standard types added to all of them ([`with_standard_types`]).
 //!
@@ -54,12 +54,13 @@ pub enum DescriptorError {
     Incomplete(String),
 }
 
-/// The article contract compiled into this binary.
+/// An encoded `google.protobuf.FileDescriptorSet` held in memory (one compiled into the
+/// binary, as `articles-gateway` holds the article contract's).
 ///
 /// # Errors
-/// Only if the embedded bytes are corrupt, which the build prevents.
-pub fn embedded() -> Result<DescriptorPool, DescriptorError> {
-    Ok(DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)?)
+/// When the bytes are not a complete descriptor set.
+pub fn from_bytes(bytes: &[u8]) -> Result<DescriptorPool, DescriptorError> {
+    Ok(DescriptorPool::decode(bytes)?)
 }
 
 /// An encoded `google.protobuf.FileDescriptorSet` (as written by `protoc

@@ -1,8 +1,10 @@
-//! The gateway's one error type, and the one place where errors become HTTP responses.
+//! The error a request is answered with, and the one place where errors become HTTP responses
+//! (a failure to start is [`crate::startup::StartError`], which has no status).
 //!
 //! Every failure (a gateway-raised one such as an unknown path, or a status the backend
 //! answered) is an [`Error`]. [`Error::into_response`] is the only code that picks an HTTP
-//! status, through the single table [`http_status`], and writes the body in the
+//! status, through the single table [`http_status`] (the OpenAPI document's error
+//! responses list their codes from it too), and writes the body in the
 //! [`ErrorFormat`] the gateway was started with: by default google.rpc.Status as JSON
 //! (`{"code": <gRPC code>, "message": "...", "details": [...]}`, grpc-gateway v2's and Envoy's
 //! shape). Internal errors are logged in full there and answered with a generic message.
@@ -63,7 +65,6 @@ pub enum Error {
     /// A template matches the path, but not for this HTTP method.
     #[error("method {method} is not allowed on this path")]
     MethodNotAllowed {
-        /// The method asked for.
         method: http::Method,
         /// The methods the path allows, as the `Allow` header lists them.
         allow: HeaderValue,
@@ -154,9 +155,7 @@ pub enum Error {
 /// metadata as HTTP headers and trailers.
 #[derive(Debug)]
 pub struct BackendError {
-    /// The status code.
     pub code: Code,
-    /// The status message.
     pub message: String,
     /// `google.rpc.Status.details`, each `Any` as proto3 JSON.
     pub details: Vec<serde_json::Value>,
@@ -188,6 +187,28 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
     }
+}
+
+/// The names of the codes [`http_status`] answers with `status` (as `google/rpc/code.proto`
+/// spells them: `INVALID_ARGUMENT`), in code order: what the OpenAPI document lists.
+pub(crate) fn code_names_answered_with(status: StatusCode) -> Vec<String> {
+    (0..=16)
+        .map(Code::from_i32)
+        .filter(|&code| http_status(code) == status)
+        .map(code_name)
+        .collect()
+}
+
+/// `InvalidArgument` (tonic's variant name) as `INVALID_ARGUMENT`.
+fn code_name(code: Code) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
 }
 
 /// The JSON error body, in every format.
@@ -445,5 +466,22 @@ mod tests {
         for (code, status) in table {
             assert_eq!(http_status(code).as_u16(), status, "{code:?}");
         }
+    }
+
+    #[test]
+    fn each_status_names_the_codes_the_table_answers_with_it() {
+        assert_eq!(
+            code_names_answered_with(StatusCode::BAD_REQUEST),
+            ["INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"]
+        );
+        assert_eq!(
+            code_names_answered_with(StatusCode::INTERNAL_SERVER_ERROR),
+            ["UNKNOWN", "INTERNAL", "DATA_LOSS"]
+        );
+        assert_eq!(
+            code_names_answered_with(StatusCode::GATEWAY_TIMEOUT),
+            ["DEADLINE_EXCEEDED"]
+        );
+        assert!(code_names_answered_with(StatusCode::PAYLOAD_TOO_LARGE).is_empty());
     }
 }

@@ -11,7 +11,8 @@ pub enum JsonNames {
     Camel,
 }
 
-/// The JSON output options.
+/// How messages are written as JSON: field names, and whether fields at their default value
+/// appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonOptions {
     /// Field naming of the output.

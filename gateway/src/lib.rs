@@ -2,7 +2,7 @@
 //! transcoder): routes come from the `google.api.http` annotations of the API's descriptors,
 //! never from per-method code.
 //!
-//! - [`app::Gateway::builder`] builds an axum router from a descriptor pool and a
+//! - [`GatewayBuilder`] builds an axum router from a descriptor pool and a
 //!   [`backend::Backend`] (a remote channel, or any in-memory gRPC service);
 //! - [`server::serve`] serves a router on a listener; [`server::run`] is the binary's entry.
 //!
@@ -11,10 +11,15 @@
 //! `calls` (what unary and streaming calls share), `detach` (calls a hang-up does not cancel),
 //! `stream` (streaming methods over HTTP and
 //! WebSocket), [`backend`] (the generic call: deadline, retries, balancing, health),
-//! [`metadata`] (headers <-> metadata and trailers), [`error`] (the one error type, its HTTP
+//! [`metadata`] (headers <-> metadata and trailers), [`error`] (the request error, its HTTP
 //! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
-//! documented), [`json`] (output options), [`descriptors`] (loading, standard types),
-//! [`config`] (the command line).
+//! documented), [`json`] (output options), [`limits`] (default limits and deadlines),
+//! [`descriptors`] (loading, standard types),
+//! [`config`] (the command line), [`startup`] (why the gateway could not start).
+
+// Library code states why an `expect` cannot fail, in an `#[expect]` with a reason (the
+// workspace does not turn this on: the service's tests expect freely); unit tests expect freely.
+#![cfg_attr(not(test), warn(clippy::expect_used))]
 
 pub mod app;
 pub mod backend;
@@ -25,6 +30,7 @@ pub mod descriptors;
 mod detach;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
@@ -33,11 +39,13 @@ pub mod request_id;
 pub mod routes;
 pub mod rules;
 pub mod server;
+pub mod startup;
 mod stream;
 pub mod template;
 pub mod transcode;
 
-pub use app::{BuildError, CorsOrigins, Gateway, GatewayBuilder};
+pub use app::{BuildError, CorsOrigins, GatewayBuilder};
 pub use backend::{Backend, BalanceOptions};
 pub use error::Error;
 pub use server::{run, serve};
+pub use startup::StartError;

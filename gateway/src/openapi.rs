@@ -24,7 +24,7 @@ mod schema;
 use std::collections::BTreeSet;
 
 use http::Method;
-use prost_reflect::{DescriptorPool, FieldDescriptor};
+use prost_reflect::FieldDescriptor;
 use utoipa::openapi::{
     Components, Content, HttpMethod, Info, OpenApi, PathItem, Paths, Ref, RefOr, Response, Schema,
     SecurityRequirement, Server, Tag, Type,
@@ -37,7 +37,7 @@ use utoipa::openapi::{
 pub use docs::{DOCS_PATH, OPENAPI_PATH, docs_router};
 
 use crate::constraints::Behavior;
-use crate::error::ErrorFormat;
+use crate::error::{self, ErrorFormat};
 use crate::json::JsonOptions;
 use crate::rules::{Binding, Bindings, BodyRule};
 use crate::transcode::http_body;
@@ -56,7 +56,6 @@ pub const ERROR_SCHEMA: &str = schema::STATUS_SCHEMA;
 /// sets with flags, win over the option's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiInfo {
-    /// The API's title.
     pub title: String,
     /// The API's version (not the OpenAPI version).
     pub version: String,
@@ -64,7 +63,6 @@ pub struct ApiInfo {
     pub description: Option<String>,
     /// Who to contact about the API.
     pub contact: Option<ApiContact>,
-    /// The API's license.
     pub license: Option<ApiLicense>,
 }
 
@@ -89,23 +87,31 @@ pub struct ApiLicense {
     pub url: Option<String>,
 }
 
-impl ApiInfo {
-    /// The article API's info: title `articles`, this crate's version (the article proto's
-    /// `openapiv2_swagger` option says the rest).
-    pub fn articles() -> Self {
-        Self {
-            title: "articles".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            ..Self::default()
-        }
-    }
-}
-
 /// One HTTP status the gateway can answer with an error, as a shared response component.
 struct ErrorResponse {
     status: &'static str,
     component: &'static str,
     description: &'static str,
+    /// Whether the description lists the gRPC codes answered with this status: read from
+    /// [`crate::error::http_status`], the one table pairing them, so the two cannot differ.
+    codes: bool,
+}
+
+impl ErrorResponse {
+    /// The description, with the codes answered with this status when `codes` is set.
+    fn description(&self) -> String {
+        let codes = self
+            .status
+            .parse::<http::StatusCode>()
+            .ok()
+            .filter(|_| self.codes)
+            .map(error::code_names_answered_with)
+            .filter(|names| !names.is_empty());
+        match codes {
+            Some(names) => format!("{} ({}).", self.description, names.join(", ")),
+            None => self.description.to_owned(),
+        }
+    }
 }
 
 /// The error answers, by status. The gateway maps gRPC status codes to HTTP statuses and
@@ -114,68 +120,81 @@ const ERRORS: &[ErrorResponse] = &[
     ErrorResponse {
         status: "400",
         component: "BadRequest",
-        description: "A parameter or the body is malformed or invalid \
-                      (INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE).",
+        description: "A parameter or the body is malformed or invalid",
+        codes: true,
     },
     ErrorResponse {
         status: "401",
         component: "Unauthorized",
-        description: "No valid bearer token (UNAUTHENTICATED).",
+        description: "No valid bearer token",
+        codes: true,
     },
     ErrorResponse {
         status: "403",
         component: "Forbidden",
-        description: "The token does not allow this (PERMISSION_DENIED).",
+        description: "The token does not allow this",
+        codes: true,
     },
     ErrorResponse {
         status: "404",
         component: "NotFound",
-        description: "No such resource (NOT_FOUND).",
+        description: "No such resource",
+        codes: true,
     },
     ErrorResponse {
         status: "409",
         component: "Conflict",
-        description: "The resource exists already or changed meanwhile (ALREADY_EXISTS, ABORTED).",
+        description: "The resource exists already or changed meanwhile",
+        codes: true,
     },
     ErrorResponse {
         status: "413",
         component: "PayloadTooLarge",
         description: "The request body is larger than the gateway accepts.",
+        codes: false,
     },
     ErrorResponse {
         status: "414",
         component: "UriTooLong",
+        // The gateway's own answer (`Error::UriTooLong`), not a backend code's status.
         description: "The query string is longer than the gateway accepts (INVALID_ARGUMENT).",
+        codes: false,
     },
     ErrorResponse {
         status: "415",
         component: "UnsupportedMediaType",
         description: "The request body is not `application/json`.",
+        codes: false,
     },
     ErrorResponse {
         status: "429",
         component: "TooManyRequests",
-        description: "Too many requests (RESOURCE_EXHAUSTED).",
+        description: "Too many requests",
+        codes: true,
     },
     ErrorResponse {
         status: "500",
         component: "InternalError",
-        description: "The backend failed (INTERNAL, UNKNOWN, DATA_LOSS).",
+        description: "The backend failed",
+        codes: true,
     },
     ErrorResponse {
         status: "503",
         component: "Unavailable",
-        description: "The backend cannot be reached (UNAVAILABLE).",
+        description: "The backend cannot be reached",
+        codes: true,
     },
     ErrorResponse {
         status: "504",
         component: "GatewayTimeout",
-        description: "The backend did not answer in time (DEADLINE_EXCEEDED).",
+        description: "The backend did not answer in time",
+        codes: true,
     },
     ErrorResponse {
         status: "default",
         component: "Error",
         description: "Any other error (for example UNIMPLEMENTED: 501).",
+        codes: false,
     },
 ];
 
@@ -349,7 +368,7 @@ pub fn document_with(
         components = components.response(
             e.component,
             Response::builder()
-                .description(e.description)
+                .description(e.description())
                 .content(
                     if errors == ErrorFormat::Problem {
                         "application/problem+json"
@@ -446,20 +465,13 @@ fn license(
     Some(out)
 }
 
-/// The OpenAPI document of the article API as the embedded descriptors describe it.
-pub fn articles_document(json: &JsonOptions) -> Result<OpenApi, prost_reflect::DescriptorError> {
-    let pool = DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)?;
-    Ok(document(
-        &Bindings::from_pool(&pool),
-        json,
-        ApiInfo::articles(),
-    ))
-}
-
 /// The document as pretty-printed JSON with a trailing newline: the committed file's format.
+#[expect(
+    clippy::expect_used,
+    reason = "serializing utoipa's types into a string cannot fail: they are plain data with \
+              string map keys, and writing to memory does no I/O"
+)]
 pub fn to_pretty_json(doc: &OpenApi) -> String {
-    // Serializing utoipa's types into a string cannot fail: they are plain data with string map
-    // keys, and writing to memory does no I/O.
     let mut out = serde_json::to_string_pretty(doc).expect("an OpenApi serializes to JSON");
     out.push('\n');
     out
@@ -903,11 +915,18 @@ fn error_schema(format: ErrorFormat) -> RefOr<Schema> {
 mod tests {
     use super::*;
 
+    /// The article contract's document: these tests read its paths.
     fn doc() -> serde_json::Value {
-        let doc = match articles_document(&JsonOptions::default()) {
-            Ok(d) => d,
+        let pool = match prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
+        {
+            Ok(pool) => pool,
             Err(e) => panic!("{e}"),
         };
+        let doc = document(
+            &Bindings::from_pool(&pool),
+            &JsonOptions::default(),
+            ApiInfo::default(),
+        );
         match serde_json::to_value(&doc) {
             Ok(v) => v,
             Err(e) => panic!("{e}"),

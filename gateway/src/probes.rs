@@ -2,31 +2,38 @@
 //! can take calls: its `grpc.health.v1` says SERVING, or it has no health service and is
 //! reachable), each backend listed with why.
 
-use std::sync::Arc;
-
 use axum::{
-    Json,
+    Json, Router,
     extract::State,
     response::{IntoResponse, Response},
+    routing::get,
 };
 use http::{HeaderValue, Method};
 
-use crate::{app::Shared, error::Error};
+use crate::{backend::Backend, error::Error};
 
 /// Paths the gateway serves itself; they win over an annotated route with the same path.
 pub(crate) const GATEWAY_PATHS: &[&str] =
     &["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
 
+/// `/healthz` and `/readyz`, asking `backend` about readiness.
+pub(crate) fn router(backend: Backend) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz).fallback(get_only))
+        .route("/readyz", get(readyz).fallback(get_only))
+        .with_state(backend)
+}
+
 /// `GET /healthz`: 200 `{"status":"ok"}` while the process runs.
-pub(crate) async fn healthz() -> Response {
+async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
 /// `GET /readyz`: 200 `{"status": "ok", "backends": [...]}` when some backend can take calls,
 /// else 503 in the error shape, naming each backend's state.
-pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+async fn readyz(State(backend): State<Backend>) -> Response {
     // Bounded: a single transport's check has its own timeout, replicas answer from state.
-    let readiness = shared.calls.backend.readiness().await;
+    let readiness = backend.readiness().await;
     if readiness.ready {
         return Json(serde_json::json!({"status": "ok", "backends": readiness.backends}))
             .into_response();

@@ -30,12 +30,12 @@ pub struct Route {
     pub raw_response: bool,
 }
 
-/// The result of a lookup.
+/// What a lookup found: a route and its captures, a path served for other methods only (405
+/// with `Allow`), or nothing (404).
 #[derive(Debug)]
 pub enum Lookup<'a> {
     /// A route matched; `captures` holds each template variable's value in template order.
     Found {
-        /// The route.
         route: &'a Route,
         /// The captured (percent-decoded) variable values.
         captures: Vec<String>,

@@ -33,7 +33,6 @@ pub struct Binding {
     pub method: MethodDescriptor,
     /// The HTTP method matched.
     pub http_method: Method,
-    /// The parsed path template.
     pub template: PathTemplate,
     /// The resolved field chain of each template variable, in template order.
     pub path_fields: Vec<Vec<FieldDescriptor>>,

@@ -6,25 +6,22 @@ pub mod tls;
 
 use std::{future::Future, time::Duration};
 
-use anyhow::Context as _;
 use axum::Router;
 use http::HeaderValue;
 use prost_reflect::DescriptorPool;
 use tokio::net::TcpListener;
 
 use crate::{
-    app::{CorsOrigins, Gateway, GatewayBuilder, generic_info},
+    app::{CorsOrigins, GatewayBuilder, generic_info},
     backend::{Backend, BackendTls, BalanceOptions},
     config::{ApiArgs, Cli, Command, HttpArgs, ServeArgs},
     descriptors,
     openapi::{self, ApiInfo},
     rules::Bindings,
+    startup::StartError,
 };
 
-pub use connections::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, ServeOptions, serve_with,
-};
+pub use connections::{ServeOptions, serve_with};
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests,
 /// with the default [`ServeOptions`]. Each request carries the peer address (for
@@ -83,29 +80,43 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Runs the command line: `serve` (the default) or `openapi`.
+/// An API compiled into the binary: what the gateway serves when neither `--descriptor-set`
+/// nor `--reflect` is given. The gateway library knows no API; a binary brings its own.
+#[derive(Debug, Clone)]
+pub struct EmbeddedApi {
+    /// Its encoded `google.protobuf.FileDescriptorSet`, imports included.
+    pub descriptor_set: &'static [u8],
+    /// The `info` of its OpenAPI document (other APIs get [`generic_info`]).
+    pub info: ApiInfo,
+}
+
+/// Runs the command line: `serve` (the default) or `openapi`, over `embedded` when the flags
+/// name no other descriptors.
 ///
 /// # Errors
 /// Bad configuration, unloadable descriptors, or a failure to bind the listen address.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli, embedded: Option<&EmbeddedApi>) -> Result<(), StartError> {
     match cli.command {
-        None => run_serve(cli.serve).await,
-        Some(Command::Serve(args)) => run_serve(args).await,
-        Some(Command::Openapi(args)) => run_openapi(&args).await,
+        None => run_serve(cli.serve, embedded).await,
+        Some(Command::Serve(args)) => run_serve(args, embedded).await,
+        Some(Command::Openapi(args)) => run_openapi(&args, embedded).await,
     }
 }
 
-async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn run_serve(args: ServeArgs, embedded: Option<&EmbeddedApi>) -> Result<(), StartError> {
     raise_open_files_limit(args.http.max_client_connections);
     let backend = Backend::balanced(&args.api.backends, &balance_options(&args)?)?;
     // Each replica's first health check is bounded by its timeout; waiting for them means the
     // first requests are not refused for want of a check.
     backend.health_checked().await;
-    let pool = load_descriptors(&args.api, &backend).await?;
-    let router = router(&args, pool, backend)?;
+    let pool = load_descriptors(&args.api, embedded, &backend).await?;
+    let router = router(&args, embedded, pool, backend)?;
     let listener = TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .map_err(|source| StartError::Bind {
+            addr: args.listen,
+            source,
+        })?;
     let scheme = if args.http.tls_cert.is_some() {
         "https"
     } else {
@@ -141,13 +152,19 @@ pub fn raise_open_files_limit(max_connections: usize) {
     }
 }
 
-/// The router `serve` would serve for these arguments.
+/// The router `serve` would serve for these arguments (`embedded` gives the document's `info`
+/// when the descriptors are its).
 ///
 /// # Errors
 /// An invalid CORS origin.
-pub fn router(args: &ServeArgs, pool: DescriptorPool, backend: Backend) -> anyhow::Result<Router> {
-    let info = api_info(&args.api, &Bindings::from_pool(&pool));
-    let builder = Gateway::builder()
+pub fn router(
+    args: &ServeArgs,
+    embedded: Option<&EmbeddedApi>,
+    pool: DescriptorPool,
+    backend: Backend,
+) -> Result<Router, StartError> {
+    let info = api_info(&args.api, embedded, &Bindings::from_pool(&pool));
+    let builder = GatewayBuilder::new()
         .openapi_info(info)
         .descriptors(pool)
         .backend(backend)
@@ -160,7 +177,7 @@ impl HttpArgs {
     ///
     /// # Errors
     /// An invalid CORS origin.
-    pub fn configure(&self, builder: GatewayBuilder) -> anyhow::Result<GatewayBuilder> {
+    pub fn configure(&self, builder: GatewayBuilder) -> Result<GatewayBuilder, StartError> {
         let cors = if self.cors_origins.is_empty() {
             CorsOrigins::Any
         } else {
@@ -168,10 +185,9 @@ impl HttpArgs {
                 self.cors_origins
                     .iter()
                     .map(|o| {
-                        HeaderValue::from_str(o)
-                            .with_context(|| format!("invalid CORS origin {o:?}"))
+                        HeaderValue::from_str(o).map_err(|_| StartError::CorsOrigin(o.clone()))
                     })
-                    .collect::<anyhow::Result<_>>()?,
+                    .collect::<Result<_, _>>()?,
             )
         };
         let mut builder = builder
@@ -198,7 +214,7 @@ impl HttpArgs {
     ///
     /// # Errors
     /// When the TLS certificate or key cannot be loaded.
-    pub fn serve_options(&self) -> anyhow::Result<ServeOptions> {
+    pub fn serve_options(&self) -> Result<ServeOptions, StartError> {
         Ok(ServeOptions {
             max_header_bytes: self.max_header_bytes,
             // A call in flight at shutdown gets its whole deadline, and a moment to answer.
@@ -215,26 +231,34 @@ impl HttpArgs {
     }
 }
 
-/// Loads the descriptors the flags choose: a file, reflection, or the embedded contract.
+/// Loads the descriptors the flags choose: a file, reflection, or else `embedded`.
 ///
 /// # Errors
-/// When they cannot be read.
-pub async fn load_descriptors(api: &ApiArgs, backend: &Backend) -> anyhow::Result<DescriptorPool> {
-    match local_descriptors(api)? {
+/// When they cannot be read, or the flags name none and there is no `embedded`.
+pub async fn load_descriptors(
+    api: &ApiArgs,
+    embedded: Option<&EmbeddedApi>,
+    backend: &Backend,
+) -> Result<DescriptorPool, StartError> {
+    match local_descriptors(api, embedded)? {
         Some(pool) => Ok(pool),
         None => reflect_first(api, backend).await,
     }
 }
 
-/// The descriptors that need no backend (a file, or the embedded contract); `None` when the
-/// flags ask for reflection.
-fn local_descriptors(api: &ApiArgs) -> anyhow::Result<Option<DescriptorPool>> {
+/// The descriptors that need no backend (a file, or `embedded`); `None` when the flags ask
+/// for reflection.
+fn local_descriptors(
+    api: &ApiArgs,
+    embedded: Option<&EmbeddedApi>,
+) -> Result<Option<DescriptorPool>, StartError> {
     Ok(if let Some(path) = &api.descriptor_set {
         Some(descriptors::from_file(path)?)
     } else if api.reflect {
         None
     } else {
-        Some(descriptors::embedded()?)
+        let embedded = embedded.ok_or(StartError::NoDescriptors)?;
+        Some(descriptors::from_bytes(embedded.descriptor_set)?)
     })
 }
 
@@ -245,7 +269,7 @@ const REFLECTION_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// When the `--backend-ca` file cannot be read.
-pub fn balance_options(args: &ServeArgs) -> anyhow::Result<BalanceOptions> {
+pub fn balance_options(args: &ServeArgs) -> Result<BalanceOptions, StartError> {
     Ok(BalanceOptions {
         connections: args.backend_connections,
         failure_threshold: args.failure_threshold,
@@ -257,7 +281,7 @@ pub fn balance_options(args: &ServeArgs) -> anyhow::Result<BalanceOptions> {
     })
 }
 
-fn backend_tls(api: &ApiArgs) -> anyhow::Result<Option<BackendTls>> {
+fn backend_tls(api: &ApiArgs) -> Result<Option<BackendTls>, StartError> {
     Ok(match &api.backend_ca {
         Some(path) => Some(BackendTls::from_ca_file(path)?),
         None => None,
@@ -265,7 +289,7 @@ fn backend_tls(api: &ApiArgs) -> anyhow::Result<Option<BackendTls>> {
 }
 
 /// Reads the descriptors by reflection from the first replica that answers, in order.
-async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<DescriptorPool> {
+async fn reflect_first(api: &ApiArgs, backend: &Backend) -> Result<DescriptorPool, StartError> {
     let replicas = backend.replicas();
     let mut failures = Vec::with_capacity(replicas.len());
     for (index, replica) in replicas.iter().enumerate() {
@@ -291,10 +315,7 @@ async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<Descr
         );
         failures.push(format!("{name}: {error}"));
     }
-    anyhow::bail!(
-        "reading descriptors by reflection failed on every backend: {}",
-        failures.join("; ")
-    )
+    Err(StartError::Reflection(failures))
 }
 
 /// Prints the OpenAPI document of the API the flags choose, exactly as `/openapi.json`
@@ -302,8 +323,8 @@ async fn reflect_first(api: &ApiArgs, backend: &Backend) -> anyhow::Result<Descr
 ///
 /// Only `--reflect` reaches a backend: otherwise none is made, so nothing is connected,
 /// health-checked or logged.
-async fn run_openapi(args: &ApiArgs) -> anyhow::Result<()> {
-    let pool = match local_descriptors(args)? {
+async fn run_openapi(args: &ApiArgs, embedded: Option<&EmbeddedApi>) -> Result<(), StartError> {
+    let pool = match local_descriptors(args, embedded)? {
         Some(pool) => pool,
         None => {
             let options = BalanceOptions {
@@ -315,17 +336,20 @@ async fn run_openapi(args: &ApiArgs) -> anyhow::Result<()> {
         }
     };
     let bindings = Bindings::from_pool(&pool);
-    let doc = openapi::document(&bindings, &args.json_options(), api_info(args, &bindings));
+    let doc = openapi::document(
+        &bindings,
+        &args.json_options(),
+        api_info(args, embedded, &bindings),
+    );
     print!("{}", openapi::to_pretty_json(&doc));
     Ok(())
 }
 
-/// The article API's `info` for the embedded contract, a generic one for any other API.
-fn api_info(args: &ApiArgs, bindings: &Bindings) -> ApiInfo {
-    let mut info = if args.descriptor_set.is_none() && !args.reflect {
-        ApiInfo::articles()
-    } else {
-        generic_info(bindings)
+/// The embedded API's `info` when its descriptors are served, a generic one for any other API.
+fn api_info(args: &ApiArgs, embedded: Option<&EmbeddedApi>, bindings: &Bindings) -> ApiInfo {
+    let mut info = match embedded {
+        Some(embedded) if args.descriptor_set.is_none() && !args.reflect => embedded.info.clone(),
+        _ => generic_info(bindings),
     };
     args.openapi.apply(&mut info);
     info

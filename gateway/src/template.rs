@@ -11,9 +11,12 @@
 //! Verb     = ":" LITERAL ;
 //! ```
 //!
-//! Hand-written because no maintained crate implements this grammar, and axum's router cannot
-//! express `{name=shelves/*}`, `**` or a trailing `:verb` (see the stack notes). Matching works
-//! on borrowed path segments and allocates only for the captured values it returns.
+//! Hand-written because no maintained crate implements this grammar, and axum's router
+//! (matchit) cannot express it: its parameters capture one whole segment (`{name}`) or, last
+//! in the path only, the rest (`{*rest}`), so a variable bound to a sub-pattern
+//! (`{name=shelves/*}`), a `**` followed by more segments, or a `:verb` suffix split off the
+//! last segment has no matchit route. Matching works on borrowed path segments and allocates
+//! only for the captured values it returns.
 
 use std::fmt;
 
@@ -160,7 +163,6 @@ impl PathTemplate {
         &self.source
     }
 
-    /// The parsed segments.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
     }

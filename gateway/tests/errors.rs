@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use articles_gateway::{Backend, Gateway};
+use articles_gateway::{Backend, GatewayBuilder};
 use http::StatusCode;
 use serde_json::json;
 
@@ -126,7 +126,7 @@ async fn an_unreachable_backend_is_503_fast_without_leaking_details() {
         Ok(b) => b,
         Err(e) => panic!("{e}"),
     };
-    let router = match Gateway::builder()
+    let router = match GatewayBuilder::new()
         .descriptors(library_pool())
         .backend(backend)
         .build()

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use articles_gateway::{Backend, Gateway};
+use articles_gateway::{Backend, GatewayBuilder};
 use http::StatusCode;
 use tokio::net::TcpListener;
 use tonic::{Status, service::Routes};
@@ -86,7 +86,7 @@ async fn a_client_that_hangs_up_lets_its_unary_call_finish_without_a_reset() {
         Ok(b) => b,
         Err(e) => panic!("{e}"),
     };
-    let router = match Gateway::builder()
+    let router = match GatewayBuilder::new()
         .descriptors(library_pool())
         .backend(backend)
         .build()
@@ -237,7 +237,7 @@ async fn gateway_with(options: articles_gateway::server::ServeOptions) -> (Spawn
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     };
-    let router = match Gateway::builder()
+    let router = match GatewayBuilder::new()
         .descriptors(pool)
         .backend(channel)
         .build()
@@ -331,7 +331,7 @@ async fn the_query_limit_is_its_own_not_the_head_limit() {
         Err(e) => panic!("{e}"),
     };
     let limit = 48 * 1024;
-    let router = match Gateway::builder()
+    let router = match GatewayBuilder::new()
         .descriptors(pool)
         .backend(channel)
         .max_query_length(limit)

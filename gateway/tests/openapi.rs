@@ -19,7 +19,23 @@ mod openapi_library;
 mod openapi_openapiv2;
 
 use articles_gateway::json::JsonOptions;
-use articles_gateway::openapi::articles_document;
+use articles_gateway::openapi::{ApiInfo, document};
+use articles_gateway::rules::Bindings;
+
+/// The article contract's document with `json`, titled as the `articles-gateway` binary titles
+/// it (the article defaults are the binary's, not the library's; `openapi_drift` checks the
+/// binary's own output).
+fn articles_document(
+    json: &JsonOptions,
+) -> Result<utoipa::openapi::OpenApi, prost_reflect::DescriptorError> {
+    let pool = prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)?;
+    let info = ApiInfo {
+        title: "articles".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..ApiInfo::default()
+    };
+    Ok(document(&Bindings::from_pool(&pool), json, info))
+}
 
 /// The article document with `json`, as a JSON value for easy probing.
 fn articles_json(json: &JsonOptions) -> serde_json::Value {

@@ -292,8 +292,8 @@ fn request_bodies_reject_unknown_fields_and_require_what_field_behavior_requires
 
 #[test]
 fn output_is_deterministic() {
-    let a = articles_gateway::openapi::articles_document(&JsonOptions::default());
-    let b = articles_gateway::openapi::articles_document(&JsonOptions::default());
+    let a = crate::articles_document(&JsonOptions::default());
+    let b = crate::articles_document(&JsonOptions::default());
     match (a, b) {
         (Ok(a), Ok(b)) => {
             let (a, b) = (

@@ -1,7 +1,9 @@
 //! `/openapi.json` and Swagger UI, served over real HTTP by [`docs_router`].
 
 use articles_gateway::json::JsonOptions;
-use articles_gateway::openapi::{articles_document, docs_router, to_pretty_json};
+use articles_gateway::openapi::{docs_router, to_pretty_json};
+
+use crate::articles_document;
 
 /// Serves the article docs on an ephemeral port; returns the base URL.
 async fn serve() -> (String, String) {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use articles_gateway::{Backend, CorsOrigins, Gateway};
+use articles_gateway::{Backend, CorsOrigins, GatewayBuilder};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
@@ -112,7 +112,7 @@ async fn openapi_and_docs_are_served() {
 #[tokio::test]
 async fn an_in_memory_backend_needs_no_socket() {
     let pool = library_pool();
-    let router = match Gateway::builder()
+    let router = match GatewayBuilder::new()
         .descriptors(pool.clone())
         .backend(Backend::from_service(echo_routes(&pool)))
         .build()

@@ -5,7 +5,7 @@
 use std::{fmt::Display, net::SocketAddr, time::Duration};
 
 use articles_gateway::{
-    Backend, BalanceOptions, Gateway, backend::BackendTls, config::Cli, metrics::UNMATCHED,
+    Backend, BalanceOptions, GatewayBuilder, backend::BackendTls, config::Cli, metrics::UNMATCHED,
 };
 use clap::Parser;
 use http::StatusCode;
@@ -49,7 +49,7 @@ async fn balanced(uris: &[String], health_interval: Duration) -> Backend {
 /// A gateway for the library fixture in front of `backend`.
 async fn gateway(backend: Backend) -> Spawned {
     let router = ok(
-        Gateway::builder()
+        GatewayBuilder::new()
             .descriptors(library_pool())
             .backend(backend)
             .build(),

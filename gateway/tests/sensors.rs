@@ -9,7 +9,7 @@ mod streams;
 use std::{fmt::Display, time::Duration};
 
 use articles_gateway::{
-    Backend, BalanceOptions, Gateway, GatewayBuilder, config::Cli, error::ErrorFormat, server,
+    Backend, BalanceOptions, GatewayBuilder, config::Cli, error::ErrorFormat, server,
     transcode::Unknown,
 };
 use bytes::Bytes;
@@ -65,7 +65,7 @@ async fn spawn_with(configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) ->
         "balanced backend",
     );
     backend.health_checked().await;
-    let builder = Gateway::builder()
+    let builder = GatewayBuilder::new()
         .descriptors(pool)
         .backend(backend.clone());
     let gateway = spawn_gateway(ok(configure(builder).build(), "gateway")).await;
@@ -862,7 +862,7 @@ async fn descriptors_are_read_by_reflection_v1alpha_when_v1_is_not_served() {
     );
     backend.health_checked().await;
     let reflected = ok(
-        server::load_descriptors(&cli.serve.api, &backend).await,
+        server::load_descriptors(&cli.serve.api, None, &backend).await,
         "descriptors by reflection v1alpha",
     );
     assert!(
@@ -871,11 +871,25 @@ async fn descriptors_are_read_by_reflection_v1alpha_when_v1_is_not_served() {
             .is_some()
     );
     let router = ok(
-        server::router(&cli.serve, reflected, backend),
+        server::router(&cli.serve, None, reflected, backend),
         "gateway router",
     );
     let gateway = spawn_gateway(router).await;
     let r = send(reqwest::Client::new().get(gateway.url("/v1/sensors/s7/reading"))).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(json(r).await["sensor"], "s7");
+}
+
+#[tokio::test]
+async fn without_descriptor_flags_or_an_embedded_api_the_gateway_does_not_start() {
+    // The library knows no API: a binary that embeds none must be told where descriptors are.
+    let cli = ok(
+        Cli::try_parse_from(["articles-gateway", "openapi"]),
+        "command line",
+    );
+    match articles_gateway::run(cli, None).await {
+        Err(articles_gateway::StartError::NoDescriptors) => {}
+        Err(e) => panic!("another start-up error: {e}"),
+        Ok(()) => panic!("the gateway ran without descriptors"),
+    }
 }

@@ -9,7 +9,7 @@
 
 use std::{convert::Infallible, net::SocketAddr, path::PathBuf, time::Duration};
 
-use articles_gateway::{Backend, Gateway, GatewayBuilder, backend::DynamicCodec};
+use articles_gateway::{Backend, GatewayBuilder, backend::DynamicCodec};
 use base64::Engine;
 use futures::future::BoxFuture;
 use prost::Message;
@@ -192,7 +192,7 @@ pub(crate) async fn spawn_library_with(
             Ok(b) => b,
             Err(e) => panic!("{e}"),
         };
-    let builder = Gateway::builder()
+    let builder = GatewayBuilder::new()
         .descriptors(pool.clone())
         .backend(channel);
     let router = match configure(builder).build() {

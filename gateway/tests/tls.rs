@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use articles_gateway::{
-    Gateway,
+    GatewayBuilder,
     server::{ServeOptions, serve_with, tls},
 };
 use http::StatusCode;
@@ -50,7 +50,7 @@ async fn the_listener_serves_https_from_pem_files() {
     let pool = library_pool();
     let backend = spawn_echo_backend(&pool).await;
     let router = ok(
-        Gateway::builder()
+        GatewayBuilder::new()
             .descriptors(pool)
             .backend(ok(
                 articles_gateway::Backend::connect_lazy(&backend.url(""), Duration::from_secs(1)),

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use articles_gateway::{Backend, Gateway, json::JsonNames};
+use articles_gateway::{Backend, GatewayBuilder, json::JsonNames};
 use serde_json::{Value, json};
 
 use crate::support::{self, Spawned};
@@ -30,7 +30,7 @@ async fn spawn_accounts(names: JsonNames) -> Accounts {
         names,
         ..Default::default()
     };
-    let router = match Gateway::builder()
+    let router = match GatewayBuilder::new()
         .descriptors(pool.clone())
         .backend(channel)
         .json(json)

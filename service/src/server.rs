@@ -286,14 +286,24 @@ pub fn rest_router(
         .service(app.routes().prepare());
     let pool = prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| StartError::Rest(e.to_string()))?;
-    let builder = articles_gateway::Gateway::builder()
+    let builder = articles_gateway::GatewayBuilder::new()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
-        .openapi_info(articles_gateway::openapi::ApiInfo::articles());
+        .openapi_info(api_info());
     http.configure(builder)
         .map_err(|e| StartError::Rest(format!("{e:#}")))?
         .build()
         .map_err(|e| StartError::Rest(e.to_string()))
+}
+
+/// The `info` of the article API's OpenAPI document: title `articles`, this crate's version
+/// (the proto's `openapiv2_swagger` option says the rest), as `articles-gateway` writes it.
+pub fn api_info() -> articles_gateway::openapi::ApiInfo {
+    articles_gateway::openapi::ApiInfo {
+        title: "articles".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..articles_gateway::openapi::ApiInfo::default()
+    }
 }
 
 async fn bind(

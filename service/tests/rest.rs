@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::support::{Stack, TestDb, article_pool, refused_addr, serve_router};
-use articles_gateway::{Backend, Gateway, descriptors, json::JsonOptions, rules::Bindings};
+use articles_gateway::{Backend, GatewayBuilder, descriptors, json::JsonOptions, rules::Bindings};
 use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest};
 use prost::Message;
 use prost_reflect::DynamicMessage;
@@ -167,17 +167,19 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
         articles_gateway::openapi::to_pretty_json(&articles_gateway::openapi::document(
             &Bindings::from_pool(&pool),
             &JsonOptions::default(),
-            articles_gateway::openapi::ApiInfo::articles(),
+            articles_service::server::api_info(),
         ));
-    let embedded = articles_gateway::openapi::to_pretty_json(
-        &articles_gateway::openapi::articles_document(&JsonOptions::default()).expect("embedded"),
-    );
+    let embedded = articles_gateway::openapi::to_pretty_json(&articles_gateway::openapi::document(
+        &Bindings::from_pool(&article_pool()),
+        &JsonOptions::default(),
+        articles_service::server::api_info(),
+    ));
     assert!(reflected.contains("\"identifier\": \"MIT OR Apache-2.0\""));
     assert!(
         reflected == embedded,
         "the reflected descriptors lost something"
     );
-    let router = Gateway::builder()
+    let router = GatewayBuilder::new()
         .descriptors(pool)
         .backend(backend)
         .build()
@@ -211,7 +213,7 @@ async fn reflect_reads_descriptors_from_the_first_replica_that_answers() {
     )
     .expect("balanced backend");
     backend.health_checked().await;
-    let pool = articles_gateway::server::load_descriptors(&cli.serve.api, &backend)
+    let pool = articles_gateway::server::load_descriptors(&cli.serve.api, None, &backend)
         .await
         .expect("descriptors by reflection");
     assert!(

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use articles_gateway::{BalanceOptions, Gateway};
+use articles_gateway::{BalanceOptions, GatewayBuilder};
 use articles_proto::article::v1::article_service_client::ArticleServiceClient;
 use articles_service::{
     auth::{Token, WriteTokens},
@@ -588,7 +588,7 @@ async fn spawn_app(store: Store, tokens: &[String]) -> TestServer {
 
 /// The gateway library in front of `backend` on `127.0.0.1:0`.
 async fn spawn_gateway(backend: articles_gateway::Backend) -> (String, oneshot::Sender<()>) {
-    let router = Gateway::builder()
+    let router = GatewayBuilder::new()
         .descriptors(article_pool())
         .backend(backend)
         .build()

@@ -52,18 +52,14 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use crate::error::Error;
+use crate::{
+    error::Error,
+    limits::{
+        DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_QUERY_LENGTH,
+    },
+};
 
-/// The default limit on a request's head (request line and headers), in bytes: 64 KiB.
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
-/// The default time in-flight requests get to finish once shutdown starts: 30 s.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default time a client may take to send a request's head (and its first byte).
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default time a connection may stay without traffic: nginx's `keepalive_timeout`.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
-/// The default number of connections open at once.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 const MIN_HTTP1_BUFFER: usize = 8192;
 
@@ -115,7 +111,7 @@ impl Default for ServeOptions {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_query_length: crate::app::DEFAULT_MAX_QUERY_LENGTH,
+            max_query_length: DEFAULT_MAX_QUERY_LENGTH,
         }
     }
 }

@@ -11,7 +11,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Va
 
 use crate::rules::{Binding, BodyRule};
 
-/// The message name.
+/// The message whose fields carry a body as raw bytes and its content type, not as JSON.
 pub const HTTP_BODY: &str = "google.api.HttpBody";
 
 /// Whether messages of `desc` are raw HTTP bodies.

@@ -1,0 +1,213 @@
+//! The request handler: every request that is not for a gateway path is matched against the
+//! route table, transcoded into a call (unary here, streaming in [`crate::stream`]), and its
+//! answer transcoded back. One fallback handler rather than axum routes: axum's path router
+//! cannot express `{name=shelves/*}`, `**` or `:verb`.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{HeaderValue, Method, header};
+use tokio::sync::Semaphore;
+
+use crate::{
+    backend::{CallOptions, UnaryResponse},
+    calls::{Calls, message_response},
+    detach::Detached,
+    error::Error,
+    metadata,
+    metrics::RouteSlot,
+    routes::{Lookup, RouteTable},
+    rules::BodyRule,
+    stream,
+    template::split_request_path,
+    transcode,
+};
+
+/// What every request needs, resolved once at start.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) table: RouteTable,
+    /// What calls need; shared with streams, which outlive their handler.
+    pub(crate) calls: Arc<Calls>,
+    pub(crate) max_query_length: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) stream_timeout: Duration,
+    /// Requests in flight; a stream holds its permit until it ends.
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+/// The fallback handler: every request not for a gateway path.
+pub(crate) async fn transcode_request(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Response {
+    let head = request.method() == Method::HEAD;
+    let mut response = match transcode_call(&shared, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    if head {
+        // HEAD answers GET's headers, including its length, without the body.
+        let length = http_body::Body::size_hint(response.body()).exact();
+        *response.body_mut() = Body::empty();
+        if let Some(length) = length {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    response
+}
+
+async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, Error> {
+    let (mut parts, body) = request.into_parts();
+    // Still there after the decompression layer: an encoding it does not decode.
+    if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(Error::UnsupportedEncoding(
+            String::from_utf8_lossy(encoding.as_bytes()).into_owned(),
+        ));
+    }
+    let timeout = metadata::grpc_timeout(&parts.headers)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    if let Some(query) = parts.uri.query()
+        && query.len() > shared.max_query_length
+    {
+        return Err(Error::UriTooLong {
+            limit: shared.max_query_length,
+        });
+    }
+    let path = parts.uri.path().to_owned();
+    let (raw_segments, verb) = split_request_path(&path, |v| shared.table.has_verb(v));
+    let segments = raw_segments
+        .iter()
+        .map(|s| transcode::path_segment(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::InvalidArgument(format!("{e} in the request path {path:?}")))?;
+
+    // A WebSocket upgrade goes to the streaming route of its path, whatever that route's
+    // HTTP method; without one, the request is served as the plain GET it also is.
+    let mut websocket = stream::is_websocket_upgrade(&parts);
+    let mut lookup = Lookup::NotFound;
+    if websocket {
+        lookup = shared.table.lookup_stream(&segments, verb);
+        websocket = matches!(lookup, Lookup::Found { .. });
+    }
+    if !websocket {
+        lookup = shared.table.lookup(&parts.method, &segments, verb);
+    }
+    let (route, captures) = match lookup {
+        Lookup::Found { route, captures } => (route, captures),
+        Lookup::MethodNotAllowed(allow) => {
+            return Err(Error::MethodNotAllowed {
+                method: parts.method,
+                allow,
+            });
+        }
+        Lookup::NotFound => return Err(Error::NotFound(path)),
+    };
+    RouteSlot::record(&parts.extensions, route.binding.method.full_name());
+
+    // Shed rather than queue: a queued request would only time out later.
+    let acquire = || {
+        Arc::clone(&shared.permits)
+            .try_acquire_owned()
+            .map_err(|_| Error::Overloaded)
+    };
+    if route.binding.is_streaming() {
+        let permit = acquire()?;
+        // The call's deadline is fixed here, once, and owned by the call from now on.
+        let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout))
+            .max_response_bytes(shared.calls.max_response_bytes);
+        let call = stream::StreamCall {
+            calls: Arc::clone(&shared.calls),
+            route: route.clone(),
+            captures,
+            options,
+            permit,
+        };
+        return if websocket {
+            stream::websocket(call, &mut parts).await
+        } else {
+            stream::serve(call, parts, body).await
+        };
+    }
+    // A GET or HEAD has no effect to repeat: it may be sent again to another replica.
+    let options = CallOptions::within(timeout.unwrap_or(shared.timeout))
+        .idempotent(matches!(parts.method, Method::GET | Method::HEAD))
+        .max_response_bytes(shared.calls.max_response_bytes);
+    let calls = &shared.calls;
+
+    let raw = route.raw_request.as_ref();
+    let body = match route.binding.body {
+        // A body on a route without one is ignored, as grpc-gateway does.
+        BodyRule::None => Bytes::new(),
+        _ => calls.read_body(body, &parts.headers).await?,
+    };
+    // Taken once the body is in: a slow body holds its connection, never a slot (as nginx
+    // reads the body before it passes the request on).
+    let permit = acquire()?;
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    if !body.is_empty() && raw.is_none() {
+        transcode::check_content_type(content_type)?;
+    }
+    let json_body = if raw.is_some() { &[][..] } else { &body[..] };
+    // A write without credentials: the backend authenticates it before any field rule is
+    // told (the rules stay the backend's to check as well).
+    let rules = if !matches!(parts.method, Method::GET | Method::HEAD)
+        && !parts.headers.contains_key(header::AUTHORIZATION)
+    {
+        transcode::Rules::Defer
+    } else {
+        transcode::Rules::Check
+    };
+    let (mut message, system) = transcode::request_message_with(
+        &route.binding,
+        captures,
+        parts.uri.query(),
+        json_body,
+        &calls.request,
+        rules,
+    )?;
+    if let Some(target) = &raw {
+        let content_type = content_type
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        transcode::http_body::fill(&mut message, target, content_type, body);
+    }
+    let serialize = calls.serialize_for(system);
+
+    let metadata = calls.metadata(&parts)?;
+    let accept_trailers = metadata::accepts_trailers(&parts.headers);
+    let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
+    // The call holds the slot until it ends, and a client that hangs up does not cancel it
+    // (see `detach`); the deadline still bounds it, the slot bounds how many run.
+    let call = calls.backend.unary(
+        route.grpc_path.clone(),
+        grpc_request,
+        route.binding.method.output(),
+        options,
+    );
+    let answer = Detached::new(async move {
+        let answer = call.await;
+        drop(permit);
+        answer
+    })
+    .await;
+    let UnaryResponse { message, metadata } =
+        answer.map_err(|e| calls.error(e, &serialize, accept_trailers))?;
+
+    let mut response = message_response(&message, route, &serialize)?;
+    metadata::response_headers(&metadata.headers, response.headers_mut());
+    metadata::attach_trailers(
+        &mut response,
+        metadata::response_trailers(&metadata.trailers, accept_trailers),
+    );
+    Ok(response)
+}

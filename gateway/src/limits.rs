@@ -1,0 +1,36 @@
+//! The gateway's default limits and deadlines, in one place: the builder ([`crate::app`]), the
+//! connection server ([`crate::server`]) and the command line ([`crate::config`]) all start
+//! from them, so none of the three has to import another for its defaults.
+
+use std::time::Duration;
+
+/// The default request body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// The default limit on a query string's length, in bytes as sent: 8 KiB.
+pub const DEFAULT_MAX_QUERY_LENGTH: usize = 8 * 1024;
+/// The default limit on the metadata forwarded to the backend: 16 KiB, the header list size
+/// tonic's (hyper's) HTTP/2 server accepts by default.
+pub const DEFAULT_MAX_METADATA_BYTES: usize = 16 * 1024;
+/// The default time a whole request body may take to arrive (nginx's `client_body_timeout`).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default slowest average rate of a request body, in bytes per second (Kestrel's).
+pub const DEFAULT_MIN_BODY_RATE: u64 = 240;
+/// How long a body may arrive slower than the minimum rate before it is refused (Kestrel's).
+pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
+/// The default number of requests transcoded at once before new ones are shed.
+pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+/// The default deadline of a call when the client sends no `Grpc-Timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.
+pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The default limit on a request's head (request line and headers), in bytes: 64 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The default time in-flight requests get to finish once shutdown starts: 30 s.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a client may take to send a request's head (and its first byte).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a connection may stay without traffic: nginx's `keepalive_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// The default number of client connections open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
