@@ -1,0 +1,285 @@
+//! WatchArticles on SQLite and PostgreSQL: an event per create, update and delete in commit
+//! order, resuming from an event id, writes through another replica (another store on the same
+//! database, as another process would be) seen within a second, failed writes leaving no event,
+//! a deadline ending the stream, and a Django-made database left without an event table.
+
+use std::time::{Duration, Instant};
+
+use articles_proto::article::v1::{self as pb, article_event::Kind};
+use tonic::{Code, Request, Streaming};
+
+use crate::support::{Backend, Stack, TOKEN, TestDb};
+
+/// How long an event may take to reach a watcher: the issue's bound.
+const WITHIN: Duration = Duration::from_secs(1);
+
+fn authed<T>(message: T) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("metadata"),
+    );
+    req
+}
+
+async fn watch(stack: &Stack, last_event_id: i64) -> Streaming<pb::ArticleEvent> {
+    stack
+        .client()
+        .await
+        .watch_articles(pb::WatchArticlesRequest { last_event_id })
+        .await
+        .expect("WatchArticles")
+        .into_inner()
+}
+
+/// The next event, which must come within `within`.
+async fn next(stream: &mut Streaming<pb::ArticleEvent>, within: Duration) -> pb::ArticleEvent {
+    tokio::time::timeout(within, stream.message())
+        .await
+        .expect("an event in time")
+        .expect("the stream goes on")
+        .expect("an event, not the end")
+}
+
+/// Nothing more within `wait`.
+async fn nothing_more(stream: &mut Streaming<pb::ArticleEvent>, wait: Duration) {
+    if let Ok(got) = tokio::time::timeout(wait, stream.message()).await {
+        panic!("expected no event, got {got:?}");
+    }
+}
+
+async fn create(stack: &Stack, title: &str) -> pb::Article {
+    stack
+        .client()
+        .await
+        .create_article(authed(pb::CreateArticleRequest {
+            title: title.to_owned(),
+            content: format!("{title} content"),
+        }))
+        .await
+        .expect("CreateArticle")
+        .into_inner()
+        .article
+        .expect("article")
+}
+
+async fn create_update_and_delete_arrive_in_order_with_increasing_ids(db: TestDb) {
+    let stack = Stack::on(&db).demo(0).start().await;
+    let mut events = watch(&stack, 0).await;
+    let mut client = stack.client().await;
+    let created = create(&stack, "first").await;
+    let updated = client
+        .update_article(authed(pb::UpdateArticleRequest {
+            pk: created.id,
+            title: Some("first, edited".to_owned()),
+            content: None,
+        }))
+        .await
+        .expect("UpdateArticle")
+        .into_inner()
+        .article
+        .expect("article");
+    let deleted = client
+        .delete_article(authed(pb::DeleteArticleRequest { pk: created.id }))
+        .await
+        .expect("DeleteArticle")
+        .into_inner()
+        .article
+        .expect("article");
+
+    let got = [
+        next(&mut events, WITHIN).await,
+        next(&mut events, WITHIN).await,
+        next(&mut events, WITHIN).await,
+    ];
+    let kinds: Vec<i32> = got.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::Created as i32,
+            Kind::Updated as i32,
+            Kind::Deleted as i32
+        ]
+    );
+    assert_eq!(got[0].article.as_ref(), Some(&created));
+    assert_eq!(got[1].article.as_ref(), Some(&updated));
+    assert_eq!(got[2].article.as_ref(), Some(&deleted), "what was deleted");
+    assert_eq!(deleted.title, "first, edited");
+    assert!(got[0].event_id > 0, "{got:?}");
+    assert!(
+        got[0].event_id < got[1].event_id && got[1].event_id < got[2].event_id,
+        "{got:?}"
+    );
+    nothing_more(&mut events, Duration::from_millis(300)).await;
+    drop(events);
+    stack.stop().await;
+}
+
+async fn a_watch_resumes_after_the_given_event_id(db: TestDb) {
+    let stack = Stack::on(&db).demo(0).start().await;
+    for title in ["one", "two", "three"] {
+        create(&stack, title).await;
+    }
+    let mut all = watch(&stack, 0).await;
+    let first = next(&mut all, WITHIN).await;
+    let second = next(&mut all, WITHIN).await;
+    let third = next(&mut all, WITHIN).await;
+    drop(all);
+
+    let mut resumed = watch(&stack, second.event_id).await;
+    assert_eq!(next(&mut resumed, WITHIN).await, third, "only what follows");
+    nothing_more(&mut resumed, Duration::from_millis(300)).await;
+    let fourth = create(&stack, "four").await;
+    let event = next(&mut resumed, WITHIN).await;
+    assert_eq!(event.article, Some(fourth));
+    assert!(event.event_id > third.event_id);
+    drop(resumed);
+
+    let mut from_first = watch(&stack, first.event_id).await;
+    assert_eq!(next(&mut from_first, WITHIN).await, second);
+    drop(from_first);
+
+    let status = stack
+        .client()
+        .await
+        .watch_articles(pb::WatchArticlesRequest { last_event_id: -1 })
+        .await
+        .expect_err("a negative id");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("last_event_id"), "{status:?}");
+    stack.stop().await;
+}
+
+async fn a_write_on_one_replica_reaches_a_watcher_on_another_within_a_second(db: TestDb) {
+    // Two services, each with its own store on the one database, as two processes would be.
+    let a = Stack::on(&db).demo(0).start().await;
+    let b = Stack::on(&db).demo(0).start().await;
+    let mut on_b = watch(&b, 0).await;
+    // Let the watcher catch up and go to sleep: the write must wake it, not its first read.
+    nothing_more(&mut on_b, Duration::from_millis(600)).await;
+    for round in 0..3 {
+        let started = Instant::now();
+        let created = create(&a, &format!("written on A, round {round}")).await;
+        let event = next(&mut on_b, WITHIN).await;
+        let took = started.elapsed();
+        assert_eq!(event.article, Some(created));
+        assert_eq!(event.kind, Kind::Created as i32);
+        assert!(took < WITHIN, "took {took:?}");
+    }
+    drop(on_b);
+    b.stop().await;
+    a.stop().await;
+}
+
+async fn a_failed_write_records_no_event(db: TestDb) {
+    let stack = Stack::on(&db).demo(0).start().await;
+    let mut client = stack.client().await;
+    let before = create(&stack, "before").await;
+    let missing = client
+        .update_article(authed(pb::UpdateArticleRequest {
+            pk: 9999,
+            title: Some("nobody".to_owned()),
+            content: None,
+        }))
+        .await
+        .expect_err("no such article");
+    assert_eq!(missing.code(), Code::NotFound);
+    let missing = client
+        .delete_article(authed(pb::DeleteArticleRequest { pk: 9999 }))
+        .await
+        .expect_err("no such article");
+    assert_eq!(missing.code(), Code::NotFound);
+    let refused = client
+        .create_article(pb::CreateArticleRequest {
+            title: "no token".to_owned(),
+            content: "c".to_owned(),
+        })
+        .await
+        .expect_err("unauthenticated");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    // A write the database fails after its event row was inserted: both roll back together.
+    db.exec(match db.backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER boom AFTER INSERT ON article_event WHEN NEW.title = 'boom' \
+             BEGIN SELECT RAISE(ABORT, 'boom'); END;"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NULL; END $$; \
+             CREATE TRIGGER boom AFTER INSERT ON article_event FOR EACH ROW \
+             EXECUTE FUNCTION boom();"
+        }
+    })
+    .await;
+    let failed = client
+        .create_article(authed(pb::CreateArticleRequest {
+            title: "boom".to_owned(),
+            content: "c".to_owned(),
+        }))
+        .await
+        .expect_err("the database refuses it");
+    assert_eq!(failed.code(), Code::Internal, "{failed:?}");
+    let after = create(&stack, "after").await;
+
+    let mut events = watch(&stack, 0).await;
+    let first = next(&mut events, WITHIN).await;
+    let second = next(&mut events, WITHIN).await;
+    assert_eq!(first.article, Some(before));
+    assert_eq!(second.article, Some(after));
+    nothing_more(&mut events, Duration::from_millis(300)).await;
+    drop(events);
+    assert_eq!(db.scalar("SELECT count(*) FROM article_event").await, 2);
+    assert_eq!(db.scalar("SELECT count(*) FROM article_article").await, 2);
+    stack.stop().await;
+}
+
+async fn a_deadline_ends_the_watch_with_deadline_exceeded(db: TestDb) {
+    let stack = Stack::on(&db).demo(0).start().await;
+    let mut request = Request::new(pb::WatchArticlesRequest { last_event_id: 0 });
+    request.set_timeout(Duration::from_millis(500));
+    let started = Instant::now();
+    let mut events = stack
+        .client()
+        .await
+        .watch_articles(request)
+        .await
+        .expect("WatchArticles")
+        .into_inner();
+    let end = tokio::time::timeout(Duration::from_secs(5), events.message())
+        .await
+        .expect("the stream ends by its deadline");
+    let status = end.expect_err("ended by the deadline");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    drop(events);
+    // The server is not left holding the stream: it stops at once.
+    tokio::time::timeout(Duration::from_secs(5), stack.stop())
+        .await
+        .expect("graceful stop");
+}
+
+async fn watching_a_django_table_is_failed_precondition_and_adds_no_table(db: TestDb) {
+    db.create_django_table().await;
+    let stack = Stack::on(&db).start().await;
+    let status = stack
+        .client()
+        .await
+        .watch_articles(pb::WatchArticlesRequest { last_event_id: 0 })
+        .await
+        .expect_err("no event table");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("Django"), "{status:?}");
+    // Writes still work, and leave no event table or trigger behind.
+    create(&stack, "still writable").await;
+    stack.stop().await;
+    assert!(!db.table_exists("article_event").await);
+}
+
+crate::backend_tests!(
+    create_update_and_delete_arrive_in_order_with_increasing_ids,
+    a_watch_resumes_after_the_given_event_id,
+    a_write_on_one_replica_reaches_a_watcher_on_another_within_a_second,
+    a_failed_write_records_no_event,
+    a_deadline_ends_the_watch_with_deadline_exceeded,
+    watching_a_django_table_is_failed_precondition_and_adds_no_table,
+);
