@@ -289,7 +289,8 @@ pub fn rest_router(
     let builder = articles_gateway::Gateway::builder()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
-        .openapi_info(articles_gateway::openapi::ApiInfo::articles());
+        .openapi_info(articles_gateway::openapi::ApiInfo::articles())
+        .merge(crate::feed::router(app.store.clone()));
     http.configure(builder)
         .map_err(|e| StartError::Rest(format!("{e:#}")))?
         .build()

@@ -248,6 +248,20 @@ impl Store {
         (self.wake.subscribe(), poll)
     }
 
+    /// The id of the newest event (0 when there is none yet).
+    ///
+    /// # Errors
+    /// [`Error::WatchUnavailable`] on a foreign schema; database failures.
+    pub async fn latest_event_id(&self) -> Result<i64> {
+        if !self.has_events.load(Ordering::Relaxed) {
+            return Err(Error::WatchUnavailable);
+        }
+        match &self.backend {
+            Backend::Sqlite(db) => sqlite::latest_event_id(&db.pool).await,
+            Backend::Postgres(pool) => postgres::latest_event_id(pool).await,
+        }
+    }
+
     /// Up to `limit` events with ids above `after`, by ascending id, from the primary (a
     /// replica may lag).
     ///

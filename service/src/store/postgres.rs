@@ -171,6 +171,15 @@ pub(super) async fn has_events(pool: &PgPool) -> Result<bool> {
     )
 }
 
+/// See [`super::Store::latest_event_id`].
+pub(super) async fn latest_event_id(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM article_event")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// See [`super::Store::events_after`].
 pub(super) async fn events_after(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<Event>> {
     Ok(sqlx::query_as::<_, Event>(

@@ -392,6 +392,15 @@ pub(super) async fn has_events(pool: &SqlitePool) -> Result<bool> {
     table_exists(&mut conn, "article_event").await
 }
 
+/// See [`super::Store::latest_event_id`].
+pub(super) async fn latest_event_id(pool: &SqlitePool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM article_event")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// See [`super::Store::events_after`]. The limit is cast for the reason `page_query!` gives.
 const EVENTS_AFTER: &str = "SELECT id AS event_id, kind, article_id AS id, title, content, \
      CAST(create_time AS TEXT) AS create_time FROM article_event WHERE id > ?1 ORDER BY id \
