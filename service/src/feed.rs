@@ -17,9 +17,7 @@ const PAGE: &str = include_str!("feed/page.html");
 
 /// The router serving the page.
 pub fn router(store: Store) -> axum::Router {
-    axum::Router::new()
-        .route("/", get(page))
-        .with_state(store)
+    axum::Router::new().route("/", get(page)).with_state(store)
 }
 
 async fn page(State(store): State<Store>) -> Html<String> {

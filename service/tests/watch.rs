@@ -275,7 +275,101 @@ async fn watching_a_django_table_is_failed_precondition_and_adds_no_table(db: Te
     assert!(!db.table_exists("article_event").await);
 }
 
+/// Reads `n` Server-Sent Events (within 5 s) as (`id:`, data JSON).
+async fn sse_events(
+    response: &mut reqwest::Response,
+    n: usize,
+) -> Vec<(String, serde_json::Value)> {
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Bounded by the deadline.
+    while text.matches("\n\n").count() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .expect("events in time")
+            .expect("body")
+            .expect("the stream goes on");
+        text.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+    }
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .take(n)
+        .map(|event| {
+            let id = event
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .expect("an id line")
+                .to_owned();
+            let data = event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .expect("a data line");
+            (id, serde_json::from_str(data).expect("JSON"))
+        })
+        .collect()
+}
+
+async fn the_rest_feed_page_and_sse_resume_from_last_event_id(db: TestDb) {
+    let stack = Stack::on(&db).demo(30).rest().start().await;
+    let rest = stack.rest_url();
+    let client = reqwest::Client::new();
+
+    // The page opens 20 events back from the newest (the 30 demo creations).
+    let page = client.get(format!("{rest}/")).send().await.expect("GET /");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    let html = page.text().await.expect("page");
+    assert!(
+        html.contains(r#"new EventSource("/articles:watch?last_event_id=10")"#),
+        "{html}"
+    );
+    assert!(!html.contains("src="), "everything inline: {html}");
+
+    // SSE: each event's id is its event_id; Last-Event-ID resumes after it, over the query.
+    let mut all = client
+        .get(format!("{rest}/articles:watch"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(all.headers()["content-type"], "text/event-stream");
+    let events = sse_events(&mut all, 3).await;
+    for (id, data) in &events {
+        assert_eq!(data["event_id"].as_str(), Some(id.as_str()), "{data}");
+        assert_eq!(data["kind"], "CREATED", "{data}");
+    }
+    drop(all);
+    let mut resumed = client
+        .get(format!("{rest}/articles:watch?last_event_id=0"))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", &events[1].0)
+        .send()
+        .await
+        .expect("watch");
+    let next = sse_events(&mut resumed, 1).await;
+    assert_eq!(next[0], events[2], "resumed right after the Last-Event-ID");
+    drop(resumed);
+
+    let bad = client
+        .get(format!("{rest}/articles:watch"))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "-5")
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("body").contains("last_event_id"));
+    stack.stop().await;
+}
+
 crate::backend_tests!(
+    the_rest_feed_page_and_sse_resume_from_last_event_id,
     create_update_and_delete_arrive_in_order_with_increasing_ids,
     a_watch_resumes_after_the_given_event_id,
     a_write_on_one_replica_reaches_a_watcher_on_another_within_a_second,
