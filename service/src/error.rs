@@ -87,6 +87,9 @@ pub enum Error {
          WatchArticles reads"
     )]
     WatchUnavailable,
+    /// The server is stopping: a watch ends (its client resumes elsewhere or later).
+    #[error("the server is shutting down; resume the watch from the last event id received")]
+    ShuttingDown,
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -187,6 +190,7 @@ impl From<Error> for Status {
             Error::NotFound(_) | Error::RowNotFound => Status::not_found(err.to_string()),
             Error::IdOutOfRange(_) => Status::out_of_range(err.to_string()),
             Error::WatchUnavailable => Status::failed_precondition(err.to_string()),
+            Error::ShuttingDown => Status::unavailable(err.to_string()),
             Error::Unauthenticated(msg) => Status::unauthenticated(msg),
             Error::PermissionDenied(msg) => Status::permission_denied(msg),
             Error::Unavailable(_) => {

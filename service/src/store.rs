@@ -235,9 +235,16 @@ impl Store {
         Ok(watch::events(self.clone(), after_event))
     }
 
+    /// Ends every watch of this store (and of its clones) with [`Error::ShuttingDown`], now and
+    /// from now on: the server calls it when it stops, since a watch never ends by itself and
+    /// a graceful shutdown waits for every call.
+    pub fn stop_watchers(&self) {
+        self.wake.stop();
+    }
+
     /// A receiver that changes when an event may have been written, and how long to wait for
     /// it before looking anyway.
-    fn watch_signal(&self) -> (tokio::sync::watch::Receiver<u64>, std::time::Duration) {
+    fn watch_signal(&self) -> (watch::Signals, std::time::Duration) {
         let poll = match &self.backend {
             Backend::Sqlite(_) => SQLITE_POLL,
             Backend::Postgres(pool) => {

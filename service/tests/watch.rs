@@ -258,6 +258,25 @@ async fn a_deadline_ends_the_watch_with_deadline_exceeded(db: TestDb) {
         .expect("graceful stop");
 }
 
+async fn stopping_the_server_ends_open_watches_with_unavailable(db: TestDb) {
+    let stack = Stack::on(&db).demo(0).start().await;
+    let mut events = watch(&stack, 0).await;
+    nothing_more(&mut events, Duration::from_millis(300)).await;
+    // A graceful stop waits for every call: the watch must end for it to finish.
+    let stopping = tokio::spawn(stack.stop());
+    let end = tokio::time::timeout(Duration::from_secs(5), events.message())
+        .await
+        .expect("the watch ends when the server stops");
+    let status = end.expect_err("ended by the shutdown");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("shutting down"), "{status:?}");
+    drop(events);
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("graceful stop finishes")
+        .expect("stop task");
+}
+
 async fn watching_a_django_table_is_failed_precondition_and_adds_no_table(db: TestDb) {
     db.create_django_table().await;
     let stack = Stack::on(&db).start().await;
@@ -375,5 +394,6 @@ crate::backend_tests!(
     a_write_on_one_replica_reaches_a_watcher_on_another_within_a_second,
     a_failed_write_records_no_event,
     a_deadline_ends_the_watch_with_deadline_exceeded,
+    stopping_the_server_ends_open_watches_with_unavailable,
     watching_a_django_table_is_failed_precondition_and_adds_no_table,
 );

@@ -25,7 +25,10 @@ use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::watch;
 
 use super::Store;
-use crate::{error::Result, model::Event};
+use crate::{
+    error::{Error, Result},
+    model::Event,
+};
 
 /// How many events a watcher reads at a time.
 pub const BATCH: i64 = 100;
@@ -43,6 +46,30 @@ pub(super) struct Wake {
     signal: watch::Sender<u64>,
     /// Set once the PostgreSQL listener has been started.
     listening: OnceLock<()>,
+    /// Set when the server stops: every watch ends.
+    stopping: watch::Sender<bool>,
+}
+
+/// What a watcher waits on: new events, or the server stopping.
+pub(super) struct Signals {
+    events: watch::Receiver<u64>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Signals {
+    /// Whether the server is stopping.
+    fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Waits until an event may have been written, `poll` has passed or the server stops.
+    async fn wait(&mut self, poll: Duration) {
+        tokio::select! {
+            // Woken or timed out alike, the next read tells.
+            _ = tokio::time::timeout(poll, self.events.changed()) => {}
+            _ = self.stopping.wait_for(|stop| *stop) => {}
+        }
+    }
 }
 
 impl Wake {
@@ -50,6 +77,7 @@ impl Wake {
         Self {
             signal: watch::Sender::new(0),
             listening: OnceLock::new(),
+            stopping: watch::Sender::new(false),
         }
     }
 
@@ -58,9 +86,17 @@ impl Wake {
         self.signal.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// A receiver that changes at each [`Wake::bump`].
-    pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.signal.subscribe()
+    /// What a new watcher waits on.
+    pub(super) fn subscribe(&self) -> Signals {
+        Signals {
+            events: self.signal.subscribe(),
+            stopping: self.stopping.subscribe(),
+        }
+    }
+
+    /// Ends every watch, now and from now on.
+    pub(super) fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Starts (once per store) the task that turns PostgreSQL notifications into bumps.
@@ -85,6 +121,7 @@ async fn listen(wake: Weak<Wake>, pool: PgPool) {
                             Some(wake) => wake.bump(),
                             None => return,
                         },
+                        Ok(Err(_)) if pool.is_closed() => return,
                         Ok(Err(e)) => {
                             tracing::warn!(error = %e, "LISTEN article_event failed; watchers poll");
                             break;
@@ -105,18 +142,22 @@ async fn listen(wake: Weak<Wake>, pool: PgPool) {
 }
 
 /// The events after `after`, oldest first, then each new one as it is committed; the stream
-/// ends only at a failure (or when dropped: a cancelled call, a deadline).
+/// ends only at a failure or when the server stops ([`Error::ShuttingDown`]), or when dropped
+/// (a cancelled call, a deadline).
 pub(super) fn events(
     store: Store,
     after: i64,
 ) -> impl futures::Stream<Item = Result<Event>> + Send + 'static {
     async_stream::try_stream! {
-        let (mut signal, poll) = store.watch_signal();
+        let (mut signals, poll) = store.watch_signal();
         let mut last = after;
-        // Ends with the stream, i.e. with the call.
+        // Ends with the stream, i.e. with the call, or when the server stops.
         loop {
+            if signals.stopping() {
+                Err(Error::ShuttingDown)?;
+            }
             // Before the read: a bump during it is then seen as a change below.
-            signal.mark_unchanged();
+            signals.events.mark_unchanged();
             let batch = store.events_after(last, BATCH).await?;
             let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
             for event in batch {
@@ -124,8 +165,7 @@ pub(super) fn events(
                 yield event;
             }
             if !full {
-                // Woken or timed out alike, the next read tells.
-                let _ = tokio::time::timeout(poll, signal.changed()).await;
+                signals.wait(poll).await;
             }
         }
     }
