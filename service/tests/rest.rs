@@ -154,6 +154,7 @@ async fn descriptors_reflected_from_the_live_service_keep_the_http_rules() {
         [
             "GET /articles",
             "GET /articles:export",
+            "GET /articles:watch",
             "GET /articles/{pk}",
             "POST /articles",
             "PATCH /articles/{pk}",
@@ -218,7 +219,7 @@ async fn reflect_reads_descriptors_from_the_first_replica_that_answers() {
         pool.get_service_by_name("article.v1.ArticleService")
             .is_some()
     );
-    assert_eq!(Bindings::from_pool(&pool).bindings.len(), 7);
+    assert_eq!(Bindings::from_pool(&pool).bindings.len(), 8);
     service.stop().await;
 }
 
@@ -267,11 +268,19 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
     assert_eq!(count, EXPORT_ROWS);
     let growth = peak.saturating_sub(before);
     eprintln!("export RSS: {before} KiB before, {peak} KiB at most, by 10,000 rows: {samples:?}");
-    // The allocator's per-thread caches fill once (mimalloc keeps about 12 MiB here); the
-    // rows themselves (100,000 of about 230 bytes: 23 MB) must not be held.
+    // The allocator's per-thread caches fill once (mimalloc keeps about 12 MiB here), and
+    // SQLite's page caches: since migration 0003 the file also holds the insert's 100,000
+    // events, and the growth measured 16-21 MiB under a loaded test run (14-16 MiB without
+    // the events), all of it by the first 10,000 rows. The rows themselves (100,000 of about
+    // 230 bytes: 23 MB) must not be held: not in all, and not growing after the first sample.
     assert!(
-        growth < 20 * 1024,
+        growth < 24 * 1024,
         "RSS grew {growth} KiB while exporting ({before} KiB before, {peak} KiB at most)"
+    );
+    let later = samples.iter().skip(1).copied().max().unwrap_or_default();
+    assert!(
+        later < samples[0] + 8 * 1024,
+        "RSS kept growing with the rows: {samples:?}"
     );
     let settled = samples.get(2).copied().unwrap_or(before);
     let late = samples.iter().skip(5).copied().max().unwrap_or(settled);
