@@ -232,7 +232,12 @@ impl Store {
         if !self.has_events.load(Ordering::Relaxed) {
             return Err(Error::WatchUnavailable);
         }
-        Ok(watch::events(self.clone(), after_event))
+        let (signals, poll) = self.watch_signal();
+        let store = self.clone();
+        Ok(watch::events(after_event, signals, poll, move |after| {
+            let store = store.clone();
+            async move { store.events_after(after, WATCH_BATCH).await }
+        }))
     }
 
     /// Ends every watch of this store (and of its clones) with [`Error::ShuttingDown`], now and

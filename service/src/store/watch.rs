@@ -17,6 +17,7 @@
 //!   every [`SQLITE_POLL`] (an indexed read of nothing, most of the time).
 
 use std::{
+    future::Future,
     sync::{Arc, OnceLock, Weak},
     time::Duration,
 };
@@ -24,7 +25,6 @@ use std::{
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::watch;
 
-use super::Store;
 use crate::{
     error::{Error, Result},
     model::Event,
@@ -141,15 +141,21 @@ async fn listen(wake: Weak<Wake>, pool: PgPool) {
     }
 }
 
-/// The events after `after`, oldest first, then each new one as it is committed; the stream
-/// ends only at a failure or when the server stops ([`Error::ShuttingDown`]), or when dropped
-/// (a cancelled call, a deadline).
-pub(super) fn events(
-    store: Store,
+/// The events after `after`, oldest first, then each new one as it is committed, each batch
+/// from `read` (the events after an id, at most [`BATCH`]); the stream ends only at a failure
+/// or when the server stops ([`Error::ShuttingDown`]), or when dropped (a cancelled call, a
+/// deadline).
+pub(super) fn events<F, Fut>(
     after: i64,
-) -> impl futures::Stream<Item = Result<Event>> + Send + 'static {
+    mut signals: Signals,
+    poll: Duration,
+    mut read: F,
+) -> impl futures::Stream<Item = Result<Event>> + Send + 'static
+where
+    F: FnMut(i64) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<Event>>> + Send,
+{
     async_stream::try_stream! {
-        let (mut signals, poll) = store.watch_signal();
         let mut last = after;
         // Ends with the stream, i.e. with the call, or when the server stops.
         loop {
@@ -158,7 +164,7 @@ pub(super) fn events(
             }
             // Before the read: a bump during it is then seen as a change below.
             signals.events.mark_unchanged();
-            let batch = store.events_after(last, BATCH).await?;
+            let batch = read(last).await?;
             let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
             for event in batch {
                 last = event.event_id;
