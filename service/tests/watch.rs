@@ -171,6 +171,44 @@ async fn a_write_on_one_replica_reaches_a_watcher_on_another_within_a_second(db:
     a.stop().await;
 }
 
+/// On PostgreSQL the other replica's watcher is woken by NOTIFY, not by its poll: the median of
+/// a few writes is far below the poll interval (polling alone would give about half of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_another_replicas_watcher_is_woken_by_notify_before_its_poll() {
+    let Some(db) = TestDb::postgres().await else {
+        assert!(
+            !crate::support::in_ci(),
+            "TEST_POSTGRES_URL must be set in CI"
+        );
+        eprintln!("skipped: set TEST_POSTGRES_URL to run on PostgreSQL");
+        return;
+    };
+    let a = Stack::on(&db).demo(0).start().await;
+    let b = Stack::on(&db).demo(0).start().await;
+    let mut on_b = watch(&b, 0).await;
+    nothing_more(&mut on_b, Duration::from_millis(600)).await;
+    let mut took = Vec::new();
+    for round in 0..5 {
+        // Between writes: a random phase of B's poll.
+        tokio::time::sleep(Duration::from_millis(37 * round)).await;
+        let started = Instant::now();
+        let created = create(&a, &format!("notified {round}")).await;
+        let event = next(&mut on_b, WITHIN).await;
+        took.push(started.elapsed());
+        assert_eq!(event.article, Some(created));
+    }
+    took.sort();
+    let poll = articles_service::store::POSTGRES_POLL;
+    assert!(
+        took[2] < poll / 3,
+        "median {:?} of {took:?} (poll {poll:?})",
+        took[2]
+    );
+    drop(on_b);
+    b.stop().await;
+    a.stop().await;
+}
+
 async fn a_failed_write_records_no_event(db: TestDb) {
     let stack = Stack::on(&db).demo(0).start().await;
     let mut client = stack.client().await;

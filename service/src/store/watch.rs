@@ -30,8 +30,10 @@ use crate::{
     model::Event,
 };
 
-/// How many events a watcher reads at a time.
-pub const BATCH: i64 = 100;
+/// How many events a watcher reads at a time: what it holds, at most 64 MiB even with articles
+/// at the contract's 4 MiB limit (a batch of ordinary articles is a few KiB). Each read is a
+/// range of the primary key, so catching up by small batches costs little.
+pub const BATCH: i64 = 16;
 /// How often a caught-up watcher on SQLite looks for events written by other processes.
 pub const SQLITE_POLL: Duration = Duration::from_millis(200);
 /// How often a caught-up watcher on PostgreSQL looks without being notified.
