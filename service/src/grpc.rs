@@ -4,7 +4,9 @@
 //!
 //! [`legacy`] serves the same implementation under the tutorial's unpackaged
 //! `/ArticleService/...` paths; [`guard`] authorizes the writes, before their bodies are read;
-//! [`paging`] says where a page starts and where it is cut.
+//! [`paging`] says where a page starts and where it is cut. WatchArticles follows the store's
+//! events ([`Store::watch`]) until the call's deadline, the client leaving or the server
+//! stopping.
 
 pub mod guard;
 pub mod legacy;

@@ -209,6 +209,46 @@ async fn on_postgres_another_replicas_watcher_is_woken_by_notify_before_its_poll
     a.stop().await;
 }
 
+async fn a_watcher_that_stops_reading_blocks_no_writer(db: TestDb) {
+    let stack = Stack::on(&db).demo(0).start().await;
+    let mut client = stack.client().await;
+    // 4 MB of events: more than the HTTP/2 windows (256 KiB a stream, 2 MiB a connection)
+    // hold, so the watch below really stalls on its client.
+    let content = "x".repeat(64 * 1024);
+    for i in 0..60 {
+        client
+            .create_article(authed(pb::CreateArticleRequest {
+                title: format!("big {i}"),
+                content: content.clone(),
+            }))
+            .await
+            .expect("CreateArticle");
+    }
+    let mut stalled = watch(&stack, 0).await;
+    next(&mut stalled, WITHIN).await;
+    // The watcher reads no more; writes go on at their usual pace.
+    for i in 0..10 {
+        let started = Instant::now();
+        create(&stack, &format!("while stalled {i}")).await;
+        assert!(
+            started.elapsed() < WITHIN,
+            "a write took {:?}",
+            started.elapsed()
+        );
+    }
+    // And the stalled watcher then gets every event, in order.
+    let mut titles = Vec::new();
+    for _ in 1..70 {
+        let event = next(&mut stalled, Duration::from_secs(5)).await;
+        titles.push(event.article.expect("article").title);
+    }
+    assert_eq!(titles[0], "big 1");
+    assert_eq!(titles[58], "big 59");
+    assert_eq!(titles[68], "while stalled 9");
+    drop(stalled);
+    stack.stop().await;
+}
+
 async fn a_failed_write_records_no_event(db: TestDb) {
     let stack = Stack::on(&db).demo(0).start().await;
     let mut client = stack.client().await;
@@ -431,6 +471,7 @@ crate::backend_tests!(
     a_watch_resumes_after_the_given_event_id,
     a_write_on_one_replica_reaches_a_watcher_on_another_within_a_second,
     a_failed_write_records_no_event,
+    a_watcher_that_stops_reading_blocks_no_writer,
     a_deadline_ends_the_watch_with_deadline_exceeded,
     stopping_the_server_ends_open_watches_with_unavailable,
     watching_a_django_table_is_failed_precondition_and_adds_no_table,
