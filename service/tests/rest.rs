@@ -232,6 +232,10 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
     let db = TestDb::sqlite();
     let service = Stack::on(&db).demo(0).rest().start().await;
     let rest = service.rest_url();
+    // Test data, not writes to watch: without the event triggers (migration 0003), whose
+    // 100,000 events the export never reads but whose pages would add SQLite cache noise to
+    // what this test measures.
+    db.exec("DROP TRIGGER article_event_insert").await;
     db.exec(&format!(
         "INSERT INTO article_article (title, content, create_time) \
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {EXPORT_ROWS}) \
@@ -268,19 +272,11 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
     assert_eq!(count, EXPORT_ROWS);
     let growth = peak.saturating_sub(before);
     eprintln!("export RSS: {before} KiB before, {peak} KiB at most, by 10,000 rows: {samples:?}");
-    // The allocator's per-thread caches fill once (mimalloc keeps about 12 MiB here), and
-    // SQLite's page caches: since migration 0003 the file also holds the insert's 100,000
-    // events, and the growth measured 16-21 MiB under a loaded test run (14-16 MiB without
-    // the events), all of it by the first 10,000 rows. The rows themselves (100,000 of about
-    // 230 bytes: 23 MB) must not be held: not in all, and not growing after the first sample.
+    // The allocator's per-thread caches fill once (mimalloc keeps about 12 MiB here); the
+    // rows themselves (100,000 of about 230 bytes: 23 MB) must not be held.
     assert!(
-        growth < 24 * 1024,
+        growth < 20 * 1024,
         "RSS grew {growth} KiB while exporting ({before} KiB before, {peak} KiB at most)"
-    );
-    let later = samples.iter().skip(1).copied().max().unwrap_or_default();
-    assert!(
-        later < samples[0] + 8 * 1024,
-        "RSS kept growing with the rows: {samples:?}"
     );
     let settled = samples.get(2).copied().unwrap_or(before);
     let late = samples.iter().skip(5).copied().max().unwrap_or(settled);
