@@ -281,6 +281,7 @@ mod tests {
             [
                 "GET /articles ArticleList",
                 "GET /articles:export ExportArticles",
+                "GET /articles:watch WatchArticles",
                 "GET /articles/{pk} ArticleDetail",
                 "POST /articles CreateArticle",
                 "PATCH /articles/{pk} UpdateArticle",

@@ -17,6 +17,7 @@
 
 mod framing;
 mod reader;
+mod resume;
 mod websocket;
 
 use std::sync::Arc;
@@ -94,7 +95,11 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         permit,
     } = call;
     let method = route.binding.method.clone();
-    let query = parts.uri.query().map(str::to_owned);
+    let query = resume::query_with_last_event_id(
+        &route.binding,
+        &parts.headers,
+        parts.uri.query().map(str::to_owned),
+    );
     let serialize = calls
         .serialize_for(transcode::system_params(query.as_deref())?)
         .into_owned();
@@ -179,7 +184,11 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         HeaderValue::from_static("no"),
     );
     metadata::response_headers(stream.headers(), response.headers_mut());
+    let event_id = (framing == Framing::Sse && !raw_out && route.binding.response_body.is_none())
+        .then(|| resume::event_id_field(&method.output()))
+        .flatten();
     let writer = Writer {
+        event_id,
         calls,
         route,
         serialize,
@@ -234,6 +243,8 @@ struct Writer {
     /// `google.api.HttpBody` messages: their raw data, no framing.
     raw_out: bool,
     accept_trailers: bool,
+    /// The field written as each Server-Sent Event's `id:` ([`resume`]).
+    event_id: Option<prost_reflect::FieldDescriptor>,
 }
 
 impl Writer {
@@ -306,7 +317,14 @@ impl Writer {
             &self.serialize,
         )
         .map_err(std::io::Error::other)?;
-        let mut out = Vec::with_capacity(json.len() + 16);
+        let mut out = Vec::with_capacity(json.len() + 32);
+        if let Some(id) = self
+            .event_id
+            .as_ref()
+            .and_then(|field| resume::event_id(message, field))
+        {
+            self.framing.event_id(&id, &mut out);
+        }
         self.framing.message(index, &json, &mut out);
         Ok(Bytes::from(out))
     }

@@ -31,6 +31,7 @@ fn every_binding_is_an_operation_with_its_id_and_service_tag() {
     for (path, method, id) in [
         ("/articles", "get", "ArticleList"),
         ("/articles:export", "get", "ExportArticles"),
+        ("/articles:watch", "get", "WatchArticles"),
         ("/articles/{pk}", "get", "ArticleDetail"),
         ("/articles", "post", "CreateArticle"),
         ("/articles/{pk}", "patch", "UpdateArticle"),
@@ -45,7 +46,15 @@ fn every_binding_is_an_operation_with_its_id_and_service_tag() {
         .as_object()
         .map(|m| m.keys().collect())
         .unwrap_or_default();
-    assert_eq!(paths, ["/articles", "/articles/{pk}", "/articles:export"]);
+    assert_eq!(
+        paths,
+        [
+            "/articles",
+            "/articles/{pk}",
+            "/articles:export",
+            "/articles:watch"
+        ]
+    );
     assert_eq!(doc["tags"][0]["name"], "ArticleService");
     assert_eq!(doc["tags"][0]["description"], "Reads and writes articles.");
 }

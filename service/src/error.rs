@@ -80,6 +80,16 @@ pub enum Error {
     /// The SQLite file is no longer at its path (deleted or replaced under the server).
     #[error("the database file {0} was removed or replaced under the running server")]
     DatabaseFileGone(String),
+    /// The database has no event table to watch (a schema made by another tool, e.g. Django).
+    #[error(
+        "watching is not available on this database: its article_article table was made by \
+         another tool (e.g. Django) and is served as is, without the article_event table that \
+         WatchArticles reads"
+    )]
+    WatchUnavailable,
+    /// The server is stopping: a watch ends (its client resumes elsewhere or later).
+    #[error("the server is shutting down; resume the watch from the last event id received")]
+    ShuttingDown,
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -179,6 +189,8 @@ impl From<Error> for Status {
             Error::InvalidArgument { .. } => Status::invalid_argument(err.to_string()),
             Error::NotFound(_) | Error::RowNotFound => Status::not_found(err.to_string()),
             Error::IdOutOfRange(_) => Status::out_of_range(err.to_string()),
+            Error::WatchUnavailable => Status::failed_precondition(err.to_string()),
+            Error::ShuttingDown => Status::unavailable(err.to_string()),
             Error::Unauthenticated(msg) => Status::unauthenticated(msg),
             Error::PermissionDenied(msg) => Status::permission_denied(msg),
             Error::Unavailable(_) => {

@@ -4,7 +4,9 @@
 //!
 //! [`legacy`] serves the same implementation under the tutorial's unpackaged
 //! `/ArticleService/...` paths; [`guard`] authorizes the writes, before their bodies are read;
-//! [`paging`] says where a page starts and where it is cut.
+//! [`paging`] says where a page starts and where it is cut. WatchArticles follows the store's
+//! events ([`Store::watch`]) until the call's deadline, the client leaving or the server
+//! stopping.
 
 pub mod guard;
 pub mod legacy;
@@ -25,6 +27,10 @@ pub const EXPORT_BATCH: i64 = 500;
 /// The stream of an export.
 pub type ArticleStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Article, Status>> + Send>>;
+
+/// The stream of a watch.
+pub type EventStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ArticleEvent, Status>> + Send>>;
 
 /// The service implementation.
 #[derive(Debug, Clone)]
@@ -122,9 +128,74 @@ fn export(store: Store, after_id: i64) -> ArticleStream {
     })
 }
 
+/// The deadline a call's `grpc-timeout` header sets, if any (`<up to 8 digits><H|M|S|m|u|n>`, as
+/// the gRPC HTTP/2 protocol spells it). tonic bounds only the wait for a response's headers by
+/// it, not a stream that then runs forever: a watch ends itself at the deadline.
+fn grpc_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<tokio::time::Instant> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => std::time::Duration::from_secs(n.checked_mul(3600)?),
+        "M" => std::time::Duration::from_secs(n.checked_mul(60)?),
+        "S" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_millis(n),
+        "u" => std::time::Duration::from_micros(n),
+        "n" => std::time::Duration::from_nanos(n),
+        _ => return None,
+    };
+    tokio::time::Instant::now().checked_add(timeout)
+}
+
+/// The events of a watch as messages, ended with DEADLINE_EXCEEDED at `deadline`. A client that
+/// goes away drops the stream, and with it the watch's read or wait in progress.
+fn watch(
+    events: impl futures::Stream<Item = Result<crate::model::Event>> + Send + 'static,
+    deadline: Option<tokio::time::Instant>,
+) -> EventStream {
+    Box::pin(async_stream::try_stream! {
+        let events = events;
+        futures::pin_mut!(events);
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        futures::pin_mut!(expired);
+        // Bounded by the deadline, or by the client, which drops the stream when it leaves.
+        loop {
+            let next = tokio::select! {
+                next = futures::StreamExt::next(&mut events) => Ok(next),
+                () = &mut expired => Err(Status::deadline_exceeded("the watch reached its deadline")),
+            };
+            let Some(event) = next? else { break };
+            yield event.and_then(crate::model::Event::into_proto).map_err(Status::from)?;
+        }
+    })
+}
+
 #[tonic::async_trait]
 impl ArticleService for Articles {
     type ExportArticlesStream = ArticleStream;
+    type WatchArticlesStream = EventStream;
+
+    async fn watch_articles(
+        &self,
+        request: Request<pb::WatchArticlesRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let deadline = grpc_deadline(request.metadata());
+        let request = request.into_inner();
+        rules::check("article.v1.WatchArticlesRequest", &request)?;
+        let events = self
+            .store
+            .watch(request.last_event_id)
+            .map_err(Status::from)?;
+        Ok(Response::new(watch(events, deadline)))
+    }
 
     async fn export_articles(
         &self,

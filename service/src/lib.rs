@@ -15,6 +15,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod grpc;
 pub mod import;
 pub mod metrics;

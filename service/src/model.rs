@@ -32,6 +32,35 @@ impl Article {
     }
 }
 
+/// One row of `article_event`: a change to an article (see migration 0003).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Event {
+    /// The event's id, increasing in commit order.
+    pub event_id: i64,
+    /// `article.v1.ArticleEvent.Kind`: 1 created, 2 updated, 3 deleted.
+    pub kind: i64,
+    /// The article after the change; for a deletion, the deleted article.
+    #[sqlx(flatten)]
+    pub article: Article,
+}
+
+impl Event {
+    /// Converts to the contract's message.
+    ///
+    /// # Errors
+    /// [`Error::IdOutOfRange`] when the article's id does not fit the contract's `int32`.
+    pub fn into_proto(self) -> Result<pb::ArticleEvent> {
+        // The table's CHECK allows 1, 2 and 3 only, which are the enum's numbers; any other
+        // number would still be sent as it is (proto3 enums are open).
+        let kind = i32::try_from(self.kind).unwrap_or_default();
+        Ok(pb::ArticleEvent {
+            event_id: self.event_id,
+            kind,
+            article: Some(self.article.into_proto()?),
+        })
+    }
+}
+
 /// Checks that a database id fits the contract's `int32`.
 ///
 /// # Errors

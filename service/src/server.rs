@@ -178,6 +178,12 @@ where
     F: Future<Output = ()> + Send,
 {
     let monitor = app.spawn_health_monitor(app.health_interval);
+    // Watches never end by themselves: ended at shutdown, they let the drain finish.
+    let store = app.store.clone();
+    let shutdown = async move {
+        shutdown.await;
+        store.stop_watchers();
+    };
     // Memory a connection can make the server hold is bounded by streams x message size:
     // at most 64 streams of at most 4 MiB (tonic's decoding limit), about 256 MiB, and only
     // for reads: writes without a token are refused before their bodies ([`WriteGuard`]).
@@ -289,7 +295,8 @@ pub fn rest_router(
     let builder = articles_gateway::GatewayBuilder::new()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
-        .openapi_info(api_info());
+        .openapi_info(api_info())
+        .merge(crate::feed::router(app.store.clone()));
     http.configure(builder)
         .map_err(|e| StartError::Rest(format!("{e:#}")))?
         .build()

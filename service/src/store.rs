@@ -13,14 +13,20 @@
 //! With a read URL ([`StoreOptions::read_url`], e.g. a PostgreSQL streaming replica), ArticleList
 //! and ArticleDetail read from that pool; writes, migrations and seeding always go to the primary.
 //! Reads from a replica may lag behind the primary's latest writes.
+//!
+//! Every write of ours also records an event (migration 0003's triggers, in the write's own
+//! transaction); [`Store::watch`] follows them ([`watch`]). A foreign schema has no event
+//! table and is not given one: watching it is [`Error::WatchUnavailable`].
 
 mod options;
 mod page;
 mod postgres;
 mod sqlite;
+mod watch;
 
 pub use options::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, SchemaState, StoreOptions};
 use options::{backend_kind, scheme};
+pub use watch::{BATCH as WATCH_BATCH, POSTGRES_POLL, SQLITE_POLL};
 
 use std::sync::{
     Arc,
@@ -31,7 +37,7 @@ use sqlx::PgPool;
 
 use crate::{
     error::{Error, Result},
-    model::{Article, NewArticle},
+    model::{Article, Event, NewArticle},
 };
 
 /// Checks, before connecting anything, that a read URL names the primary's backend.
@@ -66,6 +72,11 @@ pub struct Store {
     /// Whether the schema has the article counter of migration 0002 (ours does, a foreign
     /// one does not); until [`Store::prepare`] says so, `total` is counted.
     has_stats: Arc<AtomicBool>,
+    /// Whether the schema has the event table of migration 0003; until [`Store::prepare`] says
+    /// so, watching is refused.
+    has_events: Arc<AtomicBool>,
+    /// Wakes this store's watchers.
+    wake: Arc<watch::Wake>,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +101,8 @@ impl Store {
             backend,
             read,
             has_stats: Arc::default(),
+            has_events: Arc::default(),
+            wake: Arc::new(watch::Wake::new()),
         })
     }
 
@@ -108,6 +121,8 @@ impl Store {
             backend,
             read,
             has_stats: Arc::default(),
+            has_events: Arc::default(),
+            wake: Arc::new(watch::Wake::new()),
         })
     }
 
@@ -136,6 +151,12 @@ impl Store {
             (_, Backend::Postgres(pool)) => postgres::has_stats(pool).await?,
         };
         self.has_stats.store(has_stats, Ordering::Relaxed);
+        let has_events = match (&state, &self.backend) {
+            (SchemaState::Foreign, _) => false,
+            (_, Backend::Sqlite(db)) => sqlite::has_events(&db.pool).await?,
+            (_, Backend::Postgres(pool)) => postgres::has_events(pool).await?,
+        };
+        self.has_events.store(has_events, Ordering::Relaxed);
         match state {
             SchemaState::Foreign => tracing::info!(
                 "table article_article exists without _sqlx_migrations (created by another \
@@ -198,6 +219,76 @@ impl Store {
         }
     }
 
+    /// The events after `after_event` (oldest first), then each new one as it is committed,
+    /// through any replica or process: see [`watch`].
+    ///
+    /// # Errors
+    /// [`Error::WatchUnavailable`] at once on a foreign schema; database failures, as the
+    /// stream's last item.
+    pub fn watch(
+        &self,
+        after_event: i64,
+    ) -> Result<impl futures::Stream<Item = Result<Event>> + Send + 'static> {
+        if !self.has_events.load(Ordering::Relaxed) {
+            return Err(Error::WatchUnavailable);
+        }
+        let (signals, poll) = self.watch_signal();
+        let store = self.clone();
+        Ok(watch::events(after_event, signals, poll, move |after| {
+            let store = store.clone();
+            async move { store.events_after(after, WATCH_BATCH).await }
+        }))
+    }
+
+    /// Ends every watch of this store (and of its clones) with [`Error::ShuttingDown`], now and
+    /// from now on: the server calls it when it stops, since a watch never ends by itself and
+    /// a graceful shutdown waits for every call.
+    pub fn stop_watchers(&self) {
+        self.wake.stop();
+    }
+
+    /// A receiver that changes when an event may have been written, and how long to wait for
+    /// it before looking anyway.
+    fn watch_signal(&self) -> (watch::Signals, std::time::Duration) {
+        let poll = match &self.backend {
+            Backend::Sqlite(_) => SQLITE_POLL,
+            Backend::Postgres(pool) => {
+                self.wake.listen(pool);
+                POSTGRES_POLL
+            }
+        };
+        (self.wake.subscribe(), poll)
+    }
+
+    /// The id of the newest event (0 when there is none yet).
+    ///
+    /// # Errors
+    /// [`Error::WatchUnavailable`] on a foreign schema; database failures.
+    pub async fn latest_event_id(&self) -> Result<i64> {
+        if !self.has_events.load(Ordering::Relaxed) {
+            return Err(Error::WatchUnavailable);
+        }
+        match &self.backend {
+            Backend::Sqlite(db) => sqlite::latest_event_id(&db.pool).await,
+            Backend::Postgres(pool) => postgres::latest_event_id(pool).await,
+        }
+    }
+
+    /// Up to `limit` events with ids above `after`, by ascending id, from the primary (a
+    /// replica may lag).
+    ///
+    /// # Errors
+    /// [`Error::WatchUnavailable`] on a foreign schema; database failures.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+        if !self.has_events.load(Ordering::Relaxed) {
+            return Err(Error::WatchUnavailable);
+        }
+        match &self.backend {
+            Backend::Sqlite(db) => sqlite::events_after(&db.pool, after, limit.max(1)).await,
+            Backend::Postgres(pool) => postgres::events_after(pool, after, limit.max(1)).await,
+        }
+    }
+
     /// One article.
     ///
     /// # Errors
@@ -231,6 +322,7 @@ impl Store {
             }
             Backend::Postgres(pool) => postgres::create(pool, title, content).await,
         }
+        .inspect(|_| self.wake.bump())
     }
 
     /// Changes the given fields of an article and returns it; with no field given, returns it
@@ -258,6 +350,7 @@ impl Store {
             }
             Backend::Postgres(pool) => postgres::update(pool, id, title, content).await?,
         };
+        self.wake.bump();
         found.ok_or(Error::NotFound(id))
     }
 
@@ -276,6 +369,7 @@ impl Store {
             }
             Backend::Postgres(pool) => postgres::delete(pool, id).await?,
         };
+        self.wake.bump();
         found.ok_or(Error::NotFound(id))
     }
 

@@ -14,7 +14,9 @@ use std::{
 };
 
 use crate::support::{Stack, TOKEN, in_ci, postgres_url_or_skip};
-use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest, CreateArticleRequest};
+use articles_proto::article::v1::{
+    ArticleDetailRequest, ArticleListRequest, CreateArticleRequest, WatchArticlesRequest,
+};
 use serde::Deserialize;
 use sqlx::{Connection as _, Row as _};
 use tonic::Request;
@@ -341,6 +343,13 @@ async fn django_database_is_served_unchanged(engine: Engine, use_tz: bool, test:
         .article
         .expect("article");
     assert_eq!(created.id, 4);
+    // No event table in a database Django made: watching is refused, saying why.
+    let watch = client
+        .watch_articles(WatchArticlesRequest { last_event_id: 0 })
+        .await
+        .expect_err("no event table");
+    assert_eq!(watch.code(), tonic::Code::FailedPrecondition, "{watch:?}");
+    assert!(watch.message().contains("Django"), "{watch:?}");
     let log = service.stop().await;
     assert!(log.contains("without _sqlx_migrations"), "{log}");
 

@@ -31,7 +31,7 @@ async fn four_services_starting_together_on_a_fresh_postgres_schema_migrate_and_
         futures::future::join_all((0..4).map(|_| Stack::on(&db).process(&flags).start())).await;
     assert_eq!(
         db.scalar("SELECT count(*) FROM _sqlx_migrations").await,
-        2,
+        3,
         "each migration applied once"
     );
     assert_eq!(
@@ -66,7 +66,7 @@ async fn four_services_starting_together_on_a_new_sqlite_file_create_and_seed_it
         }
     }
     assert_eq!(created, 1, "exactly one start created and seeded the file");
-    assert_eq!(db.scalar("SELECT count(*) FROM _sqlx_migrations").await, 2);
+    assert_eq!(db.scalar("SELECT count(*) FROM _sqlx_migrations").await, 3);
 }
 
 fn authorized<T>(message: T) -> Request<T> {

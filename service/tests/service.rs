@@ -7,6 +7,7 @@
 //!   bad input and a backend going down; `scaleout`: replicas behind a balanced gateway.
 //! - `availability`, `scale`, `django`, `operations`: locked and unreachable databases,
 //!   replicas on one database, Django-made databases, metrics and request ids.
+//! - `watch`: WatchArticles, across replicas, on both databases.
 //! - `support`: the test databases and the `Stack` builder.
 
 mod availability;
@@ -23,3 +24,4 @@ mod scale;
 mod scaleout;
 mod support;
 mod tutorial_client;
+mod watch;

@@ -59,6 +59,16 @@ impl Framing {
         })
     }
 
+    /// Appends the `id:` line of the next message's event (Server-Sent Events only; `id` holds
+    /// no line break).
+    pub(crate) fn event_id(self, id: &str, out: &mut Vec<u8>) {
+        if self == Self::Sse {
+            out.extend_from_slice(b"id: ");
+            out.extend_from_slice(id.as_bytes());
+            out.push(b'\n');
+        }
+    }
+
     /// Appends message number `index` (its JSON in `json`) to `out`.
     pub(crate) fn message(self, index: u64, json: &[u8], out: &mut Vec<u8>) {
         match self {
@@ -140,8 +150,16 @@ mod tests {
 
         let mut out = Vec::new();
         Framing::Sse.message(0, b"{}", &mut out);
+        Framing::Sse.event_id("7", &mut out);
+        Framing::Sse.message(1, b"{}", &mut out);
         assert!(Framing::Sse.error(b"{}", &mut out));
-        assert_eq!(out, b"data: {}\n\nevent: error\ndata: {}\n\n");
+        assert_eq!(
+            out,
+            b"data: {}\n\nid: 7\ndata: {}\n\nevent: error\ndata: {}\n\n"
+        );
+        let mut out = Vec::new();
+        Framing::Ndjson.event_id("7", &mut out);
+        assert!(out.is_empty(), "only SSE has ids");
 
         let mut out = Vec::new();
         Framing::JsonArray.message(0, b"1", &mut out);

@@ -210,6 +210,13 @@ impl tonic::server::StreamingService<DynamicMessage> for SensorStreams {
                     summary.set_field_by_name("sensors", Value::List(sensors));
                     futures::stream::once(std::future::ready(Ok(summary))).boxed()
                 }
+                "FollowSensor" => {
+                    let query = incoming
+                        .message()
+                        .await?
+                        .ok_or_else(|| Status::invalid_argument("no query"))?;
+                    follow(&query, &output)
+                }
                 // Each reading back as soon as it arrives.
                 "Relay" => incoming.boxed(),
                 "ExportCsv" => {
@@ -259,6 +266,33 @@ impl tonic::server::StreamingService<DynamicMessage> for SensorStreams {
             Ok(response)
         })
     }
+}
+
+/// FollowSensor: `count` events numbered from `last_event_id + 1`.
+fn follow(query: &DynamicMessage, output: &prost_reflect::MessageDescriptor) -> Replies {
+    let sensor = string_field(query, "sensor");
+    let after = match query.get_field_by_name("last_event_id").as_deref() {
+        Some(Value::U64(n)) => *n,
+        _ => 0,
+    };
+    let Some(reading_type) = output
+        .get_field_by_name("reading")
+        .and_then(|f| f.kind().as_message().cloned())
+    else {
+        return futures::stream::once(std::future::ready(Err(Status::internal("no reading"))))
+            .boxed();
+    };
+    let events: Vec<Result<DynamicMessage, Status>> = (1..=u64::from(u32_field(query, "count")))
+        .map(|i| {
+            let mut reading = DynamicMessage::new(reading_type.clone());
+            reading.set_field_by_name("sensor", Value::String(sensor.clone()));
+            let mut event = DynamicMessage::new(output.clone());
+            event.set_field_by_name("event_id", Value::U64(after + i));
+            event.set_field_by_name("reading", Value::Message(reading));
+            Ok(event)
+        })
+        .collect();
+    futures::stream::iter(events).boxed()
 }
 
 /// WatchReadings: `count` readings `delay_ms` apart; sensor "failing" fails at the third,

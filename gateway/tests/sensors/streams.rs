@@ -502,3 +502,81 @@ async fn a_browser_follows_streams_over_event_source_and_websocket() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `id:` lines and `data:` payloads of an SSE body.
+fn sse_events(body: &str) -> Vec<(Option<String>, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|event| {
+            let mut id = None;
+            let mut data = Value::Null;
+            for line in event.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = ok(serde_json::from_str(v), "SSE data");
+                }
+            }
+            (id, data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sse_events_carry_the_event_id_field_and_last_event_id_resumes_the_stream() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        let sse = |path: &str| {
+            client
+                .get(stack.url(path))
+                .header("accept", "text/event-stream")
+        };
+        // No header: the query's value (default 0) is used; each event's id is its event_id.
+        let body = text(send(sse("/v1/sensors/s1/events?count=2")).await).await;
+        let events = sse_events(&body);
+        let ids: Vec<Option<&str>> = events.iter().map(|(id, _)| id.as_deref()).collect();
+        assert_eq!(ids, [Some("1"), Some("2")], "{version}: {body}");
+        assert_eq!(events[1].1["event_id"], json!("2"), "{version}: {body}");
+        assert_eq!(events[1].1["reading"]["sensor"], json!("s1"), "{version}");
+
+        // EventSource reconnects to its first URL with Last-Event-ID: the header wins.
+        let r = send(
+            sse("/v1/sensors/s1/events?count=2&last_event_id=1").header("last-event-id", "41"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        let body = text(r).await;
+        let ids: Vec<Option<String>> = sse_events(&body).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(
+            ids,
+            [Some("42".to_owned()), Some("43".to_owned())],
+            "{version}: {body}"
+        );
+
+        // The header is read as the field is: parsed, and held to its rules, by name.
+        for bad in ["abc", "-1", "1001"] {
+            let r = send(sse("/v1/sensors/s1/events?count=1").header("last-event-id", bad)).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{version} {bad}");
+            let body = text(r).await;
+            assert!(body.contains("last_event_id"), "{version} {bad}: {body}");
+        }
+
+        // NDJSON has no ids, but the header still resumes.
+        let r = send(
+            client
+                .get(stack.url("/v1/sensors/s1/events?count=1"))
+                .header("last-event-id", "7"),
+        )
+        .await;
+        let got = lines(&text(r).await);
+        assert_eq!(got[0]["result"]["event_id"], json!("8"), "{version}");
+
+        // A method without the fields is untouched by the header and writes no ids.
+        let body = text(
+            send(sse("/v1/sensors/s1/readings:watch?count=1").header("last-event-id", "x")).await,
+        )
+        .await;
+        assert!(body.starts_with("data: {"), "{version}: {body}");
+        assert!(!body.contains("id: "), "{version}: {body}");
+    }
+}

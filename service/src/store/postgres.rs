@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    model::{Article, NewArticle, contract_id},
+    model::{Article, Event, NewArticle, contract_id},
     seed,
 };
 
@@ -160,6 +160,37 @@ pub(super) async fn has_stats(pool: &PgPool) -> Result<bool> {
             .fetch_one(pool)
             .await?,
     )
+}
+
+/// Whether the event table of migration 0003 exists (it does not in a foreign database).
+pub(super) async fn has_events(pool: &PgPool) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT to_regclass('article_event') IS NOT NULL")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// See [`super::Store::latest_event_id`].
+pub(super) async fn latest_event_id(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM article_event")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// See [`super::Store::events_after`].
+pub(super) async fn events_after(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<Event>> {
+    Ok(sqlx::query_as::<_, Event>(
+        "SELECT id AS event_id, kind::bigint AS kind, article_id AS id, title, content, \
+         to_char(create_time, 'YYYY-MM-DD HH24:MI:SS') AS create_time FROM article_event \
+         WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }
 
 pub(super) async fn get(pool: &PgPool, id: i64) -> Result<Option<Article>> {

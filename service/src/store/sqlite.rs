@@ -30,7 +30,7 @@ use super::{
 use crate::{
     clock,
     error::{Error, Result},
-    model::{Article, NewArticle, contract_id},
+    model::{Article, Event, NewArticle, contract_id},
     seed,
 };
 
@@ -384,6 +384,38 @@ pub(super) async fn list(
         format_time(&db.pool, article).await?;
     }
     Ok((page, total))
+}
+
+/// Whether the event table of migration 0003 exists (it does not in a foreign database).
+pub(super) async fn has_events(pool: &SqlitePool) -> Result<bool> {
+    let mut conn = pool.acquire().await?;
+    table_exists(&mut conn, "article_event").await
+}
+
+/// See [`super::Store::latest_event_id`].
+pub(super) async fn latest_event_id(pool: &SqlitePool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM article_event")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// See [`super::Store::events_after`]. The limit is cast for the reason `page_query!` gives.
+const EVENTS_AFTER: &str = "SELECT id AS event_id, kind, article_id AS id, title, content, \
+     CAST(create_time AS TEXT) AS create_time FROM article_event WHERE id > ?1 ORDER BY id \
+     LIMIT CAST(?2 AS INTEGER)";
+
+pub(super) async fn events_after(pool: &SqlitePool, after: i64, limit: i64) -> Result<Vec<Event>> {
+    let mut batch: Vec<Event> = sqlx::query_as(EVENTS_AFTER)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    for event in &mut batch {
+        format_time(pool, &mut event.article).await?;
+    }
+    Ok(batch)
 }
 
 /// See [`super::Store::after`]. The limit is cast for the reason `page_query!` gives.
