@@ -246,10 +246,16 @@ async fn export_streams_a_large_table_in_id_order_in_constant_memory() {
     .await;
     // One short export first: what the first call of a process allocates once (the
     // allocator's caches, compiled validation rules, connection buffers) is not the stream's.
-    let warm = reqwest::get(format!("{rest}/articles:export?after_id={}", EXPORT_ROWS - 100))
-        .await
-        .expect("warm-up export");
-    assert_eq!(warm.text().await.expect("warm-up body").lines().count(), 100);
+    let warm = reqwest::get(format!(
+        "{rest}/articles:export?after_id={}",
+        EXPORT_ROWS - 100
+    ))
+    .await
+    .expect("warm-up export");
+    assert_eq!(
+        warm.text().await.expect("warm-up body").lines().count(),
+        100
+    );
     let before = service.rss_kib();
     let mut response = reqwest::get(format!("{rest}/articles:export"))
         .await
