@@ -21,7 +21,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll, ready},
     time::Duration,
@@ -61,8 +61,12 @@ struct Shared {
     connect_timeout: Duration,
     /// The live connection, if any. Held only to clone or replace it, never across an await.
     current: Mutex<Option<Live>>,
-    /// Taken while connecting, so that calls arriving together make one connection.
+    /// Taken while connecting, so that calls arriving together make one connection. A call
+    /// that arrived before an attempt failed fails with it (`failed_attempts`)
+    /// rather than queueing for an attempt of its own (a backend that drops SYNs would
+    /// otherwise hold each waiting call for a whole connect timeout in turn).
     connecting: tokio::sync::Mutex<()>,
+    failed_attempts: AtomicU64,
 }
 
 /// A connection's sender and whether its task has ended.
@@ -100,6 +104,7 @@ impl Connection {
                 connect_timeout,
                 current: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
+                failed_attempts: AtomicU64::new(0),
             }),
         })
     }
@@ -127,14 +132,29 @@ impl Shared {
         if let Some(live) = self.live() {
             return Ok(live);
         }
+        let failed_before = self.failed_attempts.load(Ordering::Acquire);
         let _connecting = self.connecting.lock().await;
-        // Another call may have connected while this one waited.
+        // Another call may have connected while this one waited, or failed to.
         if let Some(live) = self.live() {
             return Ok(live);
         }
-        let live = self.connect().await?;
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(live.clone());
-        Ok(live)
+        if self.failed_attempts.load(Ordering::Acquire) != failed_before {
+            return Err(ConnectError {
+                address: self.address.clone(),
+                source: std::io::Error::other("the connection attempt made meanwhile failed"),
+            }
+            .into());
+        }
+        match self.connect().await {
+            Ok(live) => {
+                *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(live.clone());
+                Ok(live)
+            }
+            Err(error) => {
+                self.failed_attempts.fetch_add(1, Ordering::AcqRel);
+                Err(error)
+            }
+        }
     }
 
     async fn connect(&self) -> Result<Live, BoxError> {
