@@ -24,6 +24,7 @@ mod codec;
 mod conn;
 mod health;
 mod replica;
+mod setup;
 mod tls;
 mod transport;
 
@@ -41,11 +42,11 @@ pub use call::{
 pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder, StreamCodec, StreamEncoder};
 pub use health::Readiness;
 pub use replica::{BalanceOptions, ReplicaStatus, default_connections};
+pub use setup::SetupError;
 pub use tls::BackendTls;
 pub use tower::BoxError;
 pub use transport::GrpcService;
 
-use crate::error::Error;
 use balance::Balancer;
 use call::Inner;
 use transport::{Lazy, box_service, transport_status};
@@ -79,7 +80,7 @@ impl Backend {
     ///
     /// # Errors
     /// When `uri` is not a valid URI.
-    pub fn connect_lazy(uri: &str, connect_timeout: Duration) -> Result<Self, Error> {
+    pub fn connect_lazy(uri: &str, connect_timeout: Duration) -> Result<Self, SetupError> {
         Ok(Self {
             inner: Inner::Single(Lazy::new(uri, connect_timeout, None)?.boxed(transport_status)),
         })
@@ -96,7 +97,10 @@ impl Backend {
     /// # Errors
     /// When `uris` is empty or one is invalid, when the TLS options cannot be loaded, or when
     /// called outside a Tokio runtime (the watchers are spawned on it).
-    pub fn balanced<S: AsRef<str>>(uris: &[S], options: &BalanceOptions) -> Result<Self, Error> {
+    pub fn balanced<S: AsRef<str>>(
+        uris: &[S],
+        options: &BalanceOptions,
+    ) -> Result<Self, SetupError> {
         let balancer = Balancer::start(uris, options)?;
         Ok(Self {
             inner: Inner::Balanced(Arc::new(balancer)),

@@ -16,10 +16,9 @@ pub enum StartError {
     /// A `--cors-origin` that is no valid header value.
     #[error("invalid CORS origin {0:?}")]
     CorsOrigin(String),
-    /// A backend address or the `--backend-ca` file was refused. The backend module answers
-    /// these as a request [`crate::Error`] (`InvalidArgument`, `Internal`); it is kept whole.
+    /// A backend address or the `--backend-ca` file was refused.
     #[error("{0}")]
-    Backend(#[from] crate::Error),
+    Backend(#[from] crate::backend::SetupError),
     /// The descriptors could not be read or decoded.
     #[error("{0}")]
     Descriptors(#[from] DescriptorError),

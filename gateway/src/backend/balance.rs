@@ -45,12 +45,12 @@ use tokio::{sync::watch, task::AbortHandle};
 use tonic::{Status, body::Body};
 use tower::ServiceExt as _;
 
+use super::setup::SetupError;
 use super::{
     health,
     replica::{BalanceOptions, InFlight, ReplicaState, ReplicaStatus},
     transport::{GrpcService, Lazy, transport_status},
 };
-use crate::error::Error;
 
 /// The replica picked for one attempt.
 pub(super) struct Picked {
@@ -135,16 +135,12 @@ impl Balancer {
     pub(super) fn start<S: AsRef<str>>(
         uris: &[S],
         options: &BalanceOptions,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, SetupError> {
         if uris.is_empty() {
-            return Err(Error::InvalidArgument(
-                "a balanced backend needs at least one URI".to_owned(),
-            ));
+            return Err(SetupError::NoReplicas);
         }
         // Both tonic's lazy channels and the watchers spawn tasks on the current runtime.
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::Internal("Backend::balanced must be called within a Tokio runtime".to_owned())
-        })?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| SetupError::NoRuntime)?;
         let states: Vec<Arc<ReplicaState>> = uris
             .iter()
             .map(|_| Arc::new(ReplicaState::default()))
@@ -170,7 +166,7 @@ impl Balancer {
                         Arc::clone(&outliers),
                     ))
                 })
-                .collect::<Result<_, Error>>()?;
+                .collect::<Result<_, SetupError>>()?;
             let health = lazy()?.boxed(transport_status);
             replicas.push(Replica {
                 uri: uri.to_owned(),

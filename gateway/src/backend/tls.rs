@@ -5,7 +5,7 @@ use std::{fmt, path::Path};
 
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
-use crate::error::Error;
+use super::setup::SetupError;
 
 /// The trust for `https://` backends beyond the webpki roots.
 #[derive(Clone, Default)]
@@ -33,9 +33,10 @@ impl BackendTls {
     ///
     /// # Errors
     /// When the file cannot be read.
-    pub fn from_ca_file(path: &Path) -> Result<Self, Error> {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::InvalidArgument(format!("reading the backend CA {}: {e}", path.display()))
+    pub fn from_ca_file(path: &Path) -> Result<Self, SetupError> {
+        let pem = std::fs::read(path).map_err(|e| SetupError::CaFile {
+            path: path.to_owned(),
+            source: e,
         })?;
         Ok(Self::with_ca_pem(pem))
     }
@@ -53,7 +54,7 @@ pub(super) fn configure(
     endpoint: Endpoint,
     uri: &str,
     tls: Option<&BackendTls>,
-) -> Result<Endpoint, Error> {
+) -> Result<Endpoint, SetupError> {
     if !is_secure(uri) {
         return Ok(endpoint);
     }
@@ -63,5 +64,8 @@ pub(super) fn configure(
     }
     endpoint
         .tls_config(config)
-        .map_err(|e| Error::InvalidArgument(format!("TLS for the backend {uri:?}: {e}")))
+        .map_err(|source| SetupError::Tls {
+            uri: uri.to_owned(),
+            source,
+        })
 }

@@ -11,8 +11,8 @@ use tonic::{
 };
 use tower::{BoxError, util::BoxCloneSyncService};
 
+use super::setup::SetupError;
 use super::{conn, tls, tls::BackendTls};
-use crate::error::Error;
 
 /// The shape every backend transport is boxed into.
 ///
@@ -40,14 +40,17 @@ impl Lazy {
         uri: &str,
         connect_timeout: Duration,
         tls: Option<&BackendTls>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, SetupError> {
         let endpoint = endpoint(uri, connect_timeout, tls)?;
         if tls::is_secure(uri) {
             return Ok(Self::Tls(endpoint.connect_lazy()));
         }
         conn::Connection::lazy(endpoint.uri(), connect_timeout)
             .map(Self::Plain)
-            .ok_or_else(|| Error::InvalidArgument(format!("backend URI {uri:?} has no host")))
+            .ok_or_else(|| SetupError::Uri {
+                uri: uri.to_owned(),
+                why: "no host".to_owned(),
+            })
     }
 
     /// Boxed, turning its transport errors into statuses with `on_error`.
@@ -67,9 +70,12 @@ fn endpoint(
     uri: &str,
     connect_timeout: Duration,
     tls: Option<&BackendTls>,
-) -> Result<Endpoint, Error> {
+) -> Result<Endpoint, SetupError> {
     let endpoint = Endpoint::from_shared(uri.to_owned())
-        .map_err(|e| Error::InvalidArgument(format!("invalid backend URI {uri:?}: {e}")))?
+        .map_err(|e| SetupError::Uri {
+            uri: uri.to_owned(),
+            why: e.to_string(),
+        })?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true);
     tls::configure(endpoint, uri, tls)
