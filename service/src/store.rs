@@ -1,7 +1,9 @@
 //! Article persistence in the `article_article` table, on SQLite (default) or PostgreSQL.
 //!
-//! The backend is chosen by the URL scheme. Queries are written per backend in
-//! [`sqlite`](self::sqlite) and [`postgres`](self::postgres) and always bind their parameters.
+//! The backend is chosen by the URL scheme (read in one place, [`options`]). Queries are
+//! written per backend in [`sqlite`](self::sqlite) and [`postgres`](self::postgres), each an
+//! implementation of [`backend::Backend`], and always bind their parameters; the store says
+//! each operation once, and `with_backend!` is the one place that picks the backend.
 //! Lists are ordered by ascending id, i.e. creation order.
 //!
 //! Startup ([`Store::prepare`]): a table `article_article` that exists without sqlx's
@@ -112,13 +114,7 @@ impl Store {
             Some(url) => Some(Pool::connect(&options.with_url(url)).await?),
             None => None,
         };
-        Ok(Self {
-            backend,
-            read,
-            has_stats: Arc::default(),
-            has_events: Arc::default(),
-            wake: Arc::new(watch::Wake::new()),
-        })
+        Ok(Self::with_pools(backend, read))
     }
 
     /// Creates the pool without connecting: connections are opened on first use.
@@ -132,13 +128,17 @@ impl Store {
             Some(url) => Some(Pool::connect_lazy(&options.with_url(url))?),
             None => None,
         };
-        Ok(Self {
+        Ok(Self::with_pools(backend, read))
+    }
+
+    fn with_pools(backend: Pool, read: Option<Pool>) -> Self {
+        Self {
             backend,
             read,
             has_stats: Arc::default(),
             has_events: Arc::default(),
             wake: Arc::new(watch::Wake::new()),
-        })
+        }
     }
 
     /// The pool serving reads: the read pool when configured, else the primary.

@@ -135,25 +135,6 @@ impl Db {
         }
     }
 
-    /// Waits for the one write turn. SQLite serializes writers anyway; waiting here instead
-    /// of in `busy_timeout` keeps the writers queued behind a lock (another process's
-    /// `BEGIN EXCLUSIVE`) from holding every pooled connection, which reads and the health
-    /// check, still served by SQLite under WAL, need.
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] when the turn does not come within the acquire timeout.
-    async fn write_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        match tokio::time::timeout(
-            self.acquire_timeout,
-            Arc::clone(&self.writer).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
-        }
-    }
-
     /// Takes the setup lock of the database file (an advisory lock on `<file>.setup-lock`),
     /// held while the returned guard lives: processes starting together on a file that does
     /// not exist yet would otherwise each see no table, and each migrate and seed it, as the
@@ -191,8 +172,20 @@ impl Db {
 
     /// Runs the write `op` in the one write turn, between two checks of the file. `op` is a
     /// future not yet polled (futures are lazy): nothing of it runs before the turn comes.
+    ///
+    /// SQLite serializes writers anyway; waiting for the turn here instead of in
+    /// `busy_timeout` keeps the writers queued behind a lock (another process's
+    /// `BEGIN EXCLUSIVE`) from holding every pooled connection, which reads and the health
+    /// check, still served by SQLite under WAL, need.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the turn does not come within the acquire timeout,
+    /// [`Error::DatabaseFileGone`], or `op`'s error.
     async fn write<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
-        let _turn = self.write_turn().await?;
+        let turn = Arc::clone(&self.writer).acquire_owned();
+        let Ok(Ok(_turn)) = tokio::time::timeout(self.acquire_timeout, turn).await else {
+            return Err(Error::Unavailable(sqlx::Error::PoolTimedOut));
+        };
         self.check_file()?;
         let done = op.await?;
         // Written into a file no longer at its path is lost: not acknowledged.
