@@ -15,6 +15,9 @@
 //! method of the matched binding (recorded by the transcoding handler through [`RouteSlot`]),
 //! the matched path of the gateway's own routes (`/healthz`, `/metrics`, ...), or `unmatched`.
 //! The backend metrics are read from the [`Backend`] at scrape time.
+//!
+//! The latency buckets ([`latency_histogram`]) and the text exposition ([`encode`],
+//! [`exposition`]) are public so that the article service's metrics use the same ones.
 
 use std::{
     sync::{Arc, OnceLock},
@@ -60,9 +63,30 @@ struct RouteLabels {
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
-fn latency_histogram() -> Histogram {
-    // 0.5 ms .. about 16 s, as the service's.
+/// A latency histogram in seconds, 0.5 ms .. about 16 s (doubling): the gateway's and the
+/// service's, so their latencies compare bucket for bucket.
+pub fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The values in `registry` in the Prometheus text format 0.0.4.
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail; an error would be an encoder bug, and a partial
+    // text is still the best answer to a scrape.
+    if let Err(err) = prometheus_text::encode(&mut text, registry) {
+        tracing::error!(error = %err, "cannot encode metrics");
+    }
+    text
+}
+
+/// The answer to a scrape of `registry`: [`encode`]'s text with its content type.
+pub fn exposition(registry: &Registry) -> Response {
+    (
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+        encode(registry),
+    )
+        .into_response()
 }
 
 /// The gateway's metrics (cheap to clone: clones share the values).
@@ -107,13 +131,7 @@ impl Metrics {
 
     /// The current values in the Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail; an error would be an encoder bug, and a partial
-        // text is still the best answer to a scrape.
-        if let Err(err) = prometheus_text::encode(&mut text, &self.registry) {
-            tracing::error!(error = %err, "cannot encode metrics");
-        }
-        text
+        encode(&self.registry)
     }
 
     fn record(&self, route: String, status: u16, seconds: f64) {
@@ -186,11 +204,7 @@ pub(crate) async fn track(
 
 /// `GET /metrics`.
 pub(crate) async fn scrape(State(metrics): State<Metrics>) -> Response {
-    (
-        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
-        metrics.render(),
-    )
-        .into_response()
+    exposition(&metrics.registry)
 }
 
 /// The backend metrics, read from the replicas' state at each scrape.

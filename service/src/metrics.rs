@@ -10,18 +10,19 @@
 //!
 //! The request metrics are recorded by the [`observe`](crate::observe) layer; [`serve`] answers
 //! `GET /metrics` in the Prometheus text format 0.0.4 on a listener of its own.
+//!
+//! The latency buckets and the text exposition are the gateway's
+//! ([`articles_gateway::metrics`]), the same for both. The rest is not shared: the metrics
+//! themselves differ (gRPC calls and database pools here, HTTP routes and replicas there), and
+//! the gateway's `Metrics` registers its replica collector at construction.
 
 use std::sync::Arc;
 
-use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use articles_gateway::metrics::{encode, exposition, latency_histogram};
+use axum::{Router, extract::State, response::Response, routing::get};
 use prometheus_client::{
-    encoding::{EncodeLabelSet, prometheus_text},
-    metrics::{
-        counter::Counter,
-        family::Family,
-        gauge::Gauge,
-        histogram::{Histogram, exponential_buckets},
-    },
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use tokio::net::TcpListener;
@@ -54,11 +55,6 @@ struct PoolLabels {
 }
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
-
-fn latency_histogram() -> Histogram {
-    // 0.5 ms .. about 16 s.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
 
 /// The service's metrics (cheap to clone: all clones share the same values).
 #[derive(Debug, Clone)]
@@ -154,13 +150,7 @@ impl Metrics {
 
     /// The current values in the Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail; an error here would be a bug of the encoder, and
-        // a partial text is still the best answer to a scrape.
-        if let Err(err) = prometheus_text::encode(&mut text, &self.registry) {
-            tracing::error!(error = %err, "cannot encode metrics");
-        }
-        text
+        encode(&self.registry)
     }
 }
 
@@ -187,10 +177,7 @@ where
         .map_err(StartError::Metrics)
 }
 
-async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {
+async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> Response {
     metrics.sample_pools(&store);
-    (
-        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
-        metrics.render(),
-    )
+    exposition(&metrics.registry)
 }

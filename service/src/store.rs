@@ -1,7 +1,9 @@
 //! Article persistence in the `article_article` table, on SQLite (default) or PostgreSQL.
 //!
-//! The backend is chosen by the URL scheme. Queries are written per backend in
-//! [`sqlite`](self::sqlite) and [`postgres`](self::postgres) and always bind their parameters.
+//! The backend is chosen by the URL scheme (read in one place, [`options`]). Queries are
+//! written per backend in [`sqlite`](self::sqlite) and [`postgres`](self::postgres), each an
+//! implementation of [`backend::Backend`], and always bind their parameters; the store says
+//! each operation once, and `with_backend!` is the one place that picks the backend.
 //! Lists are ordered by ascending id, i.e. creation order.
 //!
 //! Startup ([`Store::prepare`]): a table `article_article` that exists without sqlx's
@@ -18,14 +20,16 @@
 //! transaction); [`Store::watch`] follows them ([`watch`]). A foreign schema has no event
 //! table and is not given one: watching it is [`Error::WatchUnavailable`].
 
+mod backend;
 mod options;
 mod page;
 mod postgres;
 mod sqlite;
 mod watch;
 
+use backend::Backend as _;
 pub use options::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BUSY_TIMEOUT, SchemaState, StoreOptions};
-use options::{backend_kind, scheme};
+use options::{Kind, backend_kind};
 pub use watch::{BATCH as WATCH_BATCH, POSTGRES_POLL, SQLITE_POLL};
 
 use std::sync::{
@@ -67,8 +71,8 @@ pub struct PoolStats {
 /// The pools of connections to the article database: the primary, and optionally a read pool.
 #[derive(Clone, Debug)]
 pub struct Store {
-    backend: Backend,
-    read: Option<Backend>,
+    backend: Pool,
+    read: Option<Pool>,
     /// Whether the schema has the article counter of migration 0002 (ours does, a foreign
     /// one does not); until [`Store::prepare`] says so, `total` is counted.
     has_stats: Arc<AtomicBool>,
@@ -79,10 +83,23 @@ pub struct Store {
     wake: Arc<watch::Wake>,
 }
 
+/// One pool, of either backend.
 #[derive(Clone, Debug)]
-enum Backend {
+enum Pool {
     Sqlite(sqlite::Db),
     Postgres(PgPool),
+}
+
+/// The one dispatch point: `$body` with `$b` bound to the [`backend::Backend`] that `$pool`
+/// (a `&Pool`) holds. A macro and not `&dyn Backend`, whose futures would have to be boxed:
+/// the body is compiled once per backend, on the concrete type.
+macro_rules! with_backend {
+    ($pool:expr, $b:ident => $body:expr) => {
+        match $pool {
+            Pool::Sqlite($b) => $body,
+            Pool::Postgres($b) => $body,
+        }
+    };
 }
 
 impl Store {
@@ -92,18 +109,12 @@ impl Store {
     /// An unsupported URL, or the database being unreachable.
     pub async fn connect(options: &StoreOptions) -> Result<Self> {
         check_read_url(options)?;
-        let backend = Backend::connect(options).await?;
+        let backend = Pool::connect(options).await?;
         let read = match &options.read_url {
-            Some(url) => Some(Backend::connect(&options.with_url(url)).await?),
+            Some(url) => Some(Pool::connect(&options.with_url(url)).await?),
             None => None,
         };
-        Ok(Self {
-            backend,
-            read,
-            has_stats: Arc::default(),
-            has_events: Arc::default(),
-            wake: Arc::new(watch::Wake::new()),
-        })
+        Ok(Self::with_pools(backend, read))
     }
 
     /// Creates the pool without connecting: connections are opened on first use.
@@ -112,22 +123,26 @@ impl Store {
     /// An unsupported or malformed URL.
     pub fn connect_lazy(options: &StoreOptions) -> Result<Self> {
         check_read_url(options)?;
-        let backend = Backend::connect_lazy(options)?;
+        let backend = Pool::connect_lazy(options)?;
         let read = match &options.read_url {
-            Some(url) => Some(Backend::connect_lazy(&options.with_url(url))?),
+            Some(url) => Some(Pool::connect_lazy(&options.with_url(url))?),
             None => None,
         };
-        Ok(Self {
+        Ok(Self::with_pools(backend, read))
+    }
+
+    fn with_pools(backend: Pool, read: Option<Pool>) -> Self {
+        Self {
             backend,
             read,
             has_stats: Arc::default(),
             has_events: Arc::default(),
             wake: Arc::new(watch::Wake::new()),
-        })
+        }
     }
 
     /// The pool serving reads: the read pool when configured, else the primary.
-    fn reader(&self) -> &Backend {
+    fn reader(&self) -> &Pool {
         self.read.as_ref().unwrap_or(&self.backend)
     }
 
@@ -137,25 +152,15 @@ impl Store {
     /// # Errors
     /// Database or migration failures.
     pub async fn prepare(&self, demo_articles: u32) -> Result<SchemaState> {
-        let state = match &self.backend {
-            Backend::Sqlite(db) => {
-                // Several processes starting on a new file: one creates and seeds it.
-                let _setup = db.setup_lock().await?;
-                sqlite::prepare(&db.pool, demo_articles).await?
-            }
-            Backend::Postgres(pool) => postgres::prepare(pool, demo_articles).await?,
-        };
-        let has_stats = match (&state, &self.backend) {
-            (SchemaState::Foreign, _) => false,
-            (_, Backend::Sqlite(db)) => sqlite::has_stats(&db.pool).await?,
-            (_, Backend::Postgres(pool)) => postgres::has_stats(pool).await?,
+        let state = with_backend!(&self.backend, b => b.prepare(demo_articles).await)?;
+        let (has_stats, has_events) = match state {
+            SchemaState::Foreign => (false, false),
+            _ => with_backend!(&self.backend, b => (
+                b.has_table("article_stats").await?,
+                b.has_table("article_event").await?,
+            )),
         };
         self.has_stats.store(has_stats, Ordering::Relaxed);
-        let has_events = match (&state, &self.backend) {
-            (SchemaState::Foreign, _) => false,
-            (_, Backend::Sqlite(db)) => sqlite::has_events(&db.pool).await?,
-            (_, Backend::Postgres(pool)) => postgres::has_events(pool).await?,
-        };
         self.has_events.store(has_events, Ordering::Relaxed);
         match state {
             SchemaState::Foreign => tracing::info!(
@@ -201,10 +206,7 @@ impl Store {
         let limit = limit.max(1);
         let offset = offset.max(0);
         let has_stats = self.has_stats.load(Ordering::Relaxed);
-        match self.reader() {
-            Backend::Sqlite(db) => sqlite::list(db, limit, offset, has_stats).await,
-            Backend::Postgres(pool) => postgres::list(pool, limit, offset, has_stats).await,
-        }
+        with_backend!(self.reader(), b => b.list(limit, offset, has_stats).await)
     }
 
     /// Up to `limit` articles with ids above `after_id`, by ascending id: one batch of an
@@ -213,10 +215,7 @@ impl Store {
     /// # Errors
     /// Database failures.
     pub async fn after(&self, after_id: i64, limit: i64) -> Result<Vec<Article>> {
-        match self.reader() {
-            Backend::Sqlite(db) => sqlite::after(&db.pool, after_id, limit.max(1)).await,
-            Backend::Postgres(pool) => postgres::after(pool, after_id, limit.max(1)).await,
-        }
+        with_backend!(self.reader(), b => b.after(after_id, limit.max(1)).await)
     }
 
     /// The events after `after_event` (oldest first), then each new one as it is committed,
@@ -250,13 +249,7 @@ impl Store {
     /// A receiver that changes when an event may have been written, and how long to wait for
     /// it before looking anyway.
     fn watch_signal(&self) -> (watch::Signals, std::time::Duration) {
-        let poll = match &self.backend {
-            Backend::Sqlite(_) => SQLITE_POLL,
-            Backend::Postgres(pool) => {
-                self.wake.listen(pool);
-                POSTGRES_POLL
-            }
-        };
+        let poll = with_backend!(&self.backend, b => b.watch_poll(&self.wake));
         (self.wake.subscribe(), poll)
     }
 
@@ -268,10 +261,7 @@ impl Store {
         if !self.has_events.load(Ordering::Relaxed) {
             return Err(Error::WatchUnavailable);
         }
-        match &self.backend {
-            Backend::Sqlite(db) => sqlite::latest_event_id(&db.pool).await,
-            Backend::Postgres(pool) => postgres::latest_event_id(pool).await,
-        }
+        with_backend!(&self.backend, b => b.latest_event_id().await)
     }
 
     /// Up to `limit` events with ids above `after`, by ascending id, from the primary (a
@@ -283,10 +273,7 @@ impl Store {
         if !self.has_events.load(Ordering::Relaxed) {
             return Err(Error::WatchUnavailable);
         }
-        match &self.backend {
-            Backend::Sqlite(db) => sqlite::events_after(&db.pool, after, limit.max(1)).await,
-            Backend::Postgres(pool) => postgres::events_after(pool, after, limit.max(1)).await,
-        }
+        with_backend!(&self.backend, b => b.events_after(after, limit.max(1)).await)
     }
 
     /// One article.
@@ -297,12 +284,8 @@ impl Store {
         Self::get_from(self.reader(), id).await
     }
 
-    async fn get_from(backend: &Backend, id: i64) -> Result<Article> {
-        let found = match backend {
-            Backend::Sqlite(db) => sqlite::get(db, id).await?,
-            Backend::Postgres(pool) => postgres::get(pool, id).await?,
-        };
-        found.ok_or(Error::NotFound(id))
+    async fn get_from(pool: &Pool, id: i64) -> Result<Article> {
+        with_backend!(pool, b => b.get(id).await)?.ok_or(Error::NotFound(id))
     }
 
     /// Inserts an article and returns it.
@@ -311,18 +294,8 @@ impl Store {
     /// [`Error::IdOutOfRange`] (nothing is written) when the new id does not fit the
     /// contract's `int32`; database failures.
     pub async fn create(&self, title: &str, content: &str) -> Result<Article> {
-        match &self.backend {
-            Backend::Sqlite(db) => {
-                let _turn = db.write_turn().await?;
-                db.check_file()?;
-                let created = sqlite::create(&db.pool, title, content).await?;
-                // Written into a file no longer at its path is lost: not acknowledged.
-                db.check_file()?;
-                Ok(created)
-            }
-            Backend::Postgres(pool) => postgres::create(pool, title, content).await,
-        }
-        .inspect(|_| self.wake.bump())
+        with_backend!(&self.backend, b => b.create(title, content).await)
+            .inspect(|_| self.wake.bump())
     }
 
     /// Changes the given fields of an article and returns it; with no field given, returns it
@@ -340,16 +313,7 @@ impl Store {
             // From the primary, like every write: a replica may not have the row yet.
             return Self::get_from(&self.backend, id).await;
         }
-        let found = match &self.backend {
-            Backend::Sqlite(db) => {
-                let _turn = db.write_turn().await?;
-                db.check_file()?;
-                let found = sqlite::update(&db.pool, id, title, content).await?;
-                db.check_file()?;
-                found
-            }
-            Backend::Postgres(pool) => postgres::update(pool, id, title, content).await?,
-        };
+        let found = with_backend!(&self.backend, b => b.update(id, title, content).await)?;
         self.wake.bump();
         found.ok_or(Error::NotFound(id))
     }
@@ -359,16 +323,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`]; database failures.
     pub async fn delete(&self, id: i64) -> Result<Article> {
-        let found = match &self.backend {
-            Backend::Sqlite(db) => {
-                let _turn = db.write_turn().await?;
-                db.check_file()?;
-                let found = sqlite::delete(&db.pool, id).await?;
-                db.check_file()?;
-                found
-            }
-            Backend::Postgres(pool) => postgres::delete(pool, id).await?,
-        };
+        let found = with_backend!(&self.backend, b => b.delete(id).await)?;
         self.wake.bump();
         found.ok_or(Error::NotFound(id))
     }
@@ -383,20 +338,7 @@ impl Store {
         articles: &[NewArticle],
         progress: &(dyn Fn() + Sync),
     ) -> Result<u64> {
-        match &self.backend {
-            Backend::Sqlite(db) => {
-                let mut tx = db.pool.begin().await?;
-                let n = sqlite::insert_all(&mut tx, articles, progress).await?;
-                tx.commit().await?;
-                Ok(n)
-            }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let n = postgres::insert_all(&mut tx, articles, progress).await?;
-                tx.commit().await?;
-                Ok(n)
-            }
-        }
+        with_backend!(&self.backend, b => b.import(articles, progress).await)
     }
 
     /// Closes the pools, waiting for connections in use to be returned.
@@ -408,38 +350,27 @@ impl Store {
     }
 }
 
-impl Backend {
+impl Pool {
     async fn connect(options: &StoreOptions) -> Result<Self> {
-        Ok(match scheme(&options.url) {
-            "sqlite" => Self::Sqlite(sqlite::connect(options).await?),
-            "postgres" | "postgresql" => Self::Postgres(postgres::connect(options).await?),
-            other => return Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
+        Ok(match backend_kind(&options.url)? {
+            Kind::Sqlite => Self::Sqlite(sqlite::connect(options).await?),
+            Kind::Postgres => Self::Postgres(postgres::connect(options).await?),
         })
     }
 
     fn connect_lazy(options: &StoreOptions) -> Result<Self> {
-        Ok(match scheme(&options.url) {
-            "sqlite" => Self::Sqlite(sqlite::connect_lazy(options)?),
-            "postgres" | "postgresql" => Self::Postgres(postgres::connect_lazy(options)?),
-            other => return Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
+        Ok(match backend_kind(&options.url)? {
+            Kind::Sqlite => Self::Sqlite(sqlite::connect_lazy(options)?),
+            Kind::Postgres => Self::Postgres(postgres::connect_lazy(options)?),
         })
     }
 
     async fn ping(&self) -> Result<()> {
-        match self {
-            Self::Sqlite(db) => {
-                db.check_file()?;
-                sqlite::ping(&db.pool).await
-            }
-            Self::Postgres(pool) => postgres::ping(pool).await,
-        }
+        with_backend!(self, b => b.ping().await)
     }
 
     fn stats(&self, pool: &'static str) -> PoolStats {
-        let (size, idle) = match self {
-            Self::Sqlite(db) => (db.pool.size(), db.pool.num_idle()),
-            Self::Postgres(p) => (p.size(), p.num_idle()),
-        };
+        let (size, idle) = with_backend!(self, b => b.occupancy());
         PoolStats {
             pool,
             size,
@@ -448,9 +379,6 @@ impl Backend {
     }
 
     async fn close(&self) {
-        match self {
-            Self::Sqlite(db) => db.pool.close().await,
-            Self::Postgres(pool) => pool.close().await,
-        }
+        with_backend!(self, b => b.close().await);
     }
 }

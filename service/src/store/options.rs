@@ -66,15 +66,22 @@ impl fmt::Debug for StoreOptions {
     }
 }
 
-pub(super) fn scheme(url: &str) -> &str {
+fn scheme(url: &str) -> &str {
     url.split_once(':').map_or(url, |(s, _)| s)
 }
 
-/// The backend a URL names, by its scheme.
-pub(super) fn backend_kind(url: &str) -> Result<&'static str> {
+/// A backend, as a URL names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend a URL names, by its scheme: the one place schemes are read.
+pub(super) fn backend_kind(url: &str) -> Result<Kind> {
     match scheme(url) {
-        "sqlite" => Ok("sqlite"),
-        "postgres" | "postgresql" => Ok("postgres"),
+        "sqlite" => Ok(Kind::Sqlite),
+        "postgres" | "postgresql" => Ok(Kind::Postgres),
         other => Err(Error::UnsupportedDatabaseUrl(other.to_owned())),
     }
 }

@@ -15,7 +15,7 @@
 
 mod fast;
 
-use std::{path::PathBuf, str::FromStr, sync::Arc};
+use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     Sqlite, SqliteConnection, SqlitePool,
@@ -24,14 +24,15 @@ use sqlx::{
 
 use self::fast::{FORMAT_TIME, FastReader};
 use super::{
+    backend::{self, Backend, Setup},
     options::{SchemaState, StoreOptions},
     page::{PageRow, page_from_rows},
+    watch::{SQLITE_POLL, Wake},
 };
 use crate::{
     clock,
     error::{Error, Result},
     model::{Article, Event, NewArticle, contract_id},
-    seed,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -134,25 +135,6 @@ impl Db {
         }
     }
 
-    /// Waits for the one write turn. SQLite serializes writers anyway; waiting here instead
-    /// of in `busy_timeout` keeps the writers queued behind a lock (another process's
-    /// `BEGIN EXCLUSIVE`) from holding every pooled connection, which reads and the health
-    /// check, still served by SQLite under WAL, need.
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] when the turn does not come within the acquire timeout.
-    pub(super) async fn write_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        match tokio::time::timeout(
-            self.acquire_timeout,
-            Arc::clone(&self.writer).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
-        }
-    }
-
     /// Takes the setup lock of the database file (an advisory lock on `<file>.setup-lock`),
     /// held while the returned guard lives: processes starting together on a file that does
     /// not exist yet would otherwise each see no table, and each migrate and seed it, as the
@@ -160,7 +142,7 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Config`] when the lock file cannot be created or locked.
-    pub(super) async fn setup_lock(&self) -> Result<Option<std::fs::File>> {
+    async fn setup_lock(&self) -> Result<Option<std::fs::File>> {
         let Some(file) = &self.file else {
             return Ok(None);
         };
@@ -184,8 +166,31 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::DatabaseFileGone`] when it is not.
-    pub(super) fn check_file(&self) -> Result<()> {
+    fn check_file(&self) -> Result<()> {
         self.file.as_ref().map_or(Ok(()), |f| f.check())
+    }
+
+    /// Runs the write `op` in the one write turn, between two checks of the file. `op` is a
+    /// future not yet polled (futures are lazy): nothing of it runs before the turn comes.
+    ///
+    /// SQLite serializes writers anyway; waiting for the turn here instead of in
+    /// `busy_timeout` keeps the writers queued behind a lock (another process's
+    /// `BEGIN EXCLUSIVE`) from holding every pooled connection, which reads and the health
+    /// check, still served by SQLite under WAL, need.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the turn does not come within the acquire timeout,
+    /// [`Error::DatabaseFileGone`], or `op`'s error.
+    async fn write<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+        let turn = Arc::clone(&self.writer).acquire_owned();
+        let Ok(Ok(_turn)) = tokio::time::timeout(self.acquire_timeout, turn).await else {
+            return Err(Error::Unavailable(sqlx::Error::PoolTimedOut));
+        };
+        self.check_file()?;
+        let done = op.await?;
+        // Written into a file no longer at its path is lost: not acknowledged.
+        self.check_file()?;
+        Ok(done)
     }
 }
 
@@ -274,44 +279,31 @@ fn file_identity(
     })
 }
 
-async fn table_exists(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
-    let found: i64 = sqlx::query_scalar(
-        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-    )
-    .bind(name)
-    .fetch_one(conn)
-    .await?;
-    Ok(found != 0)
-}
-
-pub(super) async fn prepare(pool: &SqlitePool, demo_articles: u32) -> Result<SchemaState> {
-    let mut conn = pool.acquire().await?;
-    let had_table = table_exists(&mut conn, "article_article").await?;
-    let had_migrations = table_exists(&mut conn, "_sqlx_migrations").await?;
-    if had_table && !had_migrations {
-        return Ok(SchemaState::Foreign);
-    }
-    // Persistent in the file: later connections of every pool use WAL too.
-    sqlx::query("PRAGMA journal_mode = WAL")
-        .execute(&mut *conn)
+impl Setup for SqliteConnection {
+    async fn table_exists(&mut self, name: &str) -> Result<bool> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        )
+        .bind(name)
+        .fetch_one(self)
         .await?;
-    MIGRATOR.run(&mut *conn).await?;
-    if had_table {
-        return Ok(SchemaState::Migrated);
+        Ok(found != 0)
     }
-    let demo = seed::demo_articles(demo_articles);
-    let mut tx = pool.begin().await?;
-    let seeded = insert_all(&mut tx, &demo, &|| {}).await?;
-    tx.commit().await?;
-    Ok(SchemaState::Created { seeded })
-}
 
-pub(super) async fn ping(pool: &SqlitePool) -> Result<()> {
-    // `SELECT 1` would not touch the file; reading the table needs its shared lock.
-    sqlx::query("SELECT 1 FROM article_article LIMIT 1")
-        .execute(pool)
-        .await?;
-    Ok(())
+    async fn migrate(&mut self) -> Result<()> {
+        // Persistent in the file: later connections of every pool use WAL too.
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut *self)
+            .await?;
+        Ok(MIGRATOR.run(self).await?)
+    }
+
+    async fn seed(&mut self, articles: &[NewArticle]) -> Result<u64> {
+        let mut tx = sqlx::Connection::begin(self).await?;
+        let seeded = insert_all(&mut tx, articles, &|| {}).await?;
+        tx.commit().await?;
+        Ok(seeded)
+    }
 }
 
 /// The page: find the page's first id by stepping over the narrow `id` index (when the schema
@@ -351,72 +343,10 @@ const TOTAL_WITH_COUNT: &str = "SELECT count(*) FROM article_article";
 const PAGE_WITH_STATS: &str = page_query!("SELECT total FROM article_stats WHERE id = 1");
 const PAGE_WITH_COUNT: &str = page_query!("SELECT count(*) FROM article_article");
 
-pub(super) async fn list(
-    db: &Db,
-    limit: i64,
-    offset: i64,
-    has_stats: bool,
-) -> Result<(Vec<Article>, i64)> {
-    let (page_sql, total_sql) = if has_stats {
-        (PAGE_WITH_STATS, TOTAL_WITH_STATS)
-    } else {
-        (PAGE_WITH_COUNT, TOTAL_WITH_COUNT)
-    };
-    // Without the counter, `count(*)` scans the whole table: a long read, for the pool.
-    if has_stats
-        && offset <= FAST_MAX_OFFSET
-        && let Some(fast) = &db.fast
-        && let Some(page) = fast.list(page_sql, total_sql, limit, offset)
-    {
-        return Ok(page);
-    }
-    let rows: Vec<PageRow> = sqlx::query_as(page_sql)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.pool)
-        .await?;
-    if rows.is_empty() {
-        let total: i64 = sqlx::query_scalar(total_sql).fetch_one(&db.pool).await?;
-        return Ok((Vec::new(), total));
-    }
-    let (mut page, total) = page_from_rows(rows);
-    for article in &mut page {
-        format_time(&db.pool, article).await?;
-    }
-    Ok((page, total))
-}
-
-/// Whether the event table of migration 0003 exists (it does not in a foreign database).
-pub(super) async fn has_events(pool: &SqlitePool) -> Result<bool> {
-    let mut conn = pool.acquire().await?;
-    table_exists(&mut conn, "article_event").await
-}
-
-/// See [`super::Store::latest_event_id`].
-pub(super) async fn latest_event_id(pool: &SqlitePool) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM article_event")
-            .fetch_one(pool)
-            .await?,
-    )
-}
-
 /// See [`super::Store::events_after`]. The limit is cast for the reason `page_query!` gives.
 const EVENTS_AFTER: &str = "SELECT id AS event_id, kind, article_id AS id, title, content, \
      CAST(create_time AS TEXT) AS create_time FROM article_event WHERE id > ?1 ORDER BY id \
      LIMIT CAST(?2 AS INTEGER)";
-
-pub(super) async fn events_after(pool: &SqlitePool, after: i64, limit: i64) -> Result<Vec<Event>> {
-    let mut batch: Vec<Event> = sqlx::query_as(EVENTS_AFTER)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    for event in &mut batch {
-        format_time(pool, &mut event.article).await?;
-    }
-    Ok(batch)
-}
 
 /// See [`super::Store::after`]. The limit is cast for the reason `page_query!` gives.
 const AFTER: &str = concat!(
@@ -425,79 +355,186 @@ const AFTER: &str = concat!(
     " FROM article_article WHERE id > ?1 ORDER BY id LIMIT CAST(?2 AS INTEGER)"
 );
 
-pub(super) async fn after(pool: &SqlitePool, after_id: i64, limit: i64) -> Result<Vec<Article>> {
-    let mut batch: Vec<Article> = sqlx::query_as(AFTER)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    for article in &mut batch {
-        format_time(pool, article).await?;
-    }
-    Ok(batch)
-}
-
-/// Whether the counter table of migration 0002 exists (it does not in a foreign database).
-pub(super) async fn has_stats(pool: &SqlitePool) -> Result<bool> {
-    let mut conn = pool.acquire().await?;
-    table_exists(&mut conn, "article_stats").await
-}
-
 const DETAIL: &str = concat!("SELECT ", columns!(), " FROM article_article WHERE id = ?1");
 
-pub(super) async fn get(db: &Db, id: i64) -> Result<Option<Article>> {
-    if let Some(fast) = &db.fast
-        && let Some(found) = fast.get(DETAIL, id)
-    {
-        return Ok(found);
+impl Backend for Db {
+    async fn prepare(&self, demo_articles: u32) -> Result<SchemaState> {
+        // Several processes starting on a new file: one creates and seeds it.
+        let _setup = self.setup_lock().await?;
+        let mut conn = self.pool.acquire().await?;
+        backend::prepare(&mut *conn, demo_articles).await
     }
-    let found = sqlx::query_as::<_, Article>(DETAIL)
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
-    formatted(&db.pool, found).await
-}
 
-pub(super) async fn create(pool: &SqlitePool, title: &str, content: &str) -> Result<Article> {
-    let mut tx = pool.begin().await?;
-    let mut article = sqlx::query_as::<_, Article>(concat!(
-        "INSERT INTO article_article (title, content, create_time) VALUES (?1, ?2, ?3) \
-         RETURNING ",
-        columns!(),
-        ""
-    ))
-    .bind(title)
-    .bind(content)
-    .bind(clock::now_django())
-    .fetch_one(&mut *tx)
-    .await?;
-    if let Err(err) = contract_id(article.id) {
-        tx.rollback().await?;
-        return Err(err);
+    async fn has_table(&self, name: &str) -> Result<bool> {
+        self.pool.acquire().await?.table_exists(name).await
     }
-    format_time(&mut *tx, &mut article).await?;
-    tx.commit().await?;
-    Ok(article)
-}
 
-pub(super) async fn update(
-    pool: &SqlitePool,
-    id: i64,
-    title: Option<&str>,
-    content: Option<&str>,
-) -> Result<Option<Article>> {
-    let found = sqlx::query_as::<_, Article>(concat!(
-        "UPDATE article_article SET title = COALESCE(?1, title), content = COALESCE(?2, content) \
-         WHERE id = ?3 RETURNING ",
-        columns!(),
-        ""
-    ))
-    .bind(title)
-    .bind(content)
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    formatted(pool, found).await
+    async fn ping(&self) -> Result<()> {
+        self.check_file()?;
+        // `SELECT 1` would not touch the file; reading the table needs its shared lock.
+        sqlx::query("SELECT 1 FROM article_article LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn occupancy(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn list(&self, limit: i64, offset: i64, has_stats: bool) -> Result<(Vec<Article>, i64)> {
+        let (page_sql, total_sql) = if has_stats {
+            (PAGE_WITH_STATS, TOTAL_WITH_STATS)
+        } else {
+            (PAGE_WITH_COUNT, TOTAL_WITH_COUNT)
+        };
+        // Without the counter, `count(*)` scans the whole table: a long read, for the pool.
+        if has_stats
+            && offset <= FAST_MAX_OFFSET
+            && let Some(fast) = &self.fast
+            && let Some(page) = fast.list(page_sql, total_sql, limit, offset)
+        {
+            return Ok(page);
+        }
+        let rows: Vec<PageRow> = sqlx::query_as(page_sql)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.is_empty() {
+            let total: i64 = sqlx::query_scalar(total_sql).fetch_one(&self.pool).await?;
+            return Ok((Vec::new(), total));
+        }
+        let (mut page, total) = page_from_rows(rows);
+        for article in &mut page {
+            format_time(&self.pool, article).await?;
+        }
+        Ok((page, total))
+    }
+
+    async fn after(&self, after_id: i64, limit: i64) -> Result<Vec<Article>> {
+        let mut batch: Vec<Article> = sqlx::query_as(AFTER)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        for article in &mut batch {
+            format_time(&self.pool, article).await?;
+        }
+        Ok(batch)
+    }
+
+    async fn latest_event_id(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM article_event")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+        let mut batch: Vec<Event> = sqlx::query_as(EVENTS_AFTER)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        for event in &mut batch {
+            format_time(&self.pool, &mut event.article).await?;
+        }
+        Ok(batch)
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<Article>> {
+        if let Some(fast) = &self.fast
+            && let Some(found) = fast.get(DETAIL, id)
+        {
+            return Ok(found);
+        }
+        let found = sqlx::query_as::<_, Article>(DETAIL)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        formatted(&self.pool, found).await
+    }
+
+    async fn create(&self, title: &str, content: &str) -> Result<Article> {
+        self.write(async {
+            let mut tx = self.pool.begin().await?;
+            let mut article = sqlx::query_as::<_, Article>(concat!(
+                "INSERT INTO article_article (title, content, create_time) \
+                 VALUES (?1, ?2, ?3) RETURNING ",
+                columns!(),
+                ""
+            ))
+            .bind(title)
+            .bind(content)
+            .bind(clock::now_django())
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Err(err) = contract_id(article.id) {
+                tx.rollback().await?;
+                return Err(err);
+            }
+            format_time(&mut *tx, &mut article).await?;
+            tx.commit().await?;
+            Ok(article)
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        content: Option<&str>,
+    ) -> Result<Option<Article>> {
+        self.write(async {
+            let found = sqlx::query_as::<_, Article>(concat!(
+                "UPDATE article_article SET title = COALESCE(?1, title), \
+                 content = COALESCE(?2, content) WHERE id = ?3 RETURNING ",
+                columns!(),
+                ""
+            ))
+            .bind(title)
+            .bind(content)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            formatted(&self.pool, found).await
+        })
+        .await
+    }
+
+    async fn delete(&self, id: i64) -> Result<Option<Article>> {
+        self.write(async {
+            let found = sqlx::query_as::<_, Article>(concat!(
+                "DELETE FROM article_article WHERE id = ?1 RETURNING ",
+                columns!(),
+                ""
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            formatted(&self.pool, found).await
+        })
+        .await
+    }
+
+    async fn import(&self, articles: &[NewArticle], progress: &(dyn Fn() + Sync)) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = insert_all(&mut tx, articles, progress).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    fn watch_poll(&self, _wake: &Arc<Wake>) -> Duration {
+        // Writes of other processes are only seen by looking: SQLite has no notifications.
+        SQLITE_POLL
+    }
 }
 
 /// `found`, its `create_time` formatted.
@@ -509,19 +546,7 @@ async fn formatted(pool: &SqlitePool, found: Option<Article>) -> Result<Option<A
     Ok(Some(article))
 }
 
-pub(super) async fn delete(pool: &SqlitePool, id: i64) -> Result<Option<Article>> {
-    let found = sqlx::query_as::<_, Article>(concat!(
-        "DELETE FROM article_article WHERE id = ?1 RETURNING ",
-        columns!(),
-        ""
-    ))
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    formatted(pool, found).await
-}
-
-pub(super) async fn insert_all(
+async fn insert_all(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     articles: &[NewArticle],
     progress: &(dyn Fn() + Sync),
