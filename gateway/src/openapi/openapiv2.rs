@@ -329,6 +329,25 @@ fn format(text: &str) -> SchemaFormat {
         .unwrap_or_else(|_| SchemaFormat::Custom(text.to_owned()))
 }
 
+/// Title, description, example and default of `js` onto `schema`, whose type (an object, an
+/// array, a `oneOf`) has those four fields under the same names but no common trait.
+macro_rules! annotate {
+    ($schema:expr, $js:expr) => {
+        if let Some(t) = non_empty(&$js.title) {
+            $schema.title = Some(t);
+        }
+        if let Some(d) = non_empty(&$js.description) {
+            $schema.description = Some(d);
+        }
+        if let Some(e) = json_text(&$js.example) {
+            $schema.examples = vec![e];
+        }
+        if let Some(d) = json_text(&$js.default) {
+            $schema.default = Some(d);
+        }
+    };
+}
+
 /// Applies a field's (or message's) JSON Schema keywords to `schema`.
 ///
 /// On an array (a repeated field) the value keywords (format, pattern, bounds, lengths, enum)
@@ -346,18 +365,7 @@ pub(crate) fn apply(schema: &mut RefOr<Schema>, js: &JsonSchema) {
             apply_common_object(o, js);
         }
         RefOr::T(Schema::Array(a)) => {
-            if let Some(t) = non_empty(&js.title) {
-                a.title = Some(t);
-            }
-            if let Some(d) = non_empty(&js.description) {
-                a.description = Some(d);
-            }
-            if let Some(e) = json_text(&js.example) {
-                a.examples = vec![e];
-            }
-            if let Some(d) = json_text(&js.default) {
-                a.default = Some(d);
-            }
+            annotate!(a, js);
             if js.max_items > 0 {
                 a.max_items = Some(js.max_items as usize);
             }
@@ -374,18 +382,7 @@ pub(crate) fn apply(schema: &mut RefOr<Schema>, js: &JsonSchema) {
             }
         }
         RefOr::T(Schema::OneOf(o)) => {
-            if let Some(t) = non_empty(&js.title) {
-                o.title = Some(t);
-            }
-            if let Some(d) = non_empty(&js.description) {
-                o.description = Some(d);
-            }
-            if let Some(e) = json_text(&js.example) {
-                o.examples = vec![e];
-            }
-            if let Some(d) = json_text(&js.default) {
-                o.default = Some(d);
-            }
+            annotate!(o, js);
             // Bounds and formats belong to the value's own branch (a float's number, not its
             // "NaN" strings nor the null).
             if let Some(RefOr::T(Schema::Object(branch))) = o.items.first_mut() {
@@ -441,18 +438,7 @@ fn apply_value(o: &mut utoipa::openapi::Object, js: &JsonSchema) {
 
 /// The keywords that describe: title, description, example, default, readOnly.
 fn apply_common_object(o: &mut utoipa::openapi::Object, js: &JsonSchema) {
-    if let Some(t) = non_empty(&js.title) {
-        o.title = Some(t);
-    }
-    if let Some(d) = non_empty(&js.description) {
-        o.description = Some(d);
-    }
-    if let Some(e) = json_text(&js.example) {
-        o.examples = vec![e];
-    }
-    if let Some(d) = json_text(&js.default) {
-        o.default = Some(d);
-    }
+    annotate!(o, js);
     if js.read_only {
         o.read_only = Some(true);
     }
