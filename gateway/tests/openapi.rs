@@ -46,6 +46,31 @@ fn articles_json(json: &JsonOptions) -> serde_json::Value {
     to_value(&doc)
 }
 
+/// `tests/fixtures/<proto>` and its imports as an encoded descriptor set with comments, as
+/// `buf build` writes one (protox's own bytes, so the options survive).
+fn fixture_bytes(proto: &str) -> Vec<u8> {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut compiler =
+        match protox::Compiler::new([manifest.join("tests/fixtures"), manifest.join("../proto")]) {
+            Ok(c) => c,
+            Err(e) => panic!("protox: {e}"),
+        };
+    compiler.include_imports(true).include_source_info(true);
+    if let Err(e) = compiler.open_file(proto) {
+        panic!("compiling {proto}: {e}");
+    }
+    compiler.encode_file_descriptor_set()
+}
+
+/// The document of `tests/fixtures/<proto>` with default JSON options, titled by `info`.
+fn fixture_document(proto: &str, info: ApiInfo) -> utoipa::openapi::OpenApi {
+    let pool = match prost_reflect::DescriptorPool::decode(fixture_bytes(proto).as_slice()) {
+        Ok(p) => p,
+        Err(e) => panic!("decoding the descriptors of {proto}: {e}"),
+    };
+    document(&Bindings::from_pool(&pool), &JsonOptions::default(), info)
+}
+
 fn to_value(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
     match serde_json::to_value(doc) {
         Ok(v) => v,

@@ -1,43 +1,18 @@
 //! The document states the `buf.validate` rules of `tests/fixtures/accounts.proto` (the API
 //! whose checks tests/validation.rs pins) as JSON Schema keywords.
 
-use articles_gateway::json::JsonOptions;
-use articles_gateway::openapi::{ApiInfo, document};
-use articles_gateway::rules::Bindings;
-use prost_reflect::DescriptorPool;
+use articles_gateway::openapi::ApiInfo;
 use serde_json::{Value, json};
 
-use super::to_value;
+use super::{fixture_document, to_value};
 
 fn accounts_doc() -> Value {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bytes =
-        match protox::Compiler::new([manifest.join("tests/fixtures"), manifest.join("../proto")]) {
-            Ok(mut compiler) => {
-                compiler.include_imports(true).include_source_info(true);
-                if let Err(e) = compiler.open_files(["accounts.proto"]) {
-                    panic!("compiling the accounts proto: {e}");
-                }
-                compiler.encode_file_descriptor_set()
-            }
-            Err(e) => panic!("protox: {e}"),
-        };
-    let pool = match DescriptorPool::decode(bytes.as_slice()) {
-        Ok(p) => p,
-        Err(e) => panic!("decoding: {e}"),
-    };
     let info = ApiInfo {
         title: "accounts".to_owned(),
         version: "1.0.0".to_owned(),
-        description: None,
-        contact: None,
-        license: None,
+        ..ApiInfo::default()
     };
-    to_value(&document(
-        &Bindings::from_pool(&pool),
-        &JsonOptions::default(),
-        info,
-    ))
+    to_value(&fixture_document("accounts.proto", info))
 }
 
 /// The properties of the CreateAccount request body, wherever the document puts its schema.

@@ -2,44 +2,24 @@
 //! protoc-gen-openapiv2: what each `openapiv2` option says must be in the OpenAPI 3.1
 //! document, whatever source the descriptors come from.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use articles_gateway::json::JsonOptions;
-use articles_gateway::openapi::{ApiInfo, document};
-use articles_gateway::rules::Bindings;
-use prost_reflect::DescriptorPool;
+use articles_gateway::openapi::ApiInfo;
 use serde_json::{Value, json};
 
-use super::to_value;
+use super::{fixture_bytes, fixture_document, to_value};
 
-/// The fixture's encoded descriptor set with imports and comments, as `buf build` writes one.
 fn petstore_bytes() -> Vec<u8> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut compiler =
-        match protox::Compiler::new([manifest.join("tests/fixtures"), manifest.join("../proto")]) {
-            Ok(c) => c,
-            Err(e) => panic!("protox: {e}"),
-        };
-    compiler.include_imports(true).include_source_info(true);
-    if let Err(e) = compiler.open_file("petstore.proto") {
-        panic!("compiling petstore.proto: {e}");
-    }
-    // Encoded by protox itself, so the options survive.
-    compiler.encode_file_descriptor_set()
+    fixture_bytes("petstore.proto")
 }
 
 fn petstore_doc() -> Value {
-    let pool = match DescriptorPool::decode(petstore_bytes().as_slice()) {
-        Ok(p) => p,
-        Err(e) => panic!("decoding: {e}"),
-    };
     let info = ApiInfo {
         title: "fallback title".to_owned(),
         version: "0".to_owned(),
         ..ApiInfo::default()
     };
-    let doc = document(&Bindings::from_pool(&pool), &JsonOptions::default(), info);
+    let doc = fixture_document("petstore.proto", info);
     // For checking with an external validator, as the library API's document.
     if let Some(out) = std::env::var_os("OPENAPI_PETSTORE_OUT")
         && let Err(e) = std::fs::write(&out, articles_gateway::openapi::to_pretty_json(&doc))
