@@ -340,7 +340,7 @@ impl GatewayBuilder {
             calls: Arc::new(Calls {
                 backend,
                 pool,
-                serialize: self.json.serialize_options(),
+                json: self.json,
                 request: RequestOptions {
                     ignored_query_params: self.ignored_query_params,
                     unknown_query_params: self.unknown_query_params,

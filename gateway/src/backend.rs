@@ -33,13 +33,15 @@ use std::{fmt, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::uri::PathAndQuery;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::DynamicMessage;
 use tonic::{Status, transport::Channel};
 
 pub use call::{
     CallError, CallMetadata, CallOptions, DEFAULT_MAX_RESPONSE_BYTES, ResponseStream, UnaryResponse,
 };
-pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder, StreamCodec, StreamEncoder};
+pub use codec::{
+    DynamicCodec, DynamicDecoder, DynamicEncoder, RawCodec, RawDecoder, StreamCodec, StreamEncoder,
+};
 pub use health::Readiness;
 pub use replica::{BalanceOptions, ReplicaStatus, default_connections};
 pub use setup::SetupError;
@@ -176,8 +178,8 @@ impl Backend {
         }
     }
 
-    /// Calls the unary method at `path` (`/package.Service/Method`), decoding the answer as
-    /// `output`, within `options.deadline`. Fails with the status the backend answered (and
+    /// Calls the unary method at `path` (`/package.Service/Method`) within `options.deadline`;
+    /// the answer is the message's wire bytes. Fails with the status the backend answered (and
     /// the metadata it sent), `DEADLINE_EXCEEDED` once the deadline passes, or a status made
     /// from a transport failure (`UNAVAILABLE` at once when no replica is up).
     ///
@@ -187,39 +189,25 @@ impl Backend {
         &self,
         path: PathAndQuery,
         request: tonic::Request<DynamicMessage>,
-        output: MessageDescriptor,
         options: CallOptions,
     ) -> BoxFuture<'static, Result<UnaryResponse, CallError>> {
-        Box::pin(call::unary(
-            self.inner.clone(),
-            path,
-            request,
-            output,
-            options,
-        ))
+        Box::pin(call::unary(self.inner.clone(), path, request, options))
     }
 
     /// Starts a streaming call (any kind) at `path`, sending the request's messages as they
-    /// come and decoding answers as `output`, within `options.deadline`; completes with the
+    /// come, within `options.deadline` (answers are wire bytes); completes with the
     /// response headers. An `Err` request item aborts the call ([`StreamCodec`]); dropping the
     /// returned stream cancels it (the backend sees RST_STREAM).
     pub fn streaming<S>(
         &self,
         path: PathAndQuery,
         request: tonic::Request<S>,
-        output: MessageDescriptor,
         options: CallOptions,
     ) -> BoxFuture<'static, Result<ResponseStream, CallError>>
     where
         S: futures::Stream<Item = Result<DynamicMessage, Status>> + Send + 'static,
     {
-        Box::pin(call::streaming(
-            self.inner.clone(),
-            path,
-            request,
-            output,
-            options,
-        ))
+        Box::pin(call::streaming(self.inner.clone(), path, request, options))
     }
 
     /// Whether the backend can take calls, and why, for `/readyz`.

@@ -6,10 +6,7 @@
 //! serializer chosen by the system parameters, and a failed call turned into the gateway's
 //! error.
 
-use std::{
-    borrow::Cow,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::{
     body::Body,
@@ -18,15 +15,16 @@ use axum::{
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
-use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, SerializeOptions};
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use tonic::metadata::MetadataMap;
 
 use crate::{
     backend::{Backend, CallError},
     error::{self, BackendError, Error},
+    json::{JsonNames, JsonOptions},
     metadata,
     routes::Route,
-    transcode::{self, RequestOptions, SystemParams},
+    transcode::{self, RequestOptions, SystemParams, wire},
 };
 
 /// The shared settings of calls.
@@ -36,7 +34,7 @@ pub(crate) struct Calls {
     /// The API's descriptors, with the standard types.
     pub(crate) pool: DescriptorPool,
     /// How responses are written.
-    pub(crate) serialize: SerializeOptions,
+    pub(crate) json: JsonOptions,
     /// How requests are read.
     pub(crate) request: RequestOptions,
     /// The largest request body (or streamed request message), in bytes.
@@ -68,12 +66,19 @@ impl Calls {
         Ok(metadata)
     }
 
-    /// The serializer for a request's response: enum numbers when `$alt` asks for them.
-    pub(crate) fn serialize_for(&self, system: SystemParams) -> Cow<'_, SerializeOptions> {
-        if system.enum_numbers {
-            Cow::Owned(self.serialize.clone().use_enum_numbers(true))
-        } else {
-            Cow::Borrowed(&self.serialize)
+    /// How a request's response is written: enum numbers when `$alt` asks for them.
+    pub(crate) fn serialize_for(&self, system: SystemParams) -> Serialize {
+        Serialize {
+            reflect: self
+                .json
+                .serialize_options()
+                .use_enum_numbers(system.enum_numbers),
+            wire: wire::Options {
+                proto_names: self.json.names == JsonNames::Proto,
+                emit_defaults: self.json.emit_defaults,
+                enum_numbers: system.enum_numbers,
+                stringify_64: true,
+            },
         }
     }
 
@@ -216,28 +221,55 @@ impl Calls {
     }
 }
 
-/// A response message as a 200: JSON, or the raw bytes of an `HttpBody`.
+/// How one request's responses are written, by either writer (the same choices).
+#[derive(Debug, Clone)]
+pub(crate) struct Serialize {
+    /// prost-reflect's, for `DynamicMessage`s (error details, what the plan leaves to it).
+    pub(crate) reflect: SerializeOptions,
+    /// The wire writer's.
+    pub(crate) wire: wire::Options,
+}
+
+impl Serialize {
+    /// The JSON of one response message of `route`.
+    pub(crate) fn json(&self, route: &Route, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        let descriptor = route.binding.method.output();
+        transcode::wire_to_json(
+            bytes,
+            &transcode::Output {
+                descriptor: &descriptor,
+                plan: &route.plan,
+                response_body: route.binding.response_body.as_ref(),
+                wire: &self.wire,
+                reflect: &self.reflect,
+            },
+        )
+        .map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+/// A response message of `route` (its wire bytes) decoded, for what needs it whole.
+pub(crate) fn decode_response(route: &Route, bytes: &[u8]) -> Result<DynamicMessage, Error> {
+    transcode::decode(&route.binding.method.output(), bytes)
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A response message (its wire bytes) as a 200: JSON, or the raw bytes of an `HttpBody`.
 pub(crate) fn message_response(
-    message: &DynamicMessage,
+    message: &[u8],
     route: &Route,
-    serialize: &SerializeOptions,
+    serialize: &Serialize,
 ) -> Result<Response, Error> {
-    let binding = &route.binding;
     if route.raw_response {
-        let (content_type, data) = transcode::http_body::parts(message);
+        let message = decode_response(route, message)?;
+        let (content_type, data) = transcode::http_body::parts(&message);
         let mut response = (StatusCode::OK, data).into_response();
         if let Ok(value) = HeaderValue::from_str(&content_type) {
             response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
         return Ok(response);
     }
-    let json =
-        transcode::to_json(message, binding.response_body.as_ref(), serialize).map_err(|e| {
-            Error::Internal(format!(
-                "serializing {} as JSON: {e}",
-                message.descriptor().full_name()
-            ))
-        })?;
+    let json = serialize.json(route, message)?;
     Ok((
         StatusCode::OK,
         [(

@@ -14,7 +14,10 @@ use http::{HeaderValue, Method, uri::PathAndQuery};
 use crate::{
     rules::{Binding, Bindings},
     template::Segment,
-    transcode::http_body::{self, RawBody},
+    transcode::{
+        http_body::{self, RawBody},
+        wire::{self, PlansBuilder},
+    },
 };
 
 /// One routable binding with what a call needs, resolved at start.
@@ -28,6 +31,8 @@ pub struct Route {
     pub raw_request: Option<RawBody>,
     /// Whether the answer is an `HttpBody`, written raw.
     pub raw_response: bool,
+    /// How its answers are written as JSON from their wire bytes.
+    pub plan: wire::Plan,
 }
 
 /// What a lookup found: a route and its captures, a path served for other methods only (405
@@ -64,8 +69,16 @@ impl RouteTable {
     /// exact duplicates of an earlier method + template.
     pub fn new(bindings: &Bindings) -> Self {
         let mut table = Self::default();
+        // Every output type compiled once, into one set the routes share.
+        let mut builder = PlansBuilder::default();
+        let roots: Vec<usize> = bindings
+            .bindings
+            .iter()
+            .map(|b| builder.add(&b.method.output()))
+            .collect();
+        let plans = builder.finish();
         let mut seen = HashSet::new();
-        for binding in &bindings.bindings {
+        for (binding, root) in bindings.bindings.iter().zip(roots) {
             let key = (
                 binding.http_method.clone(),
                 binding.template.as_str().to_owned(),
@@ -108,6 +121,7 @@ impl RouteTable {
                     && http_body::is_http_body(&binding.method.output()),
                 binding: binding.clone(),
                 grpc_path,
+                plan: plans.plan(root),
             });
         }
         table

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::BoxStream};
 use http::{HeaderValue, Method, header, request::Parts};
 use http_body_util::StreamBody;
-use prost_reflect::{DynamicMessage, SerializeOptions};
+use prost_reflect::DynamicMessage;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tonic::Status;
 
@@ -36,7 +36,7 @@ pub(crate) use websocket::websocket;
 
 use crate::{
     backend::{CallError, CallOptions, ResponseStream},
-    calls::Calls,
+    calls::{Calls, Serialize},
     error::Error,
     metadata,
     routes::Route,
@@ -100,9 +100,7 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         &parts.headers,
         parts.uri.query().map(str::to_owned),
     );
-    let serialize = calls
-        .serialize_for(transcode::system_params(query.as_deref())?)
-        .into_owned();
+    let serialize = calls.serialize_for(transcode::system_params(query.as_deref())?);
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let content_type = parts.headers.get(header::CONTENT_TYPE);
     let raw = route.raw_request.clone().map(|target| {
@@ -146,10 +144,12 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         requests,
     );
     let to_error = |e: CallError, failed: &mut BoxFuture<'static, Error>| {
-        call_failed(failed, || calls.error(e, &serialize, accept_trailers))
+        call_failed(failed, || {
+            calls.error(e, &serialize.reflect, accept_trailers)
+        })
     };
     let started = tokio::select! {
-        started = calls.backend.streaming(route.grpc_path.clone(), request, method.output(), options) => started,
+        started = calls.backend.streaming(route.grpc_path.clone(), request, options) => started,
         error = &mut failed => return Err(error),
     };
     let mut stream = started.map_err(|e| to_error(e, &mut failed))?;
@@ -167,8 +167,11 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
     let framing = Framing::from_accept(&parts.headers);
     let mut response = Response::new(Body::empty());
     let content_type = match (&first, raw_out) {
-        (Some(message), true) => HeaderValue::from_str(&http_body::parts(message).0)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        (Some(message), true) => {
+            let message = crate::calls::decode_response(&route, message)?;
+            HeaderValue::from_str(&http_body::parts(&message).0)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"))
+        }
         (None, true) => HeaderValue::from_static("application/octet-stream"),
         (_, false) => framing.content_type(),
     };
@@ -206,12 +209,12 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
 async fn single_response(
     calls: &Calls,
     mut stream: ResponseStream,
-    first: Option<DynamicMessage>,
+    first: Option<Bytes>,
     route: &Route,
-    serialize: &SerializeOptions,
+    serialize: &Serialize,
     accept_trailers: bool,
 ) -> Result<Response, Error> {
-    let to_error = |e: CallError| calls.error(e, serialize, accept_trailers);
+    let to_error = |e: CallError| calls.error(e, &serialize.reflect, accept_trailers);
     let Some(message) = first else {
         return Err(Error::Internal(format!(
             "{} ended without a response message",
@@ -238,7 +241,7 @@ async fn single_response(
 struct Writer {
     calls: Arc<Calls>,
     route: Route,
-    serialize: SerializeOptions,
+    serialize: Serialize,
     framing: Framing,
     /// `google.api.HttpBody` messages: their raw data, no framing.
     raw_out: bool,
@@ -253,7 +256,7 @@ impl Writer {
     fn frames(
         self,
         mut stream: ResponseStream,
-        first: Option<DynamicMessage>,
+        first: Option<Bytes>,
         mut failed: BoxFuture<'static, Error>,
         permit: OwnedSemaphorePermit,
     ) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + 'static {
@@ -291,7 +294,7 @@ impl Writer {
                             next = message;
                             continue;
                         }
-                        Err(e) => self.calls.error(e, &self.serialize, false),
+                        Err(e) => self.calls.error(e, &self.serialize.reflect, false),
                     },
                     error = &mut failed => error,
                 };
@@ -307,21 +310,20 @@ impl Writer {
         }
     }
 
-    fn write(&self, message: &DynamicMessage, index: u64) -> Result<Bytes, std::io::Error> {
+    fn write(&self, message: &[u8], index: u64) -> Result<Bytes, std::io::Error> {
+        let decoded =
+            || crate::calls::decode_response(&self.route, message).map_err(std::io::Error::other);
         if self.raw_out {
-            return Ok(http_body::parts(message).1);
+            return Ok(http_body::parts(&decoded()?).1);
         }
-        let json = transcode::to_json(
-            message,
-            self.route.binding.response_body.as_ref(),
-            &self.serialize,
-        )
-        .map_err(std::io::Error::other)?;
+        let json = self
+            .serialize
+            .json(&self.route, message)
+            .map_err(std::io::Error::other)?;
         let mut out = Vec::with_capacity(json.len() + 32);
-        if let Some(id) = self
-            .event_id
-            .as_ref()
-            .and_then(|field| resume::event_id(message, field))
+        // Only the resume convention's event id needs the message whole.
+        if let Some(field) = &self.event_id
+            && let Some(id) = resume::event_id(&decoded()?, field)
         {
             self.framing.event_id(&id, &mut out);
         }

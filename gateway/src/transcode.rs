@@ -18,6 +18,7 @@ pub mod http_body;
 mod response;
 mod unique_keys;
 mod value;
+pub mod wire;
 
 use std::{borrow::Cow, collections::HashSet, sync::Arc};
 
@@ -25,7 +26,7 @@ use http::HeaderValue;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, Value};
 
 pub use decode::{DecodeError, path_segment};
-pub use response::to_json;
+pub use response::{Output, ResponseError, decode, to_json, wire_to_json};
 
 use crate::{
     constraints::Constraints,

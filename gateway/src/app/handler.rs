@@ -188,12 +188,9 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
     // The call holds the slot until it ends, and a client that hangs up does not cancel it
     // (see `detach`); the deadline still bounds it, the slot bounds how many run.
-    let call = calls.backend.unary(
-        route.grpc_path.clone(),
-        grpc_request,
-        route.binding.method.output(),
-        options,
-    );
+    let call = calls
+        .backend
+        .unary(route.grpc_path.clone(), grpc_request, options);
     let answer = Detached::new(async move {
         let answer = call.await;
         drop(permit);
@@ -201,7 +198,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     })
     .await;
     let UnaryResponse { message, metadata } =
-        answer.map_err(|e| calls.error(e, &serialize, accept_trailers))?;
+        answer.map_err(|e| calls.error(e, &serialize.reflect, accept_trailers))?;
 
     let mut response = message_response(&message, route, &serialize)?;
     metadata::response_headers(&metadata.headers, response.headers_mut());

@@ -16,14 +16,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use futures::Stream;
 use http::uri::PathAndQuery;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::DynamicMessage;
 use tonic::{Code, Status, metadata::MetadataMap};
 
 use super::{
     balance::{Balancer, Picked},
-    codec::{DynamicCodec, StreamCodec},
+    codec::{RawCodec, StreamCodec},
     transport::GrpcService,
 };
 
@@ -94,8 +95,8 @@ pub struct CallMetadata {
 /// A call's answer.
 #[derive(Debug)]
 pub struct UnaryResponse {
-    /// The response message.
-    pub message: DynamicMessage,
+    /// The response message, as the backend encoded it.
+    pub message: Bytes,
     /// Its headers and trailers.
     pub metadata: CallMetadata,
 }
@@ -146,11 +147,10 @@ pub(super) async fn unary(
     backend: Inner,
     path: PathAndQuery,
     request: tonic::Request<DynamicMessage>,
-    output: MessageDescriptor,
     options: CallOptions,
 ) -> Result<UnaryResponse, CallError> {
     let deadline = tokio::time::Instant::from_std(options.deadline);
-    let attempts = attempts(&backend, path, request, output, options);
+    let attempts = attempts(&backend, path, request, options);
     tokio::time::timeout_at(deadline, attempts)
         .await
         .unwrap_or_else(|_| Err(CallError::deadline_exceeded()))
@@ -162,14 +162,13 @@ async fn attempts(
     backend: &Inner,
     path: PathAndQuery,
     request: tonic::Request<DynamicMessage>,
-    output: MessageDescriptor,
     options: CallOptions,
 ) -> Result<UnaryResponse, CallError> {
     let (metadata, _, message) = request.into_parts();
     let balancer = match backend {
         Inner::Single(service) => {
             let request = with_deadline(metadata, message, options.deadline)?;
-            return attempt(service.clone(), path, request, output, options).await;
+            return attempt(service.clone(), path, request, options).await;
         }
         Inner::Balanced(balancer) => balancer,
     };
@@ -201,14 +200,7 @@ async fn attempts(
         }
         tried.push(picked.index);
         let request = with_deadline(metadata, message, options.deadline)?;
-        let result = attempt(
-            picked.service.clone(),
-            path.clone(),
-            request,
-            output.clone(),
-            options,
-        )
-        .await;
+        let result = attempt(picked.service.clone(), path.clone(), request, options).await;
         // Any answer but a transport failure (which the replica's connection counts itself)
         // ends the replica's run of failures.
         if result
@@ -255,15 +247,12 @@ async fn attempt(
     service: GrpcService,
     path: PathAndQuery,
     request: tonic::Request<DynamicMessage>,
-    output: MessageDescriptor,
     options: CallOptions,
 ) -> Result<UnaryResponse, CallError> {
     let mut grpc =
         tonic::client::Grpc::new(service).max_decoding_message_size(options.max_response_bytes);
     grpc.ready().await?;
-    let response = grpc
-        .server_streaming(request, path, DynamicCodec::new(output))
-        .await?;
+    let response = grpc.server_streaming(request, path, RawCodec).await?;
     let (headers, mut stream, _) = response.into_parts();
     let message = match stream.message().await {
         Ok(Some(message)) => message,
@@ -296,7 +285,7 @@ async fn attempt(
 /// trailers. Each read is bounded by the call's deadline; dropping it cancels the call.
 pub struct ResponseStream {
     headers: MetadataMap,
-    inner: tonic::Streaming<DynamicMessage>,
+    inner: tonic::Streaming<Bytes>,
     deadline: tokio::time::Instant,
     /// The replica serving it, counted in flight until the stream goes.
     _picked: Option<Picked>,
@@ -321,7 +310,7 @@ impl ResponseStream {
     /// # Errors
     /// The status the call failed with (DEADLINE_EXCEEDED once the deadline passes), with the
     /// headers and trailers that came with it.
-    pub async fn message(&mut self) -> Result<Option<DynamicMessage>, CallError> {
+    pub async fn message(&mut self) -> Result<Option<Bytes>, CallError> {
         match tokio::time::timeout_at(self.deadline, self.inner.message()).await {
             Ok(Ok(message)) => Ok(message),
             Ok(Err(status)) => Err(CallError::after_headers(status, self.headers.clone())),
@@ -348,7 +337,6 @@ pub(super) async fn streaming<S>(
     backend: Inner,
     path: PathAndQuery,
     mut request: tonic::Request<S>,
-    output: MessageDescriptor,
     options: CallOptions,
 ) -> Result<ResponseStream, CallError>
 where
@@ -373,9 +361,7 @@ where
         let mut grpc =
             tonic::client::Grpc::new(service).max_decoding_message_size(options.max_response_bytes);
         grpc.ready().await?;
-        let response = grpc
-            .streaming(request, path, StreamCodec::new(output))
-            .await?;
+        let response = grpc.streaming(request, path, StreamCodec).await?;
         Ok::<_, CallError>(response)
     };
     let response = tokio::time::timeout_at(deadline, start)

@@ -1,7 +1,10 @@
 //! Tonic codecs for `prost_reflect::DynamicMessage`, so one generic client (and, in tests, one
-//! generic server) can speak any method known only from its descriptors: [`DynamicCodec`],
-//! and [`StreamCodec`] for request streams that may have to be aborted.
+//! generic server) can speak any method known only from its descriptors: [`DynamicCodec`];
+//! [`RawCodec`], the gateway's client, which keeps each answer as its wire bytes (written as
+//! JSON straight from them, `crate::transcode::wire`); and [`StreamCodec`] for request streams
+//! that may have to be aborted.
 
+use bytes::{Buf as _, Bytes};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{
@@ -67,35 +70,61 @@ impl Decoder for DynamicDecoder {
     }
 }
 
+/// Encodes any `DynamicMessage`; decodes nothing: each answer stays its bytes, whose type the
+/// caller knows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = DynamicMessage;
+    type Decode = Bytes;
+    type Encoder = DynamicEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+/// The decoding half of [`RawCodec`] and [`StreamCodec`]: the message's bytes, not copied
+/// (tonic hands over a buffer of exactly one message).
+#[derive(Debug, Clone, Copy)]
+pub struct RawDecoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
 /// A codec for a request stream that the gateway may have to abort (a bad message in the
 /// middle of a client stream): an `Err` item fails its encoding, so the transport resets the
 /// HTTP/2 stream with INTERNAL_ERROR. Dropping the call would reset it with CANCEL, which a
 /// tonic server reads as the clean end of its request stream: the messages before the bad one
 /// would pass for a complete request.
-#[derive(Debug, Clone)]
-pub struct StreamCodec {
-    decode_as: MessageDescriptor,
-}
-
-impl StreamCodec {
-    /// A codec decoding answers as `decode_as`.
-    pub fn new(decode_as: MessageDescriptor) -> Self {
-        Self { decode_as }
-    }
-}
+/// Its answers stay bytes, as [`RawCodec`]'s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamCodec;
 
 impl Codec for StreamCodec {
     type Encode = Result<DynamicMessage, Status>;
-    type Decode = DynamicMessage;
+    type Decode = Bytes;
     type Encoder = StreamEncoder;
-    type Decoder = DynamicDecoder;
+    type Decoder = RawDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
         StreamEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder(self.decode_as.clone())
+        RawDecoder
     }
 }
 

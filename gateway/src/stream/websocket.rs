@@ -23,7 +23,7 @@ use axum::{
 };
 use futures::{SinkExt as _, StreamExt as _, stream::BoxStream};
 use http::request::Parts;
-use prost_reflect::{DynamicMessage, SerializeOptions};
+use prost_reflect::DynamicMessage;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Status, metadata::MetadataMap};
 
@@ -31,7 +31,7 @@ use super::{
     StreamCall, failure_of,
     reader::{self, Decoder},
 };
-use crate::{error::Error, transcode};
+use crate::{calls::Serialize, error::Error, transcode};
 
 /// The largest close reason, in bytes (RFC 6455 section 5.5: 125 bytes less the code).
 const MAX_REASON: usize = 123;
@@ -46,8 +46,7 @@ pub(crate) async fn websocket(call: StreamCall, parts: &mut Parts) -> Result<Res
     let query = parts.uri.query().map(str::to_owned);
     let serialize = call
         .calls
-        .serialize_for(transcode::system_params(query.as_deref())?)
-        .into_owned();
+        .serialize_for(transcode::system_params(query.as_deref())?);
     let decoder = Decoder {
         calls: call.calls.clone(),
         route: call.route.clone(),
@@ -73,7 +72,7 @@ async fn run(
     decoder: Decoder,
     single: Option<DynamicMessage>,
     metadata: MetadataMap,
-    serialize: SerializeOptions,
+    serialize: Serialize,
 ) {
     let StreamCall {
         calls,
@@ -142,9 +141,8 @@ async fn run(
             started = calls.backend.streaming(
                 route.grpc_path.clone(),
                 request,
-                route.binding.method.output(),
                 options,
-            ) => started.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize, false)))?,
+            ) => started.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize.reflect, false)))?,
             error = &mut failed => return Err(error),
             () = &mut reading => return Ok(None),
         };
@@ -155,13 +153,11 @@ async fn run(
                 () = &mut reading => return Ok(None),
             };
             let next =
-                next.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize, false)))?;
+                next.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize.reflect, false)))?;
             let Some(message) = next else {
                 return Ok(Some(()));
             };
-            let json =
-                transcode::to_json(&message, route.binding.response_body.as_ref(), &serialize)
-                    .map_err(|e| Error::Internal(format!("serializing a stream message: {e}")))?;
+            let json = serialize.json(&route, &message)?;
             let text = String::from_utf8(json)
                 .map_err(|e| Error::Internal(format!("a stream message is not UTF-8: {e}")))?;
             if sink

@@ -1,4 +1,6 @@
-//! The response message (or its `response_body` field) as proto3 JSON bytes.
+//! The response message (or its `response_body` field) as proto3 JSON bytes: from its wire
+//! bytes by the route's plan ([`super::wire`]) when it can, else through a `DynamicMessage`
+//! ([`to_json`]).
 //!
 //! Serialized straight into a byte buffer: going through `serde_json::Value` would sort the
 //! keys (losing proto field order) and cost an extra tree per response. The buffer starts at
@@ -7,7 +9,78 @@
 //! instructions than serde_json, callgrind.)
 
 use prost::Message as _;
-use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage, SerializeOptions, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage, SerializeOptions, Value,
+};
+
+use super::wire;
+
+/// Why a response message could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// The bytes are not a message of the method's output type.
+    #[error("decoding {name} failed: {source}")]
+    Decode {
+        name: String,
+        source: prost::DecodeError,
+    },
+    /// A value JSON cannot express.
+    #[error("serializing {name} as JSON: {source}")]
+    Serialize {
+        name: String,
+        source: serde_json::Error,
+    },
+}
+
+/// How one response is written: the plan of its type, and the options both writers take.
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    /// The method's output type.
+    pub descriptor: &'a MessageDescriptor,
+    /// Its compiled plan.
+    pub plan: &'a wire::Plan,
+    /// The rule's `response_body` field, if any.
+    pub response_body: Option<&'a FieldDescriptor>,
+    pub wire: &'a wire::Options,
+    pub reflect: &'a SerializeOptions,
+}
+
+/// Writes the message `bytes` encode as JSON: straight from the bytes, or (for what the plan
+/// leaves to it) through a `DynamicMessage`.
+///
+/// # Errors
+/// Bytes that are no message of the type, or a value JSON cannot express.
+pub fn wire_to_json(bytes: &[u8], output: &Output<'_>) -> Result<Vec<u8>, ResponseError> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(2).max(64));
+    let written = match output.response_body {
+        None => wire::write(output.plan, bytes, output.wire, &mut out),
+        Some(field) => wire::write_field(output.plan, field.number(), bytes, output.wire, &mut out),
+    };
+    if written.is_ok() {
+        return Ok(out);
+    }
+    let message = decode(output.descriptor, bytes)?;
+    to_json(&message, output.response_body, output.reflect).map_err(|source| {
+        ResponseError::Serialize {
+            name: output.descriptor.full_name().to_owned(),
+            source,
+        }
+    })
+}
+
+/// The message `bytes` encode, for what needs it whole (`HttpBody`, event ids).
+///
+/// # Errors
+/// Bytes that are no message of the type.
+pub fn decode(
+    descriptor: &MessageDescriptor,
+    bytes: &[u8],
+) -> Result<DynamicMessage, ResponseError> {
+    DynamicMessage::decode(descriptor.clone(), bytes).map_err(|source| ResponseError::Decode {
+        name: descriptor.full_name().to_owned(),
+        source,
+    })
+}
 
 /// Writes `message` as JSON; with `response_body`, only that field's value.
 ///
