@@ -261,7 +261,7 @@ fn scrambled(message: &DynamicMessage, unpacked: &MessageDescriptor, rng: &mut R
         let j = rng.below(i as u64 + 1) as usize;
         chunks.swap(i, j);
     }
-    let mut stale = DynamicMessage::new(desc.clone());
+    let mut stale = DynamicMessage::new(desc);
     stale.set_field_by_name("number", Reflected::I32(41));
     stale.set_field_by_name("json_named", Reflected::String("stale".into()));
     stale.set_field_by_name("far_away", Reflected::I32(-9));
