@@ -213,9 +213,15 @@ pub struct ApiArgs {
         conflicts_with = "reflect"
     )]
     pub descriptor_set: Option<PathBuf>,
-    /// Read the descriptors from the backend's gRPC server reflection at start.
+    /// Read the descriptors from the backend's gRPC server reflection at start (and again at
+    /// each SIGHUP, and every --reflect-interval).
     #[arg(long, env = "ARTICLES_GATEWAY_REFLECT")]
     pub reflect: bool,
+    /// With --reflect: read the descriptors again by reflection this often (`30s`, `5m`) and
+    /// serve them if they changed, without a restart. Off by default; SIGHUP reloads at any
+    /// time.
+    #[arg(long, env = "ARTICLES_GATEWAY_REFLECT_INTERVAL", requires = "reflect", value_parser = parse_positive_duration)]
+    pub reflect_interval: Option<Duration>,
     /// Field names in JSON output: `proto` (`page_size`) or `camel` (`pageSize`).
     #[arg(long, env = "ARTICLES_GATEWAY_JSON_NAMES", value_enum, default_value_t = JsonNames::Proto)]
     pub json_names: JsonNames,
@@ -320,6 +326,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(text)
         .map_err(|e| format!("invalid duration {text:?}: {e} (e.g. 500ms, 30s, 2m, 1h 30m)"))
+}
+
+/// Parses a duration ([`parse_duration`]) that must not be zero (an interval).
+///
+/// # Errors
+/// What [`parse_duration`] refuses, and zero.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("{text:?}: an interval must be longer than zero"));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
