@@ -20,7 +20,7 @@ mod handler;
 mod version;
 
 pub use cors::CorsOrigins;
-pub use version::{ReloadError, Reloaded, Reloader};
+pub use version::{ReloadError, Reloaded, Reloader, generic_info};
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -33,7 +33,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use self::version::Recipe;
+use self::version::{Docs, Recipe};
 use crate::{
     backend::{Backend, DEFAULT_MAX_RESPONSE_BYTES},
     calls::BodyRead,
@@ -83,31 +83,6 @@ pub struct GatewayBuilder {
     cors: CorsOrigins,
     extra: Option<Router>,
     docs: Docs,
-}
-
-/// Whether and how `/openapi.json` and `/docs` are served.
-#[derive(Clone, Default)]
-enum Docs {
-    /// Served, with an `info` section named after the routed services.
-    #[default]
-    Generic,
-    /// Served with this `info`.
-    Info(ApiInfo),
-    /// Served with the `info` this makes of each version's bindings.
-    From(Arc<dyn Fn(&Bindings) -> ApiInfo + Send + Sync>),
-    /// Not served.
-    Off,
-}
-
-impl std::fmt::Debug for Docs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Generic => f.write_str("Generic"),
-            Self::Info(info) => f.debug_tuple("Info").field(info).finish(),
-            Self::From(_) => f.write_str("From(..)"),
-            Self::Off => f.write_str("Off"),
-        }
-    }
 }
 
 impl Default for GatewayBuilder {
@@ -425,24 +400,5 @@ struct WholeBody;
 impl Predicate for WholeBody {
     fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
         response.body().size_hint().exact().is_some()
-    }
-}
-
-/// An `info` for an API known only by its descriptors: titled after its routed services.
-pub fn generic_info(bindings: &Bindings) -> ApiInfo {
-    let mut services: Vec<&str> = bindings
-        .bindings
-        .iter()
-        .map(|b| b.method.parent_service().full_name())
-        .collect();
-    services.dedup();
-    ApiInfo {
-        title: if services.is_empty() {
-            "API".to_owned()
-        } else {
-            services.join(", ")
-        },
-        version: "unversioned".to_owned(),
-        ..ApiInfo::default()
     }
 }

@@ -219,4 +219,3 @@ impl tower::Service<Request> for ApiService {
         Box::pin(router.oneshot(request))
     }
 }
-

@@ -529,7 +529,12 @@ async fn replicas_answering_different_descriptors_keep_the_served_api_until_they
     let uris = vec![old.uri(), new.uri()];
     // At start the first replica that answers reflection, in order, gives the descriptors.
     let cli = ok(
-        Cli::try_parse_from(["articles-gateway", "--reflect", "--backend", &uris.join(",")]),
+        Cli::try_parse_from([
+            "articles-gateway",
+            "--reflect",
+            "--backend",
+            &uris.join(","),
+        ]),
         "flags",
     );
     let backend = ok(
@@ -591,7 +596,9 @@ async fn metrics_and_readyz_show_the_served_version_and_when_it_was_loaded() {
     let client = reqwest::Client::new();
     let v1 = version(&v1_bytes());
     let loaded_at = |ready: &serde_json::Value| {
-        let at = ready["descriptors"]["loaded_at"].as_str().unwrap_or_default();
+        let at = ready["descriptors"]["loaded_at"]
+            .as_str()
+            .unwrap_or_default();
         ok(humantime::parse_rfc3339(at), "loaded_at")
     };
     let ready = json(send(client.get(gateway.url("/readyz"))).await).await;
@@ -643,4 +650,3 @@ async fn metrics_and_readyz_show_the_served_version_and_when_it_was_loaded() {
     assert_eq!(reloads(&metrics, "unchanged"), Some(1.0), "{metrics}");
     assert_eq!(reloads(&metrics, "changed"), Some(1.0), "{metrics}");
 }
-

@@ -12,7 +12,7 @@ use prost_reflect::DescriptorPool;
 use tokio::sync::Semaphore;
 use tower_http::decompression::RequestDecompressionLayer;
 
-use super::{Docs, collisions, generic_info, handler};
+use super::{collisions, handler};
 use crate::{
     backend::Backend,
     calls::{BodyRead, Calls},
@@ -20,12 +20,37 @@ use crate::{
     descriptors,
     error::ErrorFormat,
     json::JsonOptions,
-    openapi,
+    openapi::{self, ApiInfo},
     routes::RouteTable,
     rules::Bindings,
     served::{Api, DescriptorVersion, Loaded, Outcome, ServedApi},
     transcode::RequestOptions,
 };
+
+/// Whether and how `/openapi.json` and `/docs` are served.
+#[derive(Clone, Default)]
+pub(super) enum Docs {
+    /// Served, with an `info` section named after the routed services.
+    #[default]
+    Generic,
+    /// Served with this `info`.
+    Info(ApiInfo),
+    /// Served with the `info` this makes of each version's bindings.
+    From(Arc<dyn Fn(&Bindings) -> ApiInfo + Send + Sync>),
+    /// Not served.
+    Off,
+}
+
+impl std::fmt::Debug for Docs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Generic => f.write_str("Generic"),
+            Self::Info(info) => f.debug_tuple("Info").field(info).finish(),
+            Self::From(_) => f.write_str("From(..)"),
+            Self::Off => f.write_str("Off"),
+        }
+    }
+}
 
 /// Everything a version is built with besides its descriptors.
 #[derive(Debug)]
@@ -76,8 +101,8 @@ impl Recipe {
             Docs::From(info) => Some(info(&bindings)),
             Docs::Generic => Some(generic_info(&bindings)),
         };
-        let doc = info
-            .map(|info| openapi::document_with(&bindings, &self.json, info, self.error_format));
+        let doc =
+            info.map(|info| openapi::document_with(&bindings, &self.json, info, self.error_format));
         let routes = table.routes().len();
         tracing::info!(
             routes,
@@ -205,5 +230,24 @@ impl Reloader {
             from: current.loaded.version.clone(),
             to: version,
         })
+    }
+}
+
+/// An `info` for an API known only by its descriptors: titled after its routed services.
+pub fn generic_info(bindings: &Bindings) -> ApiInfo {
+    let mut services: Vec<&str> = bindings
+        .bindings
+        .iter()
+        .map(|b| b.method.parent_service().full_name())
+        .collect();
+    services.dedup();
+    ApiInfo {
+        title: if services.is_empty() {
+            "API".to_owned()
+        } else {
+            services.join(", ")
+        },
+        version: "unversioned".to_owned(),
+        ..ApiInfo::default()
     }
 }
