@@ -394,6 +394,28 @@ mod tests {
     }
 
     #[test]
+    fn a_reflect_interval_needs_reflect_and_a_length() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("articles-gateway").chain(args.iter().copied()))
+        };
+        let cli = match parse(&["--reflect", "--reflect-interval", "30s"]) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            cli.serve.api.reflect_interval,
+            Some(Duration::from_secs(30))
+        );
+        assert!(parse(&["--reflect-interval", "30s"]).is_err());
+        assert!(parse(&["--reflect", "--reflect-interval", "0s"]).is_err());
+        let cli = match parse(&["--reflect"]) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(cli.serve.api.reflect_interval, None);
+    }
+
+    #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));

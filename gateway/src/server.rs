@@ -1,5 +1,6 @@
 //! Running the gateway: binding, serving with graceful shutdown, and the `run` entry point the
-//! binary calls. Connections themselves (hyper settings, limits, drain) are [`connections`].
+//! binary calls. Connections themselves (hyper settings, limits, drain) are [`connections`];
+//! reading the descriptors again while serving (interval, SIGHUP) is [`crate::reload`].
 
 mod connections;
 pub mod tls;
