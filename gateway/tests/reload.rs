@@ -495,15 +495,39 @@ async fn a_failed_reload_keeps_the_old_api_serving_and_its_version() {
 }
 
 #[tokio::test]
-async fn a_stream_open_across_a_reload_finishes_on_the_version_it_started_with() {
+async fn calls_in_flight_across_a_reload_finish_on_the_version_they_started_with() {
     let inventory = Inventory::spawn().await;
-    let (gateway, reloader) = gateway(inventory.backend(), &v1_bytes()).await;
+    // Balanced, for its per-replica in-flight gauge: a call counted there has been routed.
+    let backend = ok(
+        Backend::balanced(&[inventory.uri()], &BalanceOptions::default()),
+        "balanced",
+    );
+    backend.health_checked().await;
+    let (gateway, reloader) = gateway(backend, &v1_bytes()).await;
     let client = reqwest::Client::new();
     let mut stream = send(client.get(gateway.url("/v1/watch/w"))).await;
     assert_eq!(stream.status(), StatusCode::OK);
     let first = ok(stream.chunk().await, "first item").unwrap_or_default();
     let first = String::from_utf8_lossy(&first).into_owned();
     assert!(first.contains(r#""id":"w""#), "{first}");
+    // A slow unary call, at the backend when the reload happens.
+    let slow = tokio::spawn(
+        client
+            .get(gateway.url("/v1/items/slow"))
+            .header("grpc-metadata-x-echo-delay-ms", "3000")
+            .send(),
+    );
+    let in_flight = format!(
+        "articles_gateway_backend_in_flight{{backend=\"{}\"}}",
+        inventory.uri()
+    );
+    eventually("the stream and the slow call are at the backend", || {
+        let url = gateway.url("/metrics");
+        let client = client.clone();
+        let in_flight = in_flight.clone();
+        async move { sample(&text(&client, url).await, &in_flight) == Some(2.0) }
+    })
+    .await;
 
     let changed = ok(reloader.reload(pool(&v2_bytes())), "reload");
     assert!(
@@ -513,7 +537,10 @@ async fn a_stream_open_across_a_reload_finishes_on_the_version_it_started_with()
     // A request arriving now is answered by the new version...
     let r = send(client.get(gateway.url("/v1/items/a"))).await;
     assert_eq!(json(r).await, serde_json::json!({"sku": "a"}));
-    // ...and the stream opened before goes on with the old one, to its end.
+    // ...and those that arrived before go on with the old one, to their end.
+    let slow = ok(ok(slow.await, "slow call task"), "slow call");
+    assert_eq!(slow.status(), StatusCode::OK);
+    assert_eq!(json(slow).await, serde_json::json!({"id": "slow"}));
     inventory.release.notify_one();
     let rest = ok(stream.text().await, "rest of the stream");
     assert!(rest.contains(r#""id":"w""#), "{rest}");
