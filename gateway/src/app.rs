@@ -8,30 +8,35 @@
 //! [`RouteTable`]. The gateway's own paths (`/healthz`, `/readyz`, `/metrics`, the OpenAPI
 //! routes) are ordinary axum routes, so they win over an annotated route with the same path;
 //! such a collision is logged at start ([`collisions`]). CORS is [`cors`].
+//!
+//! What the descriptors decide (routes, request mapping, validation, the OpenAPI document) is
+//! one [`version`] of the API, served through [`crate::served`] so that a [`Reloader`] can
+//! swap in another while the gateway serves; the gateway's own routes and layers, the
+//! metrics, the backend and the concurrency permits are built once, around every version.
 
 mod collisions;
 mod cors;
 mod handler;
+mod version;
 
 pub use cors::CorsOrigins;
+pub use version::{ReloadError, Reloaded, Reloader, generic_info};
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use axum::{Router, body::Body, handler::Handler as _};
+use axum::{Router, body::Body};
 use prost_reflect::DescriptorPool;
 use tokio::sync::Semaphore;
 use tower_http::{
     compression::{CompressionLayer, DefaultPredicate, Predicate},
-    decompression::RequestDecompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
+use self::version::{Docs, Recipe};
 use crate::{
     backend::{Backend, DEFAULT_MAX_RESPONSE_BYTES},
-    calls::{BodyRead, Calls},
-    constraints::Constraints,
-    descriptors,
+    calls::BodyRead,
     error::{self, ErrorFormat},
     json::JsonOptions,
     limits::{
@@ -40,10 +45,10 @@ use crate::{
         DEFAULT_MIN_BODY_RATE, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
     },
     metrics::Metrics,
-    openapi::{self, ApiInfo},
+    openapi::ApiInfo,
     probes, request_id,
-    routes::RouteTable,
     rules::Bindings,
+    served::{DescriptorVersion, ServedApi},
     transcode::{RequestOptions, Unknown},
 };
 
@@ -78,18 +83,6 @@ pub struct GatewayBuilder {
     cors: CorsOrigins,
     extra: Option<Router>,
     docs: Docs,
-}
-
-/// Whether and how `/openapi.json` and `/docs` are served.
-#[derive(Debug, Clone, Default)]
-enum Docs {
-    /// Served, with an `info` section named after the routed services.
-    #[default]
-    Generic,
-    /// Served with this `info`.
-    Info(ApiInfo),
-    /// Not served.
-    Off,
 }
 
 impl Default for GatewayBuilder {
@@ -263,6 +256,17 @@ impl GatewayBuilder {
         self
     }
 
+    /// The `info` of the OpenAPI document, made from the bindings of the descriptors served
+    /// (again at each reload, so a title naming the services follows them).
+    #[must_use]
+    pub fn openapi_info_from(
+        mut self,
+        info: impl Fn(&Bindings) -> ApiInfo + Send + Sync + 'static,
+    ) -> Self {
+        self.docs = Docs::From(Arc::new(info));
+        self
+    }
+
     /// Serves neither `/openapi.json` nor `/docs` (for example when the embedding process
     /// serves its own).
     #[must_use]
@@ -286,98 +290,60 @@ impl GatewayBuilder {
     ///
     /// Methods whose rules are invalid are logged and left out; streaming methods are logged
     /// and their paths answer 501. The standard error and well-known types are added to the
-    /// descriptors ([`descriptors::with_standard_types`]).
+    /// descriptors ([`crate::descriptors::with_standard_types`]).
     ///
     /// # Errors
     /// When the descriptors or the backend are missing.
     pub fn build(self) -> Result<Router, BuildError> {
-        let pool =
-            descriptors::with_standard_types(self.pool.ok_or(BuildError::Missing("descriptors"))?);
-        let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
-        let metrics = Metrics::new(&backend);
-        let probes = probes::router(backend.clone());
-        let bindings = Bindings::from_pool(&pool);
-        for skipped in &bindings.skipped {
-            tracing::warn!(
-                method = skipped.method,
-                reason = skipped.reason,
-                "method not routed"
-            );
-        }
-        let table = RouteTable::new(&bindings);
-        for route in table.routes() {
-            tracing::debug!(
-                http = %format_args!("{} {}", route.binding.http_method, route.binding.template),
-                grpc = %route.grpc_path,
-                "route"
-            );
-        }
-        collisions::warn(&table);
-        let docs = match self.docs {
-            Docs::Off => None,
-            Docs::Info(info) => Some(openapi::document_with(
-                &bindings,
-                &self.json,
-                info,
-                self.error_format,
-            )),
-            Docs::Generic => Some(openapi::document_with(
-                &bindings,
-                &self.json,
-                generic_info(&bindings),
-                self.error_format,
-            )),
-        };
-        tracing::info!(
-            routes = table.routes().len(),
-            skipped = bindings.skipped.len(),
-            "routes built"
-        );
+        Ok(self.build_reloadable()?.0)
+    }
 
-        let constraints = Arc::new(Constraints::from_pool(&pool));
-        let shared = Arc::new(handler::Shared {
-            table,
-            calls: Arc::new(Calls {
-                backend,
-                pool,
-                json: self.json,
-                request: RequestOptions {
-                    ignored_query_params: self.ignored_query_params,
-                    unknown_query_params: self.unknown_query_params,
-                    constraints,
-                    names: self.json.names,
-                    ..RequestOptions::default()
-                }
-                .unknown_fields(self.unknown_fields),
-                body_limit: self.body_limit,
-                max_metadata_bytes: self.max_metadata_bytes,
-                max_response_bytes: self.max_response_bytes,
-                body_read: BodyRead {
-                    timeout: self.body_read_timeout,
-                    min_rate: self.min_body_rate,
-                    grace: self.body_rate_grace,
-                },
-            }),
+    /// [`GatewayBuilder::build`], and the [`Reloader`] that swaps in the API of other
+    /// descriptors while the router serves (see [`crate::served`]).
+    ///
+    /// # Errors
+    /// When the descriptors or the backend are missing.
+    pub fn build_reloadable(self) -> Result<(Router, Reloader), BuildError> {
+        let pool = self.pool.ok_or(BuildError::Missing("descriptors"))?;
+        let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
+        let recipe = Recipe {
+            backend: backend.clone(),
+            // One set of permits for every version: a reload neither resets nor doubles the
+            // limit, and streams still open on an old version keep theirs.
+            permits: Arc::new(Semaphore::new(self.concurrency_limit)),
+            json: self.json,
+            error_format: self.error_format,
+            docs: self.docs,
+            request: RequestOptions {
+                ignored_query_params: self.ignored_query_params,
+                unknown_query_params: self.unknown_query_params,
+                names: self.json.names,
+                ..RequestOptions::default()
+            }
+            .unknown_fields(self.unknown_fields),
+            body_limit: self.body_limit,
             max_query_length: self.max_query_length,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_response_bytes: self.max_response_bytes,
+            body_read: BodyRead {
+                timeout: self.body_read_timeout,
+                min_rate: self.min_body_rate,
+                grace: self.body_rate_grace,
+            },
             timeout: self.timeout,
             stream_timeout: self.stream_timeout,
-            permits: Arc::new(Semaphore::new(self.concurrency_limit)),
-        });
+        };
+        let version = DescriptorVersion::of(&pool);
+        let served = ServedApi::new(recipe.api(pool, version));
+        let metrics = Metrics::new(&backend, &served);
+        let probes = probes::router(backend, served.clone());
 
-        // Request bodies are decompressed (gzip, br, deflate, zstd) before they are read, so the
-        // body limit counts decompressed bytes: a compression bomb costs no more than the limit.
-        // An encoding it does not know passes through, for the handler to answer 415.
-        let transcode = tower::ServiceBuilder::new()
-            .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
-            .service(handler::transcode_request.with_state(Arc::clone(&shared)));
+        // The gateway's own routes are outside the versions: probes and metrics report on
+        // every version, and win over annotated routes as the docs do inside each version.
         let mut router = Router::new()
-            .fallback_service(transcode)
-            .with_state(shared)
-            .merge(probes);
-        router = router.merge(crate::metrics::router(metrics.clone()));
-        if let Some(doc) = &docs {
-            router = router.merge(openapi::docs_router(doc));
-        }
+            .fallback_service(served.service())
+            .merge(probes)
+            .merge(crate::metrics::router(metrics.clone()));
         if let Some(extra) = self.extra {
             router = router.merge(extra);
         }
@@ -417,7 +383,11 @@ impl GatewayBuilder {
             .layer(cors::layer(&self.cors))
             .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(WholeBody)))
             .service(router);
-        Ok(Router::new().fallback_service(stack))
+        let reloader = Reloader {
+            recipe: Arc::new(recipe),
+            served,
+        };
+        Ok((Router::new().fallback_service(stack), reloader))
     }
 }
 
@@ -430,24 +400,5 @@ struct WholeBody;
 impl Predicate for WholeBody {
     fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
         response.body().size_hint().exact().is_some()
-    }
-}
-
-/// An `info` for an API known only by its descriptors: titled after its routed services.
-pub fn generic_info(bindings: &Bindings) -> ApiInfo {
-    let mut services: Vec<&str> = bindings
-        .bindings
-        .iter()
-        .map(|b| b.method.parent_service().full_name())
-        .collect();
-    services.dedup();
-    ApiInfo {
-        title: if services.is_empty() {
-            "API".to_owned()
-        } else {
-            services.join(", ")
-        },
-        version: "unversioned".to_owned(),
-        ..ApiInfo::default()
     }
 }

@@ -213,9 +213,15 @@ pub struct ApiArgs {
         conflicts_with = "reflect"
     )]
     pub descriptor_set: Option<PathBuf>,
-    /// Read the descriptors from the backend's gRPC server reflection at start.
+    /// Read the descriptors from the backend's gRPC server reflection at start (and again at
+    /// each SIGHUP, and every --reflect-interval).
     #[arg(long, env = "ARTICLES_GATEWAY_REFLECT")]
     pub reflect: bool,
+    /// With --reflect: read the descriptors again by reflection this often (`30s`, `5m`) and
+    /// serve them if they changed, without a restart. Off by default; SIGHUP reloads at any
+    /// time.
+    #[arg(long, env = "ARTICLES_GATEWAY_REFLECT_INTERVAL", requires = "reflect", value_parser = parse_positive_duration)]
+    pub reflect_interval: Option<Duration>,
     /// Field names in JSON output: `proto` (`page_size`) or `camel` (`pageSize`).
     #[arg(long, env = "ARTICLES_GATEWAY_JSON_NAMES", value_enum, default_value_t = JsonNames::Proto)]
     pub json_names: JsonNames,
@@ -322,6 +328,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {text:?}: {e} (e.g. 500ms, 30s, 2m, 1h 30m)"))
 }
 
+/// Parses a duration ([`parse_duration`]) that must not be zero (an interval).
+///
+/// # Errors
+/// What [`parse_duration`] refuses, and zero.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("{text:?}: an interval must be longer than zero"));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +391,28 @@ mod tests {
             assert!(Cli::try_parse_from(["articles-gateway", "--error-format", format]).is_ok());
         }
         assert!(Cli::try_parse_from(["articles-gateway", "--error-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn a_reflect_interval_needs_reflect_and_a_length() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("articles-gateway").chain(args.iter().copied()))
+        };
+        let cli = match parse(&["--reflect", "--reflect-interval", "30s"]) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            cli.serve.api.reflect_interval,
+            Some(Duration::from_secs(30))
+        );
+        assert!(parse(&["--reflect-interval", "30s"]).is_err());
+        assert!(parse(&["--reflect", "--reflect-interval", "0s"]).is_err());
+        let cli = match parse(&["--reflect"]) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(cli.serve.api.reflect_interval, None);
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! [`metadata`] (headers <-> metadata and trailers), [`error`] (the request error, its HTTP
 //! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
 //! documented), [`json`] (output options), [`limits`] (default limits and deadlines),
-//! [`descriptors`] (loading, standard types),
+//! [`descriptors`] (loading, standard types), [`served`] (the served API, swapped whole),
+//! [`reload`] (reading the descriptors again: interval, SIGHUP, replicas),
 //! [`config`] (the command line), [`startup`] (why the gateway could not start).
 
 // Library code states why an `expect` cannot fail, in an `#[expect]` with a reason (the
@@ -35,16 +36,18 @@ pub mod metadata;
 pub mod metrics;
 pub mod openapi;
 mod probes;
+pub mod reload;
 pub mod request_id;
 pub mod routes;
 pub mod rules;
+pub mod served;
 pub mod server;
 pub mod startup;
 mod stream;
 pub mod template;
 pub mod transcode;
 
-pub use app::{BuildError, CorsOrigins, GatewayBuilder};
+pub use app::{BuildError, CorsOrigins, GatewayBuilder, Reloader};
 pub use backend::{Backend, BalanceOptions};
 pub use error::Error;
 pub use server::{run, serve};

@@ -9,12 +9,18 @@
 //! - `articles_gateway_backend_up{backend}`: 1 while a replica gets calls, else 0;
 //! - `articles_gateway_backend_in_flight{backend}`, `articles_gateway_backend_calls_total{backend}`:
 //!   calls in progress on, and sent to, each replica;
-//! - `articles_gateway_backend_retries_total`: idempotent calls sent again to another replica.
+//! - `articles_gateway_backend_retries_total`: idempotent calls sent again to another replica;
+//! - `articles_gateway_descriptors_info{version}`: 1, labelled with the version of the served
+//!   descriptors ([`crate::served::DescriptorVersion`]);
+//! - `articles_gateway_descriptors_loaded_timestamp_seconds`: when they were loaded;
+//! - `articles_gateway_descriptor_reloads_total{result}`: reloads by outcome (`changed`,
+//!   `unchanged`, `disagreed`, `failed`).
 //!
 //! The `route` label is never the raw path, so its cardinality is bounded by the API: the gRPC
 //! method of the matched binding (recorded by the transcoding handler through [`RouteSlot`]),
 //! the matched path of the gateway's own routes (`/healthz`, `/metrics`, ...), or `unmatched`.
-//! The backend metrics are read from the [`Backend`] at scrape time.
+//! The backend metrics are read from the [`Backend`] at scrape time, the descriptor metrics
+//! from the [`ServedApi`].
 //!
 //! The latency buckets ([`latency_histogram`]) and the text exposition ([`encode`],
 //! [`exposition`]) are public so that the article service's metrics use the same ones.
@@ -43,7 +49,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::backend::Backend;
+use crate::{
+    backend::Backend,
+    served::{Outcome, ServedApi},
+};
 
 /// The `route` label of requests no route matched.
 pub const UNMATCHED: &str = "unmatched";
@@ -99,8 +108,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry, with the backend metrics read from `backend` at each scrape.
-    pub fn new(backend: &Backend) -> Self {
+    /// A fresh registry, with the backend metrics read from `backend` and the descriptor
+    /// metrics from `served` at each scrape.
+    pub fn new(backend: &Backend, served: &ServedApi) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
@@ -121,6 +131,7 @@ impl Metrics {
             in_flight.clone(),
         );
         registry.register_collector(Box::new(BackendCollector(backend.clone())));
+        registry.register_collector(Box::new(DescriptorCollector(served.clone())));
         Self {
             registry: Arc::new(registry),
             requests,
@@ -254,6 +265,46 @@ impl Collector for BackendCollector {
         for replica in &replicas {
             let labels = [("backend", replica.uri.as_str())];
             ConstCounter::new(replica.calls).encode(calls.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The descriptor metrics, read from the served API at each scrape.
+#[derive(Debug)]
+struct DescriptorCollector(ServedApi);
+
+impl Collector for DescriptorCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let loaded = self.0.loaded();
+        let info = ConstGauge::new(1_i64);
+        info.encode(
+            encoder
+                .encode_descriptor(
+                    "descriptors_info",
+                    "The version of the served descriptors (a hash of the descriptor set), as a label",
+                    None,
+                    info.metric_type(),
+                )?
+                .encode_family(&[("version", loaded.version.as_str())])?,
+        )?;
+        let at = ConstGauge::new(loaded.timestamp_seconds());
+        at.encode(encoder.encode_descriptor(
+            "descriptors_loaded_timestamp_seconds",
+            "When the served descriptors were loaded, in seconds since the Unix epoch",
+            None,
+            at.metric_type(),
+        )?)?;
+        let mut reloads = encoder.encode_descriptor(
+            "descriptor_reloads",
+            "Descriptor reloads by result: changed, unchanged, disagreed (replicas answered \
+             different descriptors), failed",
+            None,
+            MetricType::Counter,
+        )?;
+        for outcome in Outcome::ALL {
+            let labels = [("result", outcome.label())];
+            ConstCounter::new(self.0.reloads(outcome)).encode(reloads.encode_family(&labels)?)?;
         }
         Ok(())
     }

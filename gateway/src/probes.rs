@@ -1,6 +1,7 @@
 //! The gateway's own endpoints: `/healthz` (the process is alive) and `/readyz` (some backend
 //! can take calls: its `grpc.health.v1` says SERVING, or it has no health service and is
-//! reachable), each backend listed with why.
+//! reachable), each backend listed with why, and the version of the served descriptors with
+//! when it was loaded.
 
 use axum::{
     Json, Router,
@@ -10,18 +11,18 @@ use axum::{
 };
 use http::{HeaderValue, Method};
 
-use crate::{backend::Backend, error::Error};
+use crate::{backend::Backend, error::Error, served::ServedApi};
 
 /// Paths the gateway serves itself; they win over an annotated route with the same path.
 pub(crate) const GATEWAY_PATHS: &[&str] =
     &["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
 
 /// `/healthz` and `/readyz`, asking `backend` about readiness.
-pub(crate) fn router(backend: Backend) -> Router {
+pub(crate) fn router(backend: Backend, served: ServedApi) -> Router {
     Router::new()
         .route("/healthz", get(healthz).fallback(get_only))
         .route("/readyz", get(readyz).fallback(get_only))
-        .with_state(backend)
+        .with_state((backend, served))
 }
 
 /// `GET /healthz`: 200 `{"status":"ok"}` while the process runs.
@@ -29,14 +30,20 @@ async fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-/// `GET /readyz`: 200 `{"status": "ok", "backends": [...]}` when some backend can take calls,
-/// else 503 in the error shape, naming each backend's state.
-async fn readyz(State(backend): State<Backend>) -> Response {
+/// `GET /readyz`: 200 `{"status": "ok", "backends": [...], "descriptors": {"version": ...,
+/// "loaded_at": ...}}` when some backend can take calls, else 503 in the error shape, naming
+/// each backend's state.
+async fn readyz(State((backend, served)): State<(Backend, ServedApi)>) -> Response {
     // Bounded: a single transport's check has its own timeout, replicas answer from state.
     let readiness = backend.readiness().await;
     if readiness.ready {
-        return Json(serde_json::json!({"status": "ok", "backends": readiness.backends}))
-            .into_response();
+        let loaded = served.loaded();
+        return Json(serde_json::json!({
+            "status": "ok",
+            "backends": readiness.backends,
+            "descriptors": {"version": loaded.version.as_str(), "loaded_at": loaded.rfc3339()},
+        }))
+        .into_response();
     }
     let states: Vec<String> = readiness
         .backends

@@ -1,5 +1,6 @@
 //! Running the gateway: binding, serving with graceful shutdown, and the `run` entry point the
-//! binary calls. Connections themselves (hyper settings, limits, drain) are [`connections`].
+//! binary calls. Connections themselves (hyper settings, limits, drain) are [`connections`];
+//! reading the descriptors again while serving (interval, SIGHUP) is [`crate::reload`].
 
 mod connections;
 pub mod tls;
@@ -12,11 +13,12 @@ use prost_reflect::DescriptorPool;
 use tokio::net::TcpListener;
 
 use crate::{
-    app::{CorsOrigins, GatewayBuilder, generic_info},
+    app::{CorsOrigins, GatewayBuilder, Reloader, generic_info},
     backend::{Backend, BackendTls, BalanceOptions},
     config::{ApiArgs, Cli, Command, HttpArgs, ServeArgs},
     descriptors,
     openapi::{self, ApiInfo},
+    reload::{self, Source},
     rules::Bindings,
     startup::StartError,
 };
@@ -110,7 +112,11 @@ async fn run_serve(args: ServeArgs, embedded: Option<&EmbeddedApi>) -> Result<()
     // first requests are not refused for want of a check.
     backend.health_checked().await;
     let pool = load_descriptors(&args.api, embedded, &backend).await?;
-    let router = router(&args, embedded, pool, backend)?;
+    let (router, reloader) = gateway(&args, embedded, pool, backend.clone())?;
+    let source = reload_source(&args.api, embedded, &backend);
+    // Installed before serving, so a SIGHUP once the gateway answers reloads rather than
+    // ending the process.
+    let reloading = reload::Reload::new(source, reloader).spawn(args.api.reflect_interval);
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -124,8 +130,22 @@ async fn run_serve(args: ServeArgs, embedded: Option<&EmbeddedApi>) -> Result<()
     };
     tracing::info!(listen = %listener.local_addr()?, %scheme, backends = ?args.api.backends, "gateway listening");
     let options = args.http.serve_options()?;
-    serve_with(listener, router, shutdown_signal(), options).await?;
+    let served = serve_with(listener, router, shutdown_signal(), options).await;
+    reloading.abort();
+    served?;
     Ok(())
+}
+
+/// Where a reload reads the descriptors again: where they were read at start.
+fn reload_source(api: &ApiArgs, embedded: Option<&EmbeddedApi>, backend: &Backend) -> Source {
+    match (&api.descriptor_set, embedded) {
+        (Some(path), _) => Source::File(path.clone()),
+        (None, Some(embedded)) if !api.reflect => Source::Embedded(embedded.descriptor_set),
+        _ => Source::Reflection {
+            backend: backend.clone(),
+            names: api.backends.clone(),
+        },
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: the default soft limit (often 1024)
@@ -163,13 +183,28 @@ pub fn router(
     pool: DescriptorPool,
     backend: Backend,
 ) -> Result<Router, StartError> {
-    let info = api_info(&args.api, embedded, &Bindings::from_pool(&pool));
+    Ok(gateway(args, embedded, pool, backend)?.0)
+}
+
+/// [`router`], and the [`Reloader`] that serves other descriptors in its place.
+///
+/// # Errors
+/// An invalid CORS origin.
+pub fn gateway(
+    args: &ServeArgs,
+    embedded: Option<&EmbeddedApi>,
+    pool: DescriptorPool,
+    backend: Backend,
+) -> Result<(Router, Reloader), StartError> {
+    let api = args.api.clone();
+    let embedded = embedded.cloned();
+    // Made again for each version: a generic title follows the services served.
     let builder = GatewayBuilder::new()
-        .openapi_info(info)
+        .openapi_info_from(move |bindings| api_info(&api, embedded.as_ref(), bindings))
         .descriptors(pool)
         .backend(backend)
         .json(args.api.json_options());
-    Ok(args.http.configure(builder)?.build()?)
+    Ok(args.http.configure(builder)?.build_reloadable()?)
 }
 
 impl HttpArgs {
@@ -262,9 +297,6 @@ fn local_descriptors(
     })
 }
 
-/// How long reading descriptors by reflection from one replica may take.
-const REFLECTION_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The balancing and health options of `serve`.
 ///
 /// # Errors
@@ -293,27 +325,21 @@ async fn reflect_first(api: &ApiArgs, backend: &Backend) -> Result<DescriptorPoo
     let replicas = backend.replicas();
     let mut failures = Vec::with_capacity(replicas.len());
     for (index, replica) in replicas.iter().enumerate() {
-        let name = api
-            .backends
-            .get(index)
-            .map_or_else(|| format!("backend #{index}"), Clone::clone);
-        let error =
-            match tokio::time::timeout(REFLECTION_TIMEOUT, descriptors::from_reflection(replica))
-                .await
-            {
-                Ok(Ok(pool)) => {
-                    tracing::info!(backend = name, "descriptors read by reflection");
-                    return Ok(pool);
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {REFLECTION_TIMEOUT:?}"),
-            };
-        tracing::warn!(
-            backend = name,
-            error,
-            "reflection failed; trying the next backend"
-        );
-        failures.push(format!("{name}: {error}"));
+        let name = reload::replica_name(&api.backends, index);
+        match reload::reflect_replica(replica).await {
+            Ok(pool) => {
+                tracing::info!(backend = name, "descriptors read by reflection");
+                return Ok(pool);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    backend = name,
+                    error,
+                    "reflection failed; trying the next backend"
+                );
+                failures.push(format!("{name}: {error}"));
+            }
+        }
     }
     Err(StartError::Reflection(failures))
 }

@@ -11,6 +11,9 @@
 //!   parameters, content types, migration switches, reflection v1alpha, over HTTP/1.1 and 2.
 //! - `validation`: `buf.validate` rules checked before the call (`accounts.v1`, its own fixture
 //!   in front of the echo backend): 400 with a `google.rpc.BadRequest` listing each field.
+//! - `reload`: descriptors read again without a restart (`inventory.v1`, two versions of one
+//!   file): `--reflect-interval`, SIGHUP, failures, streams across a swap, replicas that
+//!   disagree, the version in `/metrics` and `/readyz`.
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
 mod errors;
@@ -18,6 +21,7 @@ mod faults;
 mod mapping;
 mod ops;
 mod props;
+mod reload;
 mod responses;
 mod routing;
 mod scaleout;

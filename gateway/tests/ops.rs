@@ -28,8 +28,16 @@ async fn readyz_is_ok_when_the_backend_is_serving() {
     let lib = spawn_library().await;
     let r = send(lib.client.get(lib.url("/readyz"))).await;
     assert_eq!(r.status(), StatusCode::OK);
+    let mut body = json(r).await;
+    // The served descriptors' version and load time: `reload` tests their values.
+    let descriptors = body
+        .as_object_mut()
+        .and_then(|o| o.remove("descriptors"))
+        .unwrap_or_default();
+    assert_eq!(descriptors["version"].as_str().map(str::len), Some(16));
+    assert!(descriptors["loaded_at"].is_string(), "{descriptors}");
     assert_eq!(
-        json(r).await,
+        body,
         json!({"status": "ok", "backends": [{"up": true, "health": "SERVING"}]})
     );
 }

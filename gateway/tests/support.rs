@@ -24,12 +24,18 @@ use tonic::{
 /// The encoded descriptor set of `tests/fixtures/<proto>` and its imports (raw protox bytes:
 /// options kept).
 pub(crate) fn fixture_descriptor_bytes(proto: &str) -> Vec<u8> {
+    fixture_descriptor_bytes_in("", proto)
+}
+
+/// [`fixture_descriptor_bytes`] of `tests/fixtures/<dir>/<proto>`, named `<proto>`: two
+/// versions of one file in two directories keep one name, as a deployed file does.
+pub(crate) fn fixture_descriptor_bytes_in(dir: &str, proto: &str) -> Vec<u8> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut compiler =
-        match protox::Compiler::new([manifest.join("tests/fixtures"), manifest.join("../proto")]) {
-            Ok(c) => c,
-            Err(e) => panic!("protox: {e}"),
-        };
+    let fixtures = manifest.join("tests/fixtures").join(dir);
+    let mut compiler = match protox::Compiler::new([fixtures, manifest.join("../proto")]) {
+        Ok(c) => c,
+        Err(e) => panic!("protox: {e}"),
+    };
     compiler.include_imports(true);
     if let Err(e) = compiler.open_file(proto) {
         panic!("compiling {proto}: {e}");
@@ -91,8 +97,13 @@ async fn bind() -> (TcpListener, SocketAddr) {
 /// The echo backend's tonic routes (echo for every method of `pool`, plus grpc.health.v1).
 pub(crate) fn echo_routes(pool: &DescriptorPool) -> Routes {
     let (_reporter, health) = tonic_health::server::health_reporter();
-    Routes::from(axum::Router::new().fallback_service(EchoService { pool: pool.clone() }))
-        .add_service(health)
+    Routes::from(echo_router(pool)).add_service(health)
+}
+
+/// The echo of every unary method of `pool` as a router, for a backend that adds methods of
+/// its own.
+pub(crate) fn echo_router(pool: &DescriptorPool) -> axum::Router {
+    axum::Router::new().fallback_service(EchoService { pool: pool.clone() })
 }
 
 /// The echo backend whose grpc.health.v1 reports the whole server as `status`, though it
