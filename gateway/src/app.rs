@@ -7,7 +7,8 @@
 //! Routing is one fallback handler ([`handler`]) that matches requests against the
 //! [`RouteTable`]. The gateway's own paths (`/healthz`, `/readyz`, `/metrics`, the OpenAPI
 //! routes) are ordinary axum routes, so they win over an annotated route with the same path;
-//! such a collision is logged at start ([`collisions`]). CORS is [`cors`].
+//! such a collision is logged at start ([`collisions`]). The live page at `/` ([`crate::live`])
+//! is the exception: it is served only when no annotated route matches `/`. CORS is [`cors`].
 
 mod collisions;
 mod cors;
@@ -34,6 +35,7 @@ use crate::{
     descriptors,
     error::{self, ErrorFormat},
     json::JsonOptions,
+    live::{self, LiveRoutes},
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
         DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
@@ -78,6 +80,7 @@ pub struct GatewayBuilder {
     cors: CorsOrigins,
     extra: Option<Router>,
     docs: Docs,
+    live_page: bool,
 }
 
 /// Whether and how `/openapi.json` and `/docs` are served.
@@ -122,6 +125,7 @@ impl GatewayBuilder {
             cors: CorsOrigins::default(),
             extra: None,
             docs: Docs::default(),
+            live_page: true,
         }
     }
 
@@ -271,8 +275,18 @@ impl GatewayBuilder {
         self
     }
 
+    /// Serves no live page at `/` and no live panel on `/docs` ([`crate::live`]; by default
+    /// both are there when the API has a server-streaming `GET` route, the page only when no
+    /// annotated route matches `/`).
+    #[must_use]
+    pub fn without_live_page(mut self) -> Self {
+        self.live_page = false;
+        self
+    }
+
     /// Extra gateway-owned routes (such as `/openapi.json` and `/docs`) merged in; like
-    /// `/healthz`, they win over annotated routes.
+    /// `/healthz`, they win over annotated routes. A router with its own `/` needs
+    /// [`GatewayBuilder::without_live_page`] (axum refuses two routes for one path).
     #[must_use]
     pub fn merge(mut self, router: Router) -> Self {
         self.extra = Some(match self.extra.take() {
@@ -313,6 +327,12 @@ impl GatewayBuilder {
             );
         }
         collisions::warn(&table);
+        let live = if self.live_page {
+            LiveRoutes::from_bindings(&bindings)
+        } else {
+            LiveRoutes::default()
+        };
+        let live_page = !live.is_empty() && !live::claimed_by_api(&table);
         let docs = match self.docs {
             Docs::Off => None,
             Docs::Info(info) => Some(openapi::document_with(
@@ -375,8 +395,12 @@ impl GatewayBuilder {
             .with_state(shared)
             .merge(probes);
         router = router.merge(crate::metrics::router(metrics.clone()));
+        let panel = (!live.is_empty()).then(|| live.panel());
         if let Some(doc) = &docs {
-            router = router.merge(openapi::docs_router(doc));
+            router = router.merge(openapi::docs_router_with(doc, panel.as_deref()));
+        }
+        if live_page {
+            router = router.merge(live.router(docs.is_some().then_some(openapi::DOCS_PATH)));
         }
         if let Some(extra) = self.extra {
             router = router.merge(extra);
