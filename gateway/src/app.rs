@@ -35,12 +35,12 @@ use crate::{
     descriptors,
     error::{self, ErrorFormat},
     json::JsonOptions,
-    live::{self, LiveRoutes},
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
         DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
         DEFAULT_MIN_BODY_RATE, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
     },
+    live::{self, LiveRoutes},
     metrics::Metrics,
     openapi::{self, ApiInfo},
     probes, request_id,

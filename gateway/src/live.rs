@@ -76,8 +76,14 @@ impl LiveRoutes {
                 let input = b.method.input();
                 let query = input
                     .fields()
-                    .filter(|f| !variables.iter().any(|v| v.split('.').next() == Some(f.name())))
-                    .filter(|f| !f.is_list() && !f.is_map() && !matches!(f.kind(), Kind::Message(_)))
+                    .filter(|f| {
+                        !variables
+                            .iter()
+                            .any(|v| v.split('.').next() == Some(f.name()))
+                    })
+                    .filter(|f| {
+                        !f.is_list() && !f.is_map() && !matches!(f.kind(), Kind::Message(_))
+                    })
                     .map(|f| f.name().to_owned())
                     .collect();
                 LiveRoute {

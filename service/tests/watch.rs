@@ -435,7 +435,9 @@ async fn the_rest_feed_page_and_sse_resume_from_last_event_id(db: TestDb) {
     );
     let html = page.text().await.expect("page");
     assert!(
-        html.contains(r#""path":"/articles:watch","method":"article.v1.ArticleService.WatchArticles""#),
+        html.contains(
+            r#""path":"/articles:watch","method":"article.v1.ArticleService.WatchArticles""#
+        ),
         "{html}"
     );
     assert!(!html.contains("src="), "everything inline: {html}");

@@ -83,10 +83,9 @@ where
                     )
                         .into_response();
                     if found.gzpipped {
-                        response.headers_mut().insert(
-                            CONTENT_ENCODING,
-                            http::HeaderValue::from_static("gzip"),
-                        );
+                        response
+                            .headers_mut()
+                            .insert(CONTENT_ENCODING, http::HeaderValue::from_static("gzip"));
                     }
                     response
                 }

@@ -17,7 +17,10 @@ fn routes_of(html: &str) -> Value {
         "the route list",
     ) + r#"class="live-routes">"#.len();
     let end = start + ok(html[start..].find("</script>").ok_or("unclosed"), "its end");
-    ok(serde_json::from_str(&html[start..end]), "the route list JSON")
+    ok(
+        serde_json::from_str(&html[start..end]),
+        "the route list JSON",
+    )
 }
 
 #[tokio::test]
@@ -35,7 +38,10 @@ async fn the_live_page_lists_the_server_streaming_get_routes_and_loads_nothing_e
     // The CSV download streams HttpBody, the relay is bidirectional: not event streams.
     assert_eq!(
         paths,
-        ["/v1/sensors/{sensor}/readings:watch", "/v1/sensors/{sensor}/events"]
+        [
+            "/v1/sensors/{sensor}/readings:watch",
+            "/v1/sensors/{sensor}/events"
+        ]
     );
     assert_eq!(routes[0]["resumable"], false);
     assert_eq!(routes[1]["resumable"], true);
@@ -46,14 +52,27 @@ async fn the_live_page_lists_the_server_streaming_get_routes_and_loads_nothing_e
         serde_json::json!(["last_event_id", "count"])
     );
     assert!(html.contains(r#"<a href="/docs">"#), "links the docs");
-    assert!(!html.contains("src=") && !html.contains("href=\"http"), "self-contained");
+    assert!(
+        !html.contains("src=") && !html.contains("href=\"http"),
+        "self-contained"
+    );
 
     // The same widget, closed, on the Swagger UI page, whose own files are still served.
-    let docs = ok(send(stack.h1.get(stack.url("/docs/"))).await.text().await, "docs");
-    assert!(docs.contains(r#"<details id="live-feed" class="live">"#), "{docs}");
+    let docs = ok(
+        send(stack.h1.get(stack.url("/docs/"))).await.text().await,
+        "docs",
+    );
+    assert!(
+        docs.contains(r#"<details id="live-feed" class="live">"#),
+        "{docs}"
+    );
     assert!(docs.contains(r#"<div id="swagger-ui">"#));
     assert_eq!(routes_of(&docs), routes);
-    for file in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
+    for file in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-initializer.js",
+    ] {
         let r = send(stack.h1.get(stack.url(&format!("/docs/{file}")))).await;
         assert_eq!(r.status(), StatusCode::OK, "{file}");
     }
@@ -64,14 +83,23 @@ async fn the_live_page_lists_the_server_streaming_get_routes_and_loads_nothing_e
 #[tokio::test]
 async fn without_docs_the_live_page_links_none_and_without_live_page_there_is_none() {
     let stack = spawn_with(articles_gateway::GatewayBuilder::without_docs).await;
-    let html = ok(send(stack.h1.get(stack.url("/"))).await.text().await, "page");
+    let html = ok(
+        send(stack.h1.get(stack.url("/"))).await.text().await,
+        "page",
+    );
     assert!(html.contains("live-routes"));
-    assert!(!html.contains("/docs"), "no link to docs that are not served");
+    assert!(
+        !html.contains("/docs"),
+        "no link to docs that are not served"
+    );
 
     let stack = spawn_with(articles_gateway::GatewayBuilder::without_live_page).await;
     let page = send(stack.h1.get(stack.url("/"))).await;
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
-    let docs = ok(send(stack.h1.get(stack.url("/docs/"))).await.text().await, "docs");
+    let docs = ok(
+        send(stack.h1.get(stack.url("/docs/"))).await.text().await,
+        "docs",
+    );
     assert!(!docs.contains("live-feed"), "no panel either");
 }
 
@@ -96,7 +124,11 @@ async fn an_api_routing_slash_itself_keeps_it_over_the_live_page() {
     let gateway = spawn_gateway(router).await;
     let r = send(reqwest::Client::new().get(gateway.url("/"))).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-type"], "application/json", "the API's answer");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json",
+        "the API's answer"
+    );
     // The panel on the docs is still there: it claims no path.
     let docs = send(reqwest::Client::new().get(gateway.url("/docs/"))).await;
     assert!(ok(docs.text().await, "docs").contains("live-feed"));
@@ -108,7 +140,11 @@ async fn an_api_without_event_streams_gets_no_live_page() {
     // no stream at all, so `/` stays unrouted.
     let library = spawn_library_with(|b| b).await;
     let page = send(library.client.get(library.url("/"))).await;
-    assert_eq!(page.status(), StatusCode::OK, "WatchBooks is an event stream");
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "WatchBooks is an event stream"
+    );
     let accounts = fixture_pool("accounts.proto");
     let backend = spawn_echo_backend(&accounts).await;
     let channel = ok(
