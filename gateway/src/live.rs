@@ -27,6 +27,7 @@ use prost_reflect::Kind;
 use serde::Serialize;
 
 use crate::{
+    probes,
     routes::RouteTable,
     rules::{Binding, Bindings},
     stream::follows_resume_convention,
@@ -142,21 +143,19 @@ impl LiveRoutes {
         S: Clone + Send + Sync + 'static,
     {
         let html = bytes::Bytes::from(self.page(docs));
-        Router::new().route(
-            LIVE_PATH,
-            get(move || {
-                let html = html.clone();
-                async move {
-                    (
-                        [
-                            (CONTENT_TYPE, "text/html; charset=utf-8"),
-                            (CACHE_CONTROL, "no-cache"),
-                        ],
-                        html,
-                    )
-                }
-            }),
-        )
+        let page = get(move || {
+            let html = html.clone();
+            async move {
+                (
+                    [
+                        (CONTENT_TYPE, "text/html; charset=utf-8"),
+                        (CACHE_CONTROL, "no-cache"),
+                    ],
+                    html,
+                )
+            }
+        });
+        Router::new().route(LIVE_PATH, page.fallback(probes::get_only))
     }
 }
 

@@ -108,6 +108,19 @@ test('the live page follows a chosen stream of the sensors API and resumes it by
     });
   });
 
+test('the live page says why a stream named in its query is refused',
+  { skip: sensors ? false : 'SENSORS_URL is not set', timeout: 60_000 },
+  async () => {
+    // `watch` picks the stream, the other parameters go to it: 5000 breaks the field's rule.
+    await withPage(sensors, '/?watch=/v1/sensors/lobby/events&last_event_id=5000', async (page) => {
+      await page.waitForSelector('#live-feed .live-status[data-state="error"]', { timeout: 10_000 });
+      assert.equal(await page.locator('#live-feed').getAttribute('data-url'),
+        '/v1/sensors/lobby/events?last_event_id=5000');
+      assert.match(await page.locator('#live-feed .live-status').innerText(),
+        /^not watching: .*last_event_id.*\(code 3, HTTP 400\)$/);
+    });
+  });
+
 test('an article created on another replica appears on the gateway\'s live page',
   { skip: articles, timeout: 60_000 },
   async () => {

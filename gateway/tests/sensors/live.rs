@@ -52,6 +52,8 @@ async fn the_live_page_lists_the_server_streaming_get_routes_and_loads_nothing_e
         serde_json::json!(["last_event_id", "count"])
     );
     assert!(html.contains(r#"<a href="/docs">"#), "links the docs");
+    let post = send(stack.h1.post(stack.url("/"))).await;
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(
         !html.contains("src=") && !html.contains("href=\"http"),
         "self-contained"
@@ -170,6 +172,6 @@ async fn an_api_without_event_streams_gets_no_live_page() {
 async fn the_live_page_follows_a_chosen_stream_of_any_api_in_a_browser() {
     let stack = spawn().await;
     if let Some(stdout) = browser_test("live.test.mjs", &[("SENSORS_URL", stack.url(""))]).await {
-        assert!(stdout.contains("# pass 1"), "{stdout}");
+        assert!(stdout.contains("# pass 2"), "{stdout}");
     }
 }
