@@ -8,6 +8,7 @@
   const [select, vars, query, status, list] =
     ['.live-route', '.live-vars', '.live-query', '.live-status', '.live-events'].map($);
   const MAX_SHOWN = 200;
+  const MAX_CHARS = 240;
   let source = null;
 
   const show = (state, text) => { status.dataset.state = state; status.textContent = text; };
@@ -69,7 +70,10 @@
       + new Date().toLocaleTimeString();
     const body = document.createElement('code');
     body.className = 'live-data';
-    body.textContent = typeof data === 'string' ? data : JSON.stringify(data);
+    const text = typeof data === 'string' ? data : JSON.stringify(data);
+    // Long messages (an article's content) shortened; the whole one is the tooltip.
+    body.textContent = text.length > MAX_CHARS ? `${text.slice(0, MAX_CHARS)}…` : text;
+    body.title = text;
     item.append(meta, body);
     list.prepend(item);
     while (list.children.length > MAX_SHOWN) list.lastElementChild.remove();
