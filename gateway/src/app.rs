@@ -7,9 +7,11 @@
 //! Routing is one fallback handler ([`handler`]) that matches requests against the
 //! [`RouteTable`]. The gateway's own paths (`/healthz`, `/readyz`, `/metrics`, the OpenAPI
 //! routes) are ordinary axum routes, so they win over an annotated route with the same path;
-//! such a collision is logged at start ([`collisions`]). CORS is [`cors`].
+//! such a collision is logged at start ([`collisions`]). The live page at `/` ([`crate::live`])
+//! is the exception: it is served only when no annotated route matches `/`. CORS is [`cors`].
 //!
-//! What the descriptors decide (routes, request mapping, validation, the OpenAPI document) is
+//! What the descriptors decide (routes, request mapping, validation, the OpenAPI document, the
+//! live page) is
 //! one [`version`] of the API, served through [`crate::served`] so that a [`Reloader`] can
 //! swap in another while the gateway serves; the gateway's own routes and layers, the
 //! metrics, the backend and the concurrency permits are built once, around every version.
@@ -83,6 +85,7 @@ pub struct GatewayBuilder {
     cors: CorsOrigins,
     extra: Option<Router>,
     docs: Docs,
+    live_page: bool,
 }
 
 impl Default for GatewayBuilder {
@@ -115,6 +118,7 @@ impl GatewayBuilder {
             cors: CorsOrigins::default(),
             extra: None,
             docs: Docs::default(),
+            live_page: true,
         }
     }
 
@@ -275,8 +279,17 @@ impl GatewayBuilder {
         self
     }
 
+    /// Serves no live page at `/` and no live panel on `/docs` ([`crate::live`]; by default
+    /// both are there when the API has a server-streaming `GET` route, the page only when no
+    /// annotated route matches `/`).
+    #[must_use]
+    pub fn without_live_page(mut self) -> Self {
+        self.live_page = false;
+        self
+    }
+
     /// Extra gateway-owned routes (such as `/openapi.json` and `/docs`) merged in; like
-    /// `/healthz`, they win over annotated routes.
+    /// `/healthz`, they win over annotated routes and over the live page.
     #[must_use]
     pub fn merge(mut self, router: Router) -> Self {
         self.extra = Some(match self.extra.take() {
@@ -314,6 +327,7 @@ impl GatewayBuilder {
             json: self.json,
             error_format: self.error_format,
             docs: self.docs,
+            live_page: self.live_page,
             request: RequestOptions {
                 ignored_query_params: self.ignored_query_params,
                 unknown_query_params: self.unknown_query_params,

@@ -14,6 +14,7 @@
 //! [`metadata`] (headers <-> metadata and trailers), [`error`] (the request error, its HTTP
 //! mapping and formats), [`constraints`] (field rules from the descriptors, checked and
 //! documented), [`json`] (output options), [`limits`] (default limits and deadlines),
+//! [`live`] (the page at `/` showing the API's streams live),
 //! [`descriptors`] (loading, standard types), [`served`] (the served API, swapped whole),
 //! [`reload`] (reading the descriptors again: interval, SIGHUP, replicas),
 //! [`config`] (the command line), [`startup`] (why the gateway could not start).
@@ -32,6 +33,7 @@ mod detach;
 pub mod error;
 pub mod json;
 pub mod limits;
+pub mod live;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;

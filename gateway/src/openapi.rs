@@ -34,7 +34,7 @@ use utoipa::openapi::{
     security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-pub use docs::{DOCS_PATH, OPENAPI_PATH, docs_router};
+pub use docs::{DOCS_PATH, OPENAPI_PATH, docs_router, docs_router_with};
 
 use crate::constraints::Behavior;
 use crate::error::{self, ErrorFormat};

@@ -32,6 +32,7 @@ use prost_reflect::DynamicMessage;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tonic::Status;
 
+pub(crate) use resume::follows_resume_convention;
 pub(crate) use websocket::websocket;
 
 use crate::{

@@ -427,3 +427,43 @@ impl tonic::server::UnaryService<DynamicMessage> for EchoUnary {
         })
     }
 }
+
+/// Runs `node --test <file>` in `tests/browser` with `env`, bounded to 2 minutes; answers its
+/// stdout once it passed, or `None` when this machine has no Chromium or playwright-core (never
+/// on CI, where that fails the test).
+pub(crate) async fn browser_test(file: &str, env: &[(&str, String)]) -> Option<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let ready = dir.join("node_modules/playwright-core").exists()
+        && std::path::Path::new(&chromium).exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the browser test: install Chromium and `npm ci` in {}",
+            dir.display()
+        );
+        eprintln!("skipped: no Chromium or playwright-core (see scripts/test)");
+        return None;
+    }
+    let mut command = tokio::process::Command::new("node");
+    command
+        .args(["--test", file])
+        .current_dir(&dir)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = match tokio::time::timeout(Duration::from_secs(120), command.output()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("node: {e}"),
+        Err(_) => panic!("{file} did not finish in 2 minutes"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(stdout)
+}

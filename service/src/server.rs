@@ -279,7 +279,8 @@ pub async fn run(args: &ServeArgs) -> Result<(), StartError> {
 
 /// The in-process gateway: the generic transcoder over the embedded descriptors, calling this
 /// app's gRPC routes in memory (wrapped in the same [`ObserveLayer`] as the gRPC listener, so
-/// REST calls get request ids, spans and metrics too), handling requests as `http` says.
+/// REST calls get request ids, spans and metrics too), handling requests as `http` says. Its
+/// live page at `/` opens the article feed a few events back ([`crate::feed`]).
 ///
 /// # Errors
 /// [`StartError::Rest`] when the gateway cannot be built from the descriptors or the flags.
@@ -295,12 +296,16 @@ pub fn rest_router(
     let builder = articles_gateway::GatewayBuilder::new()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
-        .openapi_info(api_info())
-        .merge(crate::feed::router(app.store.clone()));
-    http.configure(builder)
+        .openapi_info(api_info());
+    let router = http
+        .configure(builder)
         .map_err(|e| StartError::Rest(format!("{e:#}")))?
         .build()
-        .map_err(|e| StartError::Rest(e.to_string()))
+        .map_err(|e| StartError::Rest(e.to_string()))?;
+    Ok(router.layer(axum::middleware::from_fn_with_state(
+        app.store.clone(),
+        crate::feed::backlog,
+    )))
 }
 
 /// The `info` of the article API's OpenAPI document: title `articles`, this crate's version

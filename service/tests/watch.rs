@@ -412,9 +412,21 @@ async fn the_rest_feed_page_and_sse_resume_from_last_event_id(db: TestDb) {
     let rest = stack.rest_url();
     let client = reqwest::Client::new();
 
-    // The page opens 20 events back from the newest (the 30 demo creations).
+    // `/` opens the gateway's live page 20 events back from the newest (the 30 demo creations).
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let bare = no_redirects
+        .get(format!("{rest}/"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(bare.status(), 303);
+    assert_eq!(bare.headers()["location"], "/?last_event_id=10");
     let page = client.get(format!("{rest}/")).send().await.expect("GET /");
     assert_eq!(page.status(), 200);
+    assert_eq!(page.url().query(), Some("last_event_id=10"));
     assert!(
         page.headers()["content-type"]
             .to_str()
@@ -423,7 +435,9 @@ async fn the_rest_feed_page_and_sse_resume_from_last_event_id(db: TestDb) {
     );
     let html = page.text().await.expect("page");
     assert!(
-        html.contains(r#"new EventSource("/articles:watch?last_event_id=10")"#),
+        html.contains(
+            r#""path":"/articles:watch","method":"article.v1.ArticleService.WatchArticles""#
+        ),
         "{html}"
     );
     assert!(!html.contains("src="), "everything inline: {html}");

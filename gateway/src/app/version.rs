@@ -20,6 +20,7 @@ use crate::{
     descriptors,
     error::ErrorFormat,
     json::JsonOptions,
+    live::{self, LiveRoutes},
     openapi::{self, ApiInfo},
     routes::RouteTable,
     rules::Bindings,
@@ -60,6 +61,8 @@ pub(super) struct Recipe {
     pub(super) json: JsonOptions,
     pub(super) error_format: ErrorFormat,
     pub(super) docs: Docs,
+    /// Whether the live page (and the `/docs` panel) may be served.
+    pub(super) live_page: bool,
     /// Without constraints: each version has its own.
     pub(super) request: RequestOptions,
     pub(super) body_limit: usize,
@@ -103,6 +106,12 @@ impl Recipe {
         };
         let doc =
             info.map(|info| openapi::document_with(&bindings, &self.json, info, self.error_format));
+        let live = if self.live_page {
+            LiveRoutes::from_bindings(&bindings)
+        } else {
+            LiveRoutes::default()
+        };
+        let live_page = !live.is_empty() && !live::claimed_by_api(&table);
         let routes = table.routes().len();
         tracing::info!(
             routes,
@@ -140,10 +149,15 @@ impl Recipe {
             .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
             .service(handler::transcode_request.with_state(shared));
         let mut router = Router::new().fallback_service(transcode);
+        let panel = (!live.is_empty()).then(|| live.panel());
         if let Some(doc) = &doc {
-            router = router
-                .merge(openapi::docs_router(doc))
-                .route_layer(axum::middleware::from_fn(crate::metrics::record_matched));
+            router = router.merge(openapi::docs_router_with(doc, panel.as_deref()));
+        }
+        if live_page {
+            router = router.merge(live.router(doc.is_some().then_some(openapi::DOCS_PATH)));
+        }
+        if doc.is_some() || live_page {
+            router = router.route_layer(axum::middleware::from_fn(crate::metrics::record_matched));
         }
         Api {
             router,

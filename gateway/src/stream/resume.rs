@@ -32,6 +32,13 @@ fn scalar_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescript
         .then_some(field)
 }
 
+/// Whether `Last-Event-ID` resumes calls of `binding` (see the module docs).
+pub(crate) fn follows_resume_convention(binding: &Binding) -> bool {
+    binding.method.is_server_streaming()
+        && !matches!(binding.body, BodyRule::Whole)
+        && scalar_field(&binding.method.input(), REQUEST_FIELD).is_some()
+}
+
 /// The query the call is decoded from: `query` with the request's `Last-Event-ID` as
 /// [`REQUEST_FIELD`], when the convention applies to `binding` (see the module docs).
 pub(crate) fn query_with_last_event_id(
@@ -42,10 +49,7 @@ pub(crate) fn query_with_last_event_id(
     let Some(header) = headers.get("last-event-id") else {
         return query;
     };
-    if !binding.method.is_server_streaming()
-        || matches!(binding.body, BodyRule::Whole)
-        || scalar_field(&binding.method.input(), REQUEST_FIELD).is_none()
-    {
+    if !follows_resume_convention(binding) {
         return query;
     }
     // Not UTF-8: passed on as it is, for the parser to reject it by name.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Stack, ok, spawn, spawn_with};
-use crate::support::{json, send};
+use crate::support::{browser_test, json, send};
 
 /// The lines of an NDJSON body, parsed.
 fn lines(text: &str) -> Vec<Value> {
@@ -467,40 +467,11 @@ async fn the_openapi_document_states_each_stream_and_raw_body() {
 
 #[tokio::test]
 async fn a_browser_follows_streams_over_event_source_and_websocket() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let ready = dir.join("node_modules/playwright-core").exists()
-        && std::path::Path::new(&chromium).exists();
-    if !ready {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the browser test: install Chromium and `npm ci` in {}",
-            dir.display()
-        );
-        eprintln!("skipped: no Chromium or playwright-core (see scripts/test)");
-        return;
-    }
     let stack = spawn().await;
-    let run = tokio::process::Command::new("node")
-        .args(["--test", "streams.test.mjs"])
-        .current_dir(&dir)
-        .env("STREAMS_URL", stack.url(""))
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let out = ok(
-        ok(
-            tokio::time::timeout(Duration::from_secs(120), run).await,
-            "the browser test in time",
-        ),
-        "node",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("# pass 2"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Some(stdout) = browser_test("streams.test.mjs", &[("STREAMS_URL", stack.url(""))]).await
+    {
+        assert!(stdout.contains("# pass 2"), "{stdout}");
+    }
 }
 
 /// The `id:` lines and `data:` payloads of an SSE body.

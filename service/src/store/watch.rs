@@ -36,6 +36,9 @@ use crate::{
 pub const BATCH: i64 = 16;
 /// How often a caught-up watcher on SQLite looks for events written by other processes.
 pub const SQLITE_POLL: Duration = Duration::from_millis(200);
+// The live page promises a write on another replica within a second (scripts/browser-test
+// prints the figure): a poll, the read and the page's own work must fit in it.
+const _: () = assert!(SQLITE_POLL.as_millis() <= 200);
 /// How often a caught-up watcher on PostgreSQL looks without being notified.
 pub const POSTGRES_POLL: Duration = Duration::from_millis(500);
 /// The PostgreSQL channel the trigger notifies.

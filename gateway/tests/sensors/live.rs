@@ -1,0 +1,177 @@
+//! The live page at `/` and its panel on `/docs` (gateway/src/live.rs), for the sensors API:
+//! what the page lists, when it is served, and (in headless Chromium) that it shows the events
+//! of the stream chosen on it.
+
+use http::StatusCode;
+use serde_json::Value;
+
+use super::{ok, spawn, spawn_with};
+use crate::support::{
+    browser_test, fixture_pool, send, spawn_echo_backend, spawn_gateway, spawn_library_with,
+};
+
+/// The route list the page carries (its `.live-routes` JSON).
+fn routes_of(html: &str) -> Value {
+    let start = ok(
+        html.find(r#"class="live-routes">"#).ok_or("no route list"),
+        "the route list",
+    ) + r#"class="live-routes">"#.len();
+    let end = start + ok(html[start..].find("</script>").ok_or("unclosed"), "its end");
+    ok(
+        serde_json::from_str(&html[start..end]),
+        "the route list JSON",
+    )
+}
+
+#[tokio::test]
+async fn the_live_page_lists_the_server_streaming_get_routes_and_loads_nothing_else() {
+    let stack = spawn().await;
+    let page = send(stack.h1.get(stack.url("/"))).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = ok(page.text().await, "page");
+    let routes = routes_of(&html);
+    let paths: Vec<&str> = ok(routes.as_array().ok_or("not a list"), "routes")
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .collect();
+    // The CSV download streams HttpBody, the relay is bidirectional: not event streams.
+    assert_eq!(
+        paths,
+        [
+            "/v1/sensors/{sensor}/readings:watch",
+            "/v1/sensors/{sensor}/events"
+        ]
+    );
+    assert_eq!(routes[0]["resumable"], false);
+    assert_eq!(routes[1]["resumable"], true);
+    assert_eq!(routes[1]["method"], "telemetry.v1.Sensors.FollowSensor");
+    assert_eq!(routes[1]["variables"], serde_json::json!(["sensor"]));
+    assert_eq!(
+        routes[1]["query"],
+        serde_json::json!(["last_event_id", "count"])
+    );
+    assert!(html.contains(r#"<a href="/docs">"#), "links the docs");
+    let post = send(stack.h1.post(stack.url("/"))).await;
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        !html.contains("src=") && !html.contains("href=\"http"),
+        "self-contained"
+    );
+
+    // The same widget, closed, on the Swagger UI page, whose own files are still served.
+    let docs = ok(
+        send(stack.h1.get(stack.url("/docs/"))).await.text().await,
+        "docs",
+    );
+    assert!(
+        docs.contains(r#"<details id="live-feed" class="live">"#),
+        "{docs}"
+    );
+    assert!(docs.contains(r#"<div id="swagger-ui">"#));
+    assert_eq!(routes_of(&docs), routes);
+    for file in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-initializer.js",
+    ] {
+        let r = send(stack.h1.get(stack.url(&format!("/docs/{file}")))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{file}");
+    }
+    let missing = send(stack.h1.get(stack.url("/docs/nothing.js"))).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn without_docs_the_live_page_links_none_and_without_live_page_there_is_none() {
+    let stack = spawn_with(articles_gateway::GatewayBuilder::without_docs).await;
+    let html = ok(
+        send(stack.h1.get(stack.url("/"))).await.text().await,
+        "page",
+    );
+    assert!(html.contains("live-routes"));
+    assert!(
+        !html.contains("/docs"),
+        "no link to docs that are not served"
+    );
+
+    let stack = spawn_with(articles_gateway::GatewayBuilder::without_live_page).await;
+    let page = send(stack.h1.get(stack.url("/"))).await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let docs = ok(
+        send(stack.h1.get(stack.url("/docs/"))).await.text().await,
+        "docs",
+    );
+    assert!(!docs.contains("live-feed"), "no panel either");
+}
+
+#[tokio::test]
+async fn an_api_routing_slash_itself_keeps_it_over_the_live_page() {
+    let pool = fixture_pool("landing.proto");
+    let backend = spawn_echo_backend(&pool).await;
+    let channel = ok(
+        articles_gateway::Backend::connect_lazy(
+            &backend.url(""),
+            std::time::Duration::from_secs(1),
+        ),
+        "backend",
+    );
+    let router = ok(
+        articles_gateway::GatewayBuilder::new()
+            .descriptors(pool)
+            .backend(channel)
+            .build(),
+        "gateway",
+    );
+    let gateway = spawn_gateway(router).await;
+    let r = send(reqwest::Client::new().get(gateway.url("/"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json",
+        "the API's answer"
+    );
+    // The panel on the docs is still there: it claims no path.
+    let docs = send(reqwest::Client::new().get(gateway.url("/docs/"))).await;
+    assert!(ok(docs.text().await, "docs").contains("live-feed"));
+}
+
+#[tokio::test]
+async fn an_api_without_event_streams_gets_no_live_page() {
+    // The library has one server-streaming GET (WatchBooks), so a page; the accounts API has
+    // no stream at all, so `/` stays unrouted.
+    let library = spawn_library_with(|b| b).await;
+    let page = send(library.client.get(library.url("/"))).await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "WatchBooks is an event stream"
+    );
+    let accounts = fixture_pool("accounts.proto");
+    let backend = spawn_echo_backend(&accounts).await;
+    let channel = ok(
+        articles_gateway::Backend::connect_lazy(
+            &backend.url(""),
+            std::time::Duration::from_secs(1),
+        ),
+        "backend",
+    );
+    let router = ok(
+        articles_gateway::GatewayBuilder::new()
+            .descriptors(accounts)
+            .backend(channel)
+            .build(),
+        "gateway",
+    );
+    let gateway = spawn_gateway(router).await;
+    let r = send(reqwest::Client::new().get(gateway.url("/"))).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_live_page_follows_a_chosen_stream_of_any_api_in_a_browser() {
+    let stack = spawn().await;
+    if let Some(stdout) = browser_test("live.test.mjs", &[("SENSORS_URL", stack.url(""))]).await {
+        assert!(stdout.contains("# pass 2"), "{stdout}");
+    }
+}
