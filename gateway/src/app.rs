@@ -7,7 +7,9 @@
 //! Routing is one fallback handler ([`handler`]) that matches requests against the
 //! [`RouteTable`]. The gateway's own paths (`/healthz`, `/readyz`, `/metrics`, the OpenAPI
 //! routes) are ordinary axum routes, so they win over an annotated route with the same path;
-//! such a collision is logged at start ([`collisions`]). CORS is [`cors`].
+//! such a collision is logged at start ([`collisions`]). CORS is [`cors`]. gRPC and gRPC-Web
+//! calls on the same port are told apart before the router and proxied
+//! ([`crate::grpc_proxy`]), inside the request id, metrics, trace and CORS layers.
 
 mod collisions;
 mod cors;
@@ -33,6 +35,7 @@ use crate::{
     constraints::Constraints,
     descriptors,
     error::{self, ErrorFormat},
+    grpc_proxy::{Dispatch, Proxy, ProxyOptions},
     json::JsonOptions,
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
@@ -334,6 +337,16 @@ impl GatewayBuilder {
             "routes built"
         );
 
+        let proxy = Proxy::new(
+            &backend,
+            ProxyOptions {
+                pool: pool.clone(),
+                timeout: self.timeout,
+                stream_timeout: self.stream_timeout,
+                concurrency_limit: self.concurrency_limit,
+                max_metadata_bytes: self.max_metadata_bytes,
+            },
+        );
         let constraints = Arc::new(Constraints::from_pool(&pool));
         let shared = Arc::new(handler::Shared {
             table,
@@ -416,7 +429,7 @@ impl GatewayBuilder {
             )
             .layer(cors::layer(&self.cors))
             .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(WholeBody)))
-            .service(router);
+            .service(Dispatch::new(router, proxy));
         Ok(Router::new().fallback_service(stack))
     }
 }

@@ -29,6 +29,7 @@ pub mod constraints;
 pub mod descriptors;
 mod detach;
 pub mod error;
+mod grpc_proxy;
 pub mod json;
 pub mod limits;
 pub mod metadata;

@@ -187,11 +187,16 @@ where
     // Memory a connection can make the server hold is bounded by streams x message size:
     // at most 64 streams of at most 4 MiB (tonic's decoding limit), about 256 MiB, and only
     // for reads: writes without a token are refused before their bodies ([`WriteGuard`]).
+    //
+    // gRPC-Web on the same port (HTTP/1.1 too), so a browser can call the service directly:
+    // tonic-web translates it to gRPC in front of the services; gRPC passes through untouched.
     let result = Server::builder()
+        .accept_http1(true)
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .layer(ObserveLayer::new(app.metrics.clone()))
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(app.routes())
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY each multi-frame HTTP/2 answer waits ~40 ms for the peer's
