@@ -259,7 +259,12 @@ impl Shared {
             .oneshot(http::Request::from_parts(parts, body));
         let deadline = tokio::time::Instant::from_std(deadline);
         match tokio::time::timeout_at(deadline, call).await {
-            Ok(Ok(response)) => response.map(|b| Body::new(body::Proxied::new(b, deadline, permit))),
+            Ok(Ok(mut response)) => {
+                // The body goes on frame by frame, and gRPC-Web rewrites it (trailers become a
+                // frame, -text is base64): a length the backend announced would cut it short.
+                response.headers_mut().remove(header::CONTENT_LENGTH);
+                response.map(|b| Body::new(body::Proxied::new(b, deadline, permit)))
+            }
             // A transport failure, already a status with a message that names no address.
             Ok(Err(status)) => status.into_http(),
             Err(_) => reply::error(&Error::DeadlineExceeded),

@@ -4,6 +4,7 @@
 //! balanced backend as the binary builds it.
 
 mod backend;
+mod oneport;
 mod streams;
 
 use std::{fmt::Display, time::Duration};
