@@ -17,6 +17,13 @@ mod handler;
 
 pub use cors::CorsOrigins;
 
+/// The gateway's CORS layer for `origins` (preflights, gRPC-Web's headers allowed, every
+/// response header exposed), for a server of another kind to answer browsers as the gateway
+/// does: the article service's gRPC port, which takes gRPC-Web.
+pub fn cors_layer(origins: &CorsOrigins) -> tower_http::cors::CorsLayer {
+    cors::layer(origins)
+}
+
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, handler::Handler as _};

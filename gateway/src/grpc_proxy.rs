@@ -209,10 +209,7 @@ impl Shared {
     }
 
     /// Forwards one call; every failure is a gRPC answer.
-    async fn forward(
-        self: Arc<Self>,
-        request: http::Request<Body>,
-    ) -> http::Response<Body> {
+    async fn forward(self: Arc<Self>, request: http::Request<Body>) -> http::Response<Body> {
         let (mut parts, body) = request.into_parts();
         let path = parts
             .uri
@@ -326,7 +323,10 @@ mod tests {
         assert_eq!(of("application/grpc-web+proto"), Protocol::GrpcWeb);
         assert_eq!(of("application/grpc-web-text"), Protocol::GrpcWeb);
         assert_eq!(of("application/grpc-web-text+proto"), Protocol::GrpcWeb);
-        assert_eq!(of("application/grpc-web+json"), Protocol::UnsupportedGrpcWeb);
+        assert_eq!(
+            of("application/grpc-web+json"),
+            Protocol::UnsupportedGrpcWeb
+        );
         assert_eq!(of("application/grpcfoo"), Protocol::Rest);
         assert_eq!(of("application/json"), Protocol::Rest);
         assert_eq!(Protocol::of(&HeaderMap::new()), Protocol::Rest);

@@ -15,10 +15,7 @@ use crate::{
 
 /// `host:port` of the gateway in front of `stack`.
 fn gateway_addr(stack: &Stack) -> String {
-    stack
-        .rest_url()
-        .trim_start_matches("http://")
-        .to_owned()
+    stack.rest_url().trim_start_matches("http://").to_owned()
 }
 
 #[tokio::test]
@@ -120,6 +117,20 @@ async fn grpc_web_from_node_reaches_the_service_directly_and_through_the_gateway
     }
     let db = TestDb::sqlite();
     let stack = Stack::on(&db).demo(12).gateway().start().await;
+    // A browser's preflight, answered on the service's gRPC port itself.
+    let preflight = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/article.v1.ArticleService/ArticleList", stack.url()),
+        )
+        .header("origin", "http://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,x-grpc-web")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
     let descriptors = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(descriptors.path(), articles_proto::FILE_DESCRIPTOR_SET)
         .expect("write the descriptor set");

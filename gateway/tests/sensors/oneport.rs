@@ -111,7 +111,9 @@ fn application(map: &MetadataMap) -> Vec<(String, String)> {
                 "content-type"
                     | "content-length"
                     | "date"
-                    | "grpc-status" | "grpc-message" | "grpc-status-details-bin"
+                    | "grpc-status"
+                    | "grpc-message"
+                    | "grpc-status-details-bin"
             ) && !name.as_str().starts_with("access-control-")
                 && name.as_str() != "x-request-id"
                 && name.as_str() != "vary"
