@@ -352,6 +352,7 @@ impl GatewayBuilder {
                 stream_timeout: self.stream_timeout,
                 concurrency_limit: self.concurrency_limit,
                 max_metadata_bytes: self.max_metadata_bytes,
+                body_limit: self.body_limit,
             },
         );
         let constraints = Arc::new(Constraints::from_pool(&pool));

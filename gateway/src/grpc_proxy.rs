@@ -26,7 +26,10 @@
 //!   of gRPC streams cannot shed REST requests, nor the other way round); one over it is
 //!   answered UNAVAILABLE at once;
 //! - metadata over `--max-metadata-bytes` (as HTTP/2 counts a header list) is refused before
-//!   the backend sees it, instead of failing there with an answer that is no gRPC status.
+//!   the backend sees it, instead of failing there with an answer that is no gRPC status;
+//! - an HTTP/1.1 request's body (gRPC-Web from a browser: unary or server-streaming) is read
+//!   whole first, up to `--body-limit` ([`read_whole`] says why); over HTTP/2 every message
+//!   goes on as it arrives.
 //!
 //! Errors raised before a backend answers are gRPC answers (HTTP 200, trailers-only, with
 //! `grpc-status` and `grpc-message`), with the code [`crate::error`]'s table gives the same
@@ -134,6 +137,8 @@ pub(crate) struct ProxyOptions {
     pub(crate) stream_timeout: Duration,
     pub(crate) concurrency_limit: usize,
     pub(crate) max_metadata_bytes: usize,
+    /// The largest request body read whole (HTTP/1.1 requests only, see [`read_whole`]).
+    pub(crate) body_limit: usize,
 }
 
 /// The gRPC proxy, as a tower service over tonic bodies (what `tonic-web` wraps).
@@ -250,11 +255,19 @@ impl Shared {
             .headers
             .insert(metadata::GRPC_TIMEOUT, reply::encode_timeout(left));
         parts.uri = Uri::from(path);
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let body = if parts.version < http::Version::HTTP_2 {
+            match read_whole(body, self.options.body_limit, deadline).await {
+                Ok(body) => body,
+                Err(error) => return reply::error(&error),
+            }
+        } else {
+            body
+        };
         let call = self
             .service
             .clone()
             .oneshot(http::Request::from_parts(parts, body));
-        let deadline = tokio::time::Instant::from_std(deadline);
         match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(mut response)) => {
                 // The body goes on frame by frame, and gRPC-Web rewrites it (trailers become a
@@ -266,6 +279,31 @@ impl Shared {
             Ok(Err(status)) => status.into_http(),
             Err(_) => reply::error(&Error::DeadlineExceeded),
         }
+    }
+}
+
+/// An HTTP/1.1 request's body, read whole (at most `limit` bytes, by the deadline).
+///
+/// HTTP/1.1 cannot stream both ways (a gRPC-Web call over it is unary or server-streaming),
+/// so nothing is lost by reading first; and it keeps the connection usable: a backend may end
+/// its answer before the request's last bytes arrive (a server stream that fails at once),
+/// and then resets its stream, the rest of the body is left unread, and hyper closes the
+/// connection under a client still writing it (which reports EPIPE rather than the status).
+async fn read_whole(
+    body: Body,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Body, Error> {
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout_at(deadline, http_body_util::BodyExt::collect(limited)).await {
+        Err(_) => Err(Error::DeadlineExceeded),
+        Ok(Ok(collected)) => Ok(Body::new(http_body_util::Full::new(collected.to_bytes()))),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::PayloadTooLarge { limit })
+        }
+        Ok(Err(error)) => Err(Error::InvalidArgument(format!(
+            "the request body could not be read: {error}"
+        ))),
     }
 }
 

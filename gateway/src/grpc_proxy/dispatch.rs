@@ -11,8 +11,9 @@ use axum::{
     body::Body,
     extract::Request,
     response::{IntoResponse as _, Response},
+    routing::future::RouteFuture,
 };
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use tonic_web::GrpcWebService;
 use tower::{Layer as _, ServiceExt as _};
 
@@ -41,7 +42,8 @@ impl Dispatch {
 impl tower::Service<Request> for Dispatch {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    /// REST is the router's own future, unboxed: its requests cost no more than before.
+    type Future = Either<RouteFuture<Infallible>, BoxFuture<'static, Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // All three are always ready (axum's router, and the proxy, which waits in the call).
@@ -50,23 +52,21 @@ impl tower::Service<Request> for Dispatch {
 
     fn call(&mut self, request: Request) -> Self::Future {
         match Protocol::of(request.headers()) {
-            Protocol::Rest => {
-                let rest = self.rest.clone();
-                Box::pin(rest.oneshot(request))
-            }
+            // axum's router is always ready: no `poll_ready` is owed before its `call`.
+            Protocol::Rest => Either::Left(self.rest.call(request)),
             Protocol::Grpc => {
                 let grpc = self.grpc.clone();
-                Box::pin(async move {
+                Either::Right(Box::pin(async move {
                     let response = grpc.oneshot(request.map(tonic::body::Body::new)).await?;
                     Ok(response.map(Body::new))
-                })
+                }))
             }
             Protocol::GrpcWeb => {
                 let grpc_web = self.grpc_web.clone();
-                Box::pin(async move {
+                Either::Right(Box::pin(async move {
                     let response = grpc_web.oneshot(request).await?;
                     Ok(response.map(Body::new))
-                })
+                }))
             }
             Protocol::UnsupportedGrpcWeb => {
                 let content_type = request
@@ -79,7 +79,7 @@ impl tower::Service<Request> for Dispatch {
                      application/grpc-web+proto, application/grpc-web-text or \
                      application/grpc-web-text+proto"
                 )));
-                Box::pin(std::future::ready(Ok(response.into_response())))
+                Either::Right(Box::pin(std::future::ready(Ok(response.into_response()))))
             }
         }
     }

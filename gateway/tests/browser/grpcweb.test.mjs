@@ -53,7 +53,7 @@ test('a server stream arrives message by message and ends with its status and de
       }
     }, (error) => {
       assert.ok(error instanceof ConnectError);
-      assert.equal(error.code, Code.DataLoss);
+      assert.equal(error.code, Code.DataLoss, error.rawMessage);
       assert.equal(error.rawMessage, 'sensor lost');
       assert.equal(error.details.length, 1);
       assert.equal(error.details[0].type, 'google.rpc.DebugInfo');

@@ -522,6 +522,84 @@ async fn oversized_grpc_metadata_is_refused_as_grpc_and_rest_is_unaffected() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+#[tokio::test]
+async fn a_request_head_over_the_limit_is_refused_as_grpc() {
+    let stack = spawn_with(|b| b.max_metadata_bytes(64 * 1024)).await;
+    let options = articles_gateway::server::ServeOptions {
+        max_header_bytes: 4096,
+        ..articles_gateway::server::ServeOptions::default()
+    };
+    let router = ok(
+        articles_gateway::GatewayBuilder::new()
+            .descriptors(telemetry_pool())
+            .backend(stack.backend.clone())
+            .build(),
+        "gateway",
+    );
+    let gateway = crate::support::spawn_gateway_with(router, options).await;
+    let through = channel(&gateway.url("")).await;
+    let mut request = tonic::Request::new(query("s1", 0, 0));
+    let big = "x".repeat(6000);
+    request
+        .metadata_mut()
+        .insert("x-big", ok(MetadataValue::try_from(big.as_str()), "value"));
+    let refused = answer(
+        &through,
+        GET_READING,
+        request,
+        descriptor("telemetry.v1.Reading"),
+    )
+    .await;
+    let Some((code, message, _)) = refused.status else {
+        panic!("an oversized head was forwarded");
+    };
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("4096"), "{message}");
+}
+
+#[tokio::test]
+async fn grpc_to_a_backend_that_is_down_is_unavailable_in_grpc_terms() {
+    // A port nothing listens on: connections are refused.
+    let dead = ok(std::net::TcpListener::bind("127.0.0.1:0"), "bind");
+    let url = format!("http://{}", ok(dead.local_addr(), "addr"));
+    drop(dead);
+    let backend = ok(
+        articles_gateway::Backend::balanced(
+            &[url],
+            &articles_gateway::BalanceOptions {
+                connect_timeout: Duration::from_millis(500),
+                ..articles_gateway::BalanceOptions::default()
+            },
+        ),
+        "backend",
+    );
+    backend.health_checked().await;
+    let router = ok(
+        articles_gateway::GatewayBuilder::new()
+            .descriptors(telemetry_pool())
+            .backend(backend)
+            .build(),
+        "gateway",
+    );
+    let gateway = crate::support::spawn_gateway(router).await;
+    let through = channel(&gateway.url("")).await;
+    let refused = answer(
+        &through,
+        GET_READING,
+        tonic::Request::new(query("s1", 0, 0)),
+        descriptor("telemetry.v1.Reading"),
+    )
+    .await;
+    let Some((code, message, _)) = refused.status else {
+        panic!("a dead backend answered");
+    };
+    assert_eq!(code, Code::Unavailable);
+    assert!(
+        !message.contains("127.0.0.1"),
+        "no address leaks: {message}"
+    );
+}
+
 /// One gRPC (or gRPC-Web) frame: its flag byte, its length, its bytes.
 fn frame(flag: u8, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + payload.len());
