@@ -9,12 +9,14 @@
 //! routes) are ordinary axum routes, so they win over an annotated route with the same path;
 //! such a collision is logged at start ([`collisions`]). The live page at `/` ([`crate::live`])
 //! is the exception: it is served only when no annotated route matches `/`. CORS is [`cors`].
+//! gRPC and gRPC-Web calls on the same port are told apart before the router and proxied
+//! ([`crate::grpc_proxy`]), inside the request id, metrics, trace and CORS layers.
 //!
 //! What the descriptors decide (routes, request mapping, validation, the OpenAPI document, the
-//! live page) is
-//! one [`version`] of the API, served through [`crate::served`] so that a [`Reloader`] can
-//! swap in another while the gateway serves; the gateway's own routes and layers, the
-//! metrics, the backend and the concurrency permits are built once, around every version.
+//! live page) is one [`version`] of the API, served through [`crate::served`] so that a
+//! [`Reloader`] can swap in another while the gateway serves; the gateway's own routes and
+//! layers, the metrics, the backend and the concurrency permits are built once, around every
+//! version. The gRPC proxy asks the served version which methods exist.
 
 mod collisions;
 mod cors;
@@ -40,6 +42,7 @@ use crate::{
     backend::{Backend, DEFAULT_MAX_RESPONSE_BYTES},
     calls::BodyRead,
     error::{self, ErrorFormat},
+    grpc_proxy::{Dispatch, Proxy, ProxyOptions},
     json::JsonOptions,
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
@@ -53,6 +56,13 @@ use crate::{
     served::{DescriptorVersion, ServedApi},
     transcode::{RequestOptions, Unknown},
 };
+
+/// The gateway's CORS layer for `origins` (preflights, gRPC-Web's headers allowed, every
+/// response header exposed), for a server of another kind to answer browsers as the gateway
+/// does: the article service's gRPC port, which takes gRPC-Web.
+pub fn cors_layer(origins: &CorsOrigins) -> tower_http::cors::CorsLayer {
+    cors::layer(origins)
+}
 
 /// Why a gateway could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -349,6 +359,17 @@ impl GatewayBuilder {
         };
         let version = DescriptorVersion::of(&pool);
         let served = ServedApi::new(recipe.api(pool, version));
+        let proxy = Proxy::new(
+            &backend,
+            ProxyOptions {
+                served: served.clone(),
+                timeout: self.timeout,
+                stream_timeout: self.stream_timeout,
+                concurrency_limit: self.concurrency_limit,
+                max_metadata_bytes: self.max_metadata_bytes,
+                body_limit: self.body_limit,
+            },
+        );
         let metrics = Metrics::new(&backend, &served);
         let probes = probes::router(backend, served.clone());
 
@@ -396,7 +417,7 @@ impl GatewayBuilder {
             )
             .layer(cors::layer(&self.cors))
             .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(WholeBody)))
-            .service(router);
+            .service(Dispatch::new(router, proxy));
         let reloader = Reloader {
             recipe: Arc::new(recipe),
             served,

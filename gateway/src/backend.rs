@@ -128,8 +128,9 @@ impl Backend {
         }
     }
 
-    /// The boxed transport, for other generated clients (reflection, health). Over several
-    /// replicas, each call goes to one healthy replica (without retries).
+    /// The boxed transport, for other generated clients (reflection, health) and the gRPC
+    /// proxy. Over several replicas, each call goes to one healthy replica (without retries),
+    /// counted in flight there until its response body is done.
     pub fn grpc_service(&self) -> GrpcService {
         match &self.inner {
             Inner::Single(service) => service.clone(),

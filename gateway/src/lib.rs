@@ -31,6 +31,7 @@ pub mod constraints;
 pub mod descriptors;
 mod detach;
 pub mod error;
+mod grpc_proxy;
 pub mod json;
 pub mod limits;
 pub mod live;

@@ -18,9 +18,10 @@
 //!
 //! The `route` label is never the raw path, so its cardinality is bounded by the API: the gRPC
 //! method of the matched binding (recorded by the transcoding handler through [`RouteSlot`]),
-//! the matched path of the gateway's own routes (`/healthz`, `/metrics`, ...), or `unmatched`.
-//! The backend metrics are read from the [`Backend`] at scrape time, the descriptor metrics
-//! from the [`ServedApi`].
+//! the matched path of the gateway's own routes (`/healthz`, `/metrics`, ...), the gRPC path of
+//! a proxied gRPC or gRPC-Web call to a method the descriptors, health or reflection name
+//! ([`crate::grpc_proxy`]), or `unmatched`. The backend metrics are read from the [`Backend`]
+//! at scrape time, the descriptor metrics from the [`ServedApi`].
 //!
 //! The latency buckets ([`latency_histogram`]) and the text exposition ([`encode`],
 //! [`exposition`]) are public so that the article service's metrics use the same ones.

@@ -97,8 +97,10 @@ pub(crate) struct Api {
     pub(crate) router: Router,
     /// How many routes it has.
     pub(crate) routes: usize,
-    /// Its descriptors.
+    /// Its descriptors' version.
     pub(crate) loaded: Loaded,
+    /// Its descriptors, with the standard types.
+    pub(crate) pool: DescriptorPool,
 }
 
 /// What a reload did, as counted in `/metrics`.

@@ -213,18 +213,7 @@ impl HttpArgs {
     /// # Errors
     /// An invalid CORS origin.
     pub fn configure(&self, builder: GatewayBuilder) -> Result<GatewayBuilder, StartError> {
-        let cors = if self.cors_origins.is_empty() {
-            CorsOrigins::Any
-        } else {
-            CorsOrigins::List(
-                self.cors_origins
-                    .iter()
-                    .map(|o| {
-                        HeaderValue::from_str(o).map_err(|_| StartError::CorsOrigin(o.clone()))
-                    })
-                    .collect::<Result<_, _>>()?,
-            )
-        };
+        let cors = self.cors()?;
         let mut builder = builder
             .body_limit(self.body_limit)
             .max_query_length(self.max_query_length)
@@ -243,6 +232,25 @@ impl HttpArgs {
             builder = builder.ignore_query_param(name.clone());
         }
         Ok(builder)
+    }
+
+    /// The origins `--cors-origin` allows (any when none is given).
+    ///
+    /// # Errors
+    /// An origin that is not a valid header value.
+    pub fn cors(&self) -> Result<CorsOrigins, StartError> {
+        Ok(if self.cors_origins.is_empty() {
+            CorsOrigins::Any
+        } else {
+            CorsOrigins::List(
+                self.cors_origins
+                    .iter()
+                    .map(|o| {
+                        HeaderValue::from_str(o).map_err(|_| StartError::CorsOrigin(o.clone()))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        })
     }
 
     /// The connection settings of these flags, TLS included.

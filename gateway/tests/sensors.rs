@@ -5,6 +5,7 @@
 
 mod backend;
 mod live;
+mod oneport;
 mod streams;
 
 use std::{fmt::Display, time::Duration};

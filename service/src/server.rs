@@ -8,6 +8,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use articles_gateway::app::CorsOrigins;
 use articles_proto::ARTICLE_SERVICE;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::{service::Routes, transport::Server};
@@ -40,6 +41,8 @@ pub struct App {
     health: HealthReporter,
     health_interval: Duration,
     metrics: Metrics,
+    /// The browser origins the gRPC port answers gRPC-Web calls from.
+    cors: CorsOrigins,
 }
 
 impl App {
@@ -57,9 +60,14 @@ impl App {
         }
         let store = Store::connect(&args.store_options()).await?;
         store.prepare(args.demo_articles).await?;
+        let cors = args
+            .http
+            .cors()
+            .map_err(|e| StartError::Rest(format!("{e:#}")))?;
         Ok(Self::new(store, tokens)
             .await?
-            .with_health_interval(args.health_interval))
+            .with_health_interval(args.health_interval)
+            .with_cors(cors))
     }
 
     /// An app over an already prepared `store`. Health starts as SERVING.
@@ -76,7 +84,16 @@ impl App {
             health,
             health_interval: HEALTH_CHECK_INTERVAL,
             metrics: Metrics::new(),
+            cors: CorsOrigins::Any,
         })
+    }
+
+    /// The browser origins whose gRPC-Web calls the gRPC port answers (default: any, as the
+    /// gateway's REST: writes need a bearer token, never a cookie).
+    #[must_use]
+    pub fn with_cors(mut self, origins: CorsOrigins) -> Self {
+        self.cors = origins;
+        self
     }
 
     /// Checks the database every `interval` while serving (default [`HEALTH_CHECK_INTERVAL`]).
@@ -187,11 +204,18 @@ where
     // Memory a connection can make the server hold is bounded by streams x message size:
     // at most 64 streams of at most 4 MiB (tonic's decoding limit), about 256 MiB, and only
     // for reads: writes without a token are refused before their bodies ([`WriteGuard`]).
+    //
+    // gRPC-Web on the same port (HTTP/1.1 too), so a browser can call the service directly:
+    // tonic-web translates it to gRPC in front of the services (gRPC passes through
+    // untouched), behind the gateway's CORS layer for the `--cors-origin` origins.
     let result = Server::builder()
+        .accept_http1(true)
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .layer(ObserveLayer::new(app.metrics.clone()))
+        .layer(articles_gateway::app::cors_layer(&app.cors))
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(app.routes())
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY each multi-frame HTTP/2 answer waits ~40 ms for the peer's

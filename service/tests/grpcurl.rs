@@ -8,7 +8,7 @@
 use crate::support::{Stack, TestDb};
 use tokio::process::Command;
 
-fn grpcurl() -> Option<String> {
+pub(crate) fn grpcurl() -> Option<String> {
     match std::env::var("ARTICLES_TEST_GRPCURL") {
         Ok(p) => Some(p),
         Err(_) if std::env::var_os("CI").is_some() => {
@@ -18,7 +18,7 @@ fn grpcurl() -> Option<String> {
     }
 }
 
-async fn run(grpcurl: &str, args: &[&str]) -> String {
+pub(crate) async fn run(grpcurl: &str, args: &[&str]) -> String {
     let out = Command::new(grpcurl)
         .args(args)
         .output()

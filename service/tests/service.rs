@@ -4,7 +4,8 @@
 //! - `grpc_api`: the gRPC contract on SQLite and PostgreSQL; `reflection`: reflection v1 and
 //!   v1alpha; `grpcurl`, `tutorial_client`: clients no one here wrote; `cli`: the binaries.
 //! - `rest`: the gateway in front of the service (in the binary and as a library); `faults_*`:
-//!   bad input and a backend going down; `scaleout`: replicas behind a balanced gateway.
+//!   bad input and a backend going down; `scaleout`: replicas behind a balanced gateway;
+//!   `oneport`: gRPC and gRPC-Web through the gateway's port, gRPC-Web on the service's.
 //! - `availability`, `scale`, `django`, `operations`: locked and unreachable databases,
 //!   replicas on one database, Django-made databases, metrics and request ids.
 //! - `watch`: WatchArticles, across replicas, on both databases.
@@ -17,6 +18,7 @@ mod faults_backend_restart;
 mod faults_bad_input;
 mod grpc_api;
 mod grpcurl;
+mod oneport;
 mod operations;
 mod reflection;
 mod rest;

@@ -12,7 +12,7 @@ use crate::support::{Stack, TestDb};
 use articles_proto::article::v1::{ArticleDetailRequest, ArticleListRequest};
 use tokio::process::Command;
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     match std::env::var("ARTICLES_TEST_PYTHON") {
         Ok(p) => Some(p),
         Err(_) if std::env::var_os("CI").is_some() => {
@@ -28,54 +28,9 @@ async fn the_tutorials_python_client_works_unchanged_but_for_the_address() {
         eprintln!("skipped: set ARTICLES_TEST_PYTHON to a Python with grpcio and grpcio-tools");
         return;
     };
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tutorial");
-    let stubs = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(
-        fixtures.join("article.proto"),
-        stubs.path().join("article.proto"),
-    )
-    .expect("copy proto");
-
-    // The tutorial's generation command, verbatim, run where its proto is.
-    let gen_out = Command::new(&python)
-        .args([
-            "-m",
-            "grpc_tools.protoc",
-            "-I.",
-            "--python_out=.",
-            "--grpc_python_out=.",
-            "article.proto",
-        ])
-        .current_dir(stubs.path())
-        .output()
-        .await
-        .expect("run grpc_tools.protoc");
-    assert!(
-        gen_out.status.success(),
-        "protoc failed: {}",
-        String::from_utf8_lossy(&gen_out.stderr)
-    );
-
     let db = TestDb::sqlite();
     let server = Stack::on(&db).demo(25).start().await;
-    let out = Command::new(&python)
-        .arg(fixtures.join("client.py"))
-        .arg(server.addr().to_string())
-        .arg(stubs.path())
-        .output()
-        .await
-        .expect("run the tutorial client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .expect("the client prints its RESULT line");
-    let result: serde_json::Value = serde_json::from_str(result).expect("RESULT is JSON");
+    let result = run_client(&python, &server.addr().to_string()).await;
 
     // The same calls through our own generated client.
     let mut client = server.client().await;
@@ -117,4 +72,55 @@ async fn the_tutorials_python_client_works_unchanged_but_for_the_address() {
     );
     assert_eq!(result["missing"], "NOT_FOUND");
     server.stop().await;
+}
+
+/// Generates the tutorial's stubs and runs its client against `addr` (`host:port`): the JSON of
+/// its `RESULT` line.
+pub(crate) async fn run_client(python: &str, addr: &str) -> serde_json::Value {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tutorial");
+    let stubs = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        fixtures.join("article.proto"),
+        stubs.path().join("article.proto"),
+    )
+    .expect("copy proto");
+
+    // The tutorial's generation command, verbatim, run where its proto is.
+    let gen_out = Command::new(python)
+        .args([
+            "-m",
+            "grpc_tools.protoc",
+            "-I.",
+            "--python_out=.",
+            "--grpc_python_out=.",
+            "article.proto",
+        ])
+        .current_dir(stubs.path())
+        .output()
+        .await
+        .expect("run grpc_tools.protoc");
+    assert!(
+        gen_out.status.success(),
+        "protoc failed: {}",
+        String::from_utf8_lossy(&gen_out.stderr)
+    );
+
+    let out = Command::new(python)
+        .arg(fixtures.join("client.py"))
+        .arg(addr)
+        .arg(stubs.path())
+        .output()
+        .await
+        .expect("run the tutorial client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("the client prints its RESULT line");
+    serde_json::from_str(result).expect("RESULT is JSON")
 }

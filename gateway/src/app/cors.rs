@@ -1,5 +1,5 @@
 //! CORS: which browser origins may call the API, as one tower-http [`CorsLayer`] around the
-//! whole router (the gateway's own paths included).
+//! whole router (the gateway's own paths and proxied gRPC-Web calls included).
 
 use std::time::Duration;
 
@@ -29,8 +29,12 @@ pub(crate) fn layer(origins: &CorsOrigins) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static(metadata::GRPC_TIMEOUT),
             HeaderName::from_static("x-request-id"),
+            // What gRPC-Web clients send (grpc-web, Connect's gRPC-Web transport).
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
         ])
-        // `Grpc-Metadata-*` cannot be listed by prefix; without credentials `*` exposes all.
+        // `Grpc-Metadata-*` cannot be listed by prefix; without credentials `*` exposes all,
+        // gRPC-Web's `grpc-status` and `grpc-message` (trailers-only answers) included.
         .expose_headers(ExposeHeaders::any())
         .max_age(Duration::from_secs(600));
     match origins {

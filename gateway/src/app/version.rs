@@ -128,7 +128,7 @@ impl Recipe {
             table,
             calls: Arc::new(Calls {
                 backend: self.backend.clone(),
-                pool,
+                pool: pool.clone(),
                 json: self.json,
                 request,
                 body_limit: self.body_limit,
@@ -162,6 +162,7 @@ impl Recipe {
         Api {
             router,
             routes,
+            pool,
             loaded: Loaded {
                 version,
                 at: std::time::SystemTime::now(),

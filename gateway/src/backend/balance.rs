@@ -335,7 +335,8 @@ fn replica_service(
     })
 }
 
-/// [`Balancer::grpc_service`]: one healthy replica per call.
+/// [`Balancer::grpc_service`]: one healthy replica per call, counted in flight there until the
+/// response body is done.
 #[derive(Clone)]
 struct PickService(Arc<Balancer>);
 
@@ -355,7 +356,15 @@ impl tower::Service<http::Request<Body>> for PickService {
             let picked = balancer
                 .pick(&[])
                 .ok_or_else(|| Status::unavailable("no backend is available"))?;
-            picked.service.clone().oneshot(request).await
+            let response = picked.service.clone().oneshot(request).await?;
+            // A stream (a proxied gRPC call, a reflection session) stays in flight on its
+            // replica until its body ends or is dropped, not only until its headers.
+            Ok(response.map(|body| {
+                Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+                    let _in_flight = &picked;
+                    frame
+                }))
+            }))
         })
     }
 }

@@ -17,7 +17,7 @@
 //! list (a head that overflows them gets hyper's own `431`, empty body, and bounds memory), but
 //! the buffer bound is only checked while a head is incomplete, so a head that arrives in one
 //! read can pass it. [`limit_head`] then measures each request's head exactly and answers 431
-//! in the gateway's error shape.
+//! in the gateway's error shape (a gRPC status for a gRPC or gRPC-Web call).
 
 use std::{
     collections::HashMap,
@@ -54,6 +54,7 @@ use tower::ServiceExt as _;
 
 use crate::{
     error::Error,
+    grpc_proxy::{self, Protocol},
     limits::{
         DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
         DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_QUERY_LENGTH,
@@ -478,7 +479,12 @@ async fn limit_head(State(limit): State<usize>, request: Request, next: Next) ->
         .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
         .sum();
     if line + headers > limit {
-        return Error::HeadersTooLarge { limit }.into_response();
+        let error = Error::HeadersTooLarge { limit };
+        // A gRPC client reads a status, not a JSON body.
+        if Protocol::of(request.headers()).is_grpc() {
+            return grpc_proxy::error_response(&error);
+        }
+        return error.into_response();
     }
     next.run(request).await
 }
