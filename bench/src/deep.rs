@@ -3,7 +3,8 @@
 //! Creates a separate SQLite database (`articles-service migrate`, then one recursive-CTE
 //! insert of N articles through sqlx), starts a service on it with `--demo-articles 0`, and
 //! calls `ArticleList` over gRPC with one connection, `--deep-calls` times for page 1 and as
-//! many for page 5000 (or the last page, for smaller databases), page size 10.
+//! many for page 5000 (or the last page, for smaller databases), page size 10. Then exports
+//! the whole database through a gateway ([`crate::export`]).
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use sqlx::{Connection as _, sqlite::SqliteConnection};
 
 use crate::{
     config::{DeepSettings, Settings},
+    export::{self, ExportReport},
     load::{self, Endpoint, LoadSpec, Scenario, grpc::GrpcEndpoint},
     procs::{self, ProcSpec, Readiness},
     stack::sqlite_url,
@@ -58,6 +60,10 @@ pub(crate) struct DeepReport {
     pub(crate) insert_seconds: f64,
     /// Page 1 and the deep page.
     pub(crate) rows: Vec<DeepRow>,
+    /// The whole database exported through the gateway.
+    pub(crate) export: Option<ExportReport>,
+    /// Why the export failed, if it did.
+    pub(crate) export_error: Option<String>,
 }
 
 impl DeepReport {
@@ -76,12 +82,17 @@ impl DeepReport {
                 ]
             })
             .collect();
-        format!(
+        let mut out = format!(
             "Deep pages (ArticleList over gRPC, 1 connection, page size {PAGE_SIZE}, {} articles inserted in {:.1} s)\n{}",
             self.articles,
             self.insert_seconds,
             render_table(&["page", "calls", "p50", "p99", "errors"], 0, &body)
-        )
+        );
+        if let Some(export) = &self.export {
+            out.push('\n');
+            out.push_str(&export.render());
+        }
+        out
     }
 }
 
@@ -163,11 +174,20 @@ pub(crate) async fn run(
             latency: m.summary(),
         });
     }
+    eprintln!("export: {} articles through the gateway...", deep.articles);
+    let gateway = procs::binary(&dir, "articles-gateway")?;
+    let exported = export::run(&gateway, addr, &settings.child_log, tmp).await;
     proc.stop().await?;
+    let (export, export_error) = match exported {
+        Ok(report) => (Some(report), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
     Ok(DeepReport {
         articles: deep.articles,
         insert_seconds,
         rows,
+        export,
+        export_error,
     })
 }
 

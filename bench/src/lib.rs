@@ -7,7 +7,8 @@
 //! connection each) for `list` and `detail`, then again with one connection, and prints
 //! requests/s, p50/p99/p99.9, errors, cold start, peak RSS, throughput ratios and the latency
 //! the gateway adds over direct gRPC. `--json FILE` writes the same data; `--deep` also
-//! compares page 1 with page 5000 of a million-article database.
+//! compares page 1 with page 5000 of a million-article database, and exports all of it through
+//! the gateway as NDJSON.
 //!
 //! `bench soak` is a different command: a bounded soak test (high concurrency of a realistic
 //! read/write mix through the gateway, RSS sampling, clean-shutdown checks) that exits
@@ -29,6 +30,7 @@
 mod bare;
 mod config;
 mod deep;
+mod export;
 mod load;
 mod procs;
 mod report;

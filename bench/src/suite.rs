@@ -19,7 +19,7 @@ use crate::{
     deep,
     load::{self, LoadSpec, Measurement, Scenario},
     procs,
-    report::{CpuShare, Report, Row, RunInfo},
+    report::{CpuShare, Report, Row, RunInfo, peer},
     stack::{Stack, Target},
     table::{fmt_latency, fmt_rate},
 };
@@ -81,7 +81,15 @@ pub(crate) async fn run(settings: Settings) -> Result<ExitCode> {
     report.failures = std::mem::take(&mut stack.failures);
     if let Some(deep_settings) = settings.deep {
         match deep::run(&settings, deep_settings, stack.tmp()).await {
-            Ok(deep) => report.deep = Some(deep),
+            Ok(deep) => {
+                if let Some(error) = &deep.export_error {
+                    report.failures.push(format!("export: {error}"));
+                }
+                report
+                    .targets
+                    .push(peer::export_target(deep.export.as_ref()));
+                report.deep = Some(deep);
+            }
             Err(err) => report.failures.push(format!("deep pages: {err:#}")),
         }
     }

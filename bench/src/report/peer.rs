@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::row::Row;
 use crate::{
+    export::ExportReport,
     stack::Role,
     table::{fmt_cpu, fmt_latency, fmt_rate, render_table},
 };
@@ -217,6 +218,29 @@ pub(crate) fn render_targets(checks: &[TargetCheck]) -> String {
         "(no thresholds: the run's exit status never depends on these)"
     );
     out
+}
+
+/// The export target: `ExportArticles` through the gateway as NDJSON at 200,000 messages/s or
+/// more, with the gateway's RSS flat ([`ExportReport::rss_flat`]).
+pub(crate) fn export_target(export: Option<&ExportReport>) -> TargetCheck {
+    TargetCheck {
+        target:
+            "export: ExportArticles through the gateway as NDJSON >= 200,000 messages/s, flat RSS"
+                .to_owned(),
+        measured: export.map_or_else(
+            || "failed (see the failures)".to_owned(),
+            |e| {
+                format!(
+                    "{}/s over {} messages, RSS {:.1}-{:.1} MiB",
+                    fmt_rate(e.rate()),
+                    fmt_rate(e.messages as f64),
+                    e.gateway_rss_kib.0 as f64 / 1024.0,
+                    e.gateway_rss_kib.1 as f64 / 1024.0
+                )
+            },
+        ),
+        met: export.map(|e| e.rate() >= 200_000.0 && e.rss_flat()),
+    }
 }
 
 #[cfg(test)]
