@@ -40,9 +40,15 @@ async fn grpcurl_lists_and_calls_the_service_through_reflection() {
     };
     let db = TestDb::sqlite();
     let server = Stack::on(&db).demo(12).start().await;
-    let addr = server.addr().to_string();
+    lists_and_calls_by_reflection(&grpcurl, &server.addr().to_string()).await;
+    server.stop().await;
+}
 
-    let list = run(&grpcurl, &["-plaintext", &addr, "list"]).await;
+/// What grpcurl finds at `addr` (the service, or a gateway's port in front of it) with 12 demo
+/// articles, by reflection alone: the services, the `google.api.http` option, a page, health,
+/// and NOT_FOUND.
+pub(crate) async fn lists_and_calls_by_reflection(grpcurl: &str, addr: &str) {
+    let list = run(grpcurl, &["-plaintext", addr, "list"]).await;
     for service in [
         "article.v1.ArticleService",
         "grpc.health.v1.Health",
@@ -55,10 +61,10 @@ async fn grpcurl_lists_and_calls_the_service_through_reflection() {
     }
 
     let described = run(
-        &grpcurl,
+        grpcurl,
         &[
             "-plaintext",
-            &addr,
+            addr,
             "describe",
             "article.v1.ArticleService.ArticleList",
         ],
@@ -70,12 +76,12 @@ async fn grpcurl_lists_and_calls_the_service_through_reflection() {
     );
 
     let page = run(
-        &grpcurl,
+        grpcurl,
         &[
             "-plaintext",
             "-d",
             r#"{"page": 2, "page_size": 5}"#,
-            &addr,
+            addr,
             "article.v1.ArticleService/ArticleList",
         ],
     )
@@ -91,18 +97,18 @@ async fn grpcurl_lists_and_calls_the_service_through_reflection() {
     assert_eq!(page["total"], 12);
 
     let health = run(
-        &grpcurl,
-        &["-plaintext", &addr, "grpc.health.v1.Health/Check"],
+        grpcurl,
+        &["-plaintext", addr, "grpc.health.v1.Health/Check"],
     )
     .await;
     assert!(health.contains("SERVING"), "{health}");
 
-    let missing = Command::new(&grpcurl)
+    let missing = Command::new(grpcurl)
         .args([
             "-plaintext",
             "-d",
             r#"{"pk": 999}"#,
-            &addr,
+            addr,
             "article.v1.ArticleService/ArticleDetail",
         ])
         .output()
@@ -111,5 +117,4 @@ async fn grpcurl_lists_and_calls_the_service_through_reflection() {
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("NotFound"), "{stderr}");
-    server.stop().await;
 }

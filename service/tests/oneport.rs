@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::{
-    grpcurl::{grpcurl, run},
+    grpcurl::{grpcurl, lists_and_calls_by_reflection},
     support::{Stack, TestDb},
     tutorial_client::{python, run_client},
 };
@@ -29,57 +29,7 @@ async fn grpcurl_reaches_the_service_through_the_gateway_port_by_reflection() {
     let addr = gateway_addr(&stack);
 
     // Reflection is a bidirectional stream: proxied like any other call.
-    let list = run(&grpcurl, &["-plaintext", &addr, "list"]).await;
-    for service in [
-        "article.v1.ArticleService",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-    ] {
-        assert!(
-            list.lines().any(|l| l == service),
-            "{service} not in:\n{list}"
-        );
-    }
-    let described = run(
-        &grpcurl,
-        &[
-            "-plaintext",
-            &addr,
-            "describe",
-            "article.v1.ArticleService.ArticleList",
-        ],
-    )
-    .await;
-    assert!(described.contains("/articles"), "{described}");
-    let page = run(
-        &grpcurl,
-        &[
-            "-plaintext",
-            "-d",
-            r#"{"page": 2, "page_size": 5}"#,
-            &addr,
-            "article.v1.ArticleService/ArticleList",
-        ],
-    )
-    .await;
-    let page: serde_json::Value = serde_json::from_str(&page).expect("JSON answer");
-    assert_eq!(page["total"], 12);
-    assert_eq!(page["articles"].as_array().map(Vec::len), Some(5));
-
-    let missing = Command::new(&grpcurl)
-        .args([
-            "-plaintext",
-            "-d",
-            r#"{"pk": 999}"#,
-            &addr,
-            "article.v1.ArticleService/ArticleDetail",
-        ])
-        .output()
-        .await
-        .expect("run grpcurl");
-    assert!(!missing.status.success());
-    let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(stderr.contains("NotFound"), "{stderr}");
+    lists_and_calls_by_reflection(&grpcurl, &addr).await;
 
     // The same port still serves REST.
     let r = reqwest::get(format!("{}/articles/3", stack.rest_url()))

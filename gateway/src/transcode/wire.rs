@@ -199,34 +199,11 @@ impl Writer<'_> {
             let key = decode_varint(&mut rest).map_err(|_| Fallback)?;
             let wire_type = (key & 7) as u8;
             let number = u32::try_from(key >> 3).map_err(|_| Fallback)?;
-            let start = len - rest.len() as u32;
-            let end = match wire_type {
-                VARINT => {
-                    decode_varint(&mut rest).map_err(|_| Fallback)?;
-                    len - rest.len() as u32
-                }
-                FIXED64 => start.checked_add(8).ok_or(Fallback)?,
-                FIXED32 => start.checked_add(4).ok_or(Fallback)?,
-                LEN => {
-                    let size = decode_varint(&mut rest).map_err(|_| Fallback)?;
-                    let at = len - rest.len() as u32;
-                    let size = u32::try_from(size).map_err(|_| Fallback)?;
-                    let end = at.checked_add(size).ok_or(Fallback)?;
-                    if end > len {
-                        return Err(Fallback);
-                    }
-                    self.push(fields, number, wire_type, at, end, winners)?;
-                    rest = &bytes[end as usize..];
-                    continue;
-                }
-                // Groups, and wire types that do not exist.
-                _ => return Err(Fallback),
-            };
-            if end > len {
-                return Err(Fallback);
-            }
+            let value = take_value(wire_type, &mut rest)?;
+            // The value ends where the rest begins; both fit in `len`.
+            let end = len - rest.len() as u32;
+            let start = end - value.len() as u32;
             self.push(fields, number, wire_type, start, end, winners)?;
-            rest = &bytes[end as usize..];
         }
         Ok(())
     }
@@ -466,20 +443,11 @@ impl Writer<'_> {
             Value::Message(_) => return Err(Fallback),
         };
         while !bytes.is_empty() {
-            let item = match wire {
-                VARINT => {
-                    let before = bytes;
-                    decode_varint(&mut bytes).map_err(|_| Fallback)?;
-                    &before[..before.len() - bytes.len()]
-                }
-                FIXED64 | FIXED32 => {
-                    let size = if wire == FIXED64 { 8 } else { 4 };
-                    let (item, rest) = bytes.split_at_checked(size).ok_or(Fallback)?;
-                    bytes = rest;
-                    item
-                }
-                _ => return Err(Fallback),
-            };
+            // A packed run holds varints or fixed-size values, never lengths.
+            if wire == LEN {
+                return Err(Fallback);
+            }
+            let item = take_value(wire, &mut bytes)?;
             if !*first {
                 out.push(b',');
             }
@@ -695,6 +663,25 @@ fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], Fallback> {
     bytes.try_into().map_err(|_| Fallback)
 }
 
+/// Takes one value of wire type `wire` off the front of `rest`: a varint's bytes, a fixed
+/// value's, or a length-delimited value's payload. Groups and unknown wire types fall back.
+fn take_value<'a>(wire: u8, rest: &mut &'a [u8]) -> Result<&'a [u8], Fallback> {
+    let size = match wire {
+        VARINT => {
+            let before = *rest;
+            decode_varint(rest).map_err(|_| Fallback)?;
+            return Ok(&before[..before.len() - rest.len()]);
+        }
+        FIXED64 => 8,
+        FIXED32 => 4,
+        LEN => usize::try_from(decode_varint(rest).map_err(|_| Fallback)?).map_err(|_| Fallback)?,
+        _ => return Err(Fallback),
+    };
+    let (value, tail) = rest.split_at_checked(size).ok_or(Fallback)?;
+    *rest = tail;
+    Ok(value)
+}
+
 /// The last value of field `number` in a small message (a map entry, a wrapper, a timestamp),
 /// checked against the wire type it must have.
 fn last_field(bytes: &[u8], number: u64, wire_type: u8) -> Result<Option<&[u8]>, Fallback> {
@@ -703,27 +690,7 @@ fn last_field(bytes: &[u8], number: u64, wire_type: u8) -> Result<Option<&[u8]>,
     while !rest.is_empty() {
         let key = decode_varint(&mut rest).map_err(|_| Fallback)?;
         let wire = (key & 7) as u8;
-        let value = match wire {
-            VARINT => {
-                let before = rest;
-                decode_varint(&mut rest).map_err(|_| Fallback)?;
-                &before[..before.len() - rest.len()]
-            }
-            FIXED64 | FIXED32 => {
-                let size = if wire == FIXED64 { 8 } else { 4 };
-                let (value, tail) = rest.split_at_checked(size).ok_or(Fallback)?;
-                rest = tail;
-                value
-            }
-            LEN => {
-                let size = usize::try_from(decode_varint(&mut rest).map_err(|_| Fallback)?)
-                    .map_err(|_| Fallback)?;
-                let (value, tail) = rest.split_at_checked(size).ok_or(Fallback)?;
-                rest = tail;
-                value
-            }
-            _ => return Err(Fallback),
-        };
+        let value = take_value(wire, &mut rest)?;
         if key >> 3 == number {
             if wire != wire_type {
                 return Err(Fallback);
