@@ -16,7 +16,8 @@
 //! other side as sent), over the backend's own transport ([`Backend::grpc_service`]: the
 //! same connections, replica choice and health as transcoded calls; no second pool). What the
 //! gateway adds:
-//! - hop-by-hop headers (`Connection`, `Host`, ...) are dropped, which HTTP/2 forbids;
+//! - hop-by-hop headers (`Connection`, `Host`, ...) are dropped, which HTTP/2 forbids, and the
+//!   client's address is appended to `X-Forwarded-For`, as for a transcoded call;
 //! - the deadline is `grpc-timeout`, else `--timeout` for a unary method and
 //!   `--stream-timeout` for a streaming one (or one the descriptors do not name), fixed when
 //!   the call arrives, as for REST; the backend is told the time left, and past the deadline
@@ -241,6 +242,11 @@ impl Shared {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             return reply::error(&Error::Overloaded);
         };
+        let client = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0);
+        let forwarded_for = metadata::forwarded_for(&parts.headers, client);
         let headers = MetadataMap::from_headers(std::mem::take(&mut parts.headers));
         if metadata::list_size(&headers) > self.options.max_metadata_bytes {
             return reply::error(&Error::MetadataTooLarge {
@@ -248,6 +254,11 @@ impl Shared {
             });
         }
         parts.headers = forwarded_headers(headers.into_headers());
+        if let Some(value) = forwarded_for {
+            parts
+                .headers
+                .insert(http::HeaderName::from_static("x-forwarded-for"), value);
+        }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return reply::error(&Error::DeadlineExceeded);

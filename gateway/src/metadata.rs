@@ -52,18 +52,7 @@ pub fn request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> Meta
         }
     }
 
-    let forwarded_for = headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    let forwarded_for = match (forwarded_for, client) {
-        (Some(prior), Some(addr)) => Some(format!("{prior}, {}", addr.ip())),
-        (Some(prior), None) => Some(prior.to_owned()),
-        (None, Some(addr)) => Some(addr.ip().to_string()),
-        (None, None) => None,
-    };
-    if let Some(value) = forwarded_for.and_then(|v| HeaderValue::from_str(&v).ok()) {
+    if let Some(value) = forwarded_for(headers, client) {
         out.insert(X_FORWARDED_FOR, value);
     }
     if let Some(host) = headers
@@ -73,6 +62,24 @@ pub fn request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> Meta
         out.insert(X_FORWARDED_HOST, host.clone());
     }
     MetadataMap::from_headers(out)
+}
+
+/// The `X-Forwarded-For` a call carries on: the client's own, with the peer's address appended
+/// (the peer alone when the client sent none). Transcoded and proxied calls both carry it, so
+/// a backend sees the same client address whichever protocol reached it.
+pub fn forwarded_for(headers: &HeaderMap, client: Option<SocketAddr>) -> Option<HeaderValue> {
+    let prior = headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let value = match (prior, client) {
+        (Some(prior), Some(addr)) => format!("{prior}, {}", addr.ip()),
+        (Some(prior), None) => prior.to_owned(),
+        (None, Some(addr)) => addr.ip().to_string(),
+        (None, None) => return None,
+    };
+    HeaderValue::from_str(&value).ok()
 }
 
 /// The size of `metadata` as HTTP/2 counts a header list (RFC 9113 section 6.5.2: each

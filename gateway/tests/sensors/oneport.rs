@@ -773,3 +773,48 @@ async fn grpc_web_from_node_calls_the_gateway_port() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The library API's echo backend answers each metadata key `k` as `echo-k`.
+#[tokio::test]
+async fn a_proxied_call_carries_the_clients_address_in_x_forwarded_for_as_rest_does() {
+    let library = crate::support::spawn_library().await;
+    let through = channel(&library.url("")).await;
+    let Some(input) = library
+        .pool
+        .get_message_by_name("library.v1.GetShelfRequest")
+    else {
+        panic!("library.v1.GetShelfRequest");
+    };
+    let Some(output) = library.pool.get_message_by_name("library.v1.Shelf") else {
+        panic!("library.v1.Shelf");
+    };
+    for (sent, expected) in [
+        (None, "127.0.0.1"),
+        (Some("203.0.113.9"), "203.0.113.9, 127.0.0.1"),
+    ] {
+        let mut request = tonic::Request::new(DynamicMessage::new(input.clone()));
+        if let Some(sent) = sent {
+            request
+                .metadata_mut()
+                .insert("x-forwarded-for", MetadataValue::from_static(sent));
+        }
+        let mut grpc = grpc(&through).await;
+        let response = ok(
+            grpc.unary(
+                request,
+                path("/library.v1.LibraryService/GetShelf"),
+                DynamicCodec::new(output.clone()),
+            )
+            .await,
+            "GetShelf through the gateway's port",
+        );
+        assert_eq!(
+            response
+                .metadata()
+                .get("echo-x-forwarded-for")
+                .and_then(|v| v.to_str().ok()),
+            Some(expected),
+            "sent {sent:?}"
+        );
+    }
+}
