@@ -187,6 +187,13 @@ pub struct HttpArgs {
     /// `problem` (RFC 9457 `application/problem+json`, with `code` and `details`).
     #[arg(long, env = "ARTICLES_GATEWAY_ERROR_FORMAT", value_enum, default_value_t = ErrorFormat::Status)]
     pub error_format: ErrorFormat,
+    /// Serve no `/openapi.json` and no `/docs` (an API whose shape is not to be published).
+    #[arg(long, env = "ARTICLES_GATEWAY_NO_DOCS")]
+    pub no_docs: bool,
+    /// Serve no live page at `/` and no live panel on `/docs` (by default they are there when
+    /// the API has a server-streaming `GET` route and `/` is not one of its routes).
+    #[arg(long, env = "ARTICLES_GATEWAY_NO_LIVE_PAGE")]
+    pub no_live_page: bool,
 }
 
 /// Which API the gateway serves, and how JSON is written.

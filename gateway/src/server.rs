@@ -231,6 +231,12 @@ impl HttpArgs {
         for name in &self.ignore_query_params {
             builder = builder.ignore_query_param(name.clone());
         }
+        if self.no_docs {
+            builder = builder.without_docs();
+        }
+        if self.no_live_page {
+            builder = builder.without_live_page();
+        }
         Ok(builder)
     }
 

@@ -175,3 +175,30 @@ async fn the_live_page_follows_a_chosen_stream_of_any_api_in_a_browser() {
         assert!(stdout.contains("# pass 2"), "{stdout}");
     }
 }
+
+#[tokio::test]
+async fn the_no_docs_and_no_live_page_flags_leave_out_the_docs_and_the_page() {
+    use clap::Parser as _;
+    let cli = ok(
+        articles_gateway::config::Cli::try_parse_from([
+            "articles-gateway",
+            "--no-docs",
+            "--no-live-page",
+        ]),
+        "flags",
+    );
+    let stack = spawn_with(|b| ok(cli.serve.http.configure(b), "configured")).await;
+    for path in ["/", "/docs/", "/openapi.json"] {
+        let r = send(stack.h1.get(stack.url(path))).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let r = send(stack.h1.get(stack.url("/v1/sensors/s7/reading"))).await;
+    assert_eq!(r.status(), StatusCode::OK, "REST still answers");
+
+    // Without the flags, the same API has all three.
+    let stack = spawn().await;
+    for path in ["/", "/docs/", "/openapi.json"] {
+        let r = send(stack.h1.get(stack.url(path))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}
