@@ -94,7 +94,9 @@ pub fn write_field(
     };
     let index = fields.find(number).ok_or(Fallback)?;
     let field = &fields.fields[index];
-    let (Value::Message(inner), cardinality) = (field.value, field.cardinality) else {
+    // A oneof member's value depends on which member came last: left to prost-reflect.
+    let (Value::Message(inner), cardinality, None) = (field.value, field.cardinality, field.oneof)
+    else {
         return Err(Fallback);
     };
     writer.scan(fields, bytes)?;

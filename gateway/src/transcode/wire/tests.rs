@@ -344,6 +344,37 @@ fn compare(desc: &MessageDescriptor, bytes: &[u8], drawn: &Drawn) -> Result<(), 
         if !drawn.unsupported && theirs.is_ok() {
             prop_assert!(fast.is_ok(), "fell back on {:?}", decoded);
         }
+        // A rule's `response_body`: one message field, a list of them, a oneof member.
+        for name in [
+            "scalars",
+            "many",
+            "nested",
+            "child",
+            "children",
+            "by_id",
+            "json_named",
+        ] {
+            let Some(field) = desc.get_field_by_name(name) else {
+                return Err(TestCaseError::fail(format!("no field {name}")));
+            };
+            let theirs = to_json(&decoded, Some(&field), &reflect);
+            let output = Output {
+                response_body: Some(&field),
+                ..output
+            };
+            let ours = wire_to_json(bytes, &output);
+            match (&theirs, &ours) {
+                (Ok(theirs), Ok(ours)) => {
+                    let a: serde_json::Value = serde_json::from_slice(theirs).unwrap_or_default();
+                    let b: serde_json::Value = serde_json::from_slice(ours).unwrap_or_default();
+                    prop_assert_eq!(a, b, "response_body {} {:?}", name, wire);
+                }
+                (Err(_), Err(ResponseError::Serialize { .. })) => {}
+                (theirs, ours) => {
+                    prop_assert!(false, "{name}: theirs {theirs:?}, ours {ours:?}, {wire:?}");
+                }
+            }
+        }
     }
     Ok(())
 }
