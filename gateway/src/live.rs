@@ -13,10 +13,11 @@
 //! event 10: that is how `articles-service serve --rest` opens it a few events back).
 //!
 //! One HTML file with its script and style inline, nothing fetched from elsewhere (no CDN),
-//! hand-written because it is small and must work offline. The same widget ([`LiveRoutes::panel`])
-//! is also put on the Swagger UI page, closed until it is opened. The page is served only when the API has such a route
-//! and no annotated route matches `/` (the API's own `/` wins, unlike the gateway's other paths:
-//! this page is a convenience, the API's route is its contract).
+//! hand-written because it is small and must work offline. The same widget
+//! ([`LiveRoutes::panel`]) is also put on the Swagger UI page, closed until it is opened. The
+//! page is served only when the API has such a route and no annotated route matches `/` (the
+//! API's own `/` wins, unlike the gateway's other paths: this page is a convenience, the API's
+//! route is its contract).
 
 use axum::{
     Router,
