@@ -196,7 +196,14 @@ impl Library {
 pub(crate) async fn spawn_library_with(
     configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
 ) -> Library {
-    let pool = library_pool();
+    spawn_echo_api(library_pool(), configure).await
+}
+
+/// The echo backend of the API `pool` describes, and a gateway in front of it (`configure`d).
+pub(crate) async fn spawn_echo_api(
+    pool: DescriptorPool,
+    configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+) -> Library {
     let backend = spawn_echo_backend(&pool).await;
     let channel =
         match Backend::connect_lazy(&format!("http://{}", backend.addr), Duration::from_secs(1)) {
@@ -428,21 +435,39 @@ impl tonic::server::UnaryService<DynamicMessage> for EchoUnary {
     }
 }
 
+/// What a node test in `tests/browser` needs besides node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NodeNeeds {
+    /// Chromium and playwright-core: a headless-browser test.
+    Browser,
+    /// Connect's node transport: a gRPC-Web client test.
+    Connect,
+}
+
 /// Runs `node --test <file>` in `tests/browser` with `env`, bounded to 2 minutes; answers its
-/// stdout once it passed, or `None` when this machine has no Chromium or playwright-core (never
-/// on CI, where that fails the test).
-pub(crate) async fn browser_test(file: &str, env: &[(&str, String)]) -> Option<String> {
+/// stdout once it passed, or `None` when this machine lacks what it `needs` (never on CI,
+/// where that fails the test).
+pub(crate) async fn node_test(
+    file: &str,
+    env: &[(&str, String)],
+    needs: NodeNeeds,
+) -> Option<String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let ready = dir.join("node_modules/playwright-core").exists()
-        && std::path::Path::new(&chromium).exists();
+    let ready = match needs {
+        NodeNeeds::Browser => {
+            dir.join("node_modules/playwright-core").exists()
+                && std::path::Path::new(&chromium).exists()
+        }
+        NodeNeeds::Connect => dir.join("node_modules/@connectrpc/connect-node").exists(),
+    };
     if !ready {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must run the browser test: install Chromium and `npm ci` in {}",
+            "CI must run {file}: install Chromium and `npm ci` in {}",
             dir.display()
         );
-        eprintln!("skipped: no Chromium or playwright-core (see scripts/test)");
+        eprintln!("skipped {file}: no Chromium, playwright-core or Connect (see scripts/test)");
         return None;
     }
     let mut command = tokio::process::Command::new("node");

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{ok, spawn, spawn_with};
 use crate::support::{
-    browser_test, fixture_pool, send, spawn_echo_backend, spawn_gateway, spawn_library_with,
+    NodeNeeds, fixture_pool, node_test, send, spawn_echo_api, spawn_library_with,
 };
 
 /// The route list the page carries (its `.live-routes` JSON).
@@ -107,23 +107,8 @@ async fn without_docs_the_live_page_links_none_and_without_live_page_there_is_no
 
 #[tokio::test]
 async fn an_api_routing_slash_itself_keeps_it_over_the_live_page() {
-    let pool = fixture_pool("landing.proto");
-    let backend = spawn_echo_backend(&pool).await;
-    let channel = ok(
-        articles_gateway::Backend::connect_lazy(
-            &backend.url(""),
-            std::time::Duration::from_secs(1),
-        ),
-        "backend",
-    );
-    let router = ok(
-        articles_gateway::GatewayBuilder::new()
-            .descriptors(pool)
-            .backend(channel)
-            .build(),
-        "gateway",
-    );
-    let gateway = spawn_gateway(router).await;
+    let landing = spawn_echo_api(fixture_pool("landing.proto"), |b| b).await;
+    let gateway = &landing.gateway;
     let r = send(reqwest::Client::new().get(gateway.url("/"))).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
@@ -147,23 +132,8 @@ async fn an_api_without_event_streams_gets_no_live_page() {
         StatusCode::OK,
         "WatchBooks is an event stream"
     );
-    let accounts = fixture_pool("accounts.proto");
-    let backend = spawn_echo_backend(&accounts).await;
-    let channel = ok(
-        articles_gateway::Backend::connect_lazy(
-            &backend.url(""),
-            std::time::Duration::from_secs(1),
-        ),
-        "backend",
-    );
-    let router = ok(
-        articles_gateway::GatewayBuilder::new()
-            .descriptors(accounts)
-            .backend(channel)
-            .build(),
-        "gateway",
-    );
-    let gateway = spawn_gateway(router).await;
+    let accounts = spawn_echo_api(fixture_pool("accounts.proto"), |b| b).await;
+    let gateway = &accounts.gateway;
     let r = send(reqwest::Client::new().get(gateway.url("/"))).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
@@ -171,7 +141,13 @@ async fn an_api_without_event_streams_gets_no_live_page() {
 #[tokio::test]
 async fn the_live_page_follows_a_chosen_stream_of_any_api_in_a_browser() {
     let stack = spawn().await;
-    if let Some(stdout) = browser_test("live.test.mjs", &[("SENSORS_URL", stack.url(""))]).await {
+    if let Some(stdout) = node_test(
+        "live.test.mjs",
+        &[("SENSORS_URL", stack.url(""))],
+        NodeNeeds::Browser,
+    )
+    .await
+    {
         assert!(stdout.contains("# pass 2"), "{stdout}");
     }
 }

@@ -20,7 +20,7 @@ use tonic::{
 };
 
 use super::{Stack, backend::telemetry_pool, ok, spawn, spawn_with};
-use crate::support::send;
+use crate::support::{NodeNeeds, node_test, send};
 
 const GET_READING: &str = "/telemetry.v1.Sensors/GetReading";
 const WATCH_READINGS: &str = "/telemetry.v1.Sensors/WatchReadings";
@@ -183,6 +183,26 @@ async fn answer(
         messages,
         status,
         trailers,
+    }
+}
+
+/// The status a GetReading call with `request` through `channel` failed with; `what` names
+/// the failure the test expects, should the call pass.
+async fn refused_reading(
+    channel: &Channel,
+    request: tonic::Request<DynamicMessage>,
+    what: &str,
+) -> (Code, String) {
+    let answered = answer(
+        channel,
+        GET_READING,
+        request,
+        descriptor("telemetry.v1.Reading"),
+    )
+    .await;
+    match answered.status {
+        Some((code, message, _)) => (code, message),
+        None => panic!("{what}: the call passed"),
     }
 }
 
@@ -500,16 +520,7 @@ async fn oversized_grpc_metadata_is_refused_as_grpc_and_rest_is_unaffected() {
     request
         .metadata_mut()
         .insert("x-big", ok(MetadataValue::try_from(big.as_str()), "value"));
-    let refused = answer(
-        &through,
-        GET_READING,
-        request,
-        descriptor("telemetry.v1.Reading"),
-    )
-    .await;
-    let Some((code, message, _)) = refused.status else {
-        panic!("oversized metadata was forwarded");
-    };
+    let (code, message) = refused_reading(&through, request, "oversized metadata").await;
     assert_eq!(code, Code::InvalidArgument);
     assert!(message.contains("2048"), "{message}");
     let fine = answer(
@@ -545,16 +556,7 @@ async fn a_request_head_over_the_limit_is_refused_as_grpc() {
     request
         .metadata_mut()
         .insert("x-big", ok(MetadataValue::try_from(big.as_str()), "value"));
-    let refused = answer(
-        &through,
-        GET_READING,
-        request,
-        descriptor("telemetry.v1.Reading"),
-    )
-    .await;
-    let Some((code, message, _)) = refused.status else {
-        panic!("an oversized head was forwarded");
-    };
+    let (code, message) = refused_reading(&through, request, "an oversized head").await;
     assert_eq!(code, Code::InvalidArgument);
     assert!(message.contains("4096"), "{message}");
 }
@@ -585,16 +587,12 @@ async fn grpc_to_a_backend_that_is_down_is_unavailable_in_grpc_terms() {
     );
     let gateway = crate::support::spawn_gateway(router).await;
     let through = channel(&gateway.url("")).await;
-    let refused = answer(
+    let (code, message) = refused_reading(
         &through,
-        GET_READING,
         tonic::Request::new(query("s1", 0, 0)),
-        descriptor("telemetry.v1.Reading"),
+        "a dead backend",
     )
     .await;
-    let Some((code, message, _)) = refused.status else {
-        panic!("a dead backend answered");
-    };
     assert_eq!(code, Code::Unavailable);
     assert!(
         !message.contains("127.0.0.1"),
@@ -733,16 +731,6 @@ async fn grpc_web_text_over_http1_is_answered_in_its_framing_with_cors() {
 
 #[tokio::test]
 async fn grpc_web_from_node_calls_the_gateway_port() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if !dir.join("node_modules/@connectrpc/connect-node").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the gRPC-Web test: `npm ci` in {}",
-            dir.display()
-        );
-        eprintln!("skipped: no @connectrpc/connect-node (see scripts/test)");
-        return;
-    }
     let stack = spawn().await;
     let descriptors = ok(tempfile::NamedTempFile::new(), "temp file");
     ok(
@@ -752,26 +740,19 @@ async fn grpc_web_from_node_calls_the_gateway_port() {
         ),
         "write the descriptor set",
     );
-    let run = tokio::process::Command::new("node")
-        .args(["--test", "grpcweb.test.mjs"])
-        .current_dir(&dir)
-        .env("SENSORS_GRPC_WEB_URL", stack.url(""))
-        .env("SENSORS_DESCRIPTOR_SET", descriptors.path())
-        .kill_on_drop(true)
-        .output();
-    let out = ok(
-        ok(
-            tokio::time::timeout(Duration::from_secs(120), run).await,
-            "the node test in time",
+    let env = [
+        ("SENSORS_GRPC_WEB_URL", stack.url("")),
+        (
+            "SENSORS_DESCRIPTOR_SET",
+            descriptors.path().display().to_string(),
         ),
-        "node",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("# pass 3") && stdout.contains("# fail 0"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ];
+    if let Some(stdout) = node_test("grpcweb.test.mjs", &env, NodeNeeds::Connect).await {
+        assert!(
+            stdout.contains("# pass 3") && stdout.contains("# fail 0"),
+            "{stdout}"
+        );
+    }
 }
 
 /// The library API's echo backend answers each metadata key `k` as `echo-k`.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Stack, ok, spawn, spawn_with};
-use crate::support::{browser_test, json, send};
+use crate::support::{NodeNeeds, json, node_test, send};
 
 /// The lines of an NDJSON body, parsed.
 fn lines(text: &str) -> Vec<Value> {
@@ -468,7 +468,12 @@ async fn the_openapi_document_states_each_stream_and_raw_body() {
 #[tokio::test]
 async fn a_browser_follows_streams_over_event_source_and_websocket() {
     let stack = spawn().await;
-    if let Some(stdout) = browser_test("streams.test.mjs", &[("STREAMS_URL", stack.url(""))]).await
+    if let Some(stdout) = node_test(
+        "streams.test.mjs",
+        &[("STREAMS_URL", stack.url(""))],
+        NodeNeeds::Browser,
+    )
+    .await
     {
         assert!(stdout.contains("# pass 2"), "{stdout}");
     }
