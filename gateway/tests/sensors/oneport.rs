@@ -799,3 +799,47 @@ async fn a_proxied_call_carries_the_clients_address_in_x_forwarded_for_as_rest_d
         );
     }
 }
+
+#[tokio::test]
+async fn proxied_calls_are_spread_over_the_backend_replicas() {
+    let pool = telemetry_pool();
+    let (first, first_counts) = super::backend::spawn_sensors_backend(&pool).await;
+    let (second, second_counts) = super::backend::spawn_sensors_backend(&pool).await;
+    let backend = ok(
+        articles_gateway::Backend::balanced(
+            &[first.url(""), second.url("")],
+            &articles_gateway::BalanceOptions::default(),
+        ),
+        "backend",
+    );
+    backend.health_checked().await;
+    let router = ok(
+        articles_gateway::GatewayBuilder::new()
+            .descriptors(pool)
+            .backend(backend)
+            .build(),
+        "gateway",
+    );
+    let gateway = crate::support::spawn_gateway(router).await;
+    let through = channel(&gateway.url("")).await;
+    // Bounded: 20 calls, each a short client stream.
+    for i in 0..20 {
+        let readings = futures::stream::iter([Ok(reading(&format!("r{i}")))]);
+        let mut grpc = grpc(&through).await;
+        ok(
+            grpc.client_streaming(
+                tonic::Request::new(readings),
+                path(UPLOAD_READINGS),
+                StreamCodec,
+            )
+            .await,
+            "UploadReadings through the gateway's port",
+        );
+    }
+    let (a, b) = (
+        first_counts.uploads.load(Ordering::SeqCst),
+        second_counts.uploads.load(Ordering::SeqCst),
+    );
+    assert_eq!(a + b, 20, "every call reached a replica");
+    assert!(a > 0 && b > 0, "both replicas took calls: {a} and {b}");
+}
