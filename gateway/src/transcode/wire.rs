@@ -536,11 +536,10 @@ impl Writer<'_> {
             } else {
                 b"false"
             }),
-            Scalar::Float => float(
-                f64::from(f32::from_le_bytes(fixed(bytes)?)),
-                Some(f32::from_le_bytes(fixed(bytes)?)),
-                out,
-            ),
+            Scalar::Float => {
+                let single = f32::from_le_bytes(fixed(bytes)?);
+                float(f64::from(single), Some(single), out);
+            }
             Scalar::Double => float(f64::from_le_bytes(fixed(bytes)?), None, out),
             Scalar::String => {
                 let text = std::str::from_utf8(bytes).map_err(|_| Fallback)?;
