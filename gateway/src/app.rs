@@ -40,6 +40,7 @@ use tower_http::{
 use self::version::{Docs, Recipe};
 use crate::{
     backend::{Backend, DEFAULT_MAX_RESPONSE_BYTES},
+    buffers::ResponseBudget,
     calls::BodyRead,
     error::{self, ErrorFormat},
     grpc_proxy::{Dispatch, Proxy, ProxyOptions},
@@ -47,7 +48,8 @@ use crate::{
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
         DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
-        DEFAULT_MIN_BODY_RATE, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT, DEFAULT_STREAM_TIMEOUT,
+        DEFAULT_TIMEOUT,
     },
     metrics::Metrics,
     openapi::ApiInfo,
@@ -82,6 +84,7 @@ pub struct GatewayBuilder {
     max_query_length: usize,
     max_metadata_bytes: usize,
     max_response_bytes: usize,
+    response_buffer_limit: usize,
     body_read_timeout: Duration,
     min_body_rate: u64,
     body_rate_grace: Duration,
@@ -115,6 +118,7 @@ impl GatewayBuilder {
             max_query_length: DEFAULT_MAX_QUERY_LENGTH,
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            response_buffer_limit: DEFAULT_RESPONSE_BUFFER_LIMIT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             min_body_rate: DEFAULT_MIN_BODY_RATE,
             body_rate_grace: DEFAULT_BODY_RATE_GRACE,
@@ -210,6 +214,14 @@ impl GatewayBuilder {
     #[must_use]
     pub fn concurrency_limit(mut self, requests: usize) -> Self {
         self.concurrency_limit = requests;
+        self
+    }
+
+    /// How many bytes of whole answers may be held, in all, for clients that have not read
+    /// them yet ([`crate::buffers`]); an answer that does not fit is 503.
+    #[must_use]
+    pub fn response_buffer_limit(mut self, bytes: usize) -> Self {
+        self.response_buffer_limit = bytes;
         self
     }
 
@@ -384,8 +396,14 @@ impl GatewayBuilder {
         }
         // The gateway's own routes label their metrics by their matched path; the transcoded
         // routes record theirs in `transcode_call`.
-        let mut router =
-            router.route_layer(axum::middleware::from_fn(crate::metrics::record_matched));
+        let mut router = router
+            .route_layer(axum::middleware::from_fn(crate::metrics::record_matched))
+            // Inside the compression layer, which then reads the answer piece by piece, and
+            // inside the error format, which then also writes its 503.
+            .layer(axum::middleware::from_fn_with_state(
+                ResponseBudget::new(self.response_buffer_limit),
+                crate::buffers::account,
+            ));
         if self.error_format != ErrorFormat::Status {
             router = router.layer(axum::middleware::from_fn(error::error_format_layer(
                 self.error_format,

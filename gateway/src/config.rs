@@ -12,7 +12,7 @@ use crate::{
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_CONNECTIONS,
         DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
-        DEFAULT_MIN_BODY_RATE,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT,
     },
     transcode::Unknown,
 };
@@ -137,6 +137,16 @@ pub struct HttpArgs {
     /// clients accept by default). Larger: 502 with code 8 RESOURCE_EXHAUSTED.
     #[arg(long, env = "ARTICLES_GATEWAY_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
+    /// How many bytes of whole answers the gateway may hold, in all, for clients that have
+    /// not read them yet (default 256 MiB; answers under 64 KiB are not counted). An answer
+    /// that does not fit is 503 with code 14 UNAVAILABLE, at once.
+    #[arg(long, env = "ARTICLES_GATEWAY_RESPONSE_BUFFER_LIMIT", default_value_t = DEFAULT_RESPONSE_BUFFER_LIMIT)]
+    pub response_buffer_limit: usize,
+    /// How long a connection's writes may make no progress, its client reading nothing of
+    /// what is sent, before the connection is closed with what it holds (default 60s, nginx's
+    /// send_timeout). A stream with nothing to send is not affected.
+    #[arg(long, env = "ARTICLES_GATEWAY_SEND_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub send_timeout: Duration,
     /// How long a client may take to send its first byte, and each request's head (default
     /// 30s); slower connections are closed.
     #[arg(long, env = "ARTICLES_GATEWAY_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -140,6 +140,16 @@ pub enum Error {
     /// Too many requests are in flight; this one is shed rather than queued.
     #[error("the gateway is overloaded, retry later")]
     Overloaded,
+    /// The answers held for clients that have not read them yet fill the gateway's budget
+    /// (`crate::buffers`); this one is shed rather than held.
+    #[error(
+        "the gateway's response buffers are full (--response-buffer-limit, {limit} bytes), \
+         retry later"
+    )]
+    ResponseBuffersFull {
+        /// The budget, in bytes.
+        limit: usize,
+    },
     /// The backend cannot be reached, or says it is not ready.
     #[error("{0}")]
     Unavailable(String),
@@ -313,7 +323,9 @@ impl Error {
                 return (Code::ResourceExhausted, StatusCode::BAD_GATEWAY);
             }
             Self::DeadlineExceeded => Code::DeadlineExceeded,
-            Self::Overloaded | Self::Unavailable(_) => Code::Unavailable,
+            Self::Overloaded | Self::ResponseBuffersFull { .. } | Self::Unavailable(_) => {
+                Code::Unavailable
+            }
             Self::Backend(b) => b.code,
             Self::Internal(_) => Code::Internal,
         };

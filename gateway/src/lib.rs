@@ -25,6 +25,7 @@
 
 pub mod app;
 pub mod backend;
+pub mod buffers;
 mod calls;
 pub mod config;
 pub mod constraints;

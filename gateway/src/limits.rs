@@ -34,3 +34,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// The default number of client connections open at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The default time a connection's writes may make no progress (its client reads nothing)
+/// before it is closed: nginx's `send_timeout`.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default budget of whole answers held for clients that have not read them yet
+/// ([`crate::buffers`]): 64 answers of the largest size a backend may send (4 MiB).
+pub const DEFAULT_RESPONSE_BUFFER_LIMIT: usize = 256 * 1024 * 1024;

@@ -219,6 +219,7 @@ impl HttpArgs {
             .max_query_length(self.max_query_length)
             .max_metadata_bytes(self.max_metadata_bytes)
             .max_response_bytes(self.max_response_bytes)
+            .response_buffer_limit(self.response_buffer_limit)
             .body_read_timeout(self.body_read_timeout)
             .min_body_rate(self.min_body_rate)
             .concurrency_limit(self.concurrency_limit)
@@ -274,6 +275,7 @@ impl HttpArgs {
             },
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
+            send_timeout: self.send_timeout,
             max_connections: self.max_client_connections,
             max_query_length: self.max_query_length,
         })

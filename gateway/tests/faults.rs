@@ -416,3 +416,217 @@ async fn a_head_over_the_limit_gets_the_json_error_shape() {
         assert_eq!(body["code"], 3, "{version}: {body}");
     }
 }
+
+/// A gRPC backend that answers every call with one `library.v1.Shelf` whose `theme` is
+/// `bytes` long, and no health service.
+async fn spawn_large_answer_backend(bytes: usize) -> Spawned {
+    use prost::Message as _;
+    let pool = library_pool();
+    let Some(shelf) = pool.get_message_by_name("library.v1.Shelf") else {
+        panic!("no Shelf in the fixture");
+    };
+    let mut message = prost_reflect::DynamicMessage::new(shelf);
+    message.set_field_by_name("theme", prost_reflect::Value::String("t".repeat(bytes)));
+    let encoded = message.encode_to_vec();
+    let mut framed = Vec::with_capacity(encoded.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(
+        &u32::try_from(encoded.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    framed.extend_from_slice(&encoded);
+    let framed = bytes::Bytes::from(framed);
+    let service = tower::service_fn(move |_request: http::Request<axum::body::Body>| {
+        let framed = framed.clone();
+        async move {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            let frames = futures::stream::iter([
+                Ok::<_, Infallible>(http_body::Frame::data(framed)),
+                Ok(http_body::Frame::trailers(trailers)),
+            ]);
+            let body = axum::body::Body::new(http_body_util::StreamBody::new(frames));
+            let mut response = http::Response::new(body);
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            Ok::<_, Infallible>(response)
+        }
+    });
+    crate::support::spawn_grpc(Routes::from(axum::Router::new().fallback_service(service))).await
+}
+
+/// A gateway in front of [`spawn_large_answer_backend`] with `budget` bytes for answers its
+/// clients have not read, and these connection settings.
+async fn large_answers_gateway(
+    answer: usize,
+    budget: usize,
+    options: articles_gateway::server::ServeOptions,
+) -> (Spawned, Spawned) {
+    let backend = spawn_large_answer_backend(answer).await;
+    let channel = match Backend::connect_lazy(&backend.url(""), Duration::from_secs(1)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let router = match GatewayBuilder::new()
+        .descriptors(library_pool())
+        .backend(channel)
+        .response_buffer_limit(budget)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    (spawn_gateway_with(router, options).await, backend)
+}
+
+/// Sends a request whose answer is large from a socket with a tiny receive buffer, and never
+/// reads: what the kernel's send buffer does not take of the answer stays in the gateway (the
+/// buffer grows to about 2.5 MiB on loopback, against a tiny receive window).
+async fn ask_and_never_read(gateway: &Spawned) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let socket = match tokio::net::TcpSocket::new_v4() {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    if let Err(e) = socket.set_recv_buffer_size(4096) {
+        panic!("{e}");
+    }
+    let mut stream = match socket.connect(gateway.addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    if let Err(e) = stream
+        .write_all(b"GET /v1/shelves/s HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+    {
+        panic!("{e}");
+    }
+    stream
+}
+
+#[tokio::test]
+async fn answers_held_for_clients_that_read_nothing_are_bounded_and_freed_by_the_send_timeout() {
+    let options = articles_gateway::server::ServeOptions {
+        send_timeout: Duration::from_secs(2),
+        ..articles_gateway::server::ServeOptions::default()
+    };
+    // Room for one 3.5 MiB answer, not two.
+    let answer = 3 * 1024 * 1024 + 512 * 1024;
+    let (gateway, _backend) = large_answers_gateway(answer, 4 * 1024 * 1024, options).await;
+    let client = reqwest::Client::new();
+    let url = gateway.url("/v1/shelves/s");
+
+    let mut stuck = ask_and_never_read(&gateway).await;
+    // Once the stuck client's answer is held, another large answer does not fit: 503 at once.
+    let started = Instant::now();
+    let mut refused = None;
+    // Bounded: 50 tries, 20 s.
+    for _ in 0..50 {
+        if started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        let response = match client.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(response.text().await.unwrap_or_default());
+            break;
+        }
+        let status = response.status();
+        assert_eq!(status, StatusCode::OK, "{:?}", response.text().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(refused) = refused else {
+        panic!("a second large answer was never refused while the first was held");
+    };
+    assert!(
+        refused.contains("response buffers are full") && refused.contains("\"code\":14"),
+        "{refused}"
+    );
+    // An answer under 64 KiB is not counted: the gateway's own probe still answers.
+    let small = client.get(gateway.url("/healthz")).send().await;
+    assert_eq!(small.map(|r| r.status()).ok(), Some(StatusCode::OK));
+
+    // The send timeout closes the stuck connection, and its answer goes with it: read only
+    // once it has passed, the connection ends before the whole answer.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let received = read_until_closed(&mut stuck, Duration::from_secs(10)).await;
+    assert!(
+        received.is_some_and(|n| n < answer),
+        "a connection whose client read nothing for the send timeout was not cut: {received:?}"
+    );
+    let response = client.get(&url).send().await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    let length = response.bytes().await.map(|b| b.len()).unwrap_or(0);
+    assert!(length > answer, "{length}");
+}
+
+/// The bytes read until the peer closed (or reset) the connection, or `None` when it is still
+/// open after `within`.
+async fn read_until_closed(socket: &mut tokio::net::TcpStream, within: Duration) -> Option<usize> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    let deadline = tokio::time::Instant::now() + within;
+    // Bounded by the deadline.
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return Some(total),
+            Ok(Ok(n)) => total += n,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_http2_client_that_never_opens_its_window_is_cut_after_the_send_timeout() {
+    let options = articles_gateway::server::ServeOptions {
+        send_timeout: Duration::from_secs(1),
+        ..articles_gateway::server::ServeOptions::default()
+    };
+    let (gateway, _backend) = large_answers_gateway(1024 * 1024, 64 * 1024 * 1024, options).await;
+    let tcp = match tokio::net::TcpStream::connect(gateway.addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    // Its socket keeps reading what comes, but no window ever opens past the first KiB.
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .initial_connection_window_size(1024)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await;
+    let (mut sender, connection) = match handshake {
+        Ok(pair) => pair,
+        Err(e) => panic!("{e}"),
+    };
+    let connection = tokio::spawn(connection);
+    let request = match http::Request::get(gateway.url("/v1/shelves/s")).body(()) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let (response, _) = match sender.send_request(request, true) {
+        Ok(pair) => pair,
+        Err(e) => panic!("{e}"),
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), response).await;
+    let head = match response {
+        Ok(Ok(r)) => r,
+        other => panic!("no response head: {other:?}"),
+    };
+    assert_eq!(head.status(), StatusCode::OK);
+    // The body is never read (its capacity never released): the answer cannot move.
+    let _body = head.into_body();
+    let ended = tokio::time::timeout(Duration::from_secs(8), connection).await;
+    assert!(
+        ended.is_ok(),
+        "a connection whose answer did not move for the send timeout stayed open"
+    );
+}

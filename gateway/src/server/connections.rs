@@ -10,8 +10,13 @@
 //! timeout (nginx's `keepalive_timeout`: 75 s). Past `max_connections` open at once, the one
 //! idle the longest is closed for each new one, so a flood of silent sockets cannot exhaust the
 //! process's file descriptors and lock real clients out. Closing is hyper's graceful shutdown:
-//! a request in progress still gets its answer. Hand-written because neither hyper-util nor
-//! tower-http tracks connections.
+//! a request in progress still gets its answer. A client that reads nothing of what it is sent
+//! cannot hold its connection (and the answer buffered for it) that way: once the connection's
+//! writes have made no progress for the send timeout (nginx's `send_timeout`), it is closed at
+//! once, graceful or not; so is one whose answers have not moved for that long (an HTTP/2
+//! client can keep its socket busy and still never open a stream's window: see
+//! [`crate::buffers`]). Hand-written because neither hyper-util nor tower-http tracks
+//! connections.
 //!
 //! The head limit is enforced twice: hyper bounds its HTTP/1 read buffer and HTTP/2's header
 //! list (a head that overflows them gets hyper's own `431`, empty body, and bounds memory), but
@@ -53,11 +58,13 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::{
+    buffers::Unsent,
     error::Error,
     grpc_proxy::{self, Protocol},
     limits::{
         DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
         DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_QUERY_LENGTH,
+        DEFAULT_SEND_TIMEOUT,
     },
 };
 
@@ -82,6 +89,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// How long a connection may go without a byte either way before it is closed.
     pub idle_timeout: Duration,
+    /// How long a connection's writes may make no progress before it is closed at once.
+    pub send_timeout: Duration,
     /// How many connections may be open at once; past it, the idlest is closed.
     pub max_connections: usize,
     /// The longest query string the gateway takes (checked per request, 414): HTTP/1's read
@@ -97,6 +106,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("tls", &self.tls.is_some())
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("send_timeout", &self.send_timeout)
             .field("max_connections", &self.max_connections)
             .field("max_query_length", &self.max_query_length)
             .finish()
@@ -111,6 +121,7 @@ impl Default for ServeOptions {
             tls: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_query_length: DEFAULT_MAX_QUERY_LENGTH,
         }
@@ -176,24 +187,30 @@ pub async fn serve_with(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        let conn = open.add(options.max_connections, epoch);
+        let unsent = Arc::clone(&conn.state.unsent);
         let service = router
             .clone()
             .map_request(move |mut request: http::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(Arc::clone(&unsent));
                 request
             });
         let service = TowerToHyperService::new(service);
         let builder = builder.clone();
         let watcher = drain_rx.clone();
-        let conn = open.add(options.max_connections, epoch);
-        let limits = (options.header_read_timeout, options.idle_timeout);
+        let limits = Timeouts {
+            header_read: options.header_read_timeout,
+            idle: options.idle_timeout,
+            send: options.send_timeout,
+        };
         match options.tls.clone() {
             None => {
                 tokio::spawn(async move {
                     // Nothing at all within the header timeout: no client, just a socket.
                     let mut first = [0u8; 1];
                     let spoke = tokio::select! {
-                        peeked = tokio::time::timeout(limits.0, stream.peek(&mut first)) => {
+                        peeked = tokio::time::timeout(limits.header_read, stream.peek(&mut first)) => {
                             peeked.is_ok()
                         }
                         () = conn.state.close.notified() => false,
@@ -203,7 +220,7 @@ pub async fn serve_with(
                         return;
                     }
                     let io = Tracked::new(stream, &conn);
-                    serve_connection(&builder, watcher, io, service, peer, &conn, limits.1).await;
+                    serve_connection(&builder, watcher, io, service, peer, &conn, limits).await;
                 });
             }
             Some(acceptor) => {
@@ -215,7 +232,7 @@ pub async fn serve_with(
                     match handshake {
                         Ok(Ok(tls)) => {
                             let io = Tracked::new(tls, &conn);
-                            serve_connection(&builder, watcher, io, service, peer, &conn, limits.1)
+                            serve_connection(&builder, watcher, io, service, peer, &conn, limits)
                                 .await;
                         }
                         Ok(Err(e)) => {
@@ -243,8 +260,17 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// The timeouts of one connection.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    header_read: Duration,
+    idle: Duration,
+    send: Duration,
+}
+
 /// Serves one connection (plain TCP or TLS) until it closes; closes it gracefully when the
-/// server drains, when it is idle for `idle_timeout`, or when told to make room.
+/// server drains, when it is idle for `idle`, or when told to make room; and at once when its
+/// writes have been stuck for `send`.
 async fn serve_connection<I, S>(
     builder: &Builder<TokioExecutor>,
     drain: watch::Receiver<bool>,
@@ -252,7 +278,7 @@ async fn serve_connection<I, S>(
     service: S,
     peer: std::net::SocketAddr,
     conn: &Registered,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<http::Request<Incoming>, Response = Response>
@@ -268,10 +294,13 @@ async fn serve_connection<I, S>(
     tokio::pin!(connection);
     let mut drain = drain;
     let mut closing = false;
-    let check = idle_timeout
+    let check = timeouts
+        .idle
+        .min(timeouts.send)
         .min(Duration::from_secs(1))
         .max(Duration::from_millis(10));
-    // Bounded by the connection: every arm but the first only starts its graceful close.
+    // Bounded by the connection: every arm but the first only starts its graceful close, or
+    // ends the connection.
     loop {
         let why = tokio::select! {
             result = connection.as_mut() => {
@@ -282,8 +311,20 @@ async fn serve_connection<I, S>(
             }
             _ = drain.changed(), if !closing => "the server is shutting down",
             () = conn.state.close.notified(), if !closing => "closing the idlest connection to make room",
-            () = tokio::time::sleep(check), if !closing => {
-                if conn.idle_for() < idle_timeout {
+            () = tokio::time::sleep(check) => {
+                if conn.write_stuck_for() >= timeouts.send
+                    || conn.state.unsent.stuck_for() >= timeouts.send
+                {
+                    // A graceful close would wait for the very answer the client does not
+                    // read: the connection goes now, and with it what it holds.
+                    tracing::info!(
+                        peer = %peer,
+                        timeout = ?timeouts.send,
+                        "closing a connection whose client reads nothing (send timeout)"
+                    );
+                    return;
+                }
+                if closing || conn.idle_for() < timeouts.idle {
                     continue;
                 }
                 "closing an idle connection"
@@ -309,15 +350,56 @@ struct Open {
 struct ConnState {
     /// When it last read or wrote a byte, in milliseconds since the server started.
     last_activity: AtomicU64,
+    /// Since when its writes have been waiting for the client to read, in milliseconds since
+    /// the server started plus one; 0 while they are not.
+    write_stuck_since: AtomicU64,
+    /// Its answers that wait to be handed to it whole ([`crate::buffers`]).
+    unsent: Arc<Unsent>,
     epoch: Instant,
     /// Notified to close it.
     close: Notify,
 }
 
 impl ConnState {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_activity.store(now, Ordering::Relaxed);
+        self.last_activity.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// Records how a write went: progress clears the stuck mark, a wait sets it (once).
+    fn wrote(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                self.touch();
+                self.unstuck();
+            }
+            Poll::Pending => self.stuck(),
+            Poll::Ready(_) => {}
+        }
+    }
+
+    /// Records how a flush went: waiting marks the connection stuck (a TLS stream's flush is
+    /// where its records wait for the socket); finishing clears nothing, since a plain socket's
+    /// flush is always done at once, stuck or not.
+    fn flushed(&self, polled: &Poll<io::Result<()>>) {
+        if polled.is_pending() {
+            self.stuck();
+        }
+    }
+
+    fn unstuck(&self) {
+        self.write_stuck_since.store(0, Ordering::Relaxed);
+    }
+
+    fn stuck(&self) {
+        let since = self.now().saturating_add(1);
+        // Only the first wait marks it: the mark says since when, not since the last poll.
+        let _ =
+            self.write_stuck_since
+                .compare_exchange(0, since, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -332,6 +414,18 @@ impl Registered {
     fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.state.last_activity.load(Ordering::Relaxed));
         self.state.epoch.elapsed().saturating_sub(last)
+    }
+
+    /// How long its writes have been waiting for the client to read (zero when they are not).
+    fn write_stuck_for(&self) -> Duration {
+        match self.state.write_stuck_since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => self
+                .state
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(since - 1)),
+        }
     }
 }
 
@@ -373,6 +467,8 @@ impl Open {
     fn add(self: &Arc<Self>, max: usize, epoch: Instant) -> Registered {
         let state = Arc::new(ConnState {
             last_activity: AtomicU64::new(0),
+            write_stuck_since: AtomicU64::new(0),
+            unsent: Arc::new(Unsent::new(epoch)),
             epoch,
             close: Notify::new(),
         });
@@ -438,9 +534,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.touch();
-        }
+        self.state.wrote(&polled);
         polled
     }
 
@@ -450,9 +544,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.touch();
-        }
+        self.state.wrote(&polled);
         polled
     }
 
@@ -461,7 +553,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.state.flushed(&polled);
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
