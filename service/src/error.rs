@@ -77,6 +77,15 @@ pub enum Error {
     /// The database cannot be reached right now (connection refused, pool exhausted, locked).
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database cannot store the write: its disk (or filesystem) is full (`SQLITE_FULL`,
+    /// PostgreSQL's `53100 disk_full`); nothing of the write was stored. It carries what the
+    /// database said, or how little space the filesystem has.
+    #[error("database disk is full: {0}")]
+    DiskFull(String),
+    /// The database ran out of another resource (PostgreSQL's class 53, insufficient
+    /// resources: memory, a configured limit), other than connections.
+    #[error("database out of resources: {0}")]
+    OutOfResources(#[source] sqlx::Error),
     /// The SQLite file is no longer at its path (deleted or replaced under the server).
     #[error("the database file {0} was removed or replaced under the running server")]
     DatabaseFileGone(String),
@@ -125,6 +134,11 @@ impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         if is_unavailable(&err) {
             Self::Unavailable(err)
+        } else if let Some(exhausted) = exhausted(&err) {
+            match exhausted {
+                Exhausted::Disk => Self::DiskFull(err.to_string()),
+                Exhausted::Other => Self::OutOfResources(err),
+            }
         } else if matches!(err, sqlx::Error::RowNotFound) {
             Self::RowNotFound
         } else {
@@ -163,6 +177,40 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// What a database ran out of.
+enum Exhausted {
+    Disk,
+    Other,
+}
+
+/// Whether a database error means the database is out of space or another resource: not a
+/// bug, and not gone either, so it is neither INTERNAL nor UNAVAILABLE.
+fn exhausted(err: &sqlx::Error) -> Option<Exhausted> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // 13 SQLITE_FULL: the filesystem (or `max_page_count`) is full.
+        let code = db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .map(|c| c & 0xff);
+        (code == Some(13)).then_some(Exhausted::Disk)
+    } else if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        // Class 53, insufficient resources: 53100 disk_full; 53200 out_of_memory, 53400
+        // configuration_limit_exceeded. 53300 too_many_connections is UNAVAILABLE (a
+        // connection may be free a moment later), see `is_unavailable`.
+        match pg.code() {
+            "53100" => Some(Exhausted::Disk),
+            "53300" => None,
+            code if code.starts_with("53") => Some(Exhausted::Other),
+            _ => None,
+        }
+    } else {
+        None
+    }
+}
+
 /// `<field> <reason>` for each violation, as [`Error::InvalidArgument`] words one.
 fn list(violations: &Violations) -> String {
     violations
@@ -196,6 +244,16 @@ impl From<Error> for Status {
             Error::Unavailable(_) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Status::unavailable("database unavailable")
+            }
+            // Nothing was written; the store marks the database full (health NOT_SERVING)
+            // until it has space again.
+            Error::DiskFull(_) => {
+                tracing::warn!(error = %err, "write refused: database disk is full");
+                Status::resource_exhausted("database disk is full")
+            }
+            Error::OutOfResources(_) => {
+                tracing::warn!(error = %err, "database out of resources");
+                Status::resource_exhausted("database out of resources")
             }
             // Logged in full where it was found.
             Error::DatabaseFileGone(_) => Status::unavailable("database unavailable"),

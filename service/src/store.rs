@@ -16,6 +16,9 @@
 //! and ArticleDetail read from that pool; writes, migrations and seeding always go to the primary.
 //! Reads from a replica may lag behind the primary's latest writes.
 //!
+//! A write is answered OK only once it committed; a full disk is [`Error::DiskFull`], and the
+//! health check fails until there is space again (see [`sqlite`](self::sqlite)).
+//!
 //! Every write of ours also records an event (migration 0003's triggers, in the write's own
 //! transaction); [`Store::watch`] follows them ([`watch`]). A foreign schema has no event
 //! table and is not given one: watching it is [`Error::WatchUnavailable`].
@@ -176,10 +179,12 @@ impl Store {
     }
 
     /// Checks that the primary and the read pool (if any) answer a read of the table, i.e.
-    /// that a request could be served now (a SQLite file locked by another writer does not).
+    /// that a request could be served now (a SQLite file locked by another writer does not),
+    /// and, after a write found a SQLite disk full, that it has space again (a probe write).
     ///
     /// # Errors
-    /// [`Error::Unavailable`] (or another database error) when one does not.
+    /// [`Error::Unavailable`] (or another database error) when one does not;
+    /// [`Error::DiskFull`] while the disk is still full.
     pub async fn ping(&self) -> Result<()> {
         self.backend.ping().await?;
         if let Some(read) = &self.read {

@@ -6,13 +6,14 @@
 //! - `rest`: the gateway in front of the service (in the binary and as a library); `faults_*`:
 //!   bad input and a backend going down; `scaleout`: replicas behind a balanced gateway;
 //!   `oneport`: gRPC and gRPC-Web through the gateway's port, gRPC-Web on the service's.
-//! - `availability`, `scale`, `django`, `operations`: locked and unreachable databases,
-//!   replicas on one database, Django-made databases, metrics and request ids.
+//! - `availability`, `disk_full`, `scale`, `django`, `operations`: locked, unreachable and
+//!   full databases, replicas on one database, Django-made databases, metrics and request ids.
 //! - `watch`: WatchArticles, across replicas, on both databases.
 //! - `support`: the test databases and the `Stack` builder.
 
 mod availability;
 mod cli;
+mod disk_full;
 mod django;
 mod faults_backend_restart;
 mod faults_bad_input;

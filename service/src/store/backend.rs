@@ -27,7 +27,8 @@ pub(super) trait Backend {
     async fn prepare(&self, demo_articles: u32) -> Result<SchemaState>;
     /// Whether a table (e.g. migration 0002's counter, 0003's events) exists.
     async fn has_table(&self, name: &str) -> Result<bool>;
-    /// Reads the table (a `SELECT 1` would not touch a SQLite file).
+    /// Reads the table (a `SELECT 1` would not touch a SQLite file); on SQLite, after a write
+    /// found the disk full, also checks that there is space again.
     async fn ping(&self) -> Result<()>;
     /// Open and idle connections.
     fn occupancy(&self) -> (u32, usize);

@@ -12,13 +12,36 @@
 //!
 //! Everything goes through the sqlx pool except short page and detail reads of a database
 //! file, which [`fast`] serves on the calling thread when it can.
+//!
+//! Writes ([`Db::begin_write`]): each runs in a `BEGIN IMMEDIATE` transaction of its own, and
+//! is answered OK only once its `COMMIT` returned OK. The connection of a write that failed
+//! (or was cancelled) is closed, never returned to the pool: SQLite may have rolled the
+//! transaction back by itself (it does on `SQLITE_FULL`) or may have kept it open, and sqlx's
+//! transaction bookkeeping does not follow it. Pooled again, such a connection once ran every
+//! later write as a `SAVEPOINT` inside a transaction that never committed, holding the write
+//! lock: writes answered OK and lost, all others "database is locked" until a restart.
+//! Closing the connection ends whatever SQLite left open.
+//!
+//! A full disk (`SQLITE_FULL`) is [`Error::DiskFull`]; from then on the health check fails
+//! (NOT_SERVING) until the database's filesystem has [`FULL_RECOVERY_SPACE`] free again and a
+//! probe write commits ([`Db::probe_space`]). Writes are still tried meanwhile (a small one
+//! may fit), but health does not return for them: a few pages free is not a disk with space.
 
 mod fast;
 
-use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use sqlx::{
-    Sqlite, SqliteConnection, SqlitePool,
+    Connection as _, Sqlite, SqliteConnection, SqlitePool,
+    pool::PoolConnection,
     sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -72,6 +95,48 @@ pub(super) struct Db {
     writer: Arc<tokio::sync::Semaphore>,
     /// How long a write waits for its turn.
     acquire_timeout: std::time::Duration,
+    /// Set by a write that failed with `SQLITE_FULL`, cleared by the health check once there
+    /// is space again (see the module docs).
+    full: Arc<AtomicBool>,
+}
+
+/// How much free space the filesystem of a database that filled its disk needs before the
+/// health check tries a write again: less would let writes of a few pages through while
+/// articles of a few KiB still fail, and health would flap.
+pub(super) const FULL_RECOVERY_SPACE: u64 = 512 * 1024;
+
+/// The statement starting every write: takes the write lock at once (waiting up to the busy
+/// timeout) rather than at the first write, where a concurrent writer of another process
+/// would make it fail with `SQLITE_BUSY` without waiting. A custom `BEGIN` also makes sqlx
+/// refuse to run it as a nested `SAVEPOINT`.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// One write in progress: its turn and its connection, which goes back to the pool only
+/// through [`Db::end_write`] after a commit. Dropped otherwise (an error, or the request
+/// cancelled), the connection is closed (see the module docs).
+#[derive(Debug)]
+struct Writing {
+    /// Taken only by [`Db::end_write`].
+    conn: Option<PoolConnection<Sqlite>>,
+    _turn: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Writing {
+    /// The write's connection.
+    fn conn(&mut self) -> &mut SqliteConnection {
+        // `conn` is `Some` from `begin_write` until `end_write` consumes the `Writing`.
+        self.conn
+            .as_deref_mut()
+            .expect("a write's connection until it ends")
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.conn {
+            conn.close_on_drop();
+        }
+    }
 }
 
 /// Which file the database is: its path, and the device and inode it had when opened (taken
@@ -132,6 +197,7 @@ impl Db {
             file,
             writer: Arc::new(tokio::sync::Semaphore::new(1)),
             acquire_timeout: options.acquire_timeout,
+            full: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -170,8 +236,8 @@ impl Db {
         self.file.as_ref().map_or(Ok(()), |f| f.check())
     }
 
-    /// Runs the write `op` in the one write turn, between two checks of the file. `op` is a
-    /// future not yet polled (futures are lazy): nothing of it runs before the turn comes.
+    /// Waits for the one write turn, checks the file, and takes a connection for the write
+    /// (in which the write then runs its [`BEGIN_WRITE`] transaction).
     ///
     /// SQLite serializes writers anyway; waiting for the turn here instead of in
     /// `busy_timeout` keeps the writers queued behind a lock (another process's
@@ -179,18 +245,100 @@ impl Db {
     /// check, still served by SQLite under WAL, need.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when the turn does not come within the acquire timeout,
-    /// [`Error::DatabaseFileGone`], or `op`'s error.
-    async fn write<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+    /// [`Error::Unavailable`] when the turn or a connection does not come within the acquire
+    /// timeout, [`Error::DatabaseFileGone`].
+    async fn begin_write(&self) -> Result<Writing> {
         let turn = Arc::clone(&self.writer).acquire_owned();
-        let Ok(Ok(_turn)) = tokio::time::timeout(self.acquire_timeout, turn).await else {
+        let Ok(Ok(turn)) = tokio::time::timeout(self.acquire_timeout, turn).await else {
             return Err(Error::Unavailable(sqlx::Error::PoolTimedOut));
         };
         self.check_file()?;
-        let done = op.await?;
-        // Written into a file no longer at its path is lost: not acknowledged.
-        self.check_file()?;
-        Ok(done)
+        let mut conn = self.pool.acquire().await?;
+        if conn.is_in_transaction() {
+            // A transaction sqlx still counts (a commit cancelled as it failed): not to be
+            // written in. Closed, and another connection taken.
+            conn.close_on_drop();
+            drop(conn);
+            conn = self.pool.acquire().await?;
+        }
+        Ok(Writing {
+            conn: Some(conn),
+            _turn: turn,
+        })
+    }
+
+    /// Ends a write begun by [`begin_write`](Self::begin_write), whose transaction `done`
+    /// says committed (`Ok`) or not: the connection goes back to the pool only after a commit
+    /// (see the module docs), and the disk counts as full after `SQLITE_FULL`.
+    ///
+    /// # Errors
+    /// `done`'s error; [`Error::DatabaseFileGone`] when the file was replaced meanwhile.
+    async fn end_write<T>(&self, mut writing: Writing, done: Result<T>) -> Result<T> {
+        match done {
+            Ok(value) => {
+                // Back to the pool.
+                drop(writing.conn.take());
+                // Written into a file no longer at its path is lost: not acknowledged.
+                self.check_file()?;
+                Ok(value)
+            }
+            Err(err) => {
+                // Closed before the turn passes on, so that no later write meets a lock
+                // this connection still holds.
+                if let Some(conn) = writing.conn.take() {
+                    // Bounded: timed out, the connection is dropped, which closes it too.
+                    let _ = tokio::time::timeout(self.acquire_timeout, conn.close()).await;
+                }
+                if matches!(err, Error::DiskFull(_)) && !self.full.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        error = %err,
+                        "the database disk is full: writes fail and health is NOT_SERVING \
+                         until it has space again"
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// After a write failed with `SQLITE_FULL`: whether there is space again, i.e. the
+    /// filesystem has [`FULL_RECOVERY_SPACE`] free and a write of one page (the header's
+    /// `user_version`, rewritten with its own value) commits.
+    ///
+    /// # Errors
+    /// [`Error::DiskFull`] (or the probe's error) while there is not.
+    async fn probe_space(&self) -> Result<()> {
+        if let Some(file) = &self.file
+            && let Ok(fs) = rustix::fs::statvfs(&file.path)
+        {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if free < FULL_RECOVERY_SPACE {
+                return Err(Error::DiskFull(format!(
+                    "{free} bytes free on its filesystem, {FULL_RECOVERY_SPACE} needed to \
+                     count as writable again"
+                )));
+            }
+        }
+        let mut writing = self.begin_write().await?;
+        let done = async {
+            let mut tx = writing.conn().begin_with(BEGIN_WRITE).await?;
+            let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+                .fetch_one(&mut *tx)
+                .await?;
+            // An integer read back from SQLite: nothing to inject.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA user_version = {version}"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.end_write(writing, done).await?;
+        self.full.store(false, Ordering::Relaxed);
+        tracing::info!("the database disk has space again: writes are accepted");
+        Ok(())
     }
 }
 
@@ -371,6 +519,9 @@ impl Backend for Db {
 
     async fn ping(&self) -> Result<()> {
         self.check_file()?;
+        if self.full.load(Ordering::Relaxed) {
+            self.probe_space().await?;
+        }
         // `SELECT 1` would not touch the file; reading the table needs its shared lock.
         sqlx::query("SELECT 1 FROM article_article LIMIT 1")
             .execute(&self.pool)
@@ -462,28 +613,9 @@ impl Backend for Db {
     }
 
     async fn create(&self, title: &str, content: &str) -> Result<Article> {
-        self.write(async {
-            let mut tx = self.pool.begin().await?;
-            let mut article = sqlx::query_as::<_, Article>(concat!(
-                "INSERT INTO article_article (title, content, create_time) \
-                 VALUES (?1, ?2, ?3) RETURNING ",
-                columns!(),
-                ""
-            ))
-            .bind(title)
-            .bind(content)
-            .bind(clock::now_django())
-            .fetch_one(&mut *tx)
-            .await?;
-            if let Err(err) = contract_id(article.id) {
-                tx.rollback().await?;
-                return Err(err);
-            }
-            format_time(&mut *tx, &mut article).await?;
-            tx.commit().await?;
-            Ok(article)
-        })
-        .await
+        let mut writing = self.begin_write().await?;
+        let done = insert(writing.conn(), title, content).await;
+        self.end_write(writing, done).await
     }
 
     async fn update(
@@ -492,43 +624,27 @@ impl Backend for Db {
         title: Option<&str>,
         content: Option<&str>,
     ) -> Result<Option<Article>> {
-        self.write(async {
-            let found = sqlx::query_as::<_, Article>(concat!(
-                "UPDATE article_article SET title = COALESCE(?1, title), \
-                 content = COALESCE(?2, content) WHERE id = ?3 RETURNING ",
-                columns!(),
-                ""
-            ))
-            .bind(title)
-            .bind(content)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            formatted(&self.pool, found).await
-        })
-        .await
+        let mut writing = self.begin_write().await?;
+        let done = change(writing.conn(), id, title, content).await;
+        self.end_write(writing, done).await
     }
 
     async fn delete(&self, id: i64) -> Result<Option<Article>> {
-        self.write(async {
-            let found = sqlx::query_as::<_, Article>(concat!(
-                "DELETE FROM article_article WHERE id = ?1 RETURNING ",
-                columns!(),
-                ""
-            ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            formatted(&self.pool, found).await
-        })
-        .await
+        let mut writing = self.begin_write().await?;
+        let done = remove(writing.conn(), id).await;
+        self.end_write(writing, done).await
     }
 
     async fn import(&self, articles: &[NewArticle], progress: &(dyn Fn() + Sync)) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let n = insert_all(&mut tx, articles, progress).await?;
-        tx.commit().await?;
-        Ok(n)
+        let mut writing = self.begin_write().await?;
+        let done = async {
+            let mut tx = writing.conn().begin_with(BEGIN_WRITE).await?;
+            let n = insert_all(&mut tx, articles, progress).await?;
+            tx.commit().await?;
+            Ok(n)
+        }
+        .await;
+        self.end_write(writing, done).await
     }
 
     fn watch_poll(&self, _wake: &Arc<Wake>) -> Duration {
@@ -538,12 +654,76 @@ impl Backend for Db {
 }
 
 /// `found`, its `create_time` formatted.
-async fn formatted(pool: &SqlitePool, found: Option<Article>) -> Result<Option<Article>> {
+async fn formatted<'e>(
+    exec: impl sqlx::SqliteExecutor<'e>,
+    found: Option<Article>,
+) -> Result<Option<Article>> {
     let Some(mut article) = found else {
         return Ok(None);
     };
-    format_time(pool, &mut article).await?;
+    format_time(exec, &mut article).await?;
     Ok(Some(article))
+}
+
+/// CreateArticle's transaction: committed when this returns `Ok`.
+async fn insert(conn: &mut SqliteConnection, title: &str, content: &str) -> Result<Article> {
+    let mut tx = conn.begin_with(BEGIN_WRITE).await?;
+    let mut article = sqlx::query_as::<_, Article>(concat!(
+        "INSERT INTO article_article (title, content, create_time) \
+         VALUES (?1, ?2, ?3) RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(title)
+    .bind(content)
+    .bind(clock::now_django())
+    .fetch_one(&mut *tx)
+    .await?;
+    // Rolled back as `tx` drops: nothing is written.
+    contract_id(article.id)?;
+    format_time(&mut *tx, &mut article).await?;
+    tx.commit().await?;
+    Ok(article)
+}
+
+/// UpdateArticle's transaction: committed when this returns `Ok`.
+async fn change(
+    conn: &mut SqliteConnection,
+    id: i64,
+    title: Option<&str>,
+    content: Option<&str>,
+) -> Result<Option<Article>> {
+    let mut tx = conn.begin_with(BEGIN_WRITE).await?;
+    let found = sqlx::query_as::<_, Article>(concat!(
+        "UPDATE article_article SET title = COALESCE(?1, title), \
+         content = COALESCE(?2, content) WHERE id = ?3 RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(title)
+    .bind(content)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let found = formatted(&mut *tx, found).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// DeleteArticle's transaction: committed when this returns `Ok`.
+async fn remove(conn: &mut SqliteConnection, id: i64) -> Result<Option<Article>> {
+    let mut tx = conn.begin_with(BEGIN_WRITE).await?;
+    let found = sqlx::query_as::<_, Article>(concat!(
+        "DELETE FROM article_article WHERE id = ?1 RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let found = formatted(&mut *tx, found).await?;
+    tx.commit().await?;
+    Ok(found)
 }
 
 async fn insert_all(
