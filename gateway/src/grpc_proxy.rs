@@ -295,9 +295,7 @@ impl Shared {
                 // frame, -text is base64): a length the backend announced would cut it short.
                 response.headers_mut().remove(header::CONTENT_LENGTH);
                 let status_in_head = response.headers().contains_key("grpc-status");
-                response.map(|b| {
-                    Body::new(body::Proxied::new(b, deadline, permit, status_in_head))
-                })
+                response.map(|b| Body::new(body::Proxied::new(b, deadline, permit, status_in_head)))
             }
             // A transport failure, already a status with a message that names no address.
             Ok(Err(status)) => status.into_http(),

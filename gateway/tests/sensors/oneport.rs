@@ -498,7 +498,8 @@ async fn open_idle_watch(
 }
 
 #[tokio::test]
-async fn idle_streams_past_the_concurrency_limit_leave_unary_calls_served_and_past_the_stream_limit_are_shed() {
+async fn idle_streams_past_the_concurrency_limit_leave_unary_calls_served_and_past_the_stream_limit_are_shed()
+ {
     let stack = spawn_with(|b| b.concurrency_limit(2).stream_limit(5)).await;
     let idle = "/v1/sensors/s1/readings:watch?count=2&delay_ms=60000";
     // Five idle streams against two unary slots: SSE and NDJSON over both HTTP versions, and a
@@ -565,7 +566,11 @@ async fn idle_streams_past_the_concurrency_limit_leave_unary_calls_served_and_pa
         panic!("a proxied gRPC stream past the stream limit was admitted");
     };
     assert_eq!(shed.code(), Code::Unavailable);
-    assert!(shed.message().contains("--stream-limit"), "{}", shed.message());
+    assert!(
+        shed.message().contains("--stream-limit"),
+        "{}",
+        shed.message()
+    );
 
     // A slot given back (a stream ends) is a stream admitted again.
     drop(watch);
@@ -915,13 +920,20 @@ async fn grpc_over_http1_ends_with_its_status_in_trailers_on_success_failure_and
     assert_eq!(unary.status, StatusCode::OK);
     assert_eq!(frames(&unary.body).len(), 1, "one message");
     let trailers = unary.trailers.clone().unwrap_or_default();
-    assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]));
+    assert_eq!(
+        trailers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"0"[..])
+    );
     assert_eq!(unary.grpc_status().as_deref(), Some("0"));
 
     let stream = http1_grpc(&stack, WATCH_READINGS, &query("s1", 3, 0), &[te]).await;
     assert_eq!(frames(&stream.body).len(), 3, "three readings");
     assert_eq!(
-        stream.trailers.as_ref().and_then(|t| t.get("grpc-status")).map(|v| v.as_bytes()),
+        stream
+            .trailers
+            .as_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .map(|v| v.as_bytes()),
         Some(&b"0"[..])
     );
 
@@ -940,7 +952,10 @@ async fn grpc_over_http1_ends_with_its_status_in_trailers_on_success_failure_and
     let readings = frames(&cut.body).len();
     assert!((1..1000).contains(&readings), "{readings} readings");
     assert_eq!(
-        cut.trailers.as_ref().and_then(|t| t.get("grpc-status")).map(|v| v.as_bytes()),
+        cut.trailers
+            .as_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .map(|v| v.as_bytes()),
         Some(&b"4"[..]),
         "{:?}",
         cut.trailers
