@@ -15,8 +15,8 @@
 //! What the descriptors decide (routes, request mapping, validation, the OpenAPI document, the
 //! live page) is one [`version`] of the API, served through [`crate::served`] so that a
 //! [`Reloader`] can swap in another while the gateway serves; the gateway's own routes and
-//! layers, the metrics, the backend and the concurrency permits are built once, around every
-//! version. The gRPC proxy asks the served version which methods exist.
+//! layers, the metrics, the backend and the call budgets ([`crate::admission`]) are built
+//! once, around every version. The gRPC proxy asks the served version which methods exist.
 
 mod collisions;
 mod cors;
@@ -30,7 +30,6 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body};
 use prost_reflect::DescriptorPool;
-use tokio::sync::Semaphore;
 use tower_http::{
     compression::{CompressionLayer, DefaultPredicate, Predicate},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -39,6 +38,7 @@ use tower_http::{
 
 use self::version::{Docs, Recipe};
 use crate::{
+    admission::Admission,
     backend::{Backend, DEFAULT_MAX_RESPONSE_BYTES},
     buffers::ResponseBudget,
     calls::BodyRead,
@@ -48,8 +48,8 @@ use crate::{
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
         DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
-        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT, DEFAULT_STREAM_TIMEOUT,
-        DEFAULT_TIMEOUT,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT, DEFAULT_STREAM_LIMIT,
+        DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
     },
     metrics::Metrics,
     openapi::ApiInfo,
@@ -89,6 +89,7 @@ pub struct GatewayBuilder {
     min_body_rate: u64,
     body_rate_grace: Duration,
     concurrency_limit: usize,
+    stream_limit: usize,
     timeout: Duration,
     stream_timeout: Duration,
     ignored_query_params: HashSet<String>,
@@ -123,6 +124,7 @@ impl GatewayBuilder {
             min_body_rate: DEFAULT_MIN_BODY_RATE,
             body_rate_grace: DEFAULT_BODY_RATE_GRACE,
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
+            stream_limit: DEFAULT_STREAM_LIMIT,
             timeout: DEFAULT_TIMEOUT,
             stream_timeout: DEFAULT_STREAM_TIMEOUT,
             ignored_query_params: HashSet::new(),
@@ -210,7 +212,8 @@ impl GatewayBuilder {
         self
     }
 
-    /// How many requests are transcoded at once; more are answered 503 at once.
+    /// How many unary calls (REST and proxied gRPC) run at once; more are answered 503 (or
+    /// UNAVAILABLE) at once. Streams have a budget of their own ([`Self::stream_limit`]).
     #[must_use]
     pub fn concurrency_limit(mut self, requests: usize) -> Self {
         self.concurrency_limit = requests;
@@ -222,6 +225,15 @@ impl GatewayBuilder {
     #[must_use]
     pub fn response_buffer_limit(mut self, bytes: usize) -> Self {
         self.response_buffer_limit = bytes;
+        self
+    }
+
+    /// How many long-lived streams (transcoded streaming methods over HTTP, SSE or WebSocket,
+    /// proxied gRPC streams) are open at once; more are answered 503 (or UNAVAILABLE) at once.
+    /// A stream never holds a [`Self::concurrency_limit`] slot.
+    #[must_use]
+    pub fn stream_limit(mut self, streams: usize) -> Self {
+        self.stream_limit = streams;
         self
     }
 
@@ -341,11 +353,11 @@ impl GatewayBuilder {
     pub fn build_reloadable(self) -> Result<(Router, Reloader), BuildError> {
         let pool = self.pool.ok_or(BuildError::Missing("descriptors"))?;
         let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
+        // One owner of the budgets for every version and for the gRPC proxy.
+        let admission = Admission::new(self.concurrency_limit, self.stream_limit);
         let recipe = Recipe {
             backend: backend.clone(),
-            // One set of permits for every version: a reload neither resets nor doubles the
-            // limit, and streams still open on an old version keep theirs.
-            permits: Arc::new(Semaphore::new(self.concurrency_limit)),
+            admission: admission.clone(),
             json: self.json,
             error_format: self.error_format,
             docs: self.docs,
@@ -377,12 +389,12 @@ impl GatewayBuilder {
                 served: served.clone(),
                 timeout: self.timeout,
                 stream_timeout: self.stream_timeout,
-                concurrency_limit: self.concurrency_limit,
+                admission: admission.clone(),
                 max_metadata_bytes: self.max_metadata_bytes,
                 body_limit: self.body_limit,
             },
         );
-        let metrics = Metrics::new(&backend, &served);
+        let metrics = Metrics::new(&backend, &served, &admission);
         let probes = probes::router(backend, served.clone());
 
         // The gateway's own routes are outside the versions: probes and metrics report on

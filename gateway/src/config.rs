@@ -12,7 +12,7 @@ use crate::{
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_CONNECTIONS,
         DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
-        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT, DEFAULT_STREAM_LIMIT,
     },
     transcode::Unknown,
 };
@@ -165,10 +165,17 @@ pub struct HttpArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, env = "ARTICLES_GATEWAY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// How many requests are transcoded at once (default 1024); more are answered 503 with
-    /// code 14 UNAVAILABLE at once, not queued.
+    /// How many unary calls (REST, and proxied gRPC calls to unary methods) run at once
+    /// (default 1024); more are answered 503 with code 14 UNAVAILABLE at once, not queued.
+    /// Streams never take these slots (`--stream-limit`).
     #[arg(long, env = "ARTICLES_GATEWAY_CONCURRENCY_LIMIT", default_value_t = DEFAULT_CONCURRENCY_LIMIT)]
     pub concurrency_limit: usize,
+    /// How many long-lived streams are open at once (default 4096): streaming methods over
+    /// HTTP (NDJSON, SSE, ...) or a WebSocket, and proxied gRPC streaming calls (or calls to
+    /// methods the descriptors do not name). More are answered 503 with code 14 UNAVAILABLE at
+    /// once, not queued.
+    #[arg(long, env = "ARTICLES_GATEWAY_STREAM_LIMIT", default_value_t = DEFAULT_STREAM_LIMIT)]
+    pub stream_limit: usize,
     /// An origin allowed to call from a browser (repeatable). None given: any origin, without
     /// credentials.
     #[arg(

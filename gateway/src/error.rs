@@ -137,9 +137,19 @@ pub enum Error {
     /// The deadline (`Grpc-Timeout` or the default timeout) passed before the backend answered.
     #[error("the deadline expired before the backend answered")]
     DeadlineExceeded,
-    /// Too many requests are in flight; this one is shed rather than queued.
-    #[error("the gateway is overloaded, retry later")]
-    Overloaded,
+    /// Every slot of a budget is taken ([`crate::admission`]); this call is shed rather than
+    /// queued.
+    #[error(
+        "the gateway is overloaded: all {limit} {} slots are taken ({}), retry later",
+        budget.name(),
+        budget.flag()
+    )]
+    Overloaded {
+        /// The budget whose slots are taken.
+        budget: crate::admission::Budget,
+        /// Its size.
+        limit: usize,
+    },
     /// The answers held for clients that have not read them yet fill the gateway's budget
     /// (`crate::buffers`); this one is shed rather than held.
     #[error(
@@ -323,7 +333,7 @@ impl Error {
                 return (Code::ResourceExhausted, StatusCode::BAD_GATEWAY);
             }
             Self::DeadlineExceeded => Code::DeadlineExceeded,
-            Self::Overloaded | Self::ResponseBuffersFull { .. } | Self::Unavailable(_) => {
+            Self::Overloaded { .. } | Self::ResponseBuffersFull { .. } | Self::Unavailable(_) => {
                 Code::Unavailable
             }
             Self::Backend(b) => b.code,

@@ -23,14 +23,18 @@
 //!   the call arrives, as for REST; the backend is told the time left, and past the deadline
 //!   the gateway ends the call itself with DEADLINE_EXCEEDED and resets the backend's stream
 //!   ([`body`]);
-//! - at most `--concurrency-limit` proxied calls run at once (a pool of their own, so a flood
-//!   of gRPC streams cannot shed REST requests, nor the other way round); one over it is
-//!   answered UNAVAILABLE at once;
+//! - a unary call takes a slot of `--concurrency-limit`, a streaming call (or one the
+//!   descriptors do not name) a slot of `--stream-limit`, from the budgets REST calls take
+//!   theirs from ([`crate::admission`]: gRPC streams cannot starve unary calls, REST or gRPC);
+//!   one over its budget is answered UNAVAILABLE at once, naming the budget;
 //! - metadata over `--max-metadata-bytes` (as HTTP/2 counts a header list) is refused before
 //!   the backend sees it, instead of failing there with an answer that is no gRPC status;
 //! - an HTTP/1.1 request's body (gRPC-Web from a browser: unary or server-streaming) is read
 //!   whole first, up to `--body-limit` ([`read_whole`] says why); over HTTP/2 every message
-//!   goes on as it arrives.
+//!   goes on as it arrives;
+//! - native gRPC over HTTP/1.1 gets its status in HTTP/1.1 trailers, announced in a `Trailer`
+//!   header (it must say `TE: trailers`; without, it is refused: [`dispatch`]), and a backend
+//!   answer that ends without a status gets INTERNAL ([`body`]): every call ends with a status.
 //!
 //! Errors raised before a backend answers are gRPC answers (HTTP 200, trailers-only, with
 //! `grpc-status` and `grpc-message`), with the code [`crate::error`]'s table gives the same
@@ -57,11 +61,11 @@ use std::{
 
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Uri, header, uri::PathAndQuery};
-use tokio::sync::Semaphore;
 use tonic::{body::Body, metadata::MetadataMap};
 use tower::ServiceExt as _;
 
 use crate::{
+    admission::{Admission, Budget},
     backend::{Backend, CallOptions, GrpcService},
     error::Error,
     metadata,
@@ -137,7 +141,8 @@ pub(crate) struct ProxyOptions {
     pub(crate) served: ServedApi,
     pub(crate) timeout: Duration,
     pub(crate) stream_timeout: Duration,
-    pub(crate) concurrency_limit: usize,
+    /// The budgets, shared with REST.
+    pub(crate) admission: Admission,
     pub(crate) max_metadata_bytes: usize,
     /// The largest request body read whole (HTTP/1.1 requests only, see [`read_whole`]).
     pub(crate) body_limit: usize,
@@ -157,9 +162,9 @@ impl std::fmt::Debug for Proxy {
 
 struct Shared {
     service: GrpcService,
+    /// Each proxied call holds its slot (in `options.admission`) until its response body is
+    /// done.
     options: ProxyOptions,
-    /// Proxied calls in flight; each holds its permit until its response body is done.
-    permits: Arc<Semaphore>,
 }
 
 /// Services every proxied call may reach beside the API's own: health and reflection.
@@ -174,7 +179,6 @@ impl Proxy {
         Self {
             shared: Arc::new(Shared {
                 service: backend.grpc_service(),
-                permits: Arc::new(Semaphore::new(options.concurrency_limit)),
                 options,
             }),
         }
@@ -238,9 +242,14 @@ impl Shared {
             self.options.timeout
         }))
         .deadline;
-        // Shed rather than queue: a queued call would only time out later.
-        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            return reply::error(&Error::Overloaded);
+        let budget = if kind.streaming {
+            Budget::Stream
+        } else {
+            Budget::Unary
+        };
+        let permit = match self.options.admission.admit(budget) {
+            Ok(permit) => permit,
+            Err(error) => return reply::error(&error),
         };
         let client = parts
             .extensions
@@ -285,7 +294,8 @@ impl Shared {
                 // The body goes on frame by frame, and gRPC-Web rewrites it (trailers become a
                 // frame, -text is base64): a length the backend announced would cut it short.
                 response.headers_mut().remove(header::CONTENT_LENGTH);
-                response.map(|b| Body::new(body::Proxied::new(b, deadline, permit)))
+                let status_in_head = response.headers().contains_key("grpc-status");
+                response.map(|b| Body::new(body::Proxied::new(b, deadline, permit, status_in_head)))
             }
             // A transport failure, already a status with a message that names no address.
             Ok(Err(status)) => status.into_http(),

@@ -8,6 +8,7 @@
 //!
 //! Modules: [`template`] (path templates), [`rules`] (bindings read from descriptors),
 //! [`routes`] (the route table and matching), [`transcode`] (HTTP <-> messages, `HttpBody`),
+//! [`admission`] (the unary and stream budgets calls are admitted against),
 //! `calls` (what unary and streaming calls share), `detach` (calls a hang-up does not cancel),
 //! `stream` (streaming methods over HTTP and
 //! WebSocket), [`backend`] (the generic call: deadline, retries, balancing, health),
@@ -23,6 +24,7 @@
 // workspace does not turn this on: the service's tests expect freely); unit tests expect freely.
 #![cfg_attr(not(test), warn(clippy::expect_used))]
 
+pub mod admission;
 pub mod app;
 pub mod backend;
 pub mod buffers;

@@ -17,8 +17,13 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MIN_BODY_RATE: u64 = 240;
 /// How long a body may arrive slower than the minimum rate before it is refused (Kestrel's).
 pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
-/// The default number of requests transcoded at once before new ones are shed.
+/// The default number of unary calls (REST and proxied gRPC) at once before new ones are shed.
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+/// The default number of long-lived streams (SSE, NDJSON, WebSocket, proxied gRPC streams) at
+/// once before new ones are shed: room for the 2,000 idle watchers issue 21 measured, twice
+/// over, while an HTTP/1.1 watcher's connection each still leaves most of the default 10,000
+/// client connections ([`DEFAULT_MAX_CONNECTIONS`]) to unary clients.
+pub const DEFAULT_STREAM_LIMIT: usize = 4096;
 /// The default deadline of a call when the client sends no `Grpc-Timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.

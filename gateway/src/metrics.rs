@@ -10,6 +10,8 @@
 //! - `articles_gateway_backend_in_flight{backend}`, `articles_gateway_backend_calls_total{backend}`:
 //!   calls in progress on, and sent to, each replica;
 //! - `articles_gateway_backend_retries_total`: idempotent calls sent again to another replica;
+//! - `articles_gateway_admission_slots_in_use{budget}`, `articles_gateway_admission_slots{budget}`:
+//!   the unary and stream budgets' slots taken, and their sizes ([`crate::admission`]);
 //! - `articles_gateway_descriptors_info{version}`: 1, labelled with the version of the served
 //!   descriptors ([`crate::served::DescriptorVersion`]);
 //! - `articles_gateway_descriptors_loaded_timestamp_seconds`: when they were loaded;
@@ -109,9 +111,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry, with the backend metrics read from `backend` and the descriptor
-    /// metrics from `served` at each scrape.
-    pub fn new(backend: &Backend, served: &ServedApi) -> Self {
+    /// A fresh registry, with the backend metrics read from `backend`, the descriptor metrics
+    /// from `served` and the budgets' from `admission` at each scrape.
+    pub(crate) fn new(
+        backend: &Backend,
+        served: &ServedApi,
+        admission: &crate::admission::Admission,
+    ) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
@@ -133,6 +139,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(BackendCollector(backend.clone())));
         registry.register_collector(Box::new(DescriptorCollector(served.clone())));
+        registry.register_collector(Box::new(admission.clone()));
         Self {
             registry: Arc::new(registry),
             requests,

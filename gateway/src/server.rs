@@ -223,6 +223,7 @@ impl HttpArgs {
             .body_read_timeout(self.body_read_timeout)
             .min_body_rate(self.min_body_rate)
             .concurrency_limit(self.concurrency_limit)
+            .stream_limit(self.stream_limit)
             .timeout(self.timeout)
             .stream_timeout(self.stream_timeout)
             .unknown_fields(self.unknown_fields)

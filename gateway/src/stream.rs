@@ -13,7 +13,8 @@
 //! grpc-gateway does; a failure after that is written in the stream. The deadline bounds the
 //! whole stream; the client going away drops the body, which drops the call (the backend sees
 //! RST_STREAM); backpressure is HTTP's and HTTP/2's own (a message is read from the backend
-//! only once the previous one is written). A stream holds its concurrency permit until it ends.
+//! only once the previous one is written). A stream holds its stream slot (`--stream-limit`,
+//! [`crate::admission`]) until it ends, and never a unary one.
 
 mod framing;
 mod reader;
@@ -29,13 +30,14 @@ use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::BoxStre
 use http::{HeaderValue, Method, header, request::Parts};
 use http_body_util::StreamBody;
 use prost_reflect::DynamicMessage;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 use tonic::Status;
 
 pub(crate) use resume::follows_resume_convention;
 pub(crate) use websocket::websocket;
 
 use crate::{
+    admission::Slot,
     backend::{CallError, CallOptions, ResponseStream},
     calls::{Calls, Serialize},
     error::Error,
@@ -54,7 +56,7 @@ pub(crate) struct StreamCall {
     pub(crate) route: Route,
     pub(crate) captures: Vec<String>,
     pub(crate) options: CallOptions,
-    pub(crate) permit: OwnedSemaphorePermit,
+    pub(crate) permit: Slot,
 }
 
 /// Whether the request asks to become a WebSocket (`GET` with `Upgrade: websocket`).
@@ -259,7 +261,7 @@ impl Writer {
         mut stream: ResponseStream,
         first: Option<Bytes>,
         mut failed: BoxFuture<'static, Error>,
-        permit: OwnedSemaphorePermit,
+        permit: Slot,
     ) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + 'static {
         async_stream::stream! {
             let _permit = permit;

@@ -12,9 +12,9 @@ use axum::{
 };
 use bytes::Bytes;
 use http::{HeaderValue, Method, header};
-use tokio::sync::Semaphore;
 
 use crate::{
+    admission::{Admission, Budget},
     backend::{CallOptions, UnaryResponse},
     calls::{Calls, message_response},
     detach::Detached,
@@ -37,8 +37,9 @@ pub(crate) struct Shared {
     pub(crate) max_query_length: usize,
     pub(crate) timeout: Duration,
     pub(crate) stream_timeout: Duration,
-    /// Requests in flight; a stream holds its permit until it ends.
-    pub(crate) permits: Arc<Semaphore>,
+    /// The call budgets: a unary call holds a unary slot until it ends, a stream a stream
+    /// slot until it ends.
+    pub(crate) admission: Admission,
 }
 
 /// The fallback handler: every request not for a gateway path.
@@ -114,14 +115,9 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     };
     RouteSlot::record(&parts.extensions, route.binding.method.full_name());
 
-    // Shed rather than queue: a queued request would only time out later.
-    let acquire = || {
-        Arc::clone(&shared.permits)
-            .try_acquire_owned()
-            .map_err(|_| Error::Overloaded)
-    };
     if route.binding.is_streaming() {
-        let permit = acquire()?;
+        // A stream's own budget: however many idle, they leave the unary slots alone.
+        let permit = shared.admission.admit(Budget::Stream)?;
         // The call's deadline is fixed here, once, and owned by the call from now on.
         let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout))
             .max_response_bytes(shared.calls.max_response_bytes);
@@ -152,7 +148,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     };
     // Taken once the body is in: a slow body holds its connection, never a slot (as nginx
     // reads the body before it passes the request on).
-    let permit = acquire()?;
+    let permit = shared.admission.admit(Budget::Unary)?;
     let content_type = parts.headers.get(header::CONTENT_TYPE);
     if !body.is_empty() && raw.is_none() {
         transcode::check_content_type(content_type)?;

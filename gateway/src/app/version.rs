@@ -2,18 +2,18 @@
 //! validation of each method, the OpenAPI document and docs, all from the same pool; and the
 //! [`Reloader`] that builds another version and swaps it in ([`crate::served`]).
 //!
-//! A version shares what must outlive it (the backend, the concurrency permits) and owns the
+//! A version shares what must outlive it (the backend, the call budgets) and owns the
 //! rest, so building one never touches the version being served.
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, handler::Handler as _};
 use prost_reflect::DescriptorPool;
-use tokio::sync::Semaphore;
 use tower_http::decompression::RequestDecompressionLayer;
 
 use super::{collisions, handler};
 use crate::{
+    admission::Admission,
     backend::Backend,
     calls::{BodyRead, Calls},
     constraints::Constraints,
@@ -57,7 +57,7 @@ impl std::fmt::Debug for Docs {
 #[derive(Debug)]
 pub(super) struct Recipe {
     pub(super) backend: Backend,
-    pub(super) permits: Arc<Semaphore>,
+    pub(super) admission: Admission,
     pub(super) json: JsonOptions,
     pub(super) error_format: ErrorFormat,
     pub(super) docs: Docs,
@@ -139,7 +139,7 @@ impl Recipe {
             max_query_length: self.max_query_length,
             timeout: self.timeout,
             stream_timeout: self.stream_timeout,
-            permits: Arc::clone(&self.permits),
+            admission: self.admission.clone(),
         });
 
         // Request bodies are decompressed (gzip, br, deflate, zstd) before they are read, so the

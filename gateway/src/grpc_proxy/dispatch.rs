@@ -1,5 +1,14 @@
 //! The one decision per request: gRPC, gRPC-Web or REST, by content type, before any REST
 //! routing (so no REST route, fallback or layer inside the router sees a gRPC call).
+//!
+//! Native gRPC over HTTP/1.1 (not gRPC-Web: that one carries its status in the body) needs
+//! its status sent as HTTP/1.1 chunked trailers. hyper sends them only when the request says
+//! `TE: trailers` and the response head announces each field in a `Trailer` header; otherwise
+//! it drops them and the body just ends, with no status for the client. So such a call is
+//! answered with `Trailer: grpc-status, grpc-message, grpc-status-details-bin` (other
+//! trailing metadata needs HTTP/2: it is not known when the head goes), and one without
+//! `TE: trailers` (or over HTTP/1.0, which has no trailers) is refused with a trailers-only
+//! status saying why.
 
 use std::{
     convert::Infallible,
@@ -19,6 +28,22 @@ use tower::{Layer as _, ServiceExt as _};
 
 use super::{Protocol, Proxy, reply};
 use crate::error::Error;
+
+/// The trailers a gRPC call over HTTP/1.1 is announced to end with: the status.
+const STATUS_TRAILERS: &str = "grpc-status, grpc-message, grpc-status-details-bin";
+
+/// Whether hyper will send this HTTP/1 request's trailers: HTTP/1.1 with `TE: trailers`, as
+/// hyper reads it (a `trailers` token in a comma-separated list, no parameters).
+fn http1_can_have_trailers(request: &Request) -> bool {
+    request.version() == http::Version::HTTP_11
+        && request
+            .headers()
+            .get_all(http::header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
 
 /// Sends gRPC to the [`Proxy`], gRPC-Web to it through `tonic-web`, and the rest to `rest`.
 #[derive(Debug, Clone)]
@@ -56,8 +81,24 @@ impl tower::Service<Request> for Dispatch {
             Protocol::Rest => Either::Left(self.rest.call(request)),
             Protocol::Grpc => {
                 let grpc = self.grpc.clone();
+                let http1 = request.version() < http::Version::HTTP_2;
+                if http1 && !http1_can_have_trailers(&request) {
+                    let response = reply::error_response(&Error::InvalidArgument(
+                        "gRPC over HTTP/1 needs HTTP/1.1 and `TE: trailers` (the status is sent \
+                         in trailers); use HTTP/2, or gRPC-Web"
+                            .to_owned(),
+                    ));
+                    return Either::Right(Box::pin(std::future::ready(Ok(response))));
+                }
                 Either::Right(Box::pin(async move {
-                    let response = grpc.oneshot(request.map(tonic::body::Body::new)).await?;
+                    let mut response = grpc.oneshot(request.map(tonic::body::Body::new)).await?;
+                    // A trailers-only answer has its status in the head already.
+                    if http1 && !response.headers().contains_key("grpc-status") {
+                        response.headers_mut().insert(
+                            http::header::TRAILER,
+                            http::HeaderValue::from_static(STATUS_TRAILERS),
+                        );
+                    }
                     Ok(response.map(Body::new))
                 }))
             }

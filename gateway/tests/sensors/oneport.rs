@@ -468,47 +468,164 @@ async fn grpc_deadlines_on_the_gateway_port_are_honoured() {
     wait_cancelled(&stack, 1).await;
 }
 
-#[tokio::test]
-async fn grpc_over_the_concurrency_limit_is_unavailable_and_rest_is_unaffected() {
-    let stack = spawn_with(|b| b.concurrency_limit(1)).await;
-    let through = channel(&stack.url("")).await;
-    let held = open_watch(&through).await;
-    let output = descriptor("telemetry.v1.Reading");
-    let shed = answer(
-        &through,
-        GET_READING,
-        tonic::Request::new(query("s1", 0, 0)),
-        output.clone(),
-    )
-    .await;
-    let Some((code, message, _)) = shed.status else {
-        panic!("a call over the limit was answered");
-    };
-    assert_eq!(code, Code::Unavailable);
-    assert!(message.contains("overloaded"), "{message}");
-    // REST has its own slots.
-    let r = send(stack.h1.get(stack.url("/v1/sensors/s1/reading"))).await;
-    assert_eq!(r.status(), StatusCode::OK);
+/// `articles_gateway_admission_slots_in_use{budget}`, read from `/metrics`.
+async fn slots_in_use(stack: &Stack, budget: &str) -> Option<u64> {
+    let r = send(stack.h1.get(stack.url("/metrics"))).await;
+    let text = ok(r.text().await, "metrics");
+    let prefix = format!("articles_gateway_admission_slots_in_use{{budget=\"{budget}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+}
 
-    // The slot is free again once the stream is gone (its reset reaches the gateway a moment
-    // after the drop: bounded retries).
-    drop(held);
-    let mut freed = false;
-    for _ in 0..100 {
-        let again = answer(
+/// A WatchReadings stream through the gateway that sends one reading, then idles for a minute.
+async fn open_idle_watch(
+    channel: &Channel,
+) -> Result<tonic::codec::Streaming<DynamicMessage>, Status> {
+    let mut grpc = grpc(channel).await;
+    let mut stream = grpc
+        .server_streaming(
+            tonic::Request::new(query("s1", 2, 60_000)),
+            path(WATCH_READINGS),
+            DynamicCodec::new(descriptor("telemetry.v1.Reading")),
+        )
+        .await?
+        .into_inner();
+    match stream.message().await? {
+        Some(_) => Ok(stream),
+        None => Err(Status::internal("no first reading")),
+    }
+}
+
+#[tokio::test]
+async fn idle_streams_past_the_concurrency_limit_leave_unary_calls_served_and_past_the_stream_limit_are_shed()
+ {
+    let stack = spawn_with(|b| b.concurrency_limit(2).stream_limit(5)).await;
+    let idle = "/v1/sensors/s1/readings:watch?count=2&delay_ms=60000";
+    // Five idle streams against two unary slots: SSE and NDJSON over both HTTP versions, and a
+    // proxied gRPC stream. Each has its first message, then nothing for a minute.
+    let mut held = Vec::new();
+    for (accept, (version, client)) in [
+        ("text/event-stream", stack.clients()[0]),
+        ("text/event-stream", stack.clients()[1]),
+        ("application/x-ndjson", stack.clients()[0]),
+        ("application/x-ndjson", stack.clients()[1]),
+    ] {
+        let mut r = send(client.get(stack.url(idle)).header("accept", accept)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{version} {accept}");
+        assert!(ok(r.chunk().await, "first message").is_some());
+        held.push(r);
+    }
+    let through = channel(&stack.url("")).await;
+    let watch = ok(open_idle_watch(&through).await, "a proxied gRPC stream");
+    assert_eq!(slots_in_use(&stack, "stream").await, Some(5));
+    assert_eq!(slots_in_use(&stack, "unary").await, Some(0));
+
+    // Unary calls, reads and writes, REST and gRPC, more of them than the unary slots: all
+    // answered while the streams stay open.
+    for _ in 0..2 {
+        for (version, client) in stack.clients() {
+            let r = send(client.get(stack.url("/v1/sensors/s1/reading"))).await;
+            assert_eq!(r.status(), StatusCode::OK, "{version} GET");
+            let r = send(
+                client
+                    .post(stack.url("/v1/sensors/s1/readings"))
+                    .header("content-type", "application/json")
+                    .body(r#"{"value": 1.5}"#),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::OK, "{version} POST");
+        }
+        let unary = answer(
             &through,
             GET_READING,
             tonic::Request::new(query("s1", 0, 0)),
-            output.clone(),
+            descriptor("telemetry.v1.Reading"),
         )
         .await;
-        if again.status.is_none() {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(unary.status, None, "a proxied unary call");
     }
-    assert!(freed, "the slot came back");
+
+    // One stream more, of any kind, is shed at once, naming the stream budget.
+    for (version, client) in stack.clients() {
+        let started = std::time::Instant::now();
+        let r = send(
+            client
+                .get(stack.url(idle))
+                .header("accept", "text/event-stream"),
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{version}");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{version}");
+        let body: serde_json::Value = ok(r.json().await, "JSON error");
+        assert_eq!(body["code"], 14, "{version}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("--stream-limit"), "{message}");
+    }
+    let Err(shed) = open_idle_watch(&through).await else {
+        panic!("a proxied gRPC stream past the stream limit was admitted");
+    };
+    assert_eq!(shed.code(), Code::Unavailable);
+    assert!(
+        shed.message().contains("--stream-limit"),
+        "{}",
+        shed.message()
+    );
+
+    // A slot given back (a stream ends) is a stream admitted again.
+    drop(watch);
+    let mut again = None;
+    for _ in 0..100 {
+        match open_idle_watch(&through).await {
+            Ok(stream) => {
+                again = Some(stream);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(again.is_some(), "the stream slot came back");
+    drop(held);
+}
+
+#[tokio::test]
+async fn unary_calls_past_the_concurrency_limit_are_shed_naming_it_whatever_the_protocol() {
+    let stack = spawn_with(|b| b.concurrency_limit(2)).await;
+    let through = channel(&stack.url("")).await;
+    // Two calls the backend holds for 3 s take both unary slots.
+    let slow = "/v1/sensors/s1/reading?delay_ms=3000";
+    let first = send(stack.h1.get(stack.url(slow)));
+    let second = send(stack.h2.get(stack.url(slow)));
+    let shed = async {
+        let mut taken = false;
+        for _ in 0..100 {
+            if slots_in_use(&stack, "unary").await == Some(2) {
+                taken = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(taken, "the slow calls took both slots");
+        let r = send(stack.h1.get(stack.url("/v1/sensors/s1/reading"))).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = ok(r.json().await, "JSON error");
+        assert_eq!(body["code"], 14);
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("--concurrency-limit"), "{message}");
+        let (code, message) = refused_reading(
+            &through,
+            tonic::Request::new(query("s1", 0, 0)),
+            "a gRPC call past the unary budget",
+        )
+        .await;
+        assert_eq!(code, Code::Unavailable);
+        assert!(message.contains("--concurrency-limit"), "{message}");
+        // Streams have their own budget: one still opens.
+        assert!(open_idle_watch(&through).await.is_ok());
+    };
+    let (first, second, ()) = tokio::join!(first, second, shed);
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -727,6 +844,133 @@ async fn grpc_web_text_over_http1_is_answered_in_its_framing_with_cors() {
             panic!("no grpc-status in the headers: {:?}", r.headers());
         });
     assert_eq!(status, b"3");
+}
+
+/// What a native gRPC call over HTTP/1.1 answered: the head, the body, the trailers.
+struct Http1Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Http1Answer {
+    /// `grpc-status`, from the head (trailers-only) or the trailers.
+    fn grpc_status(&self) -> Option<String> {
+        self.headers
+            .get("grpc-status")
+            .or_else(|| self.trailers.as_ref()?.get("grpc-status"))
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
+
+/// A native gRPC call (`application/grpc`, not gRPC-Web) over an HTTP/1.1 connection of its
+/// own, with hyper's HTTP/1 client, which reads chunked trailers.
+async fn http1_grpc(
+    stack: &Stack,
+    method: &str,
+    message: &DynamicMessage,
+    extra: &[(&str, &str)],
+) -> Http1Answer {
+    let socket = ok(
+        tokio::net::TcpStream::connect(stack.gateway.addr).await,
+        "connect",
+    );
+    let (mut sender, connection) = ok(
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(socket)).await,
+        "HTTP/1.1 handshake",
+    );
+    let connection = tokio::spawn(connection);
+    let mut request = http::Request::post(method)
+        .header("host", "gateway")
+        .header("content-type", "application/grpc");
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let request = ok(
+        request.body(Full::new(frame(0, &message.encode_to_vec()))),
+        "request",
+    );
+    let response = ok(sender.send_request(request).await, "HTTP/1.1 gRPC call");
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    let (parts, body) = response.into_parts();
+    let collected = ok(
+        ok(
+            tokio::time::timeout(Duration::from_secs(10), body.collect()).await,
+            "the body in time",
+        ),
+        "body",
+    );
+    connection.abort();
+    Http1Answer {
+        status: parts.status,
+        headers: parts.headers,
+        trailers: collected.trailers().cloned(),
+        body: collected.to_bytes(),
+    }
+}
+
+#[tokio::test]
+async fn grpc_over_http1_ends_with_its_status_in_trailers_on_success_failure_and_deadline() {
+    let stack = spawn().await;
+    let te = ("te", "trailers");
+
+    // Success: the message, then grpc-status 0 in the chunked trailers.
+    let unary = http1_grpc(&stack, GET_READING, &query("s1", 0, 0), &[te]).await;
+    assert_eq!(unary.status, StatusCode::OK);
+    assert_eq!(frames(&unary.body).len(), 1, "one message");
+    let trailers = unary.trailers.clone().unwrap_or_default();
+    assert_eq!(
+        trailers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"0"[..])
+    );
+    assert_eq!(unary.grpc_status().as_deref(), Some("0"));
+
+    let stream = http1_grpc(&stack, WATCH_READINGS, &query("s1", 3, 0), &[te]).await;
+    assert_eq!(frames(&stream.body).len(), 3, "three readings");
+    assert_eq!(
+        stream
+            .trailers
+            .as_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .map(|v| v.as_bytes()),
+        Some(&b"0"[..])
+    );
+
+    // A failure mid-stream: its code in the trailers.
+    let failing = http1_grpc(&stack, WATCH_READINGS, &query("failing", 5, 0), &[te]).await;
+    assert_eq!(failing.grpc_status().as_deref(), Some("15"));
+
+    // A stream cut by its deadline: some readings, then DEADLINE_EXCEEDED in the trailers.
+    let cut = http1_grpc(
+        &stack,
+        WATCH_READINGS,
+        &query("long", 1000, 50),
+        &[te, ("grpc-timeout", "300m")],
+    )
+    .await;
+    let readings = frames(&cut.body).len();
+    assert!((1..1000).contains(&readings), "{readings} readings");
+    assert_eq!(
+        cut.trailers
+            .as_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .map(|v| v.as_bytes()),
+        Some(&b"4"[..]),
+        "{:?}",
+        cut.trailers
+    );
+
+    // Without `TE: trailers` no trailers can be sent: refused, with a status in the head.
+    let refused = http1_grpc(&stack, GET_READING, &query("s1", 0, 0), &[]).await;
+    assert_eq!(refused.grpc_status().as_deref(), Some("3"));
+    let message = refused
+        .headers
+        .get("grpc-message")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    assert!(message.contains("TE"), "{message}");
+    assert!(refused.body.is_empty());
 }
 
 #[tokio::test]
