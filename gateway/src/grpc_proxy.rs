@@ -62,7 +62,7 @@ use tonic::{body::Body, metadata::MetadataMap};
 use tower::ServiceExt as _;
 
 use crate::{
-    backend::{Backend, CallOptions, GrpcService},
+    backend::{Backend, CallOptions, GrpcService, StreamingCall},
     error::Error,
     metadata,
     metrics::RouteSlot,
@@ -267,6 +267,11 @@ impl Shared {
             .headers
             .insert(metadata::GRPC_TIMEOUT, reply::encode_timeout(left));
         parts.uri = Uri::from(path);
+        if kind.streaming {
+            // Over the backend's connections for streams: a long-lived call must not hold the
+            // stream slots unary calls need.
+            parts.extensions.insert(StreamingCall);
+        }
         let deadline = tokio::time::Instant::from_std(deadline);
         let body = if parts.version < http::Version::HTTP_2 {
             match read_whole(body, self.options.body_limit, deadline).await {

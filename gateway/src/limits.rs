@@ -19,6 +19,12 @@ pub const DEFAULT_MIN_BODY_RATE: u64 = 240;
 pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
 /// The default number of requests transcoded at once before new ones are shed.
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+/// The default most HTTP/2 connections to each backend replica for streams: 16. Each carries
+/// up to 100 streams (fewer if the backend allows fewer: 64 for many servers), so 1,024 to
+/// 1,600 streams per replica, as many as `--concurrency-limit`'s default lets in; and the
+/// bytes held for streams whose clients stop reading stay bounded (64 KiB each, 100 MiB at
+/// most per replica).
+pub const DEFAULT_BACKEND_STREAM_CONNECTIONS: usize = 16;
 /// The default deadline of a call when the client sends no `Grpc-Timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.
