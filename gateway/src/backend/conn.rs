@@ -543,3 +543,130 @@ impl http_body::Body for ResponseBody {
         self.state == BodyState::Done
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::transport::{blames_backend, transport_status};
+    use tower::ServiceExt as _;
+
+    /// An HTTP/2 server on loopback answering every request 200 with an empty body, allowing
+    /// `max_streams` streams at once. Its task ends with the test's runtime.
+    async fn spawn_h2_server(max_streams: u32) -> Uri {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            // Bounded by the test: the runtime ends with it.
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut connection) = h2::server::Builder::new()
+                        .max_concurrent_streams(max_streams)
+                        .handshake::<_, Bytes>(tcp)
+                        .await
+                    else {
+                        return;
+                    };
+                    while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                        // Headers only, the stream left open: it keeps its slot.
+                        let _ = respond.send_response(http::Response::new(()), false);
+                        tokio::spawn(async move {
+                            std::future::pending::<()>().await;
+                            drop(respond);
+                        });
+                    }
+                });
+            }
+        });
+        format!("http://{addr}").parse().expect("URI")
+    }
+
+    fn request(header: Option<(&'static str, &'static str)>) -> http::Request<Body> {
+        let mut request = http::Request::post("/telemetry.v1.Sensors/GetReading")
+            .body(Body::empty())
+            .expect("request");
+        if let Some((name, value)) = header {
+            request.headers_mut().insert(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        request
+    }
+
+    #[tokio::test]
+    async fn a_connection_specific_header_is_refused_as_invalid_argument_and_blames_no_backend() {
+        let uri = spawn_h2_server(10).await;
+        let connection =
+            Connection::lazy(&uri, Duration::from_secs(1), Profile::CALLS).expect("connection");
+        for (name, value) in [
+            ("proxy-connection", "x"),
+            ("connection", "close"),
+            ("keep-alive", "5"),
+            ("upgrade", "h2c"),
+            ("transfer-encoding", "chunked"),
+            ("te", "gzip"),
+        ] {
+            let error = connection
+                .clone()
+                .oneshot(request(Some((name, value))))
+                .await
+                .err()
+                .expect("refused");
+            assert!(!blames_backend(&error), "{name}: {error}");
+            let status = transport_status(error);
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{name}");
+            assert!(status.message().contains(name), "{}", status.message());
+        }
+        // The connection was not given up for it: the next call goes over it.
+        let response = connection
+            .clone()
+            .oneshot(request(None))
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), http::StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_full_connection_refuses_at_once_with_a_capacity_error_that_blames_no_backend() {
+        let uri = spawn_h2_server(2).await;
+        let connection =
+            Connection::lazy(&uri, Duration::from_secs(1), Profile::STREAMS).expect("connection");
+        let mut open = Vec::new();
+        for _ in 0..2 {
+            open.push(
+                connection
+                    .clone()
+                    .oneshot(request(None))
+                    .await
+                    .expect("answered"),
+            );
+        }
+        let refused = tokio::time::timeout(
+            Duration::from_secs(2),
+            connection.clone().oneshot(request(None)),
+        )
+        .await
+        .expect("refused at once, not queued")
+        .err()
+        .expect("refused");
+        assert!(!blames_backend(&refused), "{refused}");
+        assert_eq!(transport_status(refused).code(), tonic::Code::Unavailable);
+        // A stream that goes gives its slot back.
+        drop(open.pop());
+        let response = connection
+            .clone()
+            .oneshot(request(None))
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), http::StatusCode::OK);
+    }
+
+    #[test]
+    fn the_windows_for_streams_hold_every_streams_whole_window() {
+        let streams = Profile::STREAMS;
+        assert!(
+            u64::from(streams.connection_window)
+                >= u64::from(streams.stream_window) * streams.max_streams as u64
+        );
+    }
+}
