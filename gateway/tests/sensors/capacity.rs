@@ -466,3 +466,101 @@ async fn a_connection_specific_header_in_the_metadata_is_refused_400_and_never_c
     let response = send(client.get(stack.url("/v1/sensors/s1/reading"))).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// A `ReadingQuery` or a `Reading` for `sensor`, and the descriptor of the other message.
+fn sensor_message(name: &str, sensor: &str) -> DynamicMessage {
+    let Some(descriptor) = telemetry_pool().get_message_by_name(name) else {
+        panic!("no message {name}");
+    };
+    let mut message = DynamicMessage::new(descriptor);
+    message.set_field_by_name("sensor", Value::String(sensor.into()));
+    message
+}
+
+/// A gRPC call through the gateway's port: `path` with a query for `sensor`, answered as a
+/// stream of readings.
+async fn proxied(
+    channel: &tonic::transport::Channel,
+    path: &'static str,
+    sensor: &str,
+) -> Result<tonic::Streaming<DynamicMessage>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    ok(grpc.ready().await, "ready");
+    let Some(reading) = telemetry_pool().get_message_by_name("telemetry.v1.Reading") else {
+        panic!("no Reading");
+    };
+    grpc.server_streaming(
+        tonic::Request::new(sensor_message("telemetry.v1.ReadingQuery", sensor)),
+        http::uri::PathAndQuery::from_static(path),
+        DynamicCodec::new(reading),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn idle_proxied_grpc_streams_never_delay_unary_calls_and_one_past_the_bound_is_unavailable_at_once()
+ {
+    const WATCH: &str = "/telemetry.v1.Sensors/WatchReadings";
+    const GET: &str = "/telemetry.v1.Sensors/GetReading";
+    let stack = spawn(
+        Some(4),
+        BalanceOptions {
+            connections: 1,
+            stream_connections: 2,
+            ..BalanceOptions::default()
+        },
+    )
+    .await;
+    let endpoint = ok(
+        tonic::transport::Channel::from_shared(stack.url("")),
+        "endpoint",
+    );
+    let channel = ok(endpoint.connect().await, "connect");
+    let mut watchers = Vec::new();
+    for i in 0..8 {
+        let mut watcher = ok(
+            ok(
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    proxied(&channel, WATCH, &format!("w{i}")),
+                )
+                .await,
+                &format!("proxied watcher {i} was not answered in 5 s"),
+            ),
+            "proxied watch",
+        );
+        assert!(ok(watcher.message().await, "first reading").is_some());
+        watchers.push(watcher);
+    }
+
+    // A unary method the descriptors name goes over the connections for unary calls.
+    let start = Instant::now();
+    let mut unary = ok(
+        ok(
+            tokio::time::timeout(Duration::from_secs(5), proxied(&channel, GET, "s1")).await,
+            "the proxied unary call was not answered in 5 s",
+        ),
+        "proxied unary call",
+    );
+    let answer = ok(unary.message().await, "reading");
+    assert_eq!(answer.map(|m| sensor_of(&m)).as_deref(), Some("s1"));
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+
+    let start = Instant::now();
+    let refused = ok(
+        tokio::time::timeout(Duration::from_secs(5), proxied(&channel, WATCH, "w8")).await,
+        "the proxied stream past the bound was not answered in 5 s",
+    );
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    let Err(status) = refused else {
+        panic!("a stream past the bound was served");
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("stream capacity is exhausted"),
+        "{status:?}"
+    );
+    assert!(stack.all_up(), "{:?}", stack.backend.replica_statuses());
+    drop(watchers);
+}
