@@ -553,7 +553,9 @@ mod tests {
     /// An HTTP/2 server on loopback answering every request 200 with an empty body, allowing
     /// `max_streams` streams at once. Its task ends with the test's runtime.
     async fn spawn_h2_server(max_streams: u32) -> Uri {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("address");
         tokio::spawn(async move {
             // Bounded by the test: the runtime ends with it.

@@ -306,7 +306,11 @@ async fn idle_streams_past_the_backends_stream_limit_never_delay_a_unary_call_an
     let reading = ok(reading, "unary call");
     assert_eq!(reading.status(), StatusCode::OK);
     assert_eq!(json(reading).await["sensor"], "s1");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
 
     // One stream more than the bound: refused at once, not queued.
     let start = Instant::now();
@@ -315,14 +319,15 @@ async fn idle_streams_past_the_backends_stream_limit_never_delay_a_unary_call_an
         "the stream past the bound was not answered in 5 s",
     );
     let refused = ok(refused, "watch past the bound");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json(refused).await;
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("stream capacity is exhausted"),
-        "{body}"
-    );
+    assert!(message.contains("stream capacity is exhausted"), "{body}");
     // A busy backend is not a failing one.
     assert!(stack.all_up(), "{:?}", stack.backend.replica_statuses());
 
@@ -377,7 +382,10 @@ async fn a_stream_whose_client_stops_reading_never_stalls_the_other_streams_of_i
         Duration::from_secs(30),
     )
     .await;
-    assert!(flooded < FLOOD_CHUNKS * 6, "the floods were read: {flooded}");
+    assert!(
+        flooded < FLOOD_CHUNKS * 6,
+        "the floods were read: {flooded}"
+    );
 
     let client = reqwest::Client::new();
     let probe = ok(
@@ -545,14 +553,22 @@ async fn idle_proxied_grpc_streams_never_delay_unary_calls_and_one_past_the_boun
     );
     let answer = ok(unary.message().await, "reading");
     assert_eq!(answer.map(|m| sensor_of(&m)).as_deref(), Some("s1"));
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
 
     let start = Instant::now();
     let refused = ok(
         tokio::time::timeout(Duration::from_secs(5), proxied(&channel, WATCH, "w8")).await,
         "the proxied stream past the bound was not answered in 5 s",
     );
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     let Err(status) = refused else {
         panic!("a stream past the bound was served");
     };
