@@ -545,14 +545,14 @@ impl http_body::Body for ResponseBody {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::backend::transport::{blames_backend, transport_status};
     use tower::ServiceExt as _;
 
     /// An HTTP/2 server on loopback answering every request 200 with an empty body, allowing
     /// `max_streams` streams at once. Its task ends with the test's runtime.
-    async fn spawn_h2_server(max_streams: u32) -> Uri {
+    pub(in crate::backend) async fn spawn_h2_server(max_streams: u32) -> Uri {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -582,7 +582,9 @@ mod tests {
         format!("http://{addr}").parse().expect("URI")
     }
 
-    fn request(header: Option<(&'static str, &'static str)>) -> http::Request<Body> {
+    pub(in crate::backend) fn request(
+        header: Option<(&'static str, &'static str)>,
+    ) -> http::Request<Body> {
         let mut request = http::Request::post("/telemetry.v1.Sensors/GetReading")
             .body(Body::empty())
             .expect("request");

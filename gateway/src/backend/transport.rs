@@ -39,7 +39,7 @@ pub(super) enum Lazy {
 /// What a replica's connections carry.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Carries {
-    /// Unary calls, over this many connections.
+    /// Unary calls, over this many connections (more only while all are full).
     Calls { connections: usize },
     /// Streams, over connections opened as needed, at most this many.
     Streams { connections: usize },
@@ -80,10 +80,10 @@ impl Lazy {
         }
         let pool = match carries {
             Carries::Calls { connections } => {
-                pool::Pool::fixed(endpoint.uri(), connect_timeout, connections)
+                pool::Pool::for_calls(endpoint.uri(), connect_timeout, connections)
             }
             Carries::Streams { connections } => {
-                pool::Pool::on_demand(endpoint.uri(), connect_timeout, connections)
+                pool::Pool::for_streams(endpoint.uri(), connect_timeout, connections)
             }
         };
         Ok(vec![Self::Pooled(pool.ok_or_else(|| no_host(uri))?)])
