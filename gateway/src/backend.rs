@@ -15,14 +15,20 @@
 //! codec is [`DynamicCodec`], so no method needs generated client code.
 //!
 //! Only a transport failure (a refused or lost connection) marks a replica down between
-//! health checks. A deadline, a cancellation, a client that went away, or any status the
-//! backend answers never does.
+//! health checks. A deadline, a cancellation, a client that went away, any status the
+//! backend answers, a backend with every stream it allows in use, or a request that HTTP/2
+//! cannot carry because of what the client sent never does.
+//!
+//! Unary calls and streams go over separate connections to each replica ([`pool`]), so that
+//! streams cannot starve unary calls of stream slots; a call finding no slot free is answered
+//! UNAVAILABLE at once, never queued.
 
 mod balance;
 mod call;
 mod codec;
 mod conn;
 mod health;
+mod pool;
 mod replica;
 mod setup;
 mod tls;
@@ -52,6 +58,12 @@ pub use transport::GrpcService;
 use balance::Balancer;
 use call::Inner;
 use transport::{Lazy, box_service, transport_status};
+
+/// Marks a request sent through [`Backend::grpc_service`] as a stream (a proxied gRPC call
+/// that streams, or that the descriptors do not name): over several replicas it goes over the
+/// replica's connections for streams, never taking the stream slots unary calls need.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamingCall;
 
 /// Where gRPC calls go.
 #[derive(Clone)]
@@ -130,7 +142,8 @@ impl Backend {
 
     /// The boxed transport, for other generated clients (reflection, health) and the gRPC
     /// proxy. Over several replicas, each call goes to one healthy replica (without retries),
-    /// counted in flight there until its response body is done.
+    /// counted in flight there until its response body is done, over its connections for
+    /// streams if the request's extensions hold [`StreamingCall`].
     pub fn grpc_service(&self) -> GrpcService {
         match &self.inner {
             Inner::Single(service) => service.clone(),

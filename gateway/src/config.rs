@@ -10,9 +10,10 @@ use crate::{
     error::ErrorFormat,
     json::{JsonNames, JsonOptions},
     limits::{
-        DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_CONNECTIONS,
-        DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
-        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT, DEFAULT_STREAM_LIMIT,
+        DEFAULT_BACKEND_STREAM_CONNECTIONS, DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY_LIMIT,
+        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_METADATA_BYTES,
+        DEFAULT_MAX_QUERY_LENGTH, DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT,
+        DEFAULT_STREAM_LIMIT,
     },
     transcode::Unknown,
 };
@@ -74,6 +75,12 @@ pub struct ServeArgs {
     /// have one more of their own.
     #[arg(long, env = "ARTICLES_GATEWAY_BACKEND_CONNECTIONS", default_value_t = default_connections())]
     pub backend_connections: usize,
+    /// The most HTTP/2 connections to each backend for streams (default 16), opened as
+    /// streams need them, each carrying as many streams as the backend allows (100 at most).
+    /// Streams never use the connections of unary calls, so they cannot starve them; a stream
+    /// finding every slot in use is answered 503 UNAVAILABLE at once.
+    #[arg(long, env = "ARTICLES_GATEWAY_BACKEND_STREAM_CONNECTIONS", default_value_t = DEFAULT_BACKEND_STREAM_CONNECTIONS)]
+    pub backend_stream_connections: usize,
     /// Health checks without an answer, or calls failing at the transport, in a row that take
     /// a backend out (default 3). A NOT_SERVING answer takes it out at once.
     #[arg(long, env = "ARTICLES_GATEWAY_FAILURE_THRESHOLD", default_value_t = 3)]

@@ -14,8 +14,9 @@
 //! A proxied call is not decoded: its path, metadata, length-prefixed messages and trailers
 //! pass through unchanged (so any codec, compression and `grpc-status-details-bin` reach the
 //! other side as sent), over the backend's own transport ([`Backend::grpc_service`]: the
-//! same connections, replica choice and health as transcoded calls; no second pool). What the
-//! gateway adds:
+//! same connections, replica choice and health as transcoded calls; no second pool; a method
+//! that streams, or that the descriptors do not name, goes over the connections for streams,
+//! [`StreamingCall`]). What the gateway adds:
 //! - hop-by-hop headers (`Connection`, `Host`, ...) are dropped, which HTTP/2 forbids, and the
 //!   client's address is appended to `X-Forwarded-For`, as for a transcoded call;
 //! - the deadline is `grpc-timeout`, else `--timeout` for a unary method and
@@ -66,7 +67,7 @@ use tower::ServiceExt as _;
 
 use crate::{
     admission::{Admission, Budget},
-    backend::{Backend, CallOptions, GrpcService},
+    backend::{Backend, CallOptions, GrpcService, StreamingCall},
     error::Error,
     metadata,
     metrics::RouteSlot,
@@ -276,6 +277,11 @@ impl Shared {
             .headers
             .insert(metadata::GRPC_TIMEOUT, reply::encode_timeout(left));
         parts.uri = Uri::from(path);
+        if kind.streaming {
+            // Over the backend's connections for streams: a long-lived call must not hold the
+            // stream slots unary calls need.
+            parts.extensions.insert(StreamingCall);
+        }
         let deadline = tokio::time::Instant::from_std(deadline);
         let body = if parts.version < http::Version::HTTP_2 {
             match read_whole(body, self.options.body_limit, deadline).await {

@@ -20,10 +20,15 @@ pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
 /// The default number of unary calls (REST and proxied gRPC) at once before new ones are shed.
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
 /// The default number of long-lived streams (SSE, NDJSON, WebSocket, proxied gRPC streams) at
-/// once before new ones are shed: room for the 2,000 idle watchers issue 21 measured, twice
-/// over, while an HTTP/1.1 watcher's connection each still leaves most of the default 10,000
-/// client connections ([`DEFAULT_MAX_CONNECTIONS`]) to unary clients.
+/// once before new ones are shed: room for thousands of idle watchers, while an HTTP/1.1
+/// watcher's connection each still leaves most of the default 10,000 client connections
+/// ([`DEFAULT_MAX_CONNECTIONS`]) to unary clients.
 pub const DEFAULT_STREAM_LIMIT: usize = 4096;
+/// The default most HTTP/2 connections to each backend replica for streams: 16. Each carries
+/// up to 100 streams (fewer if the backend allows fewer: 64 for many servers), so 1,024 to
+/// 1,600 streams per replica; and the bytes held for streams whose clients stop reading stay
+/// bounded (64 KiB each, 100 MiB at most per replica).
+pub const DEFAULT_BACKEND_STREAM_CONNECTIONS: usize = 16;
 /// The default deadline of a call when the client sends no `Grpc-Timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.

@@ -321,6 +321,7 @@ fn local_descriptors(
 pub fn balance_options(args: &ServeArgs) -> Result<BalanceOptions, StartError> {
     Ok(BalanceOptions {
         connections: args.backend_connections,
+        stream_connections: args.backend_stream_connections,
         failure_threshold: args.failure_threshold,
         max_ejection_percent: args.max_ejection_percent,
         connect_timeout: args.connect_timeout,

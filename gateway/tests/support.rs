@@ -127,11 +127,21 @@ pub(crate) async fn spawn_echo_backend(pool: &DescriptorPool) -> Spawned {
 
 /// Serves gRPC `routes` with tonic over real HTTP/2 on `127.0.0.1:0`.
 pub(crate) async fn spawn_grpc(routes: Routes) -> Spawned {
+    spawn_grpc_with(routes, None).await
+}
+
+/// [`spawn_grpc`] allowing each connection at most `max_concurrent_streams` streams at once
+/// (HTTP/2's `SETTINGS_MAX_CONCURRENT_STREAMS`), when given.
+pub(crate) async fn spawn_grpc_with(
+    routes: Routes,
+    max_concurrent_streams: Option<u32>,
+) -> Spawned {
     let (listener, addr) = bind().await;
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let result = tonic::transport::Server::builder()
+            .max_concurrent_streams(max_concurrent_streams)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;

@@ -28,9 +28,13 @@
 //! go to all of them rather than none ("panic routing"): a down replica may still answer, a
 //! 503 from the gateway surely helps no one.
 //!
-//! Each replica has `connections` HTTP/2 connections for calls, used in turn, so a connection
-//! that closes (a GOAWAY) takes only its share of the calls; and one more for its health
-//! checks, which therefore never wait behind the load they are checking.
+//! Each replica has `connections` HTTP/2 connections for unary calls, used in turn, so a
+//! connection that closes (a GOAWAY) takes only its share of the calls; up to
+//! `stream_connections` more for streams, opened as they are needed ([`super::pool`]), so that
+//! long-lived streams never take the stream slots unary calls need; and one more for its
+//! health checks, which therefore never wait behind the load they are checking. A call
+//! refused because every slot is taken, or because the client's request cannot be sent, never
+//! counts against the replica ([`super::transport::blames_backend`]).
 
 use std::{
     sync::{
@@ -47,10 +51,19 @@ use tower::ServiceExt as _;
 
 use super::setup::SetupError;
 use super::{
-    health,
+    StreamingCall, health,
     replica::{BalanceOptions, InFlight, ReplicaState, ReplicaStatus},
-    transport::{GrpcService, Lazy, transport_status},
+    transport::{Carries, GrpcService, Lazy, blames_backend, transport_status},
 };
+
+/// Which of a replica's connections a call goes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallKind {
+    /// A unary call: the connections for calls.
+    Unary,
+    /// A stream, which may last long: the connections for streams.
+    Stream,
+}
 
 /// The replica picked for one attempt.
 pub(super) struct Picked {
@@ -71,8 +84,10 @@ impl Picked {
 /// One replica: its URI, its connections and its state.
 struct Replica {
     uri: String,
-    /// The connections for calls, used in turn.
-    services: Vec<GrpcService>,
+    /// The transports for unary calls, used in turn (one pool of connections for `http://`).
+    calls: Vec<GrpcService>,
+    /// The transports for streams, used in turn (one pool for `http://`).
+    streams: Vec<GrpcService>,
     next: AtomicUsize,
     /// The connection of the health checks.
     health: GrpcService,
@@ -80,10 +95,14 @@ struct Replica {
 }
 
 impl Replica {
-    /// The next connection for a call.
-    fn service(&self) -> GrpcService {
+    /// The next transport for a call of this kind.
+    fn service(&self, kind: CallKind) -> GrpcService {
+        let services = match kind {
+            CallKind::Unary => &self.calls,
+            CallKind::Stream => &self.streams,
+        };
         let next = self.next.fetch_add(1, Ordering::Relaxed);
-        self.services[next % self.services.len()].clone()
+        services[next % services.len()].clone()
     }
 }
 
@@ -155,22 +174,33 @@ impl Balancer {
         for (uri, state) in uris.iter().zip(states) {
             let uri = uri.as_ref();
             let _entered = runtime.enter();
-            let lazy = || Lazy::new(uri, options.connect_timeout, options.tls.as_ref());
-            // Each transport keeps one HTTP/2 connection.
-            let services = (0..options.connections.max(1))
-                .map(|_| {
-                    Ok(replica_service(
-                        lazy()?,
-                        uri,
-                        Arc::clone(&state),
-                        Arc::clone(&outliers),
-                    ))
-                })
-                .collect::<Result<_, SetupError>>()?;
-            let health = lazy()?.boxed(transport_status);
+            let transports = |carries| {
+                Ok::<Vec<GrpcService>, SetupError>(
+                    Lazy::for_replica(uri, options.connect_timeout, options.tls.as_ref(), carries)?
+                        .into_iter()
+                        .map(|transport| {
+                            replica_service(
+                                transport,
+                                uri,
+                                Arc::clone(&state),
+                                Arc::clone(&outliers),
+                            )
+                        })
+                        .collect(),
+                )
+            };
+            let calls = transports(Carries::Calls {
+                connections: options.connections.max(1),
+            })?;
+            let streams = transports(Carries::Streams {
+                connections: options.stream_connections.max(1),
+            })?;
+            let health = Lazy::new(uri, options.connect_timeout, options.tls.as_ref())?
+                .boxed(transport_status);
             replicas.push(Replica {
                 uri: uri.to_owned(),
-                services,
+                calls,
+                streams,
                 next: AtomicUsize::new(0),
                 health,
                 state,
@@ -207,9 +237,12 @@ impl Balancer {
         self.replicas.iter().map(|r| r.uri.as_str()).collect()
     }
 
-    /// A transport to each replica, in order.
+    /// A transport to each replica, in order (its connections for unary calls).
     pub(super) fn replica_services(&self) -> Vec<GrpcService> {
-        self.replicas.iter().map(Replica::service).collect()
+        self.replicas
+            .iter()
+            .map(|r| r.service(CallKind::Unary))
+            .collect()
     }
 
     pub(super) fn statuses(&self) -> Vec<ReplicaStatus> {
@@ -263,14 +296,14 @@ impl Balancer {
         GrpcService::new(PickService(Arc::clone(self)))
     }
 
-    /// Picks a healthy replica not in `tried` for one attempt, counted in flight until the
-    /// returned guard is dropped.
-    pub(super) fn pick(&self, tried: &[usize]) -> Option<Picked> {
+    /// Picks a healthy replica not in `tried` for one attempt of a call of this `kind`,
+    /// counted in flight until the returned guard is dropped.
+    pub(super) fn pick(&self, tried: &[usize], kind: CallKind) -> Option<Picked> {
         let index = self.choose(tried)?;
         let replica = &self.replicas[index];
         Some(Picked {
             index,
-            service: replica.service(),
+            service: replica.service(kind),
             in_flight: replica.state.begin(),
         })
     }
@@ -313,10 +346,11 @@ impl Drop for Balancer {
 /// call is retried elsewhere. That includes `CANCELLED`: hyper reports a connection that
 /// closed mid-call (a replica killed under load) as canceled.
 ///
-/// Not a transport failure: tonic's channel enforcing the call's `grpc-timeout` (its
-/// `TimeoutExpired` becomes DEADLINE_EXCEEDED and the replica stays up). The deadline of
-/// [`super::call`] and a client hanging up drop the call's future instead, so they never
-/// reach this mapping.
+/// Not a transport failure ([`blames_backend`]): tonic's channel enforcing the call's
+/// `grpc-timeout` (its `TimeoutExpired` becomes DEADLINE_EXCEEDED), every stream slot in use
+/// (UNAVAILABLE, and an idempotent call is retried elsewhere), a request the client made
+/// unsendable (INVALID_ARGUMENT); the replica stays up. The deadline of [`super::call`] and a
+/// client hanging up drop the call's future instead, so they never reach this mapping.
 fn replica_service(
     transport: Lazy,
     uri: &str,
@@ -325,6 +359,9 @@ fn replica_service(
 ) -> GrpcService {
     let uri = uri.to_owned();
     transport.boxed(move |error| {
+        if !blames_backend(&error) {
+            return transport_status(error);
+        }
         let status = transport_status(error);
         // An expired deadline is the call's, not the replica's.
         if status.code() == tonic::Code::DeadlineExceeded {
@@ -336,7 +373,8 @@ fn replica_service(
 }
 
 /// [`Balancer::grpc_service`]: one healthy replica per call, counted in flight there until the
-/// response body is done.
+/// response body is done; over its connections for streams when the request is marked
+/// [`StreamingCall`].
 #[derive(Clone)]
 struct PickService(Arc<Balancer>);
 
@@ -352,9 +390,14 @@ impl tower::Service<http::Request<Body>> for PickService {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let balancer = Arc::clone(&self.0);
+        let kind = if request.extensions().get::<StreamingCall>().is_some() {
+            CallKind::Stream
+        } else {
+            CallKind::Unary
+        };
         Box::pin(async move {
             let picked = balancer
-                .pick(&[])
+                .pick(&[], kind)
                 .ok_or_else(|| Status::unavailable("no backend is available"))?;
             let response = picked.service.clone().oneshot(request).await?;
             // A stream (a proxied gRPC call, a reflection session) stays in flight on its

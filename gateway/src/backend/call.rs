@@ -23,7 +23,7 @@ use prost_reflect::DynamicMessage;
 use tonic::{Code, Status, metadata::MetadataMap};
 
 use super::{
-    balance::{Balancer, Picked},
+    balance::{Balancer, CallKind, Picked},
     codec::{RawCodec, StreamCodec},
     transport::GrpcService,
 };
@@ -182,7 +182,7 @@ async fn attempts(
     let mut last: Option<CallError> = None;
     // Bounded by the number of replicas: each is tried once at most.
     while tried.len() < attempts {
-        let Some(picked) = balancer.pick(&tried) else {
+        let Some(picked) = balancer.pick(&tried, CallKind::Unary) else {
             break;
         };
         // The last possible attempt takes the request; earlier ones send a copy.
@@ -331,8 +331,8 @@ impl ResponseStream {
 }
 
 /// Starts a streaming call (client, server or bidirectional: the wire is the same) on one
-/// replica, sending `requests` as they come; completes when the response headers arrive.
-/// Never retried: a stream cannot be replayed.
+/// replica, over its connections for streams, sending `requests` as they come; completes when
+/// the response headers arrive. Never retried: a stream cannot be replayed.
 pub(super) async fn streaming<S>(
     backend: Inner,
     path: PathAndQuery,
@@ -346,7 +346,7 @@ where
         Inner::Single(service) => (service.clone(), None),
         Inner::Balanced(balancer) => {
             let picked = balancer
-                .pick(&[])
+                .pick(&[], CallKind::Stream)
                 .ok_or_else(|| Status::unavailable("no backend is available"))?;
             (picked.service.clone(), Some(picked))
         }

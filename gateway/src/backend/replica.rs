@@ -11,12 +11,16 @@ use std::{
 };
 
 use super::tls::BackendTls;
+use crate::limits::DEFAULT_BACKEND_STREAM_CONNECTIONS;
 
 /// How replicas are reached and watched.
 #[derive(Debug, Clone)]
 pub struct BalanceOptions {
-    /// How many HTTP/2 connections each replica gets for calls (at least 1).
+    /// How many HTTP/2 connections each replica gets for unary calls (at least 1).
     pub connections: usize,
+    /// The most HTTP/2 connections each replica gets for streams, opened as streams need them
+    /// (at least 1). Each carries as many streams as the replica allows, 100 at most.
+    pub stream_connections: usize,
     /// How many health checks without an answer, or calls failing at the transport, in a row
     /// take a replica out (at least 1).
     pub failure_threshold: u32,
@@ -42,6 +46,7 @@ impl Default for BalanceOptions {
     fn default() -> Self {
         Self {
             connections: default_connections(),
+            stream_connections: DEFAULT_BACKEND_STREAM_CONNECTIONS,
             failure_threshold: 3,
             max_ejection_percent: 50,
             connect_timeout: Duration::from_secs(1),
