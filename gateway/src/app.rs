@@ -47,7 +47,7 @@ use crate::{
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
         DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
-        DEFAULT_MIN_BODY_RATE, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_SSE_KEEPALIVE, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
     },
     metrics::Metrics,
     openapi::ApiInfo,
@@ -88,6 +88,7 @@ pub struct GatewayBuilder {
     concurrency_limit: usize,
     timeout: Duration,
     stream_timeout: Duration,
+    sse_keepalive: Duration,
     ignored_query_params: HashSet<String>,
     unknown_fields: Unknown,
     unknown_query_params: Unknown,
@@ -121,6 +122,7 @@ impl GatewayBuilder {
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             timeout: DEFAULT_TIMEOUT,
             stream_timeout: DEFAULT_STREAM_TIMEOUT,
+            sse_keepalive: DEFAULT_SSE_KEEPALIVE,
             ignored_query_params: HashSet::new(),
             unknown_fields: Unknown::Reject,
             unknown_query_params: Unknown::Reject,
@@ -224,6 +226,14 @@ impl GatewayBuilder {
     #[must_use]
     pub fn stream_timeout(mut self, timeout: Duration) -> Self {
         self.stream_timeout = timeout;
+        self
+    }
+
+    /// How long a Server-Sent Events stream may stay silent before a `: keep-alive` comment
+    /// is written (default 15 s; zero: never), so that proxies do not cut idle watchers.
+    #[must_use]
+    pub fn sse_keepalive(mut self, interval: Duration) -> Self {
+        self.sse_keepalive = interval;
         self
     }
 
@@ -356,6 +366,7 @@ impl GatewayBuilder {
             },
             timeout: self.timeout,
             stream_timeout: self.stream_timeout,
+            sse_keepalive: (!self.sse_keepalive.is_zero()).then_some(self.sse_keepalive),
         };
         let version = DescriptorVersion::of(&pool);
         let served = ServedApi::new(recipe.api(pool, version));
