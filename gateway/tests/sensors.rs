@@ -6,6 +6,7 @@
 mod backend;
 mod live;
 mod oneport;
+mod stream_guards;
 mod streams;
 
 use std::{fmt::Display, time::Duration};

@@ -128,6 +128,16 @@ pub(crate) async fn spawn_echo_backend(pool: &DescriptorPool) -> Spawned {
 /// Serves gRPC `routes` with tonic over real HTTP/2 on `127.0.0.1:0`.
 pub(crate) async fn spawn_grpc(routes: Routes) -> Spawned {
     let (listener, addr) = bind().await;
+    spawn_grpc_on(listener, addr, routes)
+}
+
+/// Serves gRPC `routes` with tonic over real HTTP/2 on `listener` (at `addr`): a backend
+/// started again where it was.
+pub(crate) fn spawn_grpc_on(
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    routes: Routes,
+) -> Spawned {
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

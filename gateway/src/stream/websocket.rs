@@ -57,16 +57,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// pongs.
 type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
 
-/// How the client's side of the socket ended.
-enum Ended {
-    /// Closed, gone, or unreadable: the call is dropped.
-    Gone,
-    /// A message over the limit.
-    TooBig,
-}
-
 /// The reading task, ended with the call.
-struct Reader(JoinHandle<Ended>);
+struct Reader(JoinHandle<()>);
 
 impl Drop for Reader {
     fn drop(&mut self) {
@@ -149,11 +141,19 @@ async fn run(
     let pongs = Arc::clone(&sink);
     let mut reading = Reader(tokio::spawn(async move {
         // Bounded by the client: it ends when the client closes or the connection goes.
-        let ended = loop {
+        loop {
             let frame = match source.next().await {
                 Some(Ok(frame)) => frame,
-                Some(Err(e)) if too_big(&e) => break Ended::TooBig,
-                Some(Err(_)) | None => break Ended::Gone,
+                Some(Err(e)) if too_big(&e) => {
+                    // Told before the call is aborted, so that the call's end names it.
+                    let _ = failure.send(Error::PayloadTooLarge { limit });
+                    if let Some(sender) = messages.take() {
+                        let _ = sender.send(Err(reader::aborted())).await;
+                    }
+                    let never: std::convert::Infallible = std::future::pending().await;
+                    match never {}
+                }
+                Some(Err(_)) | None => break,
             };
             let bytes = match frame {
                 Message::Text(text) if text.trim().is_empty() => {
@@ -163,12 +163,12 @@ async fn run(
                 }
                 Message::Text(text) => text.as_bytes().to_vec(),
                 Message::Binary(data) => data.to_vec(),
-                Message::Close(_) => break Ended::Gone,
+                Message::Close(_) => break,
                 // tungstenite queued the pong (only the latest, if several wait): it goes
                 // out before the next frame is read.
                 Message::Ping(_) => {
                     if pongs.lock().await.flush().await.is_err() {
-                        break Ended::Gone;
+                        break;
                     }
                     continue;
                 }
@@ -197,12 +197,7 @@ async fn run(
         if let Some(sender) = messages.take() {
             let _ = sender.try_send(Err(reader::aborted()));
         }
-        ended
     }));
-    let client_ended = |ended: Result<Ended, tokio::task::JoinError>| match ended {
-        Ok(Ended::TooBig) => Err(Error::PayloadTooLarge { limit }),
-        Ok(Ended::Gone) | Err(_) => Ok(None),
-    };
 
     let request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), requests);
     let outcome: Result<Option<()>, Error> = async {
@@ -213,13 +208,13 @@ async fn run(
                 options,
             ) => started.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize.reflect, false)))?,
             error = &mut failed => return Err(error),
-            ended = &mut reading.0 => return client_ended(ended),
+            _ = &mut reading.0 => return Ok(None),
         };
         loop {
             let next = tokio::select! {
                 next = stream.message() => next,
                 error = &mut failed => return Err(error),
-                ended = &mut reading.0 => return client_ended(ended),
+                _ = &mut reading.0 => return Ok(None),
             };
             let next =
                 next.map_err(|e| super::call_failed(&mut failed, || calls.error(e, &serialize.reflect, false)))?;
@@ -231,7 +226,7 @@ async fn run(
                 .map_err(|e| Error::Internal(format!("a stream message is not UTF-8: {e}")))?;
             let sent = tokio::select! {
                 sent = async { sink.lock().await.send(Message::Text(Utf8Bytes::from(text))).await } => sent,
-                ended = &mut reading.0 => return client_ended(ended),
+                _ = &mut reading.0 => return Ok(None),
             };
             if sent.is_err() {
                 // The client is gone: dropping the stream cancels the call.
