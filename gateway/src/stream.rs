@@ -228,7 +228,7 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         (_, true) => HeaderValue::from_static("application/octet-stream"),
         (_, false) => framing.content_type(),
     };
-    stream_headers(&mut response, content_type);
+    stream_headers(&mut response, Some(content_type));
     metadata::response_headers(stream.headers(), response.headers_mut());
     let event_id = (framing == Framing::Sse && !raw_out && route.binding.response_body.is_none())
         .then(|| resume::event_id_field(&method.output()))
@@ -253,10 +253,13 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
     Ok(response)
 }
 
-/// Sets the headers of a streamed response: its content type, and no buffering on the way.
-fn stream_headers<B>(response: &mut Response<B>, content_type: HeaderValue) {
+/// Sets the headers of a streamed response: its content type (when known before the first
+/// message), and no buffering on the way.
+fn stream_headers<B>(response: &mut Response<B>, content_type: Option<HeaderValue>) {
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, content_type);
+    if let Some(content_type) = content_type {
+        headers.insert(header::CONTENT_TYPE, content_type);
+    }
     // Intermediaries must pass each message on as it comes (nginx buffers otherwise).
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(
@@ -267,21 +270,22 @@ fn stream_headers<B>(response: &mut Response<B>, content_type: HeaderValue) {
 
 /// The answer to `HEAD` on a streaming route: what its `GET` would answer before its first
 /// message. An `HttpBody` download's content type comes with its first message, so it has none.
-fn head_only(method: &prost_reflect::MethodDescriptor, framing: Framing, raw_out: bool) -> Response {
+fn head_only(
+    method: &prost_reflect::MethodDescriptor,
+    framing: Framing,
+    raw_out: bool,
+) -> Response {
     // A body of unknown length, so that no `Content-Length: 0` is claimed for it.
     let mut response = Response::new(Body::new(StreamBody::new(futures::stream::empty::<
         Result<Frame<Bytes>, std::io::Error>,
     >())));
-    if !method.is_server_streaming() {
+    if method.is_server_streaming() {
+        stream_headers(&mut response, (!raw_out).then(|| framing.content_type()));
+    } else {
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-    } else if raw_out {
-        stream_headers(&mut response, HeaderValue::from_static("application/octet-stream"));
-        response.headers_mut().remove(header::CONTENT_TYPE);
-    } else {
-        stream_headers(&mut response, framing.content_type());
     }
     response
 }
@@ -297,7 +301,7 @@ fn retry_later(error: &Error) -> Response {
     let mut out = format!("retry: {}\n", SSE_RETRY.as_millis()).into_bytes();
     Framing::Sse.error(&error.status_json(), &mut out);
     let mut response = Response::new(Body::from(out));
-    stream_headers(&mut response, Framing::Sse.content_type());
+    stream_headers(&mut response, Some(Framing::Sse.content_type()));
     response
 }
 

@@ -192,7 +192,7 @@ async fn run(
                     match never {}
                 }
             }
-        };
+        }
         // Closed or gone before its half-close: the call is aborted, not ended.
         if let Some(sender) = messages.take() {
             let _ = sender.try_send(Err(reader::aborted()));

@@ -70,8 +70,12 @@ async fn an_idle_event_stream_gets_its_head_at_once_then_keep_alive_comments() {
     }
 
     // NDJSON gets no comment (it would be a line that is no JSON) and the reading whole.
-    let r = send(stack.h2.get(stack.url("/v1/sensors/late/readings:watch?count=1&delay_ms=700")))
-        .await;
+    let r = send(
+        stack
+            .h2
+            .get(stack.url("/v1/sensors/late/readings:watch?count=1&delay_ms=700")),
+    )
+    .await;
     let body = ok(r.text().await, "body");
     let line: Value = ok(serde_json::from_str(body.trim_end()), "one NDJSON line");
     assert_eq!(line["result"]["sensor"], "late", "{body}");
@@ -172,7 +176,11 @@ async fn an_event_stream_while_no_backend_is_up_is_told_to_retry_and_resumes_aft
         assert_eq!(events.len(), 1, "{version}: {body}");
         let fields = &events[0];
         assert_eq!(fields[0], ("retry".to_owned(), "1000".to_owned()), "{body}");
-        assert_eq!(fields[1], ("event".to_owned(), "error".to_owned()), "{body}");
+        assert_eq!(
+            fields[1],
+            ("event".to_owned(), "error".to_owned()),
+            "{body}"
+        );
         let error: Value = ok(serde_json::from_str(&fields[2].1), "the error");
         assert_eq!(error["code"], 14, "{body}");
         assert!(
@@ -212,11 +220,7 @@ async fn an_event_stream_while_no_backend_is_up_is_told_to_retry_and_resumes_aft
                 .map(|(_, v)| v.clone())
         })
         .collect();
-    assert_eq!(
-        ids,
-        [Some("6".to_owned()), Some("7".to_owned())],
-        "{body}"
-    );
+    assert_eq!(ids, [Some("6".to_owned()), Some("7".to_owned())], "{body}");
 }
 
 type Socket =
@@ -260,10 +264,7 @@ async fn a_websocket_message_over_the_body_limit_closes_the_socket_with_1009() {
             Ok(Some(Ok(Message::Text(text)))) => error = ok(serde_json::from_str(&text), "JSON"),
             Ok(Some(Ok(Message::Close(close)))) => break close,
             Ok(Some(Ok(_))) => {}
-            other => panic!(
-                "no close frame after {:?}: {other:?}",
-                started.elapsed()
-            ),
+            other => panic!("no close frame after {:?}: {other:?}", started.elapsed()),
         }
     };
     let close = ok(close.ok_or("no code"), "the close frame");
