@@ -298,7 +298,8 @@ const SSE_RETRY: Duration = Duration::from_secs(1);
 /// browser reconnects (with its `Last-Event-ID`) instead of giving up on a 503.
 fn retry_later(error: &Error) -> Response {
     tracing::debug!(error = %error, "no backend for an event stream: the client is told to retry");
-    let mut out = format!("retry: {}\n", SSE_RETRY.as_millis()).into_bytes();
+    let mut out = Vec::new();
+    framing::sse_retry(SSE_RETRY, &mut out);
     Framing::Sse.error(&error.status_json(), &mut out);
     let mut response = Response::new(Body::from(out));
     stream_headers(&mut response, Some(Framing::Sse.content_type()));
@@ -394,7 +395,7 @@ impl Writer {
                             Waited::Message(message) => message,
                             Waited::Silent => {
                                 self.rearm(silence.as_mut());
-                                yield Ok(Frame::data(Bytes::from_static(b": keep-alive\n\n")));
+                                yield Ok(Frame::data(Bytes::from_static(framing::SSE_KEEP_ALIVE)));
                                 continue;
                             }
                             Waited::Failed(error) => {

@@ -47,6 +47,8 @@ use crate::{calls::Serialize, error::Error, transcode};
 
 /// The largest close reason, in bytes (RFC 6455 section 5.5: 125 bytes less the code).
 const MAX_REASON: usize = 123;
+/// The largest payload of a control frame (ping, pong, close; RFC 6455 section 5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
 /// The close code of a message too big to process (RFC 6455 section 7.4.1).
 const MESSAGE_TOO_BIG: u16 = 1009;
 /// How long the last frames (the error, the close) may take to go out: a client that does
@@ -81,9 +83,10 @@ pub(crate) async fn websocket(call: StreamCall, parts: &mut Parts) -> Result<Res
         .map_err(|e| {
             Error::InvalidArgument(format!("invalid WebSocket upgrade: {}", e.body_text()))
         })?
-        // Not tungstenite's 64 MiB: a message is a request body, and the body limit holds.
+        // Not tungstenite's 64 MiB: a message is a request body, and the body limit holds
+        // (a frame may still be a control frame's 125 bytes, whatever the limit).
         .max_message_size(limit)
-        .max_frame_size(limit);
+        .max_frame_size(limit.max(MAX_CONTROL_PAYLOAD));
     let query = parts.uri.query().map(str::to_owned);
     let serialize = call
         .calls
