@@ -36,9 +36,21 @@ async fn chunk_within(response: &mut reqwest::Response, limit: Duration) -> Stri
     String::from_utf8_lossy(&ok(chunk, "chunk").unwrap_or_default()).into_owned()
 }
 
+/// A gateway configured by these command-line flags.
+async fn spawn_with_flags(flags: &[&str]) -> super::Stack {
+    use clap::Parser as _;
+    let cli = ok(
+        articles_gateway::config::Cli::try_parse_from(
+            std::iter::once("articles-gateway").chain(flags.iter().copied()),
+        ),
+        "flags",
+    );
+    spawn_with(|b| ok(cli.serve.http.configure(b), "configured")).await
+}
+
 #[tokio::test]
 async fn an_idle_event_stream_gets_its_head_at_once_then_keep_alive_comments() {
-    let stack = spawn_with(|b| b.sse_keepalive(Duration::from_millis(200))).await;
+    let stack = spawn_with_flags(&["--sse-keepalive", "200ms"]).await;
     // Accepted at once, first reading 5 s later: a caught-up watcher.
     let path = "/v1/sensors/late/readings:watch?count=1&delay_ms=5000";
     for (version, client) in stack.clients() {
@@ -79,6 +91,18 @@ async fn an_idle_event_stream_gets_its_head_at_once_then_keep_alive_comments() {
     let body = ok(r.text().await, "body");
     let line: Value = ok(serde_json::from_str(body.trim_end()), "one NDJSON line");
     assert_eq!(line["result"]["sensor"], "late", "{body}");
+
+    // `--sse-keepalive 0`: none at all, the head still at once.
+    let stack = spawn_with_flags(&["--sse-keepalive", "0"]).await;
+    let mut r = send(
+        stack
+            .h2
+            .get(stack.url("/v1/sensors/late/readings:watch?count=1&delay_ms=700"))
+            .header("accept", "text/event-stream"),
+    )
+    .await;
+    let got = chunk_within(&mut r, Duration::from_secs(5)).await;
+    assert!(got.starts_with("data: {"), "{got}");
 }
 
 #[tokio::test]
