@@ -20,6 +20,8 @@
 //! read, so a client that sends pings and never reads its pongs finds its own writes stalled
 //! (TCP's backpressure) instead of the gateway queueing pongs for it.
 
+use std::{sync::Arc, time::Duration};
+
 use axum::{
     extract::{
         FromRequestParts,
@@ -27,8 +29,6 @@ use axum::{
     },
     response::Response,
 };
-use std::{sync::Arc, time::Duration};
-
 use futures::{SinkExt as _, StreamExt as _, stream::BoxStream, stream::SplitSink};
 use http::request::Parts;
 use prost_reflect::DynamicMessage;
