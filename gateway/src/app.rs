@@ -48,8 +48,8 @@ use crate::{
     limits::{
         DEFAULT_BODY_LIMIT, DEFAULT_BODY_RATE_GRACE, DEFAULT_BODY_READ_TIMEOUT,
         DEFAULT_CONCURRENCY_LIMIT, DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_QUERY_LENGTH,
-        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT, DEFAULT_STREAM_LIMIT,
-        DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
+        DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT, DEFAULT_SSE_KEEPALIVE,
+        DEFAULT_STREAM_LIMIT, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT,
     },
     metrics::Metrics,
     openapi::ApiInfo,
@@ -92,6 +92,7 @@ pub struct GatewayBuilder {
     stream_limit: usize,
     timeout: Duration,
     stream_timeout: Duration,
+    sse_keepalive: Duration,
     ignored_query_params: HashSet<String>,
     unknown_fields: Unknown,
     unknown_query_params: Unknown,
@@ -127,6 +128,7 @@ impl GatewayBuilder {
             stream_limit: DEFAULT_STREAM_LIMIT,
             timeout: DEFAULT_TIMEOUT,
             stream_timeout: DEFAULT_STREAM_TIMEOUT,
+            sse_keepalive: DEFAULT_SSE_KEEPALIVE,
             ignored_query_params: HashSet::new(),
             unknown_fields: Unknown::Reject,
             unknown_query_params: Unknown::Reject,
@@ -248,6 +250,14 @@ impl GatewayBuilder {
     #[must_use]
     pub fn stream_timeout(mut self, timeout: Duration) -> Self {
         self.stream_timeout = timeout;
+        self
+    }
+
+    /// How long a Server-Sent Events stream may stay silent before a `: keep-alive` comment
+    /// is written (default 15 s; zero: never), so that proxies do not cut idle watchers.
+    #[must_use]
+    pub fn sse_keepalive(mut self, interval: Duration) -> Self {
+        self.sse_keepalive = interval;
         self
     }
 
@@ -380,6 +390,7 @@ impl GatewayBuilder {
             },
             timeout: self.timeout,
             stream_timeout: self.stream_timeout,
+            sse_keepalive: (!self.sse_keepalive.is_zero()).then_some(self.sse_keepalive),
         };
         let version = DescriptorVersion::of(&pool);
         let served = ServedApi::new(recipe.api(pool, version));

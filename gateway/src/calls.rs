@@ -45,6 +45,8 @@ pub(crate) struct Calls {
     pub(crate) max_response_bytes: usize,
     /// How fast bodies must arrive.
     pub(crate) body_read: BodyRead,
+    /// How long a Server-Sent Events stream may stay silent before a keep-alive comment.
+    pub(crate) sse_keepalive: Option<std::time::Duration>,
 }
 
 impl Calls {

@@ -114,6 +114,11 @@ pub struct HttpArgs {
     /// the whole stream must end within it.
     #[arg(long, env = "ARTICLES_GATEWAY_STREAM_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub stream_timeout: Duration,
+    /// How long a Server-Sent Events stream may stay silent before the gateway writes a
+    /// `: keep-alive` comment line (default 15s; 0 turns it off), so that proxies and load
+    /// balancers, which cut streams idle for 60s, keep a caught-up watcher open.
+    #[arg(long, env = "ARTICLES_GATEWAY_SSE_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
+    pub sse_keepalive: Duration,
     /// The largest request body accepted, in bytes (default 1 MiB; larger: 413 with code 8
     /// RESOURCE_EXHAUSTED).
     #[arg(long, env = "ARTICLES_GATEWAY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]

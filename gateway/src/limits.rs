@@ -33,6 +33,9 @@ pub const DEFAULT_BACKEND_STREAM_CONNECTIONS: usize = 16;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default deadline of a streaming call when the client sends no `Grpc-Timeout`.
 pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The default time between two keep-alive comments on an idle Server-Sent Events stream:
+/// well inside the 60 s after which proxies and load balancers cut a silent stream.
+pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// The default limit on a request's head (request line and headers), in bytes: 64 KiB.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;

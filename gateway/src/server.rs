@@ -226,6 +226,7 @@ impl HttpArgs {
             .stream_limit(self.stream_limit)
             .timeout(self.timeout)
             .stream_timeout(self.stream_timeout)
+            .sse_keepalive(self.sse_keepalive)
             .unknown_fields(self.unknown_fields)
             .unknown_query_params(self.unknown_query_params)
             .error_format(self.error_format)

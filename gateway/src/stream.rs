@@ -15,13 +15,30 @@
 //! RST_STREAM); backpressure is HTTP's and HTTP/2's own (a message is read from the backend
 //! only once the previous one is written). A stream holds its stream slot (`--stream-limit`,
 //! [`crate::admission`]) until it ends, and never a unary one.
+//!
+//! Server-Sent Events differ, for browsers and the proxies in front of them:
+//!
+//! - the head goes as soon as the backend accepts the call (its response headers arrive), not
+//!   at the first event, which may be minutes away for a caught-up watcher; a call the backend
+//!   refuses at once (a trailers-only answer) still answers its own HTTP status;
+//! - a `: keep-alive` comment is written whenever the stream has been silent for
+//!   `--sse-keepalive`, since proxies cut streams idle for 60 s (NDJSON and JSON arrays get
+//!   none: a comment would corrupt them);
+//! - while no backend is up (UNAVAILABLE before the call is accepted), the answer is a 200
+//!   stream of one `event: error` after a `retry:` line, then the end: `EventSource` never
+//!   retries after a non-200 answer, but reconnects after a stream ends, with the
+//!   `Last-Event-ID` it had, so a watcher outlives a backend restart and misses nothing.
+//!
+//! `HEAD` on a streaming route answers its head (status, content type) at once, from the route
+//! and `Accept` alone: the request is checked as a `GET`'s would be, but no call is made, since
+//! a `HEAD` would otherwise hold a backend stream open until its first message.
 
 mod framing;
 mod reader;
 mod resume;
 mod websocket;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use ::http_body::Frame;
 use axum::{body::Body, response::Response};
@@ -31,7 +48,7 @@ use http::{HeaderValue, Method, header, request::Parts};
 use http_body_util::StreamBody;
 use prost_reflect::DynamicMessage;
 use tokio::sync::oneshot;
-use tonic::Status;
+use tonic::{Code, Status};
 
 pub(crate) use resume::follows_resume_convention;
 pub(crate) use websocket::websocket;
@@ -124,6 +141,21 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         raw,
     };
 
+    let framing = Framing::from_accept(&parts.headers);
+    let raw_out = route.raw_response;
+    let streams_events = method.is_server_streaming() && !raw_out && framing == Framing::Sse;
+
+    if parts.method == Method::HEAD {
+        // Checked as the GET would be, with no body read and no call made.
+        if decoder.raw.is_none()
+            && !method.is_client_streaming()
+            && matches!(route.binding.body, BodyRule::None)
+        {
+            decoder.decode(b"")?;
+        }
+        return Ok(head_only(&method, framing, raw_out));
+    }
+
     let (requests, failure): (BoxStream<'static, Result<DynamicMessage, Status>>, _) =
         if method.is_client_streaming() {
             let (tx, rx) = oneshot::channel();
@@ -155,46 +187,61 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         started = calls.backend.streaming(route.grpc_path.clone(), request, options) => started,
         error = &mut failed => return Err(error),
     };
-    let mut stream = started.map_err(|e| to_error(e, &mut failed))?;
-    let first = tokio::select! {
-        first = stream.message() => first,
-        error = &mut failed => return Err(error),
+    let mut stream = match started {
+        Ok(stream) => stream,
+        Err(e) => {
+            let error = to_error(e, &mut failed);
+            if streams_events && error.code() == Code::Unavailable {
+                return Ok(retry_later(&error));
+            }
+            return Err(error);
+        }
     };
-    let first = first.map_err(|e| to_error(e, &mut failed))?;
+    // Events: the head goes now, the first message is read by the body.
+    let first = if streams_events {
+        None
+    } else {
+        let first = tokio::select! {
+            first = stream.message() => first,
+            error = &mut failed => return Err(error),
+        };
+        Some(first.map_err(|e| to_error(e, &mut failed))?)
+    };
 
     if !method.is_server_streaming() {
-        return single_response(&calls, stream, first, &route, &serialize, accept_trailers).await;
+        return single_response(
+            &calls,
+            stream,
+            first.flatten(),
+            &route,
+            &serialize,
+            accept_trailers,
+        )
+        .await;
     }
 
-    let raw_out = route.raw_response;
-    let framing = Framing::from_accept(&parts.headers);
     let mut response = Response::new(Body::empty());
     let content_type = match (&first, raw_out) {
-        (Some(message), true) => {
+        (Some(Some(message)), true) => {
             let message = crate::calls::decode_response(&route, message)?;
             HeaderValue::from_str(&http_body::parts(&message).0)
                 .unwrap_or(HeaderValue::from_static("application/octet-stream"))
         }
-        (None, true) => HeaderValue::from_static("application/octet-stream"),
+        (_, true) => HeaderValue::from_static("application/octet-stream"),
         (_, false) => framing.content_type(),
     };
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type);
-    // Intermediaries must pass each message on as it comes (nginx buffers otherwise).
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response.headers_mut().insert(
-        http::HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
+    stream_headers(&mut response, Some(content_type));
     metadata::response_headers(stream.headers(), response.headers_mut());
     let event_id = (framing == Framing::Sse && !raw_out && route.binding.response_body.is_none())
         .then(|| resume::event_id_field(&method.output()))
         .flatten();
     let writer = Writer {
         event_id,
+        keepalive: if streams_events {
+            calls.sse_keepalive
+        } else {
+            None
+        },
         calls,
         route,
         serialize,
@@ -206,6 +253,59 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         writer.frames(stream, first, failed, permit),
     ));
     Ok(response)
+}
+
+/// Sets the headers of a streamed response: its content type (when known before the first
+/// message), and no buffering on the way.
+fn stream_headers<B>(response: &mut Response<B>, content_type: Option<HeaderValue>) {
+    let headers = response.headers_mut();
+    if let Some(content_type) = content_type {
+        headers.insert(header::CONTENT_TYPE, content_type);
+    }
+    // Intermediaries must pass each message on as it comes (nginx buffers otherwise).
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        http::HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+}
+
+/// The answer to `HEAD` on a streaming route: what its `GET` would answer before its first
+/// message. An `HttpBody` download's content type comes with its first message, so it has none.
+fn head_only(
+    method: &prost_reflect::MethodDescriptor,
+    framing: Framing,
+    raw_out: bool,
+) -> Response {
+    // A body of unknown length, so that no `Content-Length: 0` is claimed for it.
+    let mut response = Response::new(Body::new(StreamBody::new(futures::stream::empty::<
+        Result<Frame<Bytes>, std::io::Error>,
+    >())));
+    if method.is_server_streaming() {
+        stream_headers(&mut response, (!raw_out).then(|| framing.content_type()));
+    } else {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+/// How long an `EventSource` waits before it reconnects after [`retry_later`].
+const SSE_RETRY: Duration = Duration::from_secs(1);
+
+/// The answer to an event stream while no backend is up: a 200 stream that says when to
+/// reconnect (`retry:`), carries the error as its one `event: error`, and ends, so that the
+/// browser reconnects (with its `Last-Event-ID`) instead of giving up on a 503.
+fn retry_later(error: &Error) -> Response {
+    tracing::debug!(error = %error, "no backend for an event stream: the client is told to retry");
+    let mut out = Vec::new();
+    framing::sse_retry(SSE_RETRY, &mut out);
+    Framing::Sse.error(&error.status_json(), &mut out);
+    let mut response = Response::new(Body::from(out));
+    stream_headers(&mut response, Some(Framing::Sse.content_type()));
+    response
 }
 
 /// The answer of a client-streaming call: its one message, as a unary call answers.
@@ -251,15 +351,25 @@ struct Writer {
     accept_trailers: bool,
     /// The field written as each Server-Sent Event's `id:` ([`resume`]).
     event_id: Option<prost_reflect::FieldDescriptor>,
+    /// How long the stream may stay silent before a keep-alive comment (events only).
+    keepalive: Option<Duration>,
+}
+
+/// What came while the body waited for the next message.
+enum Waited {
+    Message(Option<Bytes>),
+    Failed(Error),
+    Silent,
 }
 
 impl Writer {
-    /// The body frames: each message as it comes, then the end (and the trailers), or the
-    /// error. A failure the framing cannot carry aborts the body.
+    /// The body frames: each message as it comes (`first` when it was read before the head),
+    /// keep-alives while the stream is silent, then the end (and the trailers), or the error.
+    /// A failure the framing cannot carry aborts the body.
     fn frames(
         self,
         mut stream: ResponseStream,
-        first: Option<Bytes>,
+        first: Option<Option<Bytes>>,
         mut failed: BoxFuture<'static, Error>,
         permit: Slot,
     ) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + 'static {
@@ -267,8 +377,43 @@ impl Writer {
             let _permit = permit;
             let mut sent: u64 = 0;
             let mut next = first;
+            // Only polled while the client takes what is written: a client that does not read
+            // gets no keep-alives queued for it.
+            let silence = tokio::time::sleep(self.keepalive.unwrap_or(Duration::MAX));
+            tokio::pin!(silence);
             loop {
-                let Some(message) = next.take() else {
+                let message = match next.take() {
+                    Some(message) => message,
+                    None => {
+                        let waited = tokio::select! {
+                            read = stream.message() => match read {
+                                Ok(message) => Waited::Message(message),
+                                Err(e) => Waited::Failed(self.calls.error(e, &self.serialize.reflect, false)),
+                            },
+                            error = &mut failed => Waited::Failed(error),
+                            () = &mut silence, if self.keepalive.is_some() => Waited::Silent,
+                        };
+                        match waited {
+                            Waited::Message(message) => message,
+                            Waited::Silent => {
+                                self.rearm(silence.as_mut());
+                                yield Ok(Frame::data(Bytes::from_static(framing::SSE_KEEP_ALIVE)));
+                                continue;
+                            }
+                            Waited::Failed(error) => {
+                                tracing::debug!(error = %error, sent, "stream failed");
+                                let mut out = Vec::new();
+                                if !self.raw_out && self.framing.error(&error.status_json(), &mut out) {
+                                    yield Ok(Frame::data(Bytes::from(out)));
+                                } else {
+                                    yield Err(std::io::Error::other(format!("the stream failed after it began: {error}")));
+                                }
+                                return;
+                            }
+                        }
+                    }
+                };
+                let Some(message) = message else {
                     let mut out = Vec::new();
                     if !self.raw_out {
                         self.framing.end(sent, &mut out);
@@ -284,32 +429,24 @@ impl Writer {
                     return;
                 };
                 match self.write(&message, sent) {
-                    Ok(bytes) => yield Ok(Frame::data(bytes)),
+                    Ok(bytes) => {
+                        self.rearm(silence.as_mut());
+                        yield Ok(Frame::data(bytes));
+                    }
                     Err(e) => {
                         yield Err(e);
                         return;
                     }
                 }
                 sent += 1;
-                let error = tokio::select! {
-                    read = stream.message() => match read {
-                        Ok(message) => {
-                            next = message;
-                            continue;
-                        }
-                        Err(e) => self.calls.error(e, &self.serialize.reflect, false),
-                    },
-                    error = &mut failed => error,
-                };
-                tracing::debug!(error = %error, sent, "stream failed");
-                let mut out = Vec::new();
-                if !self.raw_out && self.framing.error(&error.status_json(), &mut out) {
-                    yield Ok(Frame::data(Bytes::from(out)));
-                } else {
-                    yield Err(std::io::Error::other(format!("the stream failed after it began: {error}")));
-                }
-                return;
             }
+        }
+    }
+
+    /// Starts the silence over: something was just written.
+    fn rearm(&self, silence: std::pin::Pin<&mut tokio::time::Sleep>) {
+        if let Some(keepalive) = self.keepalive {
+            silence.reset(tokio::time::Instant::now() + keepalive);
         }
     }
 

@@ -7,6 +7,7 @@ mod backend;
 mod capacity;
 mod live;
 mod oneport;
+mod stream_guards;
 mod streams;
 
 use std::{fmt::Display, time::Duration};

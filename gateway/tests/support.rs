@@ -137,6 +137,17 @@ pub(crate) async fn spawn_grpc_with(
     max_concurrent_streams: Option<u32>,
 ) -> Spawned {
     let (listener, addr) = bind().await;
+    spawn_grpc_on(listener, addr, routes, max_concurrent_streams)
+}
+
+/// Serves gRPC `routes` with tonic over real HTTP/2 on `listener` (at `addr`): a backend
+/// started again where it was. `max_concurrent_streams` as for [`spawn_grpc_with`].
+pub(crate) fn spawn_grpc_on(
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    routes: Routes,
+    max_concurrent_streams: Option<u32>,
+) -> Spawned {
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -72,6 +72,7 @@ pub(super) struct Recipe {
     pub(super) body_read: BodyRead,
     pub(super) timeout: Duration,
     pub(super) stream_timeout: Duration,
+    pub(super) sse_keepalive: Option<Duration>,
 }
 
 impl Recipe {
@@ -135,6 +136,7 @@ impl Recipe {
                 max_metadata_bytes: self.max_metadata_bytes,
                 max_response_bytes: self.max_response_bytes,
                 body_read: self.body_read,
+                sse_keepalive: self.sse_keepalive,
             }),
             max_query_length: self.max_query_length,
             timeout: self.timeout,

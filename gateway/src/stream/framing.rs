@@ -6,12 +6,25 @@
 //!   `{"error": {"code", "message", "details"}}` line: grpc-gateway's format, so its clients
 //!   read it;
 //! - Server-Sent Events (`text/event-stream`): `data: <message>` per message, `event: error`
-//!   at a failure, for a browser's `EventSource`;
+//!   at a failure, for a browser's `EventSource`; a `: keep-alive` comment while the stream is
+//!   silent, and a `retry:` line before the error when the client is to reconnect later;
 //! - one JSON array (`application/json`), as Envoy's transcoder writes it. An array cannot
 //!   carry an error after it has begun, so a failure mid-stream aborts the response: the
 //!   client sees a broken body, never a short array that looks complete.
 
+use std::time::Duration;
+
 use http::{HeaderMap, HeaderValue, header};
+
+/// A Server-Sent Events comment, which `EventSource` ignores: bytes on an idle stream, so that
+/// proxies do not cut it.
+pub(crate) const SSE_KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// Appends the Server-Sent Events line that tells `EventSource` how long to wait before it
+/// reconnects.
+pub(crate) fn sse_retry(after: Duration, out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("retry: {}\n", after.as_millis()).as_bytes());
+}
 
 /// The framing of a response stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +170,15 @@ mod tests {
             out,
             b"data: {}\n\nid: 7\ndata: {}\n\nevent: error\ndata: {}\n\n"
         );
+        let mut out = Vec::new();
+        sse_retry(Duration::from_millis(1500), &mut out);
+        assert!(Framing::Sse.error(b"{}", &mut out));
+        out.extend_from_slice(SSE_KEEP_ALIVE);
+        assert_eq!(
+            out,
+            b"retry: 1500\nevent: error\ndata: {}\n\n: keep-alive\n\n"
+        );
+
         let mut out = Vec::new();
         Framing::Ndjson.event_id("7", &mut out);
         assert!(out.is_empty(), "only SSE has ids");

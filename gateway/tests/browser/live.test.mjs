@@ -5,13 +5,18 @@
 // - GATEWAY_URL (articles-gateway in front of service replica A), WRITE_URL (the in-process
 //   REST of replica B, on the same database) and TOKEN, set by scripts/browser-test: an article
 //   written on one replica must show up on the page served in front of the other.
+// - SENSORS_DOWN_URL, a gateway in front of a sensors backend that is down until this test
+//   creates the file RESTART_FILE, set by `the_live_page_keeps_watching_across_a_backend_restart`.
 // Needs Debian's Chromium at /usr/bin/chromium (or CHROMIUM).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { launch } from './browser.mjs';
 
 const sensors = process.env.SENSORS_URL;
+const sensorsDown = process.env.SENSORS_DOWN_URL;
+const restartFile = process.env.RESTART_FILE;
 const gateway = process.env.GATEWAY_URL;
 const write = process.env.WRITE_URL;
 const token = process.env.TOKEN;
@@ -118,6 +123,32 @@ test('the live page says why a stream named in its query is refused',
         '/v1/sensors/lobby/events?last_event_id=5000');
       assert.match(await page.locator('#live-feed .live-status').innerText(),
         /^not watching: .*last_event_id.*\(code 3, HTTP 400\)$/);
+    });
+  });
+
+test('the live page keeps watching while no backend is up and resumes once one is',
+  { skip: sensorsDown && restartFile ? false : 'SENSORS_DOWN_URL is not set', timeout: 60_000 },
+  async () => {
+    await withPage(sensorsDown, '/?watch=/v1/sensors/lobby/events&count=2', async (page) => {
+      const status = page.locator('#live-feed .live-status');
+      // No backend: the gateway tells EventSource to retry, and it does (a 503 would have
+      // ended it for good: "not watching").
+      await page.waitForFunction(() => /code 14\).*reconnecting/.test(
+        document.querySelector('#live-feed .live-status').textContent), null, { timeout: 10_000 })
+        .catch(async (e) => { throw new Error(`${e.message}; status: ${await status.innerText()}`); });
+      await page.waitForTimeout(1_500);
+      assert.doesNotMatch(await status.innerText(), /not watching/);
+      // The backend comes up: the same EventSource gets the events, then (the stream of two
+      // ended) reconnects with Last-Event-ID 2 and goes on from 3: nothing missed, none twice.
+      writeFileSync(restartFile, 'up');
+      await page.waitForFunction(
+        () => document.querySelectorAll('#live-feed .live-events li').length >= 4,
+        null, { timeout: 30_000 }).catch(async (e) => {
+        throw new Error(`${e.message}; status: ${await status.innerText()}`);
+      });
+      const ids = await page.$$eval('#live-feed .live-events li', (items) =>
+        items.map((li) => li.dataset.eventId).reverse());
+      assert.deepEqual(ids.slice(0, 4), ['1', '2', '3', '4']);
     });
   });
 

@@ -296,7 +296,8 @@ fn follow(query: &DynamicMessage, output: &prost_reflect::MessageDescriptor) -> 
 }
 
 /// WatchReadings: `count` readings `delay_ms` apart; sensor "failing" fails at the third,
-/// sensor "dead" before the first.
+/// sensor "dead" before the first; sensor "late" waits `delay_ms` before the first too (a
+/// caught-up watcher: the call accepted, nothing to say yet).
 fn watch(
     query: &DynamicMessage,
     output: prost_reflect::MessageDescriptor,
@@ -312,7 +313,7 @@ fn watch(
             Err(Status::not_found("no such sensor"))?;
         }
         for i in 1..=count {
-            if i > 1 && !delay.is_zero() {
+            if (i > 1 || sensor == "late") && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             if sensor == "failing" && i == 3 {

@@ -153,6 +153,74 @@ async fn the_live_page_follows_a_chosen_stream_of_any_api_in_a_browser() {
 }
 
 #[tokio::test]
+async fn the_live_page_keeps_watching_across_a_backend_restart() {
+    use std::time::{Duration, Instant};
+
+    use articles_gateway::{Backend, BalanceOptions, GatewayBuilder};
+
+    use super::backend::{sensors_routes, telemetry_pool};
+    use crate::support::{spawn_gateway, spawn_grpc_on};
+
+    // A port nothing listens on until the page has seen the gateway tell it to retry.
+    let addr = ok(
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()),
+        "a free port",
+    );
+    let options = BalanceOptions {
+        health_interval: Duration::from_millis(50),
+        ..BalanceOptions::default()
+    };
+    let backend = ok(
+        Backend::balanced(&[format!("http://{addr}")], &options),
+        "balanced backend",
+    );
+    backend.health_checked().await;
+    let pool = telemetry_pool();
+    let gateway = spawn_gateway(ok(
+        GatewayBuilder::new()
+            .descriptors(pool.clone())
+            .backend(backend)
+            .build(),
+        "gateway",
+    ))
+    .await;
+    let dir = ok(tempfile::tempdir(), "a temporary directory");
+    let restart = dir.path().join("restart");
+    let signal = restart.clone();
+    // Started once the page asks for it, bounded in time; held until the test ends.
+    let backend = tokio::spawn(async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !signal.exists() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let listener = ok(tokio::net::TcpListener::bind(addr).await, "the port again");
+        let counters = std::sync::Arc::default();
+        Some(spawn_grpc_on(
+            listener,
+            addr,
+            sensors_routes(&pool, &counters),
+            None,
+        ))
+    });
+    let outcome = node_test(
+        "live.test.mjs",
+        &[
+            ("SENSORS_DOWN_URL", gateway.url("")),
+            ("RESTART_FILE", restart.display().to_string()),
+        ],
+        NodeNeeds::Browser,
+    )
+    .await;
+    backend.abort();
+    if let Some(stdout) = outcome {
+        assert!(stdout.contains("# pass 1"), "{stdout}");
+    }
+}
+
+#[tokio::test]
 async fn the_no_docs_and_no_live_page_flags_leave_out_the_docs_and_the_page() {
     use clap::Parser as _;
     let cli = ok(
