@@ -241,7 +241,9 @@ where
         // One connection, then none: a stream that ended would start the server's shutdown.
         let incoming = futures::stream::once(std::future::ready(Ok::<_, std::io::Error>(io)))
             .chain(futures::stream::pending());
-        router.clone().serve_with_incoming_shutdown(incoming, closing)
+        router
+            .clone()
+            .serve_with_incoming_shutdown(incoming, closing)
     })
     .await;
     monitor.abort();

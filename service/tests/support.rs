@@ -315,8 +315,7 @@ impl StackBuilder {
                 }
                 for _ in 0..self.replicas.max(1) {
                     let process =
-                        ServiceProcess::start(&self.db_url, &args, None, self.open_files)
-                            .await;
+                        ServiceProcess::start(&self.db_url, &args, None, self.open_files).await;
                     services.push(Service::Process(Box::new(process)));
                 }
             }
@@ -520,13 +519,19 @@ impl Stack {
         let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 1..]
             .split_whitespace()
             .collect();
-        let ticks: u64 = fields[11].parse::<u64>().expect("utime")
-            + fields[12].parse::<u64>().expect("stime");
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
         let per_second = std::process::Command::new("getconf")
             .arg("CLK_TCK")
             .output()
             .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse::<u64>().ok())
+            .and_then(|out| {
+                String::from_utf8(out.stdout)
+                    .ok()?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .unwrap_or(100);
         Duration::from_millis(ticks * 1000 / per_second)
     }
