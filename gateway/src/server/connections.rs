@@ -11,7 +11,9 @@
 //! idle the longest is closed for each new one, so a flood of silent sockets cannot exhaust the
 //! process's file descriptors and lock real clients out. Closing is hyper's graceful shutdown:
 //! a request in progress still gets its answer. Hand-written because neither hyper-util nor
-//! tower-http tracks connections.
+//! tower-http tracks connections. [`ConnectionGuard`] lends the same guards to a server that
+//! runs its own connections (the article service's tonic server), and there an accept that
+//! fails for want of descriptors also closes the idlest connection.
 //!
 //! The head limit is enforced twice: hyper bounds its HTTP/1 read buffer and HTTP/2's header
 //! list (a head that overflows them gets hyper's own `431`, empty body, and bounds memory), but
