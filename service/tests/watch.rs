@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use articles_proto::article::v1::{self as pb, article_event::Kind};
 use tonic::{Code, Request, Streaming};
 
-use crate::support::{Backend, Stack, TOKEN, TestDb};
+use crate::support::{Backend, Stack, TOKEN, TestDb, wait_until};
 
 /// How long an event may take to reach a watcher: the bound.
 const WITHIN: Duration = Duration::from_secs(1);
@@ -511,6 +511,7 @@ async fn idle_watchers_cost_no_reads_and_each_still_gets_every_event_once(db: Te
     let with_one = reads_over(&stack, span).await;
 
     // The others start from the event the first has seen, all caught up once it is read.
+    let reads_before = event_table_reads(&stack).await;
     let mut watchers = vec![first];
     let channels = [
         stack.channel().await,
@@ -532,8 +533,17 @@ async fn idle_watchers_cost_no_reads_and_each_still_gets_every_event_once(db: Te
             .into_inner();
         watchers.push(stream);
     }
-    // Let each do its first read, which finds nothing.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let each do its own first read, which finds nothing.
+    let stack_ref = &stack;
+    wait_until(
+        "every watcher's first read",
+        Duration::from_secs(20),
+        move || async move {
+            event_table_reads(stack_ref).await
+                >= reads_before + u64::try_from(WATCHERS - 1).expect("small")
+        },
+    )
+    .await;
     let with_many = reads_over(&stack, span).await;
     // One poller reads a few times a second whoever watches; 200 pollers read 1,000 times.
     assert!(
