@@ -91,10 +91,10 @@ async fn past_the_connection_cap_the_idlest_grpc_connection_is_closed_for_a_new_
     // The cap is full of silent sockets (closed only after the default 10 s): each new client
     // closes the idlest, and is served; the clients stay connected.
     let mut clients = Vec::new();
-    for i in 0..sockets.len() {
+    for (i, socket) in sockets.iter_mut().enumerate() {
         clients.push(served(&stack, Duration::from_secs(5)).await);
         assert!(
-            closed_within(&mut sockets[i], Duration::from_secs(2)).await,
+            closed_within(socket, Duration::from_secs(2)).await,
             "silent socket {i}, the idlest, is closed to make room"
         );
     }
