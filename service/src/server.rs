@@ -5,7 +5,7 @@
 //! to serve with custom settings); [`serve`] serves an [`App`] on a bound listener until a
 //! shutdown future completes; [`run`] is the `serve` command: bind, log, serve (plus `/metrics`
 //! when `--metrics-listen` is given) until SIGINT or SIGTERM. The port's connections are
-//! accepted and guarded (timeouts, cap, descriptors) by [`connections`].
+//! accepted and guarded (timeouts, cap, descriptors) by `connections`.
 
 mod connections;
 
