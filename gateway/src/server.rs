@@ -23,7 +23,7 @@ use crate::{
     startup::StartError,
 };
 
-pub use connections::{ServeOptions, serve_with};
+pub use connections::{Admitted, ConnectionGuard, ServeOptions, Tracked, serve_with};
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests,
 /// with the default [`ServeOptions`]. Each request carries the peer address (for

@@ -6,7 +6,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use articles_gateway::config::parse_duration;
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::StoreOptions;
+use crate::{
+    server::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS},
+    store::StoreOptions,
+};
 
 /// Serves the article contract over gRPC (tonic), backed by SQLite or PostgreSQL.
 ///
@@ -77,6 +80,38 @@ pub struct ServeArgs {
     /// How often the database is checked for the health service (e.g. `3s`, `500ms`).
     #[arg(long, env = "ARTICLES_HEALTH_INTERVAL", default_value = "3s", value_parser = parse_duration)]
     pub health_interval: Duration,
+    /// How the gRPC port guards its connections.
+    #[command(flatten, next_help_heading = "gRPC port connections")]
+    pub connections: ConnectionArgs,
+}
+
+/// The connection guards of the gRPC port (`--listen`), named as the gateway's, with `grpc-`.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// How long a client may take to send its first byte on the gRPC port (default 10s);
+    /// silent connections are closed.
+    #[arg(long, env = "ARTICLES_GRPC_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub grpc_header_read_timeout: Duration,
+    /// How long a gRPC connection may go without a byte either way before it is closed
+    /// (default 5m). A call in progress still gets its answer; the client connects again.
+    #[arg(long, env = "ARTICLES_GRPC_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub grpc_idle_timeout: Duration,
+    /// How many connections the gRPC port keeps open at once (default 10000); past it, the one
+    /// idle the longest is closed for each new one. The open files limit is raised to its hard
+    /// limit at start, and the cap lowered to fit within it.
+    #[arg(long, env = "ARTICLES_GRPC_MAX_CLIENT_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub grpc_max_client_connections: usize,
+}
+
+impl ConnectionArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.grpc_header_read_timeout,
+            idle_timeout: self.grpc_idle_timeout,
+            max_connections: self.grpc_max_client_connections,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -176,6 +211,10 @@ mod tests {
         assert_eq!(cli.serve.database.acquire_timeout, DEFAULT_ACQUIRE_TIMEOUT);
         assert_eq!(cli.serve.database.busy_timeout, DEFAULT_BUSY_TIMEOUT);
         assert!(cli.serve.metrics_listen.is_none());
+        assert_eq!(
+            cli.serve.connections.limits(),
+            crate::server::ConnectionLimits::default()
+        );
         Ok(())
     }
 

@@ -6,7 +6,9 @@
 //! - `articles_grpc_request_duration_seconds{service, method}`: their latency histogram,
 //! - `articles_database_up`: 1 while the database answers the health check, else 0,
 //! - `articles_database_pool_connections{pool, state}`: open pooled connections (`idle` or
-//!   `in_use`) of the `primary` and, if configured, the `read` pool, sampled at scrape time.
+//!   `in_use`) of the `primary` and, if configured, the `read` pool, sampled at scrape time,
+//! - `articles_event_table_reads_total`: reads of the event table (the one poller's, and each
+//!   watcher's batches), sampled at scrape time: idle watchers add none.
 //!
 //! The request metrics are recorded by the [`observe`](crate::observe) layer; [`serve`] answers
 //! `GET /metrics` in the Prometheus text format 0.0.4 on a listener of its own.
@@ -64,6 +66,7 @@ pub struct Metrics {
     latency: HistogramFamily,
     database_up: Gauge,
     pool: Family<PoolLabels, Gauge>,
+    event_reads: Counter,
 }
 
 impl Default for Metrics {
@@ -80,6 +83,7 @@ impl Metrics {
         let database_up = Gauge::default();
         database_up.set(1);
         let pool = Family::<PoolLabels, Gauge>::default();
+        let event_reads = Counter::default();
         let mut registry = Registry::with_prefix("articles");
         registry.register(
             "grpc_requests",
@@ -101,12 +105,18 @@ impl Metrics {
             "Open pooled database connections by pool and state",
             pool.clone(),
         );
+        registry.register(
+            "event_table_reads",
+            "Reads of the event table: the watchers' poller and their batches",
+            event_reads.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
             latency,
             database_up,
             pool,
+            event_reads,
         }
     }
 
@@ -132,8 +142,12 @@ impl Metrics {
         self.database_up.set(i64::from(up));
     }
 
-    /// Samples the pool gauges from `store`.
+    /// Samples the pool gauges and the event table reads from `store`.
     pub fn sample_pools(&self, store: &Store) {
+        // The store's count only grows: the counter follows it.
+        let reads = store.event_table_reads();
+        self.event_reads
+            .inc_by(reads.saturating_sub(self.event_reads.get()));
         for stats in store.pool_stats() {
             let idle = i64::from(stats.idle);
             let in_use = i64::from(stats.size.saturating_sub(stats.idle));

@@ -4,12 +4,20 @@
 //! [`App::routes`] gives the tonic [`Routes`] without binding anything (to mount elsewhere or
 //! to serve with custom settings); [`serve`] serves an [`App`] on a bound listener until a
 //! shutdown future completes; [`run`] is the `serve` command: bind, log, serve (plus `/metrics`
-//! when `--metrics-listen` is given) until SIGINT or SIGTERM.
+//! when `--metrics-listen` is given) until SIGINT or SIGTERM. The port's connections are
+//! accepted and guarded (timeouts, cap, descriptors) by `connections`.
+
+mod connections;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+pub use connections::{
+    ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+};
+
 use articles_gateway::app::CorsOrigins;
 use articles_proto::ARTICLE_SERVICE;
+use futures::StreamExt as _;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::{service::Routes, transport::Server};
 use tonic_health::{
@@ -43,6 +51,8 @@ pub struct App {
     metrics: Metrics,
     /// The browser origins the gRPC port answers gRPC-Web calls from.
     cors: CorsOrigins,
+    /// How the gRPC port guards its connections.
+    connections: ConnectionLimits,
 }
 
 impl App {
@@ -67,7 +77,8 @@ impl App {
         Ok(Self::new(store, tokens)
             .await?
             .with_health_interval(args.health_interval)
-            .with_cors(cors))
+            .with_cors(cors)
+            .with_connection_limits(args.connections.limits()))
     }
 
     /// An app over an already prepared `store`. Health starts as SERVING.
@@ -85,7 +96,15 @@ impl App {
             health_interval: HEALTH_CHECK_INTERVAL,
             metrics: Metrics::new(),
             cors: CorsOrigins::Any,
+            connections: ConnectionLimits::default(),
         })
+    }
+
+    /// How the gRPC port guards its connections (default: [`ConnectionLimits::default`]).
+    #[must_use]
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.connections = limits;
+        self
     }
 
     /// The browser origins whose gRPC-Web calls the gRPC port answers (default: any, as the
@@ -189,7 +208,8 @@ const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
 /// [`ObserveLayer`] (request id, span, metrics).
 ///
 /// # Errors
-/// [`StartError::Transport`] when the server fails.
+/// None today: a failed accept is retried after a pause, a failed connection only logged. The
+/// `Result` leaves room for fatal ones.
 pub async fn serve<F>(listener: TcpListener, app: App, shutdown: F) -> Result<(), StartError>
 where
     F: Future<Output = ()> + Send,
@@ -208,7 +228,7 @@ where
     // gRPC-Web on the same port (HTTP/1.1 too), so a browser can call the service directly:
     // tonic-web translates it to gRPC in front of the services (gRPC passes through
     // untouched), behind the gateway's CORS layer for the `--cors-origin` origins.
-    let result = Server::builder()
+    let router = Server::builder()
         .accept_http1(true)
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .initial_stream_window_size(Some(STREAM_WINDOW))
@@ -216,17 +236,19 @@ where
         .layer(ObserveLayer::new(app.metrics.clone()))
         .layer(articles_gateway::app::cors_layer(&app.cors))
         .layer(tonic_web::GrpcWebLayer::new())
-        .add_routes(app.routes())
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY each multi-frame HTTP/2 answer waits ~40 ms for the peer's
-            // delayed ACK (Nagle): the benchmark found every call floored at 44 ms.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await;
+        .add_routes(app.routes());
+    connections::serve(listener, app.connections, shutdown, move |io, closing| {
+        // One connection, then none: a stream that ended would start the server's shutdown.
+        let incoming = futures::stream::once(std::future::ready(Ok::<_, std::io::Error>(io)))
+            .chain(futures::stream::pending());
+        router
+            .clone()
+            .serve_with_incoming_shutdown(incoming, closing)
+    })
+    .await;
     monitor.abort();
     app.store.close().await;
-    Ok(result?)
+    Ok(())
 }
 
 /// The `serve` command: opens the app, binds `--listen` (and `--rest`, `--metrics-listen`),
@@ -235,7 +257,11 @@ where
 /// # Errors
 /// Startup failures (database, tokens, bind) and server failures.
 pub async fn run(args: &ServeArgs) -> Result<(), StartError> {
-    let app = App::open(args).await?;
+    let limit = connections::raise_open_files_limit();
+    let mut limits = args.connections.limits();
+    limits.max_connections =
+        connections::connection_cap(limits.max_connections, limit, args.rest.is_some());
+    let app = App::open(args).await?.with_connection_limits(limits);
     let (listener, addr) = bind(args.listen).await?;
     // One signal stops every listener: each waits on its own receiver of this channel.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -236,9 +236,9 @@ impl Store {
         if !self.has_events.load(Ordering::Relaxed) {
             return Err(Error::WatchUnavailable);
         }
-        let (signals, poll) = self.watch_signal();
+        let signals = self.watch_signal();
         let store = self.clone();
-        Ok(watch::events(after_event, signals, poll, move |after| {
+        Ok(watch::events(after_event, signals, move |after| {
             let store = store.clone();
             async move { store.events_after(after, WATCH_BATCH).await }
         }))
@@ -251,11 +251,21 @@ impl Store {
         self.wake.stop();
     }
 
-    /// A receiver that changes when an event may have been written, and how long to wait for
-    /// it before looking anyway.
-    fn watch_signal(&self) -> (watch::Signals, std::time::Duration) {
-        let poll = with_backend!(&self.backend, b => b.watch_poll(&self.wake));
-        (self.wake.subscribe(), poll)
+    /// What a new watcher waits on, once this store's poller runs ([`watch`]).
+    fn watch_signal(&self) -> watch::Signals {
+        let interval = with_backend!(&self.backend, b => b.watch_poll(&self.wake));
+        // The pool, not the store: the poller must not keep the store (and itself) alive.
+        let pool = self.backend.clone();
+        self.wake.poll(interval, move || {
+            let pool = pool.clone();
+            async move { with_backend!(&pool, b => b.latest_event_id().await) }
+        });
+        self.wake.subscribe()
+    }
+
+    /// How many times the event table has been read: by the poller and by watchers' batches.
+    pub fn event_table_reads(&self) -> u64 {
+        self.wake.reads()
     }
 
     /// The id of the newest event (0 when there is none yet).
@@ -278,6 +288,7 @@ impl Store {
         if !self.has_events.load(Ordering::Relaxed) {
             return Err(Error::WatchUnavailable);
         }
+        self.wake.count_read();
         with_backend!(&self.backend, b => b.events_after(after, limit.max(1)).await)
     }
 

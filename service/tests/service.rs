@@ -6,6 +6,7 @@
 //! - `rest`: the gateway in front of the service (in the binary and as a library); `faults_*`:
 //!   bad input and a backend going down; `scaleout`: replicas behind a balanced gateway;
 //!   `oneport`: gRPC and gRPC-Web through the gateway's port, gRPC-Web on the service's.
+//! - `grpc_port`: the gRPC port's connection guards (timeouts, cap, open files limit).
 //! - `availability`, `disk_full`, `scale`, `django`, `operations`: locked, unreachable and
 //!   full databases, replicas on one database, Django-made databases, metrics and request ids.
 //! - `watch`: WatchArticles, across replicas, on both databases.
@@ -18,6 +19,7 @@ mod django;
 mod faults_backend_restart;
 mod faults_bad_input;
 mod grpc_api;
+mod grpc_port;
 mod grpcurl;
 mod oneport;
 mod operations;

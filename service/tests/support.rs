@@ -226,6 +226,8 @@ pub(crate) struct StackBuilder {
     metrics: bool,
     gateway: bool,
     health_interval: Duration,
+    /// The process's open files limit (soft and hard), when not inherited.
+    open_files: Option<u64>,
 }
 
 impl StackBuilder {
@@ -246,6 +248,14 @@ impl StackBuilder {
     /// (no `ARTICLES_*` from the caller).
     pub(crate) fn process(mut self, extra: &[&str]) -> Self {
         self.process = Some(extra.iter().map(|a| (*a).to_owned()).collect());
+        self
+    }
+
+    /// Runs the process with this open files limit, soft and hard (`ulimit -n`), so that it
+    /// cannot raise it; implies [`process`](Self::process) when not called.
+    pub(crate) fn open_files_limit(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
+        self.process.get_or_insert_with(Vec::new);
         self
     }
 
@@ -304,7 +314,8 @@ impl StackBuilder {
                     args.extend(["--metrics-listen".to_owned(), "127.0.0.1:0".to_owned()]);
                 }
                 for _ in 0..self.replicas.max(1) {
-                    let process = ServiceProcess::start(&self.db_url, &args, None).await;
+                    let process =
+                        ServiceProcess::start(&self.db_url, &args, None, self.open_files).await;
                     services.push(Service::Process(Box::new(process)));
                 }
             }
@@ -400,6 +411,7 @@ impl Stack {
             metrics: false,
             gateway: false,
             health_interval: Duration::from_millis(200),
+            open_files: None,
         }
     }
 
@@ -497,6 +509,33 @@ impl Stack {
             .expect("VmRSS")
     }
 
+    /// The CPU time the first process has used so far (user and system, from
+    /// `/proc/<pid>/stat`).
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let pid = self.process(0).child.id().expect("running");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+        // The fields after the command name, which is in parentheses: state is the first,
+        // utime (field 14) the 12th, stime the 13th.
+        let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 1..]
+            .split_whitespace()
+            .collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        let per_second = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| {
+                String::from_utf8(out.stdout)
+                    .ok()?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(100);
+        Duration::from_millis(ticks * 1000 / per_second)
+    }
+
     /// SIGKILL to process `i`: no graceful shutdown, connections die mid-call.
     pub(crate) async fn kill(&mut self, i: usize) {
         let Service::Process(p) = &mut self.services[i] else {
@@ -514,9 +553,14 @@ impl Stack {
         let Service::Process(old) = &self.services[i] else {
             panic!("service {i} runs in process");
         };
-        let (db_url, args, addr) = (old.db_url.clone(), old.args.clone(), old.addr);
+        let (db_url, args, addr, open_files) = (
+            old.db_url.clone(),
+            old.args.clone(),
+            old.addr,
+            old.open_files,
+        );
         self.services[i] = Service::Process(Box::new(
-            ServiceProcess::start(&db_url, &args, Some(addr)).await,
+            ServiceProcess::start(&db_url, &args, Some(addr), open_files).await,
         ));
     }
 
@@ -729,6 +773,7 @@ pub(crate) struct ServiceProcess {
     metrics_addr: Option<SocketAddr>,
     db_url: String,
     args: Vec<String>,
+    open_files: Option<u64>,
     child: tokio::process::Child,
     log: tempfile::NamedTempFile,
 }
@@ -748,10 +793,27 @@ fn logged_addr(log: &str, prefix: &str) -> Option<SocketAddr> {
 impl ServiceProcess {
     /// Starts the binary on `listen` (default `127.0.0.1:0`) with `--database-url DB_URL` and
     /// `args`, reads the bound addresses from its log, and waits until its health service
-    /// answers (SERVING or not).
-    async fn start(db_url: &str, args: &[String], listen: Option<SocketAddr>) -> Self {
+    /// answers (SERVING or not). With `open_files`, under that open files limit.
+    async fn start(
+        db_url: &str,
+        args: &[String],
+        listen: Option<SocketAddr>,
+        open_files: Option<u64>,
+    ) -> Self {
         let log = tempfile::NamedTempFile::new().expect("log file");
-        let mut cmd = tokio::process::Command::new(SERVICE_BIN);
+        let mut cmd = match open_files {
+            None => tokio::process::Command::new(SERVICE_BIN),
+            Some(limit) => {
+                // `exec` keeps the pid: the child is the service itself.
+                let mut sh = tokio::process::Command::new("sh");
+                sh.args([
+                    "-c",
+                    &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+                    SERVICE_BIN,
+                ]);
+                sh
+            }
+        };
         for (key, _) in std::env::vars() {
             if key.starts_with("ARTICLES_") {
                 cmd.env_remove(key);
@@ -791,6 +853,7 @@ impl ServiceProcess {
             metrics_addr: logged_addr(&text, "metrics at http://"),
             db_url: db_url.to_owned(),
             args: args.to_vec(),
+            open_files,
             child,
             log,
         };

@@ -1,14 +1,15 @@
 //! WatchArticles on SQLite and PostgreSQL: an event per create, update and delete in commit
 //! order, resuming from an event id, writes through another replica (another store on the same
 //! database, as another process would be) seen within a second, failed writes leaving no event,
-//! a deadline ending the stream, and a Django-made database left without an event table.
+//! a deadline ending the stream, a Django-made database left without an event table, and idle
+//! watchers costing no reads of the event table (one poller per process wakes them all).
 
 use std::time::{Duration, Instant};
 
 use articles_proto::article::v1::{self as pb, article_event::Kind};
 use tonic::{Code, Request, Streaming};
 
-use crate::support::{Backend, Stack, TOKEN, TestDb};
+use crate::support::{Backend, Stack, TOKEN, TestDb, wait_until};
 
 /// How long an event may take to reach a watcher: the issue's bound.
 const WITHIN: Duration = Duration::from_secs(1);
@@ -479,7 +480,105 @@ async fn the_rest_feed_page_and_sse_resume_from_last_event_id(db: TestDb) {
     stack.stop().await;
 }
 
+/// `articles_event_table_reads_total` at the process's `/metrics`.
+async fn event_table_reads(stack: &Stack) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", stack.metrics_addr()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("articles_event_table_reads_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no articles_event_table_reads_total in {text}"))
+}
+
+/// How many times the event table is read over `span` while the watchers are idle.
+async fn reads_over(stack: &Stack, span: Duration) -> u64 {
+    let before = event_table_reads(stack).await;
+    tokio::time::sleep(span).await;
+    event_table_reads(stack).await - before
+}
+
+async fn idle_watchers_cost_no_reads_and_each_still_gets_every_event_once(db: TestDb) {
+    const WATCHERS: usize = 200;
+    let stack = Stack::on(&db).demo(0).metrics().start().await;
+    create(&stack, "before").await;
+    let mut first = watch(&stack, 0).await;
+    let before = next(&mut first, WITHIN).await;
+    let span = Duration::from_secs(1);
+    let with_one = reads_over(&stack, span).await;
+
+    // The others start from the event the first has seen, all caught up once it is read.
+    let reads_before = event_table_reads(&stack).await;
+    let mut watchers = vec![first];
+    let channels = [
+        stack.channel().await,
+        stack.channel().await,
+        stack.channel().await,
+        stack.channel().await,
+    ];
+    for i in 1..WATCHERS {
+        // At most 64 streams a connection: several channels, plain gRPC clients all.
+        let mut client = pb::article_service_client::ArticleServiceClient::new(
+            channels[i % channels.len()].clone(),
+        );
+        let stream = client
+            .watch_articles(pb::WatchArticlesRequest {
+                last_event_id: before.event_id,
+            })
+            .await
+            .expect("WatchArticles")
+            .into_inner();
+        watchers.push(stream);
+    }
+    // Let each do its own first read, which finds nothing.
+    let stack_ref = &stack;
+    wait_until(
+        "every watcher's first read",
+        Duration::from_secs(20),
+        move || async move {
+            event_table_reads(stack_ref).await
+                >= reads_before + u64::try_from(WATCHERS - 1).expect("small")
+        },
+    )
+    .await;
+    let with_many = reads_over(&stack, span).await;
+    // One poller reads a few times a second whoever watches; 200 pollers read 1,000 times.
+    assert!(
+        with_many <= with_one * 2 + 10,
+        "{WATCHERS} idle watchers read the event table {with_many} times in {span:?}, one \
+         watcher {with_one} times"
+    );
+
+    let created = [
+        create(&stack, "one").await,
+        create(&stack, "two").await,
+        create(&stack, "three").await,
+    ];
+    for (i, stream) in watchers.iter_mut().enumerate() {
+        let mut ids = Vec::new();
+        for article in &created {
+            let event = next(stream, Duration::from_secs(5)).await;
+            assert_eq!(event.article.as_ref(), Some(article), "watcher {i}");
+            ids.push(event.event_id);
+        }
+        assert!(
+            before.event_id < ids[0] && ids[0] < ids[1] && ids[1] < ids[2],
+            "watcher {i}: {ids:?} after {}",
+            before.event_id
+        );
+    }
+    for stream in watchers.iter_mut().take(5) {
+        nothing_more(stream, Duration::from_millis(300)).await;
+    }
+    drop(watchers);
+    stack.stop().await;
+}
+
 crate::backend_tests!(
+    idle_watchers_cost_no_reads_and_each_still_gets_every_event_once,
     the_rest_feed_page_and_sse_resume_from_last_event_id,
     create_update_and_delete_arrive_in_order_with_increasing_ids,
     a_watch_resumes_after_the_given_event_id,

@@ -16,7 +16,9 @@
 //! once, graceful or not; so is one whose answers have not moved for that long (an HTTP/2
 //! client can keep its socket busy and still never open a stream's window: see
 //! [`crate::buffers`]). Hand-written because neither hyper-util nor tower-http tracks
-//! connections.
+//! connections. [`ConnectionGuard`] lends the same guards to a server that runs its own
+//! connections (the article service's tonic server), and there an accept that fails for want
+//! of descriptors also closes the idlest connection.
 //!
 //! The head limit is enforced twice: hyper bounds its HTTP/1 read buffer and HTTP/2's header
 //! list (a head that overflows them gets hyper's own `431`, empty body, and bounds memory), but
@@ -177,7 +179,7 @@ pub async fn serve_with(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    accept_failed(&e).await;
+                    accept_failed(&open, &e).await;
                     continue;
                 }
             },
@@ -479,14 +481,7 @@ impl Open {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if connections.len() >= max.max(1) {
-            let idlest = connections
-                .values()
-                .min_by_key(|c| c.last_activity.load(Ordering::Relaxed));
-            if let Some(idlest) = idlest {
-                // `notify_one` keeps the permit if the connection is not waiting right now.
-                idlest.close.notify_one();
-                idlest.last_activity.store(u64::MAX, Ordering::Relaxed);
-            }
+            tell_idlest_to_close(&connections);
         }
         connections.insert(id, Arc::clone(&state));
         Registered {
@@ -497,8 +492,20 @@ impl Open {
     }
 }
 
-/// An I/O stream that records when it last moved a byte.
-struct Tracked<I> {
+/// Tells the connection idle the longest to close, and never picks it again.
+fn tell_idlest_to_close(connections: &HashMap<u64, Arc<ConnState>>) {
+    let idlest = connections
+        .values()
+        .min_by_key(|c| c.last_activity.load(Ordering::Relaxed));
+    if let Some(idlest) = idlest {
+        // `notify_one` keeps the permit if the connection is not waiting right now.
+        idlest.close.notify_one();
+        idlest.last_activity.store(u64::MAX, Ordering::Relaxed);
+    }
+}
+
+/// An I/O stream that records when it last moved a byte (see [`ConnectionGuard::track`]).
+pub struct Tracked<I> {
     inner: I,
     state: Arc<ConnState>,
 }
@@ -583,9 +590,11 @@ async fn limit_head(State(limit): State<usize>, request: Request, next: Next) ->
     next.run(request).await
 }
 
-/// A failed `accept`: per-connection errors are skipped; others (such as too many open
-/// files) are logged and retried after a pause, as hyper's and axum's servers do.
-async fn accept_failed(e: &io::Error) {
+/// A failed `accept`: per-connection errors are skipped at once. Any other (too many open
+/// files, no memory) would fail again at once, spinning a core, and leaves the waiting clients
+/// unserved: it closes the idlest connection, to free a descriptor, and pauses
+/// [`ACCEPT_BACKOFF`].
+async fn accept_failed(open: &Open, e: &io::Error) {
     if matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused
@@ -594,6 +603,161 @@ async fn accept_failed(e: &io::Error) {
     ) {
         return;
     }
-    tracing::error!(error = %e, "accept failed; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tracing::warn!(
+        error = %e,
+        open = open.len(),
+        "accept failed; closing the idlest connection, retrying in {ACCEPT_BACKOFF:?}"
+    );
+    tell_idlest_to_close(
+        &open
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
+
+impl<I: tonic::transport::server::Connected> tonic::transport::server::Connected for Tracked<I> {
+    type ConnectInfo = I::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl<I> std::fmt::Debug for Tracked<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracked").finish_non_exhaustive()
+    }
+}
+
+/// How long an accept that failed for want of descriptors (or memory) waits before the next
+/// one: long enough not to spin, short enough that the descriptor freed meanwhile (by closing
+/// the idlest connection) is soon used.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The guards of [`serve_with`] for a server that serves its connections itself (the article
+/// service's tonic server): the same first-byte and idle timeouts, the same cap that closes the
+/// idlest connection, and an accept that never spins when descriptors run out.
+///
+/// Each accepted connection is [`admit`](Self::admit)ted, waits for its
+/// [`first_byte`](Admitted::first_byte), is served through [`track`](Admitted::track)'s
+/// stream, and is closed gracefully once [`should_close`](Admitted::should_close) completes.
+#[derive(Clone)]
+pub struct ConnectionGuard {
+    open: Arc<Open>,
+    epoch: Instant,
+    max_connections: usize,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionGuard")
+            .field("open", &self.open.len())
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+impl ConnectionGuard {
+    /// Guards with these limits (see [`ServeOptions`] for what each means).
+    pub fn new(
+        max_connections: usize,
+        header_read_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            open: Arc::new(Open::default()),
+            epoch: Instant::now(),
+            max_connections,
+            header_read_timeout,
+            idle_timeout,
+        }
+    }
+
+    /// Registers a connection just accepted; at the cap, the one idle the longest is told to
+    /// close. It counts as open until the returned [`Admitted`] is dropped.
+    pub fn admit(&self) -> Admitted {
+        Admitted {
+            conn: self.open.add(self.max_connections, self.epoch),
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    /// How many connections are open.
+    pub fn open_connections(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Completes once no connection is open.
+    pub async fn emptied(&self) {
+        self.open.emptied().await;
+    }
+
+    /// A failed `accept`, handled as [`serve_with`] handles its own: see [`accept_failed`].
+    pub async fn accept_failed(&self, e: &io::Error) {
+        accept_failed(&self.open, e).await;
+    }
+}
+
+/// One connection under a [`ConnectionGuard`].
+pub struct Admitted {
+    conn: Registered,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitted")
+            .field("id", &self.conn.id)
+            .field("idle_for", &self.conn.idle_for())
+            .finish()
+    }
+}
+
+impl Admitted {
+    /// Waits for the client's first byte: `false` when none came within the header read
+    /// timeout (no client, just a socket) or the connection was told to close meanwhile.
+    pub async fn first_byte(&self, stream: &tokio::net::TcpStream) -> bool {
+        let mut first = [0u8; 1];
+        tokio::select! {
+            peeked = tokio::time::timeout(self.header_read_timeout, stream.peek(&mut first)) => {
+                matches!(peeked, Ok(Ok(n)) if n > 0)
+            }
+            () = self.conn.state.close.notified() => false,
+        }
+    }
+
+    /// `io`, recording each byte it moves as this connection's activity.
+    pub fn track<I>(&self, io: I) -> Tracked<I> {
+        Tracked::new(io, &self.conn)
+    }
+
+    /// Completes, saying why, once the connection should close gracefully: it has had no
+    /// traffic for the idle timeout, or it was told to make room.
+    pub async fn should_close(&self) -> &'static str {
+        let check = self
+            .idle_timeout
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(10));
+        // Bounded by the connection: the caller drops this future when the connection ends.
+        loop {
+            tokio::select! {
+                () = self.conn.state.close.notified() => {
+                    return "closing the idlest connection to make room";
+                }
+                () = tokio::time::sleep(check) => {
+                    if self.conn.idle_for() >= self.idle_timeout {
+                        return "closing an idle connection";
+                    }
+                }
+            }
+        }
+    }
 }

@@ -49,7 +49,7 @@ pub(super) trait Backend {
     /// Inserts all in one transaction, calling `progress` after each row.
     async fn import(&self, articles: &[NewArticle], progress: &(dyn Fn() + Sync)) -> Result<u64>;
     /// Arranges for `wake` to hear of other processes' writes where the backend can tell,
-    /// and says how long a watcher waits before looking anyway.
+    /// and says how often its poller looks anyway.
     fn watch_poll(&self, wake: &Arc<Wake>) -> Duration;
 }
 
