@@ -34,3 +34,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// The default number of client connections open at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// How many levels messages may nest in a request or a written response: protobuf's own
+/// decoders stop at 100 (prost's and C++'s recursion limit), and every recursive reader and
+/// writer of messages must stop before a worker's stack does (see `transcode::depth`). Fixed,
+/// not a flag: a backend's decoder refuses anything deeper anyway.
+pub const MAX_MESSAGE_DEPTH: usize = 100;

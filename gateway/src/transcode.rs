@@ -13,6 +13,7 @@
 //! system parameter `$alt` (`alt`) is read as such, never as a field ([`SystemParams`]).
 
 mod decode;
+pub mod depth;
 mod floats;
 pub mod http_body;
 mod response;
@@ -32,6 +33,7 @@ use crate::{
     constraints::Constraints,
     error::Error,
     json::JsonNames,
+    limits::MAX_MESSAGE_DEPTH,
     rules::{Binding, BodyRule},
 };
 
@@ -228,6 +230,14 @@ pub fn request_message_with(
     };
     if body_present {
         infer_update_mask(&mut message, binding, body)?;
+        // The JSON reader stops at 128 levels of JSON, a little past what protobuf decodes;
+        // a query or path field path is bounded as it is read.
+        depth::check(&message, MAX_MESSAGE_DEPTH).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "field {:?} nests messages more than {MAX_MESSAGE_DEPTH} levels deep",
+                e.path
+            ))
+        })?;
     }
     if rules == Rules::Check {
         options
@@ -429,6 +439,15 @@ fn apply_query(
             system_param(&text, &mut system)?;
             continue;
         }
+        // Before any walk: a recursive type lets a short query nest a message thousands deep.
+        let fields = key.split('.').count();
+        if fields > MAX_MESSAGE_DEPTH {
+            return Err(Error::InvalidArgument(format!(
+                "query parameter {:?} names a field {fields} levels deep; at most \
+                 {MAX_MESSAGE_DEPTH} are allowed",
+                abridged(&key)
+            )));
+        }
 
         let Some(chain) = query_field(&input, &key) else {
             if options.unknown_query_params == Unknown::Ignore {
@@ -512,6 +531,15 @@ fn query_field(
         chain.push(field);
     }
     Some(chain)
+}
+
+/// A long parameter name cut for an error message: its start, enough to find it.
+fn abridged(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &name[..end]),
+        None => name.to_owned(),
+    }
 }
 
 fn is_prefix(prefix: &[FieldDescriptor], of: &[FieldDescriptor]) -> bool {
