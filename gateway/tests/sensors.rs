@@ -4,6 +4,7 @@
 //! balanced backend as the binary builds it.
 
 mod backend;
+mod headers;
 mod live;
 mod oneport;
 mod streams;
