@@ -4,11 +4,12 @@
 //! header would leak hop-by-hop and browser headers into the backend and let clients spoof
 //! reserved gRPC headers. A `Grpc-Metadata-` header naming what HTTP/2 forbids in a request
 //! (`Proxy-Connection`, `Connection`, `TE: gzip`, ...) is a 400 naming it: forwarded, h2 would
-//! refuse to send the call, a failure no backend caused. As grpc-gateway answers them, response header metadata comes back
-//! as `Grpc-Metadata-<key>` headers, and trailers as `Grpc-Trailer-<key>` HTTP trailers when
-//! the client says it reads trailers (`TE: trailers`); the two are never merged, so a trailer
-//! cannot overwrite a header of the same name. The backend's HTTP-level response headers (its
-//! own CORS answer, hop-by-hop and transport fields) are not metadata and are left out.
+//! refuse to send the call, a failure no backend caused. As grpc-gateway answers them,
+//! response header metadata comes back as `Grpc-Metadata-<key>` headers, and trailers as
+//! `Grpc-Trailer-<key>` HTTP trailers when the client says it reads trailers (`TE:
+//! trailers`); the two are never merged, so a trailer cannot overwrite a header of the same
+//! name. The backend's HTTP-level response headers (its own CORS answer, hop-by-hop and
+//! transport fields) are not metadata and are left out.
 
 use std::{net::SocketAddr, time::Duration};
 
