@@ -15,6 +15,7 @@
 mod decode;
 pub mod depth;
 mod floats;
+mod head;
 pub mod http_body;
 mod response;
 mod unique_keys;
@@ -27,6 +28,7 @@ use http::HeaderValue;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, Value};
 
 pub use decode::{DecodeError, path_segment};
+pub use head::HeadCheck;
 pub use response::{Output, ResponseError, decode, to_json, wire_to_json};
 
 use crate::{
@@ -61,6 +63,8 @@ pub struct RequestOptions {
     pub constraints: Arc<Constraints>,
     /// How the field names of a rule violation's `google.rpc.BadRequest` are written.
     pub names: JsonNames,
+    /// What refuses a request from its head alone, before its body is read (none by default).
+    pub head_check: Option<HeadCheck>,
 }
 
 impl Default for RequestOptions {
@@ -71,6 +75,7 @@ impl Default for RequestOptions {
             deserialize: DeserializeOptions::new().deny_unknown_fields(true),
             constraints: Arc::default(),
             names: JsonNames::default(),
+            head_check: None,
         }
     }
 }

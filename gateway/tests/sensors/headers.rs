@@ -1,7 +1,9 @@
 //! Headers that are the connection's rather than the call's: metadata HTTP/2 cannot carry is a
 //! 400 naming it, before any call (forwarded, h2 refused the request and the refusal took a
 //! healthy replica out); a proxied HTTP/1.1 request's hop-by-hop headers stay on its hop; and
-//! a backend's own CORS and transport headers never come back as `Grpc-Metadata-*`.
+//! a backend's own CORS and transport headers never come back as `Grpc-Metadata-*`; and a
+//! request its head alone refuses (an embedder's head check, forbidden metadata) is answered
+//! before a byte of its body is read or decompressed.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, Value};
 
 use super::{backend, get_with_trailers, ok, spawn};
-use crate::support::{json, send, spawn_gateway, spawn_library};
+use crate::support::{json, send, spawn_gateway, spawn_library, spawn_library_with};
 
 /// Every `Grpc-Metadata-` name HTTP/2 forbids in a request (`TE` other than `trailers`), and
 /// `Host`, which only `:authority` may say.
@@ -187,4 +189,73 @@ async fn a_grpc_web_request_over_http1_keeps_its_hop_by_hop_headers_on_its_hop()
             "{hop} forwarded: {headers:?}"
         );
     }
+}
+
+/// A gzip body whose first bytes arrive and whose rest never does: a request answered while it
+/// is pending was answered from its head.
+fn endless_gzip() -> reqwest::Body {
+    let start = bytes::Bytes::from_static(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    let chunks = futures::StreamExt::chain(
+        futures::stream::once(async move { Ok::<_, std::io::Error>(start) }),
+        futures::stream::pending(),
+    );
+    reqwest::Body::wrap_stream(chunks)
+}
+
+#[tokio::test]
+async fn a_request_its_head_refuses_is_answered_before_its_body_is_read_or_decompressed() {
+    // What a backend that authorizes writes from their headers tells the gateway.
+    let library = spawn_library_with(|b| {
+        b.head_check(|method, headers| {
+            if method.name() == "CreateBook" && !headers.contains_key("authorization") {
+                return Err(tonic::Status::unauthenticated("a token is needed to write"));
+            }
+            Ok(())
+        })
+    })
+    .await;
+    let url = library.url("/v1/shelves/s1/books");
+    let post = |auth: bool, extra: Option<(&'static str, &'static str)>| {
+        let mut request = library
+            .client
+            .post(&url)
+            .header("content-encoding", "gzip")
+            .header("content-type", "application/json")
+            .body(endless_gzip());
+        if auth {
+            request = request.header("authorization", "Bearer t");
+        }
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        async move {
+            match tokio::time::timeout(Duration::from_secs(5), request.send()).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(e)) => panic!("request failed: {e}"),
+                Err(_) => panic!("no answer while the body was pending: the body was awaited"),
+            }
+        }
+    };
+    let r = post(false, None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body = json(r).await;
+    assert_eq!(body["code"], 16, "{body}");
+    assert_eq!(body["message"], "a token is needed to write");
+
+    // Metadata the call could not carry is known from the head too.
+    let r = post(true, Some(("grpc-metadata-proxy-connection", "x"))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Other methods, and writes with credentials, are read as before.
+    let r = send(
+        library
+            .client
+            .post(&url)
+            .header("authorization", "Bearer t")
+            .json(&serde_json::json!({"title": "t"})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = send(library.client.get(library.url("/v1/shelves/s1"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
