@@ -358,6 +358,58 @@ async fn the_in_process_rest_takes_the_gateway_flags() {
     service.stop().await;
 }
 
+/// Issue 21, finding 16: a write without a token to `serve --rest` had its body read,
+/// decompressed and transcoded by the in-process gateway, only for the write guard to refuse it
+/// from the headers it had from the start. The guard now answers before the body is read.
+#[tokio::test]
+async fn a_rest_write_without_a_token_is_refused_before_its_body_is_read_or_decompressed() {
+    use http_body_util::BodyExt as _;
+    let db = TestDb::sqlite();
+    let service = Stack::on(&db).demo(0).rest().start().await;
+    let rest = service.rest_url();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::StreamBody<
+        tokio_stream::wrappers::ReceiverStream<
+            Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+        >,
+    >>();
+    // The start of a gzip stream, and then nothing: a server that read the body before
+    // authorizing would wait for the rest.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(&[
+        0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff,
+    ]))))
+    .await
+    .expect("send");
+    let request = http::Request::post(format!("{rest}/articles"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(http_body_util::StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .expect("request");
+    let response = tokio::time::timeout(Duration::from_secs(5), client.request(request))
+        .await
+        .expect("answered before the body")
+        .expect("response");
+    assert_eq!(response.status(), 401);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert_eq!(body["code"], 16, "{body}");
+    drop(tx);
+    // Reads need no token and are served as before.
+    let r = reqwest::get(format!("{rest}/articles"))
+        .await
+        .expect("list");
+    assert_eq!(r.status(), 200);
+    service.stop().await;
+}
+
 /// Issue 21, finding 14: `page` with `page_token` was a 400 the OpenAPI document did not
 /// state (schemathesis's stateful phase follows `next_page_token` links with a `page` still
 /// set). As the proto documents it now, the token wins and the page is ignored.
