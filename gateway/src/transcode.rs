@@ -11,6 +11,9 @@
 //! Every value proto3 JSON allows is read, including what the gateway itself writes (float
 //! extremes in their shortest spelling, enum numbers the proto does not name), and Google's
 //! system parameter `$alt` (`alt`) is read as such, never as a field ([`SystemParams`]).
+//!
+//! Messages nest at most 100 levels, protobuf's own limit ([`depth`]): a query or path field
+//! path is bounded as it is read, a whole message before it is validated or encoded.
 
 mod decode;
 pub mod depth;
@@ -444,16 +447,6 @@ fn apply_query(
             system_param(&text, &mut system)?;
             continue;
         }
-        // Before any walk: a recursive type lets a short query nest a message thousands deep.
-        let fields = key.split('.').count();
-        if fields > MAX_MESSAGE_DEPTH {
-            return Err(Error::InvalidArgument(format!(
-                "query parameter {:?} names a field {fields} levels deep; at most \
-                 {MAX_MESSAGE_DEPTH} are allowed",
-                abridged(&key)
-            )));
-        }
-
         let Some(chain) = query_field(&input, &key) else {
             if options.unknown_query_params == Unknown::Ignore {
                 continue;
@@ -462,6 +455,16 @@ fn apply_query(
                 "unknown query parameter {key:?}"
             )));
         };
+        // Before a message is built along it: a recursive type lets a short query nest a
+        // message thousands of levels deep, which every recursive walk after would overflow on.
+        if chain.len() > MAX_MESSAGE_DEPTH {
+            return Err(Error::InvalidArgument(format!(
+                "query parameter {:?} names a field {} levels deep; at most \
+                 {MAX_MESSAGE_DEPTH} are allowed",
+                abridged(&key),
+                chain.len()
+            )));
+        }
 
         let bound_elsewhere = match &binding.body {
             BodyRule::Whole => Some("the request body"),
