@@ -56,7 +56,7 @@ use crate::{
     probes, request_id,
     rules::Bindings,
     served::{DescriptorVersion, ServedApi},
-    transcode::{RequestOptions, Unknown},
+    transcode::{HeadCheck, RequestOptions, Unknown},
 };
 
 /// The gateway's CORS layer for `origins` (preflights, gRPC-Web's headers allowed, every
@@ -101,6 +101,7 @@ pub struct GatewayBuilder {
     extra: Option<Router>,
     docs: Docs,
     live_page: bool,
+    head_check: Option<HeadCheck>,
 }
 
 impl Default for GatewayBuilder {
@@ -137,6 +138,7 @@ impl GatewayBuilder {
             extra: None,
             docs: Docs::default(),
             live_page: true,
+            head_check: None,
         }
     }
 
@@ -332,6 +334,23 @@ impl GatewayBuilder {
         self
     }
 
+    /// Refuses a request from its head alone, once its route is known and before its body is
+    /// read or decompressed ([`HeadCheck`]): for an embedder that knows what its backend
+    /// refuses from headers (a write without a valid token). An `Err` is answered as the
+    /// backend's status would be. Transcoded calls and streams only; proxied gRPC goes to the
+    /// backend headers first anyway.
+    #[must_use]
+    pub fn head_check(
+        mut self,
+        check: impl Fn(&prost_reflect::MethodDescriptor, &http::HeaderMap) -> Result<(), tonic::Status>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.head_check = Some(HeadCheck::new(check));
+        self
+    }
+
     /// Extra gateway-owned routes (such as `/openapi.json` and `/docs`) merged in; like
     /// `/healthz`, they win over annotated routes and over the live page.
     #[must_use]
@@ -376,6 +395,7 @@ impl GatewayBuilder {
                 ignored_query_params: self.ignored_query_params,
                 unknown_query_params: self.unknown_query_params,
                 names: self.json.names,
+                head_check: self.head_check,
                 ..RequestOptions::default()
             }
             .unknown_fields(self.unknown_fields),

@@ -53,13 +53,15 @@ impl Calls {
     /// The call's metadata from the request's headers and peer.
     ///
     /// # Errors
-    /// [`Error::MetadataTooLarge`] past the limit.
+    /// [`Error::MetadataTooLarge`] past the limit; [`Error::InvalidArgument`] for a
+    /// `Grpc-Metadata-` header HTTP/2 cannot carry.
     pub(crate) fn metadata(&self, parts: &http::request::Parts) -> Result<MetadataMap, Error> {
         let client = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0);
-        let metadata = metadata::request_metadata(&parts.headers, client);
+        let metadata = metadata::request_metadata(&parts.headers, client)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if metadata::list_size(&metadata) > self.max_metadata_bytes {
             return Err(Error::MetadataTooLarge {
                 limit: self.max_metadata_bytes,

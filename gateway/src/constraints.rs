@@ -301,7 +301,7 @@ impl Constraints {
                     } else {
                         format!("{path}.")
                     };
-                    // Nesting depth is bounded by the JSON reader's recursion limit.
+                    // Nesting depth is bounded before the check (`transcode::depth`).
                     self.check_behaviors(inner, &inner_path, out);
                 }
             }

@@ -336,9 +336,22 @@ async fn read_whole(
 }
 
 /// The request headers as HTTP/2 forwards them: without the hop-by-hop ones (HTTP/2 forbids
-/// them; `Host` becomes the backend's `:authority`), and with `TE: trailers`, which gRPC
-/// requires and an HTTP/1.1 gRPC-Web request may not carry.
+/// them; `Host` becomes the backend's `:authority`), nor those an HTTP/1.1 request's
+/// `Connection` names as its own hop's (RFC 9110 section 7.6.1), and with `TE: trailers`,
+/// which gRPC requires and an HTTP/1.1 gRPC-Web request may not carry.
 fn forwarded_headers(mut headers: HeaderMap) -> HeaderMap {
+    let named: Vec<header::HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| header::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        // The call's own content type is never the hop's, whatever `Connection` says.
+        .filter(|name| *name != header::CONTENT_TYPE)
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
     for name in [
         header::CONNECTION,
         header::HOST,

@@ -53,3 +53,9 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default budget of whole answers held for clients that have not read them yet
 /// ([`crate::buffers`]): 64 answers of the largest size a backend may send (4 MiB).
 pub const DEFAULT_RESPONSE_BUFFER_LIMIT: usize = 256 * 1024 * 1024;
+
+/// How many levels messages may nest in a request or a written response: protobuf's own
+/// decoders stop at 100 (prost's and C++'s recursion limit), and every recursive reader and
+/// writer of messages must stop before a worker's stack does (see `transcode::depth`). Fixed,
+/// not a flag: a backend's decoder refuses anything deeper anyway.
+pub const MAX_MESSAGE_DEPTH: usize = 100;

@@ -2,10 +2,14 @@
 //!
 //! Only a known set of request headers is forwarded (as grpc-gateway does): forwarding every
 //! header would leak hop-by-hop and browser headers into the backend and let clients spoof
-//! reserved gRPC headers. As grpc-gateway answers them, response header metadata comes back
-//! as `Grpc-Metadata-<key>` headers, and trailers as `Grpc-Trailer-<key>` HTTP trailers when
-//! the client says it reads trailers (`TE: trailers`); the two are never merged, so a trailer
-//! cannot overwrite a header of the same name.
+//! reserved gRPC headers. A `Grpc-Metadata-` header naming what HTTP/2 forbids in a request
+//! (`Proxy-Connection`, `Connection`, `TE: gzip`, ...) is a 400 naming it: forwarded, h2 would
+//! refuse to send the call, a failure no backend caused. As grpc-gateway answers them,
+//! response header metadata comes back as `Grpc-Metadata-<key>` headers, and trailers as
+//! `Grpc-Trailer-<key>` HTTP trailers when the client says it reads trailers (`TE:
+//! trailers`); the two are never merged, so a trailer cannot overwrite a header of the same
+//! name. The backend's HTTP-level response headers (its own CORS answer, hop-by-hop and
+//! transport fields) are not metadata and are left out.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -29,18 +33,46 @@ const X_REQUEST_ID: &str = "x-request-id";
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
 
+/// A `Grpc-Metadata-` header naming what HTTP/2 forbids in a request (RFC 9113 section
+/// 8.2.2: connection-specific fields, and `TE` other than `trailers`) or what the call's own
+/// head carries (`Host`, the backend's `:authority`). Forwarded, h2 would refuse to send the
+/// request at all, and that refusal would count as the backend's failure; so the client is
+/// told which header to drop, before any call.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "header {header:?} cannot be forwarded: HTTP/2 forbids {key:?} in a request's metadata; leave it out"
+)]
+pub struct ForbiddenMetadata {
+    /// The header as sent (`grpc-metadata-proxy-connection`).
+    pub header: String,
+    /// The metadata key it would have become.
+    pub key: String,
+}
+
 /// Builds the call's metadata from the HTTP request headers.
 ///
 /// Forwards `Authorization`, `X-Request-Id`, `Grpc-Metadata-*` (prefix stripped), and the
 /// proxy headers `X-Forwarded-For` (with `client` appended) and `X-Forwarded-Host` (the
 /// incoming one, else `Host`).
-pub fn request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> MetadataMap {
+///
+/// # Errors
+/// [`ForbiddenMetadata`] for a `Grpc-Metadata-` header HTTP/2 cannot carry.
+pub fn request_metadata(
+    headers: &HeaderMap,
+    client: Option<SocketAddr>,
+) -> Result<MetadataMap, ForbiddenMetadata> {
     let mut out = HeaderMap::new();
     for (name, value) in headers {
         let name_str = name.as_str();
         if name == header::AUTHORIZATION || name_str == X_REQUEST_ID {
             out.append(name.clone(), value.clone());
         } else if let Some(key) = name_str.strip_prefix(METADATA_PREFIX) {
+            if is_forbidden_in_http2(key, value) {
+                return Err(ForbiddenMetadata {
+                    header: name_str.to_owned(),
+                    key: key.to_owned(),
+                });
+            }
             if is_reserved(key) {
                 continue;
             }
@@ -61,7 +93,21 @@ pub fn request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> Meta
     {
         out.insert(X_FORWARDED_HOST, host.clone());
     }
-    MetadataMap::from_headers(out)
+    Ok(MetadataMap::from_headers(out))
+}
+
+/// The names h2 refuses to send in a request (its `check_headers`, after RFC 9113 section
+/// 8.2.2), and `Host`, which must agree with `:authority` when sent at all (section 8.3.1).
+/// A name starting with `:` (a pseudo-header) cannot reach here: no HTTP/1.1 or HTTP/2 parser
+/// takes it for a header name.
+fn is_forbidden_in_http2(key: &str, value: &HeaderValue) -> bool {
+    match key {
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade"
+        | "host" => true,
+        // `TE: trailers` is gRPC's own, and dropped as reserved; any other value is refused.
+        "te" => value.as_bytes() != b"trailers",
+        _ => false,
+    }
 }
 
 /// The `X-Forwarded-For` a call carries on: the client's own, with the peer's address appended
@@ -97,7 +143,8 @@ pub fn list_size(metadata: &MetadataMap) -> usize {
 }
 
 /// Copies response header metadata into `Grpc-Metadata-<key>` headers, leaving out the keys
-/// that belong to the gRPC protocol itself.
+/// that belong to the gRPC protocol itself and those of the backend's HTTP layer
+/// ([`is_http_level`]).
 pub fn response_headers(metadata: &MetadataMap, out: &mut HeaderMap) {
     prefixed(metadata, METADATA_PREFIX, out);
 }
@@ -114,7 +161,7 @@ pub fn response_trailers(metadata: &MetadataMap, accepted: bool) -> HeaderMap {
 
 fn prefixed(metadata: &MetadataMap, prefix: &str, out: &mut HeaderMap) {
     for (name, value) in metadata.as_ref() {
-        if is_reserved(name.as_str()) {
+        if is_reserved(name.as_str()) || is_http_level(name.as_str()) {
             continue;
         }
         let mut prefixed = String::with_capacity(prefix.len() + name.as_str().len());
@@ -182,6 +229,24 @@ fn is_reserved(key: &str) -> bool {
                 | "user-agent"
                 | "date"
                 | "server"
+        )
+}
+
+/// Response headers of the backend's HTTP layer rather than of the call: CORS answers
+/// (`Access-Control-*`, `Vary`, for the backend's own browser clients; the gateway answers CORS
+/// for its clients itself), hop-by-hop and transport fields. As `Grpc-Metadata-*` they would
+/// only mislead a client (`grpc-metadata-access-control-allow-origin: *`).
+fn is_http_level(key: &str) -> bool {
+    key.starts_with("access-control-")
+        || matches!(
+            key,
+            "vary"
+                | "proxy-connection"
+                | "content-encoding"
+                | "accept-encoding"
+                | "alt-svc"
+                | "strict-transport-security"
+                | "timing-allow-origin"
         )
 }
 
@@ -262,8 +327,10 @@ mod tests {
         h.insert("grpc-metadata-grpc-status", HeaderValue::from_static("0"));
         h.insert("cookie", HeaderValue::from_static("secret"));
         h.insert("host", HeaderValue::from_static("example.com"));
-        let md = request_metadata(&h, "10.0.0.1:5".parse().ok());
-        let md = md.into_headers();
+        let md = match request_metadata(&h, "10.0.0.1:5".parse().ok()) {
+            Ok(md) => md.into_headers(),
+            Err(e) => panic!("{e}"),
+        };
         assert_eq!(md["authorization"], "Bearer t");
         assert_eq!(md["x-request-id"], "r1");
         assert_eq!(md["tenant"], "acme");

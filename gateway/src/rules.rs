@@ -197,6 +197,14 @@ fn binding(method: &MethodDescriptor, rule: &HttpRule, index: usize) -> Result<B
         let leaf = chain
             .last()
             .ok_or_else(|| RuleError::Invalid("empty field path".into()))?;
+        if chain.len() > crate::limits::MAX_MESSAGE_DEPTH {
+            return Err(RuleError::Invalid(format!(
+                "path variable {{{}}} names a field {} levels deep; at most {} are allowed",
+                var.dotted(),
+                chain.len(),
+                crate::limits::MAX_MESSAGE_DEPTH
+            )));
+        }
         if leaf.is_list() || leaf.is_map() || matches!(leaf.kind(), Kind::Message(_)) {
             return Err(RuleError::Invalid(format!(
                 "path variable {{{}}} must name a scalar field",

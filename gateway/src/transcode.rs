@@ -11,9 +11,14 @@
 //! Every value proto3 JSON allows is read, including what the gateway itself writes (float
 //! extremes in their shortest spelling, enum numbers the proto does not name), and Google's
 //! system parameter `$alt` (`alt`) is read as such, never as a field ([`SystemParams`]).
+//!
+//! Messages nest at most 100 levels, protobuf's own limit ([`depth`]): a query or path field
+//! path is bounded as it is read, a whole message before it is validated or encoded.
 
 mod decode;
+pub mod depth;
 mod floats;
+mod head;
 pub mod http_body;
 mod response;
 mod unique_keys;
@@ -26,12 +31,14 @@ use http::HeaderValue;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, Value};
 
 pub use decode::{DecodeError, path_segment};
+pub use head::HeadCheck;
 pub use response::{Output, ResponseError, decode, to_json, wire_to_json};
 
 use crate::{
     constraints::Constraints,
     error::Error,
     json::JsonNames,
+    limits::MAX_MESSAGE_DEPTH,
     rules::{Binding, BodyRule},
 };
 
@@ -59,6 +66,8 @@ pub struct RequestOptions {
     pub constraints: Arc<Constraints>,
     /// How the field names of a rule violation's `google.rpc.BadRequest` are written.
     pub names: JsonNames,
+    /// What refuses a request from its head alone, before its body is read (none by default).
+    pub head_check: Option<HeadCheck>,
 }
 
 impl Default for RequestOptions {
@@ -69,6 +78,7 @@ impl Default for RequestOptions {
             deserialize: DeserializeOptions::new().deny_unknown_fields(true),
             constraints: Arc::default(),
             names: JsonNames::default(),
+            head_check: None,
         }
     }
 }
@@ -228,6 +238,14 @@ pub fn request_message_with(
     };
     if body_present {
         infer_update_mask(&mut message, binding, body)?;
+        // The JSON reader stops at 128 levels of JSON, a little past what protobuf decodes;
+        // a query or path field path is bounded as it is read.
+        depth::check(&message, MAX_MESSAGE_DEPTH).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "field {:?} nests messages more than {MAX_MESSAGE_DEPTH} levels deep",
+                e.path
+            ))
+        })?;
     }
     if rules == Rules::Check {
         options
@@ -429,7 +447,6 @@ fn apply_query(
             system_param(&text, &mut system)?;
             continue;
         }
-
         let Some(chain) = query_field(&input, &key) else {
             if options.unknown_query_params == Unknown::Ignore {
                 continue;
@@ -438,6 +455,16 @@ fn apply_query(
                 "unknown query parameter {key:?}"
             )));
         };
+        // Before a message is built along it: a recursive type lets a short query nest a
+        // message thousands of levels deep, which every recursive walk after would overflow on.
+        if chain.len() > MAX_MESSAGE_DEPTH {
+            return Err(Error::InvalidArgument(format!(
+                "query parameter {:?} names a field {} levels deep; at most \
+                 {MAX_MESSAGE_DEPTH} are allowed",
+                abridged(&key),
+                chain.len()
+            )));
+        }
 
         let bound_elsewhere = match &binding.body {
             BodyRule::Whole => Some("the request body"),
@@ -512,6 +539,15 @@ fn query_field(
         chain.push(field);
     }
     Some(chain)
+}
+
+/// A long parameter name cut for an error message: its start, enough to find it.
+fn abridged(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &name[..end]),
+        None => name.to_owned(),
+    }
 }
 
 fn is_prefix(prefix: &[FieldDescriptor], of: &[FieldDescriptor]) -> bool {

@@ -16,8 +16,11 @@
 //! - `reload`: descriptors read again without a restart (`inventory.v1`, two versions of one
 //!   file): `--reflect-interval`, SIGHUP, failures, streams across a swap, replicas that
 //!   disagree, the version in `/metrics` and `/readyz`.
+//! - `depth`: how deep a request or response may nest (`nesting.v1`, a recursive message, in
+//!   front of the echo backend): past protobuf's 100 levels, a 400 naming the field.
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
+mod depth;
 mod errors;
 mod faults;
 mod mapping;

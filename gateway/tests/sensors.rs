@@ -5,6 +5,7 @@
 
 mod backend;
 mod capacity;
+mod headers;
 mod live;
 mod oneport;
 mod stream_guards;

@@ -343,10 +343,18 @@ pub fn rest_router(
         .service(app.routes().prepare());
     let pool = prost_reflect::DescriptorPool::decode(articles_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| StartError::Rest(e.to_string()))?;
+    let tokens = Arc::clone(&app.tokens);
     let builder = articles_gateway::GatewayBuilder::new()
         .descriptors(pool)
         .backend(articles_gateway::Backend::from_service(routes))
-        .openapi_info(api_info());
+        .openapi_info(api_info())
+        // The write guard's answer before the body is read, not after (see `guard::refusal`).
+        .head_check(move |method, headers| {
+            if method.parent_service().full_name() != articles_proto::ARTICLE_SERVICE {
+                return Ok(());
+            }
+            crate::grpc::guard::refusal(&tokens, method.name(), headers).map_or(Ok(()), Err)
+        });
     let router = http
         .configure(builder)
         .map_err(|e| StartError::Rest(format!("{e:#}")))?

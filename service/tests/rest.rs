@@ -358,6 +358,104 @@ async fn the_in_process_rest_takes_the_gateway_flags() {
     service.stop().await;
 }
 
+/// Issue 21, finding 16: a write without a token to `serve --rest` had its body read,
+/// decompressed and transcoded by the in-process gateway, only for the write guard to refuse it
+/// from the headers it had from the start. The guard now answers before the body is read.
+#[tokio::test]
+async fn a_rest_write_without_a_token_is_refused_before_its_body_is_read_or_decompressed() {
+    use http_body_util::BodyExt as _;
+    let db = TestDb::sqlite();
+    let service = Stack::on(&db).demo(0).rest().start().await;
+    let rest = service.rest_url();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::StreamBody<
+        tokio_stream::wrappers::ReceiverStream<
+            Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+        >,
+    >>();
+    // The start of a gzip stream, and then nothing: a server that read the body before
+    // authorizing would wait for the rest.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(&[
+        0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff,
+    ]))))
+    .await
+    .expect("send");
+    let request = http::Request::post(format!("{rest}/articles"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(http_body_util::StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .expect("request");
+    let response = tokio::time::timeout(Duration::from_secs(5), client.request(request))
+        .await
+        .expect("answered before the body")
+        .expect("response");
+    assert_eq!(response.status(), 401);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert_eq!(body["code"], 16, "{body}");
+    drop(tx);
+    // Reads need no token and are served as before.
+    let r = reqwest::get(format!("{rest}/articles"))
+        .await
+        .expect("list");
+    assert_eq!(r.status(), 200);
+    service.stop().await;
+}
+
+/// Issue 21, finding 14: `page` with `page_token` was a 400 the OpenAPI document did not
+/// state (schemathesis's stateful phase follows `next_page_token` links with a `page` still
+/// set). As the proto documents it now, the token wins and the page is ignored.
+#[tokio::test]
+async fn a_page_token_sent_with_a_page_wins_and_the_page_is_ignored() {
+    let db = TestDb::sqlite();
+    let service = Stack::on(&db).demo(0).rest().start().await;
+    let rest = service.rest_url();
+    db.exec(
+        "INSERT INTO article_article (title, content, create_time) \
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5) \
+         SELECT 'a' || x, 'c', '2026-01-01 00:00:00' FROM n",
+    )
+    .await;
+    let list = |query: &str| {
+        let url = format!("{rest}/articles?{query}");
+        async move {
+            let response = reqwest::get(url).await.expect("list");
+            let status = response.status();
+            let body: Value = response.json().await.expect("a JSON page");
+            (status, body)
+        }
+    };
+    let (status, first) = list("page=1&page_size=2").await;
+    assert_eq!(status, 200, "{first}");
+    let token = first["next_page_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    // Page 3 would be [5]; the token says [3, 4], and wins, with any page number.
+    for page in ["0", "1", "3", "2147483647"] {
+        let (status, body) = list(&format!("page={page}&page_size=2&page_token={token}")).await;
+        assert_eq!(status, 200, "page={page}: {body}");
+        let ids: Vec<i64> = body["articles"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["id"].as_i64()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [3, 4], "page={page}");
+        assert_eq!(body["next_page"], 0, "no page number follows a token");
+    }
+    // A negative page is still refused, token or not: the schema says so.
+    let (status, _) = list(&format!("page=-1&page_token={token}")).await;
+    assert_eq!(status, 400);
+    service.stop().await;
+}
+
 /// Issue 11, finding 8: five articles of 1,040,000 characters (each under the body limit)
 /// made their page 400 OUT_OF_RANGE at the gateway, for ever. A page is now cut to what one
 /// gRPC message carries, and its `next_page_token` reaches the rest.
@@ -414,10 +512,7 @@ async fn a_page_larger_than_a_message_is_cut_and_its_token_reaches_the_rest() {
     }
     assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7], "every row once, in order");
 
-    // A page and a token at once, and a token this service did not issue, are the client's
-    // mistakes: 400, naming the field.
-    let (status, body) = list(format!("page=2&page_token={token}")).await;
-    assert_eq!((status.as_u16(), body["code"].as_i64()), (400, Some(3)));
+    // A token this service did not issue is the client's mistake: 400, naming the field.
     let (status, body) = list("page_token=bm9wZQ".into()).await;
     assert_eq!(status, 400);
     assert!(

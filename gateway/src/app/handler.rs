@@ -114,6 +114,10 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         Lookup::NotFound => return Err(Error::NotFound(path)),
     };
     RouteSlot::record(&parts.extensions, route.binding.method.full_name());
+    // What the head alone refuses is refused before a byte of the body is read or decompressed.
+    if let Some(check) = &shared.calls.request.head_check {
+        check.run(&route.binding.method, &parts.headers)?;
+    }
 
     if route.binding.is_streaming() {
         // A stream's own budget: however many idle, they leave the unary slots alone.
@@ -141,6 +145,8 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let calls = &shared.calls;
 
     let raw = route.raw_request.as_ref();
+    // From the head alone too: metadata HTTP/2 forbids or that is over the limit.
+    let metadata = calls.metadata(&parts)?;
     let body = match route.binding.body {
         // A body on a route without one is ignored, as grpc-gateway does.
         BodyRule::None => Bytes::new(),
@@ -179,7 +185,6 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     }
     let serialize = calls.serialize_for(system);
 
-    let metadata = calls.metadata(&parts)?;
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
     // The call holds the slot until it ends, and a client that hangs up does not cancel it

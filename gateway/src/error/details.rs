@@ -9,6 +9,8 @@ use base64::Engine;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
+use crate::{limits::MAX_MESSAGE_DEPTH, transcode::depth};
+
 /// `google.rpc.Status`, as carried in the `grpc-status-details-bin` trailer. Declared here
 /// because no dependency generates it and only its outer shape is needed.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -51,6 +53,9 @@ fn any_json(
     let decoded = pool
         .get_message_by_name(type_name)
         .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
+        // An `Any` nested in the detail is decoded again by the serializer, with a fresh
+        // recursion budget: past the bound, the detail goes as its bytes.
+        .filter(|msg| depth::check(msg, MAX_MESSAGE_DEPTH).is_ok())
         .and_then(|msg| {
             msg.serialize_with_options(serde_json::value::Serializer, options)
                 .ok()
@@ -70,4 +75,39 @@ fn any_json(
         }
     }
     serde_json::Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// prost-reflect's serializer decodes each `Any` payload afresh, with a fresh recursion
+    /// budget: 5,000 `Any`s one in another used to overflow the stack.
+    #[test]
+    fn a_detail_nesting_any_without_end_is_kept_as_its_bytes() {
+        let pool = crate::descriptors::with_standard_types(DescriptorPool::new());
+        let mut any = prost_types::Any {
+            type_url: "type.googleapis.com/google.protobuf.StringValue".into(),
+            value: "x".to_owned().encode_to_vec(),
+        };
+        for _ in 0..5000 {
+            any = prost_types::Any {
+                type_url: "type.googleapis.com/google.protobuf.Any".into(),
+                value: any.encode_to_vec(),
+            };
+        }
+        let status = RpcStatus {
+            code: 3,
+            message: "deep".into(),
+            details: vec![any],
+        }
+        .encode_to_vec();
+        let rendered = render(&status, &pool, &SerializeOptions::new());
+        assert_eq!(rendered.len(), 1);
+        assert_eq!(
+            rendered[0]["@type"],
+            "type.googleapis.com/google.protobuf.Any"
+        );
+        assert!(rendered[0]["value"].is_string(), "{}", rendered[0]);
+    }
 }

@@ -13,7 +13,8 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage, SerializeOptions, Value,
 };
 
-use super::wire;
+use super::{depth, wire};
+use crate::limits::MAX_MESSAGE_DEPTH;
 
 /// Why a response message could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,13 @@ pub enum ResponseError {
     Decode {
         name: String,
         source: prost::DecodeError,
+    },
+    /// Messages nested deeper than the gateway writes (see [`super::depth`]).
+    #[error("{name} nests messages more than {limit} levels deep, at {path:?}")]
+    TooDeep {
+        name: String,
+        path: String,
+        limit: usize,
     },
     /// A value JSON cannot express.
     #[error("serializing {name} as JSON: {source}")]
@@ -60,6 +68,13 @@ pub fn wire_to_json(bytes: &[u8], output: &Output<'_>) -> Result<Vec<u8>, Respon
         return Ok(out);
     }
     let message = decode(output.descriptor, bytes)?;
+    // prost's decoder bounded the message itself, but not the `Any` payloads that
+    // prost-reflect's serializer decodes again, each with a fresh budget.
+    depth::check(&message, MAX_MESSAGE_DEPTH).map_err(|e| ResponseError::TooDeep {
+        name: output.descriptor.full_name().to_owned(),
+        path: e.path,
+        limit: MAX_MESSAGE_DEPTH,
+    })?;
     to_json(&message, output.response_body, output.reflect).map_err(|source| {
         ResponseError::Serialize {
             name: output.descriptor.full_name().to_owned(),

@@ -393,6 +393,19 @@ async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Re
                 if let Some(unit) = input.get_field_by_name("unit") {
                     reading.set_field_by_name("unit", unit.into_owned());
                 }
+                if reading.get_field_by_name("sensor").as_deref()
+                    == Some(&Value::String("cors".into()))
+                {
+                    // What a backend with a CORS layer of its own (tonic-web's, tower-http's)
+                    // sends with every answer.
+                    let cors = [
+                        ("access-control-allow-origin", "*"),
+                        ("access-control-expose-headers", "grpc-status,grpc-message"),
+                        ("vary", "origin"),
+                        ("foo", "foo1"),
+                    ];
+                    return ok(&reading, &cors, &[cors[0], ("foo", "foo2")]);
+                }
                 ok(&reading, &[("foo", "foo1")], &[("foo", "foo2")])
             }
         },

@@ -41,7 +41,9 @@ pub struct PageRequest {
 impl PageRequest {
     /// Validates and normalizes a request: page 0 means 1, page size 0 means
     /// [`DEFAULT_PAGE_SIZE`], above [`MAX_PAGE_SIZE`] is clamped; negatives are rejected; a
-    /// token replaces the page number (sending both is an error: they could disagree).
+    /// token, when set, wins and the page number is ignored (as the proto documents it): a
+    /// client following `next_page_token` links may well still carry the `page` it started
+    /// with, and the token alone says where the next page starts.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `page`, `page_size` or `page_token`.
@@ -63,12 +65,6 @@ impl PageRequest {
             n => n.min(MAX_PAGE_SIZE),
         };
         if !page_token.is_empty() {
-            if page != 0 {
-                return Err(Error::invalid(
-                    "page_token",
-                    "must not be sent with page: a token already says where the page starts",
-                ));
-            }
             return Ok(Self {
                 offset: decode_token(page_token)?,
                 limit,
@@ -202,7 +198,9 @@ mod tests {
                 "{bad}: {err:?}"
             );
         }
-        assert!(PageRequest::new(2, 5, &token).is_err(), "page and token");
+        // With a page number too, the token wins: the page is ignored.
+        let p = PageRequest::new(2, 5, &token).ok();
+        assert_eq!(p.map(|p| (p.offset, p.limit, p.page)), Some((37, 5, None)));
     }
 
     #[test]
