@@ -143,7 +143,7 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
 
     let framing = Framing::from_accept(&parts.headers);
     let raw_out = route.raw_response;
-    let streams_events = method.is_server_streaming() && !raw_out && framing == Framing::Sse;
+    let streams_events = wants_events(&route, &parts.headers);
 
     if parts.method == Method::HEAD {
         // Checked as the GET would be, with no body read and no call made.
@@ -295,10 +295,18 @@ fn head_only(
 /// How long an `EventSource` waits before it reconnects after [`retry_later`].
 const SSE_RETRY: Duration = Duration::from_secs(1);
 
-/// The answer to an event stream while no backend is up: a 200 stream that says when to
-/// reconnect (`retry:`), carries the error as its one `event: error`, and ends, so that the
-/// browser reconnects (with its `Last-Event-ID`) instead of giving up on a 503.
-fn retry_later(error: &Error) -> Response {
+/// Whether a request for `route` asks for its messages as Server-Sent Events.
+pub(crate) fn wants_events(route: &crate::routes::Route, headers: &http::HeaderMap) -> bool {
+    route.binding.method.is_server_streaming()
+        && !route.raw_response
+        && Framing::from_accept(headers) == Framing::Sse
+}
+
+/// The answer to an event stream that cannot start now (no backend is up, or no stream slot is
+/// free): a 200 stream that says when to reconnect (`retry:`), carries the error as its one
+/// `event: error`, and ends, so that the browser reconnects (with its `Last-Event-ID`) instead
+/// of giving up on a 503.
+pub(crate) fn retry_later(error: &Error) -> Response {
     tracing::debug!(error = %error, "no backend for an event stream: the client is told to retry");
     let mut out = Vec::new();
     framing::sse_retry(SSE_RETRY, &mut out);

@@ -121,7 +121,14 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
 
     if route.binding.is_streaming() {
         // A stream's own budget: however many idle, they leave the unary slots alone.
-        let permit = shared.admission.admit(Budget::Stream)?;
+        let permit = match shared.admission.admit(Budget::Stream) {
+            Ok(permit) => permit,
+            // An `EventSource` refused with a 503 never comes back: told to retry, it does.
+            Err(error) if !websocket && stream::wants_events(route, &parts.headers) => {
+                return Ok(stream::retry_later(&error));
+            }
+            Err(error) => return Err(error),
+        };
         // The call's deadline is fixed here, once, and owned by the call from now on.
         let options = CallOptions::within(timeout.unwrap_or(shared.stream_timeout))
             .max_response_bytes(shared.calls.max_response_bytes);

@@ -546,13 +546,14 @@ async fn idle_streams_past_the_concurrency_limit_leave_unary_calls_served_and_pa
         assert_eq!(unary.status, None, "a proxied unary call");
     }
 
-    // One stream more, of any kind, is shed at once, naming the stream budget.
+    // One stream more, of any kind, is shed at once, naming the stream budget: as a 503, or
+    // to an `EventSource` (which never comes back after a 503) as a 200 telling it to retry.
     for (version, client) in stack.clients() {
         let started = std::time::Instant::now();
         let r = send(
             client
                 .get(stack.url(idle))
-                .header("accept", "text/event-stream"),
+                .header("accept", "application/x-ndjson"),
         )
         .await;
         assert!(started.elapsed() < Duration::from_secs(2), "{version}");
@@ -561,6 +562,22 @@ async fn idle_streams_past_the_concurrency_limit_leave_unary_calls_served_and_pa
         assert_eq!(body["code"], 14, "{version}");
         let message = body["message"].as_str().unwrap_or_default();
         assert!(message.contains("--stream-limit"), "{message}");
+
+        let started = std::time::Instant::now();
+        let r = send(
+            client
+                .get(stack.url(idle))
+                .header("accept", "text/event-stream"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version} SSE");
+        let events = ok(r.text().await, "the event stream");
+        assert!(started.elapsed() < Duration::from_secs(2), "{version} SSE");
+        assert!(events.starts_with("retry: "), "{events}");
+        assert!(
+            events.contains("event: error") && events.contains("--stream-limit"),
+            "{events}"
+        );
     }
     let Err(shed) = open_idle_watch(&through).await else {
         panic!("a proxied gRPC stream past the stream limit was admitted");
