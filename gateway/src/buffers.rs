@@ -10,7 +10,9 @@
 //! answers and when one last moved ([`Unsent`]), and the connection server closes a connection
 //! whose answers have not moved for its send timeout (`crate::server`). That catches an HTTP/2
 //! client that keeps its connection busy but never opens a stream's flow-control window, which
-//! a stalled socket alone would not show.
+//! a stalled socket alone would not show. A stream's messages take no share of the budget (one
+//! at a time is read from the backend, as the client takes them), but one larger than a piece
+//! counts among its connection's unsent answers while it waits, for the same reason.
 //!
 //! The body is handed to hyper in copied [`CHUNK`]-byte pieces, and the whole buffer and its
 //! share of the budget go together when the last piece has been taken: slices of the one
@@ -128,7 +130,13 @@ pub(crate) async fn account(
     let unsent = request.extensions().get::<Arc<Unsent>>().cloned();
     let response = next.run(request).await;
     let Some(length) = http_body::Body::size_hint(response.body()).exact() else {
-        return response;
+        // A stream: no share of the budget (its messages are read from the backend one at a
+        // time, as the client takes them), but a large message the client does not take
+        // still counts as an unsent answer of its connection while it waits.
+        if unsent.is_none() {
+            return response;
+        }
+        return response.map(|body| Body::new(Accounted::stream(body, unsent)));
     };
     let Ok(length) = usize::try_from(length) else {
         return response;
@@ -147,40 +155,76 @@ pub(crate) async fn account(
         }
         .into_response();
     };
-    if let Some(unsent) = &unsent {
-        unsent.answers.fetch_add(1, Ordering::AcqRel);
-        unsent.moved();
-    }
-    response.map(|body| {
-        Body::new(Accounted {
-            inner: body,
-            pending: Bytes::new(),
-            remaining: length,
-            permit: Some(permit),
-            unsent,
-        })
-    })
+    response.map(|body| Body::new(Accounted::whole(body, length, permit, unsent)))
 }
 
-/// A body that holds its share of the budget until its last byte is taken.
+/// A body handed out piece by piece: a whole answer holds its share of the budget, and its
+/// place among its connection's unsent answers, until its last byte is taken; a stream's
+/// message larger than a piece holds that place while it waits to be taken.
 struct Accounted {
     inner: Body,
     /// The frame being handed out, piece by piece.
     pending: Bytes,
-    /// Bytes not yet handed out, the pending ones included.
-    remaining: usize,
+    /// A whole answer's bytes not yet handed out, the pending ones included; `None` for a
+    /// stream.
+    remaining: Option<usize>,
     permit: Option<OwnedSemaphorePermit>,
-    /// Its connection's count, while it is counted there.
+    /// Its connection's count.
     unsent: Option<Arc<Unsent>>,
+    /// Whether it is counted there now.
+    counted: bool,
 }
 
 impl Accounted {
-    /// The whole answer is handed out: its share of the budget and its place in the
+    fn whole(
+        inner: Body,
+        length: usize,
+        permit: OwnedSemaphorePermit,
+        unsent: Option<Arc<Unsent>>,
+    ) -> Self {
+        let mut body = Self {
+            inner,
+            pending: Bytes::new(),
+            remaining: Some(length),
+            permit: Some(permit),
+            unsent,
+            counted: false,
+        };
+        body.count();
+        body
+    }
+
+    fn stream(inner: Body, unsent: Option<Arc<Unsent>>) -> Self {
+        Self {
+            inner,
+            pending: Bytes::new(),
+            remaining: None,
+            permit: None,
+            unsent,
+            counted: false,
+        }
+    }
+
+    /// Counts it among its connection's unsent answers, from now.
+    fn count(&mut self) {
+        if let Some(unsent) = &self.unsent
+            && !self.counted
+        {
+            unsent.answers.fetch_add(1, Ordering::AcqRel);
+            unsent.moved();
+            self.counted = true;
+        }
+    }
+
+    /// Nothing of it waits any more: its share of the budget and its place in the
     /// connection's count go.
     fn release(&mut self) {
         self.permit = None;
-        if let Some(unsent) = self.unsent.take() {
+        if let Some(unsent) = &self.unsent
+            && self.counted
+        {
             unsent.answers.fetch_sub(1, Ordering::AcqRel);
+            self.counted = false;
         }
     }
 }
@@ -210,19 +254,31 @@ impl http_body::Body for Accounted {
                     this.pending.advance(CHUNK);
                     piece
                 };
-                this.remaining = this.remaining.saturating_sub(piece.len());
                 if let Some(unsent) = &this.unsent {
                     unsent.moved();
                 }
-                if this.pending.is_empty() && this.remaining == 0 {
-                    // The whole answer's buffer is gone with the last piece: so is its share.
+                let done = match &mut this.remaining {
+                    Some(remaining) => {
+                        *remaining = remaining.saturating_sub(piece.len());
+                        *remaining == 0
+                    }
+                    None => true,
+                };
+                if this.pending.is_empty() && done {
+                    // The whole answer's buffer (or the message's) is gone with the last
+                    // piece: so is what it held.
                     this.release();
                 }
                 return Poll::Ready(Some(Ok(Frame::data(piece))));
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => this.pending = data,
+                    Ok(data) => {
+                        if data.len() > CHUNK {
+                            this.count();
+                        }
+                        this.pending = data;
+                    }
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
                 Poll::Ready(None) => {
@@ -239,7 +295,19 @@ impl http_body::Body for Accounted {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining as u64)
+        match self.remaining {
+            Some(remaining) => SizeHint::with_exact(remaining as u64),
+            None => {
+                let inner = self.inner.size_hint();
+                let pending = self.pending.len() as u64;
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower().saturating_add(pending));
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper.saturating_add(pending));
+                }
+                hint
+            }
+        }
     }
 }
 
@@ -254,14 +322,10 @@ mod tests {
         let budget = ResponseBudget::new(1024 * 1024);
         let data = Bytes::from(vec![7u8; 200 * 1024]);
         let permit = budget.take(data.len());
-        assert!(permit.is_some());
-        let mut body = Accounted {
-            inner: Body::from(data.clone()),
-            pending: Bytes::new(),
-            remaining: data.len(),
-            permit,
-            unsent: None,
+        let Some(permit) = permit else {
+            panic!("no permit");
         };
+        let mut body = Accounted::whole(Body::from(data.clone()), data.len(), permit, None);
         assert_eq!(budget.held(), 200 * 1024);
         let first = body.frame().await;
         let first = first.and_then(|f| f.ok()).and_then(|f| f.into_data().ok());

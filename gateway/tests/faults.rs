@@ -630,3 +630,46 @@ async fn an_http2_client_that_never_opens_its_window_is_cut_after_the_send_timeo
         "a connection whose answer did not move for the send timeout stayed open"
     );
 }
+
+#[tokio::test]
+async fn an_http2_client_that_never_opens_a_streams_window_is_cut_after_the_send_timeout() {
+    let options = articles_gateway::server::ServeOptions {
+        send_timeout: Duration::from_secs(1),
+        ..articles_gateway::server::ServeOptions::default()
+    };
+    // The backend's one message (a Shelf) reads as a Book of WatchBooks, 1 MiB long.
+    let (gateway, _backend) = large_answers_gateway(1024 * 1024, 64 * 1024 * 1024, options).await;
+    let tcp = match tokio::net::TcpStream::connect(gateway.addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .initial_connection_window_size(1024)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await;
+    let (mut sender, connection) = match handshake {
+        Ok(pair) => pair,
+        Err(e) => panic!("{e}"),
+    };
+    let connection = tokio::spawn(connection);
+    let request = match http::Request::get(gateway.url("/v1/shelves/s/books:watch")).body(()) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let (response, _) = match sender.send_request(request, true) {
+        Ok(pair) => pair,
+        Err(e) => panic!("{e}"),
+    };
+    let head = match tokio::time::timeout(Duration::from_secs(10), response).await {
+        Ok(Ok(r)) => r,
+        other => panic!("no response head: {other:?}"),
+    };
+    assert_eq!(head.status(), StatusCode::OK);
+    let _body = head.into_body();
+    let ended = tokio::time::timeout(Duration::from_secs(8), connection).await;
+    assert!(
+        ended.is_ok(),
+        "a connection whose stream message did not move for the send timeout stayed open"
+    );
+}
