@@ -3,8 +3,8 @@
 //!
 //! Why two budgets: a unary call holds its slot for milliseconds, a stream (an SSE watcher, a
 //! WebSocket, a proxied gRPC watch) for minutes or hours, mostly idle. Counted against one
-//! limit, 2,000 idle watchers took every `--concurrency-limit` slot and every other call,
-//! writes too, was shed (issue 21). So:
+//! limit, a few thousand idle watchers would take every slot and shed every other call, writes
+//! too. So:
 //! - a unary call (a transcoded unary method; a proxied gRPC call the descriptors name as
 //!   unary, or a health `Check`) takes a slot of [`Budget::Unary`] (`--concurrency-limit`);
 //! - every long-lived stream (a transcoded server, client or bidirectional stream, over
@@ -12,9 +12,9 @@
 //!   descriptors do not name) takes a slot of [`Budget::Stream`] (`--stream-limit`), and never
 //!   a unary one, so streams, however many and however idle, cannot take what unary calls need.
 //!
-//! REST and the gRPC proxy share both budgets: what starved calls was streams, not protocols,
-//! and one budget per kind means no second pool sized by the same flag (before, REST and the
-//! proxy each had `--concurrency-limit` slots, so the flag meant twice its value).
+//! REST and the gRPC proxy share both budgets: what starves calls is streams, not protocols,
+//! and one budget per kind means no second pool sized by the same flag (which would make the
+//! flag mean twice its value).
 //!
 //! Over either budget a call is shed at once (503, or UNAVAILABLE trailers-only for gRPC) with
 //! a message naming the budget and its flag, never queued: a queued call would only time out
