@@ -54,7 +54,7 @@ use crate::{
     metrics::Metrics,
     openapi::ApiInfo,
     probes, request_id,
-    rules::Bindings,
+    rules::{Bindings, ConfigError, MappingOptions},
     served::{DescriptorVersion, ServedApi},
     transcode::{HeadCheck, RequestOptions, Unknown},
 };
@@ -72,6 +72,10 @@ pub enum BuildError {
     /// A required part was not given.
     #[error("the gateway needs {0}")]
     Missing(&'static str),
+    /// A gRPC API Configuration file cannot be read, or a rule of it does not fit the
+    /// descriptors.
+    #[error("{0}")]
+    Configuration(#[from] ConfigError),
 }
 
 /// Builds the gateway's router.
@@ -102,6 +106,7 @@ pub struct GatewayBuilder {
     docs: Docs,
     live_page: bool,
     head_check: Option<HeadCheck>,
+    mapping: MappingOptions,
 }
 
 impl Default for GatewayBuilder {
@@ -139,6 +144,7 @@ impl GatewayBuilder {
             docs: Docs::default(),
             live_page: true,
             head_check: None,
+            mapping: MappingOptions::default(),
         }
     }
 
@@ -146,6 +152,15 @@ impl GatewayBuilder {
     #[must_use]
     pub fn descriptors(mut self, pool: DescriptorPool) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    /// Where routes come from besides the annotations: gRPC API Configuration files,
+    /// auto-mapping, and which services get routes ([`crate::rules`]). The files are read when
+    /// the router is built and again at each reload.
+    #[must_use]
+    pub fn mapping(mut self, mapping: MappingOptions) -> Self {
+        self.mapping = mapping;
         self
     }
 
@@ -326,7 +341,7 @@ impl GatewayBuilder {
     }
 
     /// Serves no live page at `/` and no live panel on `/docs` ([`crate::live`]; by default
-    /// both are there when the API has a server-streaming `GET` route, the page only when no
+    /// both are there when the API has a server-streaming route, the page only when no
     /// annotated route matches `/`).
     #[must_use]
     pub fn without_live_page(mut self) -> Self {
@@ -369,7 +384,8 @@ impl GatewayBuilder {
     /// descriptors ([`crate::descriptors::with_standard_types`]).
     ///
     /// # Errors
-    /// When the descriptors or the backend are missing.
+    /// When the descriptors or the backend are missing, or a configuration file cannot be
+    /// served.
     pub fn build(self) -> Result<Router, BuildError> {
         Ok(self.build_reloadable()?.0)
     }
@@ -378,7 +394,8 @@ impl GatewayBuilder {
     /// descriptors while the router serves (see [`crate::served`]).
     ///
     /// # Errors
-    /// When the descriptors or the backend are missing.
+    /// When the descriptors or the backend are missing, or a configuration file cannot be
+    /// served.
     pub fn build_reloadable(self) -> Result<(Router, Reloader), BuildError> {
         let pool = self.pool.ok_or(BuildError::Missing("descriptors"))?;
         let backend = self.backend.ok_or(BuildError::Missing("a backend"))?;
@@ -411,9 +428,14 @@ impl GatewayBuilder {
             timeout: self.timeout,
             stream_timeout: self.stream_timeout,
             sse_keepalive: (!self.sse_keepalive.is_zero()).then_some(self.sse_keepalive),
+            mapping: self.mapping,
         };
-        let version = DescriptorVersion::of(&pool);
-        let served = ServedApi::new(recipe.api(pool, version));
+        let mapping = recipe.mapping.load()?;
+        for pattern in mapping.services.unmatched(&pool) {
+            tracing::warn!(pattern, "--services names no service of the descriptors");
+        }
+        let version = DescriptorVersion::of(&pool).with_config(&mapping.config);
+        let served = ServedApi::new(recipe.api(pool, &mapping, version)?);
         let proxy = Proxy::new(
             &backend,
             ProxyOptions {

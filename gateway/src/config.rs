@@ -15,6 +15,7 @@ use crate::{
         DEFAULT_MAX_QUERY_LENGTH, DEFAULT_MIN_BODY_RATE, DEFAULT_RESPONSE_BUFFER_LIMIT,
         DEFAULT_STREAM_LIMIT,
     },
+    rules::{MappingOptions, ServiceFilter},
     transcode::Unknown,
 };
 
@@ -220,7 +221,7 @@ pub struct HttpArgs {
     #[arg(long, env = "ARTICLES_GATEWAY_NO_DOCS")]
     pub no_docs: bool,
     /// Serve no live page at `/` and no live panel on `/docs` (by default they are there when
-    /// the API has a server-streaming `GET` route and `/` is not one of its routes).
+    /// the API has a server-streaming route and `/` is not one of its routes).
     #[arg(long, env = "ARTICLES_GATEWAY_NO_LIVE_PAGE")]
     pub no_live_page: bool,
 }
@@ -258,6 +259,30 @@ pub struct ApiArgs {
     /// time.
     #[arg(long, env = "ARTICLES_GATEWAY_REFLECT_INTERVAL", requires = "reflect", value_parser = parse_positive_duration)]
     pub reflect_interval: Option<Duration>,
+    /// A gRPC API Configuration file (a `google.api.Service` document, YAML or JSON, as
+    /// grpc-gateway and Cloud Endpoints read it) whose `http.rules` route methods; a rule
+    /// replaces its method's annotation. Repeatable; read again at each reload.
+    #[arg(
+        long = "grpc-api-configuration",
+        env = "ARTICLES_GATEWAY_GRPC_API_CONFIGURATION",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub grpc_api_configuration: Vec<PathBuf>,
+    /// Route every method that has no rule (annotation or configuration file) at
+    /// `POST /{package}.{Service}/{Method}`, the whole request message as body (streaming
+    /// methods too). `grpc.reflection.*` and `grpc.health.*` are never mapped.
+    #[arg(long, env = "ARTICLES_GATEWAY_AUTO_MAPPING")]
+    pub auto_mapping: bool,
+    /// Only these services get REST routes: a full name (`pkg.v1.Service`) or a package
+    /// prefix (`pkg.*`). Repeatable; default all. Other services stay reachable as gRPC.
+    #[arg(
+        long = "services",
+        env = "ARTICLES_GATEWAY_SERVICES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub services: Vec<String>,
     /// Field names in JSON output: `proto` (`page_size`) or `camel` (`pageSize`).
     #[arg(long, env = "ARTICLES_GATEWAY_JSON_NAMES", value_enum, default_value_t = JsonNames::Proto)]
     pub json_names: JsonNames,
@@ -318,7 +343,16 @@ impl OpenApiInfoArgs {
 }
 
 impl ApiArgs {
-    /// The JSON options these flags describe.
+    /// Where routes come from besides the annotations, as these flags say.
+    pub fn mapping(&self) -> MappingOptions {
+        MappingOptions {
+            files: self.grpc_api_configuration.clone(),
+            auto: self.auto_mapping,
+            services: ServiceFilter::new(self.services.iter().cloned()),
+        }
+    }
+
+    /// JSON output options of these flags.
     pub fn json_options(&self) -> JsonOptions {
         JsonOptions {
             names: self.json_names,

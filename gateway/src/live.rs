@@ -1,6 +1,8 @@
-//! The live page at `/`: the API's server-streaming `GET` routes, and the events of a chosen
-//! one as they arrive, in the browser, through `EventSource` (so over Server-Sent Events, which
-//! the gateway answers to `Accept: text/event-stream`).
+//! The live page at `/`: the API's server-streaming routes, and the events of a chosen one as
+//! they arrive, in the browser, over Server-Sent Events (which the gateway answers to `Accept:
+//! text/event-stream`): a `GET` route through `EventSource`, which reconnects by itself; a
+//! `POST` route whose body is the whole request (every auto-mapped stream) through `fetch`,
+//! its body written in the form as JSON, since `EventSource` only ever sends a `GET`.
 //!
 //! Nothing names an API: the routes come from the [`Bindings`], so the page shows the article
 //! feed for the article API and a sensor's readings for a sensor API. A route whose request
@@ -30,7 +32,7 @@ use serde::Serialize;
 use crate::{
     probes,
     routes::RouteTable,
-    rules::{Binding, Bindings},
+    rules::{Binding, Bindings, BodyRule},
     stream::follows_resume_convention,
     template::split_request_path,
 };
@@ -43,16 +45,19 @@ const PANEL: &str = include_str!("live/panel.html");
 const SCRIPT: &str = include_str!("live/live.js");
 const STYLE: &str = include_str!("live/live.css");
 
-/// One server-streaming `GET` route, as the page lists it.
+/// One server-streaming route, as the page lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveRoute {
+    /// `GET`, or `POST` for a route whose body is the whole request.
+    pub http_method: String,
     /// The template as OpenAPI writes it (`/v1/sensors/{sensor}/events`).
     pub path: String,
     /// The gRPC method's full name.
     pub method: String,
     /// The template's variables, as written between braces in [`LiveRoute::path`].
     pub variables: Vec<String>,
-    /// The request fields that can be given as query parameters.
+    /// The request fields that can be given as query parameters (for a `POST`, the scalar
+    /// fields of the JSON body).
     pub query: Vec<String>,
     /// Whether `Last-Event-ID` resumes it (its request has `last_event_id`).
     pub resumable: bool,
@@ -65,8 +70,9 @@ pub struct LiveRoutes {
 }
 
 impl LiveRoutes {
-    /// The server-streaming `GET` routes of `bindings` whose messages are JSON (an
-    /// `HttpBody` stream is a download, not events).
+    /// The server-streaming routes of `bindings` whose messages are JSON (an `HttpBody`
+    /// stream is a download, not events): every `GET`, and each `POST` whose body is the
+    /// whole request.
     pub fn from_bindings(bindings: &Bindings) -> Self {
         let routes = bindings
             .bindings
@@ -89,6 +95,7 @@ impl LiveRoutes {
                     .map(|f| f.name().to_owned())
                     .collect();
                 LiveRoute {
+                    http_method: b.http_method.to_string(),
                     path: b.template.openapi_path(),
                     method: b.method.full_name().to_owned(),
                     variables,
@@ -162,7 +169,9 @@ impl LiveRoutes {
 
 /// Whether `binding` streams JSON messages to a `GET`.
 fn is_event_stream(binding: &Binding) -> bool {
-    binding.http_method == http::Method::GET
+    let method = &binding.http_method;
+    (method == http::Method::GET
+        || (method == http::Method::POST && matches!(binding.body, BodyRule::Whole)))
         && binding.method.is_server_streaming()
         && !binding.method.is_client_streaming()
         && binding.method.output().full_name() != "google.api.HttpBody"

@@ -1,7 +1,8 @@
 //! The gateway's own endpoints: `/healthz` (the process is alive) and `/readyz` (some backend
 //! can take calls: its `grpc.health.v1` says SERVING, or it has no health service and is
-//! reachable), each backend listed with why, and the version of the served descriptors with
-//! when it was loaded.
+//! reachable), each backend listed with why, the version of the served descriptors with
+//! when it was loaded, and where the routes came from (annotations, configuration files,
+//! auto-mapping) with how many each gave.
 
 use axum::{
     Json, Router,
@@ -31,17 +32,27 @@ async fn healthz() -> Response {
 }
 
 /// `GET /readyz`: 200 `{"status": "ok", "backends": [...], "descriptors": {"version": ...,
-/// "loaded_at": ...}}` when some backend can take calls, else 503 in the error shape, naming
-/// each backend's state.
+/// "loaded_at": ...}, "routes": {"annotation": n, "configuration": n, "auto": n,
+/// "configuration_files": [...], "auto_mapping": bool}}` when some backend can take calls,
+/// else 503 in the error shape, naming each backend's state.
 async fn readyz(State((backend, served)): State<(Backend, ServedApi)>) -> Response {
     // Bounded: a single transport's check has its own timeout, replicas answer from state.
     let readiness = backend.readiness().await;
     if readiness.ready {
         let loaded = served.loaded();
+        let sources = served.sources();
+        let mut routes: serde_json::Map<String, serde_json::Value> = sources
+            .counts
+            .iter()
+            .map(|(kind, count)| ((*kind).to_owned(), (*count).into()))
+            .collect();
+        routes.insert("configuration_files".into(), sources.files.into());
+        routes.insert("auto_mapping".into(), sources.auto_mapping.into());
         return Json(serde_json::json!({
             "status": "ok",
             "backends": readiness.backends,
             "descriptors": {"version": loaded.version.as_str(), "loaded_at": loaded.rfc3339()},
+            "routes": routes,
         }))
         .into_response();
     }

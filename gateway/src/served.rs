@@ -32,7 +32,8 @@ use tower::ServiceExt as _;
 /// Which descriptors an API was built from: the first 16 hex digits of the SHA-256 of its
 /// descriptor set in a canonical form (each file's name and encoded bytes, options included,
 /// in file name order), so the same descriptors give the same version whichever way they were
-/// read, and every gateway in a fleet names them alike.
+/// read, and every gateway in a fleet names them alike. With gRPC API Configuration files, the
+/// files are hashed in too ([`DescriptorVersion::with_config`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DescriptorVersion(String);
 
@@ -51,6 +52,21 @@ impl DescriptorVersion {
             hash.update((bytes.len() as u64).to_be_bytes());
             hash.update(&bytes);
         }
+        let digest = hash.finalize();
+        Self(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The version of `self`'s descriptors served with the rules of `config`: the same
+    /// descriptors under other rules are another API. Without configuration files, the
+    /// descriptors' version itself.
+    #[must_use]
+    pub fn with_config(self, config: &crate::rules::ServiceConfig) -> Self {
+        let Some(digest) = config.digest else {
+            return self;
+        };
+        let mut hash = Sha256::new();
+        hash.update(self.0.as_bytes());
+        hash.update(digest);
         let digest = hash.finalize();
         Self(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
     }
@@ -90,6 +106,17 @@ impl Loaded {
     }
 }
 
+/// Where a version's routes came from, as `/readyz` shows it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteSources {
+    /// Bindings by kind of source: annotation, configuration, auto.
+    pub(crate) counts: [(&'static str, usize); 3],
+    /// The configuration files read.
+    pub(crate) files: Vec<String>,
+    /// Whether auto-mapping was on.
+    pub(crate) auto_mapping: bool,
+}
+
 /// One built version of the API.
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
@@ -97,6 +124,8 @@ pub(crate) struct Api {
     pub(crate) router: Router,
     /// How many routes it has.
     pub(crate) routes: usize,
+    /// Where its routes came from.
+    pub(crate) sources: RouteSources,
     /// Its descriptors' version.
     pub(crate) loaded: Loaded,
     /// Its descriptors, with the standard types.
@@ -163,6 +192,11 @@ impl ServedApi {
     /// The descriptors served now.
     pub fn loaded(&self) -> Loaded {
         self.current.load().loaded.clone()
+    }
+
+    /// Where the routes served now came from.
+    pub(crate) fn sources(&self) -> RouteSources {
+        self.current.load().sources.clone()
     }
 
     /// The version served now.

@@ -203,6 +203,7 @@ pub fn gateway(
         .openapi_info_from(move |bindings| api_info(&api, embedded.as_ref(), bindings))
         .descriptors(pool)
         .backend(backend)
+        .mapping(args.api.mapping())
         .json(args.api.json_options());
     Ok(args.http.configure(builder)?.build_reloadable()?)
 }
@@ -380,7 +381,7 @@ async fn run_openapi(args: &ApiArgs, embedded: Option<&EmbeddedApi>) -> Result<(
             reflect_first(args, &backend).await?
         }
     };
-    let bindings = Bindings::from_pool(&pool);
+    let bindings = Bindings::build(&pool, &args.mapping().load()?)?;
     let doc = openapi::document(
         &bindings,
         &args.json_options(),

@@ -31,6 +31,10 @@ pub enum StartError {
     /// The router could not be built.
     #[error("{0}")]
     Build(#[from] BuildError),
+    /// A gRPC API Configuration file cannot be served (`openapi`; `serve` reports it as
+    /// [`StartError::Build`]).
+    #[error("{0}")]
+    Configuration(#[from] crate::rules::ConfigError),
     /// A TLS certificate or key file could not be read or parsed.
     #[error("{what} {}: {source}", .path.display())]
     TlsFile {

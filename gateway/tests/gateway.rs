@@ -18,8 +18,13 @@
 //!   disagree, the version in `/metrics` and `/readyz`.
 //! - `depth`: how deep a request or response may nest (`nesting.v1`, a recursive message, in
 //!   front of the echo backend): past protobuf's 100 levels, a 400 naming the field.
+//! - `any_api`: an API with no annotation (`tally.v1`) served with zero configuration
+//!   (reflection v1alpha, auto-mapping), OTLP's collector through a gRPC API Configuration
+//!   file, a file's rule replacing an annotation, each file error, reload of the files,
+//!   `--services`.
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
+mod any_api;
 mod depth;
 mod errors;
 mod faults;

@@ -36,6 +36,16 @@ async fn readyz_is_ok_when_the_backend_is_serving() {
         .unwrap_or_default();
     assert_eq!(descriptors["version"].as_str().map(str::len), Some(16));
     assert!(descriptors["loaded_at"].is_string(), "{descriptors}");
+    // Where the routes came from: the library's annotations alone.
+    let routes = body
+        .as_object_mut()
+        .and_then(|o| o.remove("routes"))
+        .unwrap_or_default();
+    assert!(routes["annotation"].as_u64().is_some_and(|n| n > 10), "{routes}");
+    assert_eq!(routes["configuration"], 0, "{routes}");
+    assert_eq!(routes["auto"], 0, "{routes}");
+    assert_eq!(routes["configuration_files"], json!([]), "{routes}");
+    assert_eq!(routes["auto_mapping"], false, "{routes}");
     assert_eq!(
         body,
         json!({"status": "ok", "backends": [{"up": true, "health": "SERVING"}]})

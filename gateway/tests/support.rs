@@ -258,6 +258,24 @@ pub(crate) fn echoed(
     input: &str,
     response: &reqwest::Response,
 ) -> serde_json::Value {
+    let message = echoed_message(pool, input, response);
+    match message.serialize_with_options(
+        serde_json::value::Serializer,
+        &SerializeOptions::new()
+            .skip_default_fields(true)
+            .use_proto_field_name(true),
+    ) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The request message the echo backend received, as `input`.
+pub(crate) fn echoed_message(
+    pool: &DescriptorPool,
+    input: &str,
+    response: &reqwest::Response,
+) -> DynamicMessage {
     let Some(header) = response.headers().get("grpc-metadata-echo-request-bin") else {
         panic!("no echo-request-bin in {:?}", response.headers());
     };
@@ -273,17 +291,8 @@ pub(crate) fn echoed(
     let Some(desc) = pool.get_message_by_name(input) else {
         panic!("no message {input}");
     };
-    let message = match DynamicMessage::decode(desc, bytes.as_slice()) {
+    match DynamicMessage::decode(desc, bytes.as_slice()) {
         Ok(m) => m,
-        Err(e) => panic!("{e}"),
-    };
-    match message.serialize_with_options(
-        serde_json::value::Serializer,
-        &SerializeOptions::new()
-            .skip_default_fields(true)
-            .use_proto_field_name(true),
-    ) {
-        Ok(v) => v,
         Err(e) => panic!("{e}"),
     }
 }

@@ -23,8 +23,8 @@ use crate::{
     live::{self, LiveRoutes},
     openapi::{self, ApiInfo},
     routes::RouteTable,
-    rules::Bindings,
-    served::{Api, DescriptorVersion, Loaded, Outcome, ServedApi},
+    rules::{Bindings, ConfigError, Mapping, MappingOptions},
+    served::{Api, DescriptorVersion, Loaded, Outcome, RouteSources, ServedApi},
     transcode::RequestOptions,
 };
 
@@ -73,16 +73,26 @@ pub(super) struct Recipe {
     pub(super) timeout: Duration,
     pub(super) stream_timeout: Duration,
     pub(super) sse_keepalive: Option<Duration>,
+    /// Where each version reads its configuration rules, auto-mapping and service filter.
+    pub(super) mapping: MappingOptions,
 }
 
 impl Recipe {
-    /// The version of the API `pool` describes.
+    /// The version of the API `pool` describes under `mapping`.
     ///
-    /// Methods whose rules are invalid are logged and left out; routes hidden by a gateway
-    /// path are logged.
-    pub(super) fn api(&self, pool: DescriptorPool, version: DescriptorVersion) -> Api {
+    /// Methods whose annotations are invalid are logged and left out; routes hidden by a
+    /// gateway path are logged.
+    ///
+    /// # Errors
+    /// A configuration rule that does not fit the descriptors.
+    pub(super) fn api(
+        &self,
+        pool: DescriptorPool,
+        mapping: &Mapping,
+        version: DescriptorVersion,
+    ) -> Result<Api, ConfigError> {
         let pool = descriptors::with_standard_types(pool);
-        let bindings = Bindings::from_pool(&pool);
+        let bindings = Bindings::build(&pool, mapping)?;
         for skipped in &bindings.skipped {
             tracing::warn!(
                 method = skipped.method,
@@ -95,6 +105,7 @@ impl Recipe {
             tracing::debug!(
                 http = %format_args!("{} {}", route.binding.http_method, route.binding.template),
                 grpc = %route.grpc_path,
+                rule = %route.binding.source,
                 "route"
             );
         }
@@ -114,8 +125,16 @@ impl Recipe {
         };
         let live_page = !live.is_empty() && !live::claimed_by_api(&table);
         let routes = table.routes().len();
+        let sources = RouteSources {
+            counts: bindings.counts(),
+            files: mapping.config.files.clone(),
+            auto_mapping: mapping.auto,
+        };
         tracing::info!(
             routes,
+            annotation = sources.counts[0].1,
+            configuration = sources.counts[1].1,
+            auto = sources.counts[2].1,
             skipped = bindings.skipped.len(),
             %version,
             "routes built"
@@ -161,15 +180,16 @@ impl Recipe {
         if doc.is_some() || live_page {
             router = router.route_layer(axum::middleware::from_fn(crate::metrics::record_matched));
         }
-        Api {
+        Ok(Api {
             router,
             routes,
+            sources,
             pool,
             loaded: Loaded {
                 version,
                 at: std::time::SystemTime::now(),
             },
-        }
+        })
     }
 }
 
@@ -179,6 +199,9 @@ pub enum ReloadError {
     /// The descriptors could not be read.
     #[error("{0}")]
     Descriptors(#[from] descriptors::DescriptorError),
+    /// A configuration file cannot be read, or a rule of it does not fit the descriptors.
+    #[error("{0}")]
+    Configuration(#[from] ConfigError),
     /// The new descriptors route nothing while the served ones route something: more likely a
     /// backend answering before it registered its services than an API meant to be empty.
     #[error("the descriptors {version} route no method; {served} routes served now are kept")]
@@ -220,17 +243,35 @@ impl Reloader {
     /// Serves the API of `pool` from the next request on, unless it is the served one;
     /// requests in progress finish on the version they started with. Counted in `/metrics`.
     ///
+    /// The configuration files are read again with them: what is served is one version of
+    /// both.
+    ///
     /// # Errors
     /// [`ReloadError::NoRoutes`] when `pool` routes nothing and the served API routes
-    /// something; the served API stays.
+    /// something; [`ReloadError::Configuration`] when a configuration file cannot be read or
+    /// does not fit `pool`. The served API stays.
     pub fn reload(&self, pool: DescriptorPool) -> Result<Reloaded, ReloadError> {
         let current = self.served.current();
-        let version = DescriptorVersion::of(&pool);
-        if version == current.loaded.version {
-            self.served.count(Outcome::Unchanged);
-            return Ok(Reloaded::Unchanged(version));
-        }
-        let api = self.recipe.api(pool, version.clone());
+        let built = self.recipe.mapping.load().and_then(|mapping| {
+            let version = DescriptorVersion::of(&pool).with_config(&mapping.config);
+            if version == current.loaded.version {
+                return Ok(Err(version));
+            }
+            self.recipe
+                .api(pool, &mapping, version.clone())
+                .map(|api| Ok((api, version)))
+        });
+        let (api, version) = match built {
+            Ok(Ok(built)) => built,
+            Ok(Err(version)) => {
+                self.served.count(Outcome::Unchanged);
+                return Ok(Reloaded::Unchanged(version));
+            }
+            Err(e) => {
+                self.served.count(Outcome::Failed);
+                return Err(e.into());
+            }
+        };
         if api.routes == 0 && current.routes > 0 {
             self.served.count(Outcome::Failed);
             return Err(ReloadError::NoRoutes {

@@ -5,6 +5,9 @@
 // - GATEWAY_URL (articles-gateway in front of service replica A), WRITE_URL (the in-process
 //   REST of replica B, on the same database) and TOKEN, set by scripts/browser-test: an article
 //   written on one replica must show up on the page served in front of the other.
+// - TALLY_URL, a zero-configuration gateway (reflection + auto-mapping) in front of the tally
+//   test backend, an API with no annotation, set by the gateway's Rust test
+//   `the_live_page_follows_an_auto_mapped_post_stream_with_its_json_body`;
 // - SENSORS_DOWN_URL, a gateway in front of a sensors backend that is down until this test
 //   creates the file RESTART_FILE, set by `the_live_page_keeps_watching_across_a_backend_restart`.
 // Needs Debian's Chromium at /usr/bin/chromium (or CHROMIUM).
@@ -16,6 +19,7 @@ import { launch } from './browser.mjs';
 
 const sensors = process.env.SENSORS_URL;
 const sensorsDown = process.env.SENSORS_DOWN_URL;
+const tally = process.env.TALLY_URL;
 const restartFile = process.env.RESTART_FILE;
 const gateway = process.env.GATEWAY_URL;
 const write = process.env.WRITE_URL;
@@ -123,6 +127,37 @@ test('the live page says why a stream named in its query is refused',
         '/v1/sensors/lobby/events?last_event_id=5000');
       assert.match(await page.locator('#live-feed .live-status').innerText(),
         /^not watching: .*last_event_id.*\(code 3, HTTP 400\)$/);
+    });
+  });
+
+test('the live page follows an auto-mapped POST stream with the JSON body written in the form',
+  { skip: tally ? false : 'TALLY_URL is not set', timeout: 60_000 },
+  async () => {
+    await withPage(tally, '/', async (page) => {
+      // The only server stream of the API, routed by auto-mapping: a POST, so not opened at once.
+      const offered = await page.locator('#live-feed .live-route option').allInnerTexts();
+      assert.deepEqual(offered, ['POST /tally.v1.Tally/Count']);
+      assert.equal(await page.locator('#live-feed .live-status').getAttribute('data-state'), 'idle');
+      assert.equal(await page.locator('#live-feed .live-query').getAttribute('placeholder'),
+        '{"counter":"","upto":""}');
+      await page.fill('#live-feed .live-query', '{"counter": "lobby", "upto": 3}');
+      await page.click('#live-feed .live-watch');
+      await page.waitForFunction(
+        () => document.querySelectorAll('#live-feed .live-events li').length >= 3,
+        null, { timeout: 10_000 }).catch(async (e) => {
+        throw new Error(`${e.message}; status: ${await page.locator('#live-feed .live-status').innerText()}`);
+      });
+      const texts = (await shown(page)).reverse();
+      assert.equal(texts.length, 3);
+      texts.forEach((text, i) => assert.match(text, new RegExp(`"counter":"lobby","total":"${i + 1}"`)));
+      await page.waitForSelector('#live-feed .live-status[data-state="idle"]', { timeout: 10_000 });
+      assert.equal(await page.locator('#live-feed .live-status').innerText(), 'the stream ended');
+      // A body the gateway refuses: the page says why.
+      await page.fill('#live-feed .live-query', '{"upto": "many"}');
+      await page.click('#live-feed .live-watch');
+      await page.waitForSelector('#live-feed .live-status[data-state="error"]', { timeout: 10_000 });
+      assert.match(await page.locator('#live-feed .live-status').innerText(),
+        /^not watching: invalid JSON body.*\(code 3, HTTP 400\)$/);
     });
   });
 
