@@ -30,7 +30,7 @@ use std::{borrow::Cow, collections::HashSet, sync::Arc};
 use http::HeaderValue;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, Value};
 
-pub use decode::{DecodeError, path_segment};
+pub use decode::{DecodeError, has_encoded_slash, path_segment, reserved_path_segment};
 pub use head::HeadCheck;
 pub use response::{Output, ResponseError, decode, to_json, wire_to_json};
 
