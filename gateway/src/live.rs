@@ -33,6 +33,7 @@ use crate::{
     rules::{Binding, Bindings},
     stream::follows_resume_convention,
     template::split_request_path,
+    transcode::http_body,
 };
 
 /// Where the page is served.
@@ -65,8 +66,8 @@ pub struct LiveRoutes {
 }
 
 impl LiveRoutes {
-    /// The server-streaming `GET` routes of `bindings` whose messages are JSON (an
-    /// `HttpBody` stream is a download, not events).
+    /// The server-streaming `GET` routes of `bindings` whose messages are JSON (a
+    /// stream of `HttpBody`, or of `HttpBody` fields, is a download, not events).
     pub fn from_bindings(bindings: &Bindings) -> Self {
         let routes = bindings
             .bindings
@@ -165,7 +166,7 @@ fn is_event_stream(binding: &Binding) -> bool {
     binding.http_method == http::Method::GET
         && binding.method.is_server_streaming()
         && !binding.method.is_client_streaming()
-        && binding.method.output().full_name() != "google.api.HttpBody"
+        && http_body::raw_response(binding).is_none()
 }
 
 /// Whether an annotated route (of any HTTP method) matches [`LIVE_PATH`], which then is the

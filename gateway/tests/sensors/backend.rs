@@ -231,6 +231,33 @@ impl tonic::server::StreamingService<DynamicMessage> for SensorStreams {
                     });
                     futures::stream::iter(chunks).boxed()
                 }
+                "ExportReport" => {
+                    let Some(body_type) = output
+                        .get_field_by_name("file")
+                        .and_then(|f| f.kind().as_message().cloned())
+                    else {
+                        return Err(Status::internal("no file"));
+                    };
+                    let pieces = ["report of s1\n", "1\n", "2\n"];
+                    let pieces = pieces.iter().zip(0u32..).map(|(data, index)| {
+                        let mut file = DynamicMessage::new(body_type.clone());
+                        if index == 0 {
+                            file.set_field_by_name(
+                                "content_type",
+                                Value::String("text/plain; charset=utf-8".into()),
+                            );
+                        }
+                        file.set_field_by_name(
+                            "data",
+                            Value::Bytes(Bytes::from_static(data.as_bytes())),
+                        );
+                        let mut piece = DynamicMessage::new(output.clone());
+                        piece.set_field_by_name("file", Value::Message(file));
+                        piece.set_field_by_name("index", Value::U32(index));
+                        Ok(piece)
+                    });
+                    futures::stream::iter(pieces.collect::<Vec<_>>()).boxed()
+                }
                 "UploadLog" => {
                     let (mut bytes, mut chunks, mut content_type) = (0usize, 0usize, String::new());
                     while let Some(chunk) = incoming.message().await? {
