@@ -22,6 +22,7 @@ pub mod depth;
 mod floats;
 mod head;
 pub mod http_body;
+pub(crate) mod nonfinite;
 mod response;
 mod unique_keys;
 mod value;

@@ -436,6 +436,17 @@ async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Re
                 ok(&reading, &[("foo", "foo1")], &[("foo", "foo2")])
             }
         },
+        "RecordReading" if sensor == "rejected" => {
+            let status = RpcStatus {
+                code: 3,
+                message: "reading rejected".into(),
+                details: vec![prost_types::Any {
+                    type_url: "type.googleapis.com/telemetry.v1.Reading".into(),
+                    value: input.encode_to_vec(),
+                }],
+            };
+            trailers_only_with_details(3, "reading rejected", &status)
+        }
         "RecordReading" | "CalibrateSensor" => {
             // Same type in and out: the message as the backend decoded it.
             ok(&input, &[("foo", "foo1")], &[])
@@ -577,4 +588,16 @@ fn trailers_only(
         block.insert("grpc-message", value);
     }
     response(Some(block), Body::empty())
+}
+
+/// [`trailers_only`] with `status` as its `grpc-status-details-bin`.
+fn trailers_only_with_details(code: u8, message: &str, status: &RpcStatus) -> http::Response<Body> {
+    let mut response = trailers_only(code, message, &[]);
+    let details = base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec());
+    if let Ok(value) = HeaderValue::from_str(&details) {
+        response
+            .headers_mut()
+            .insert("grpc-status-details-bin", value);
+    }
+    response
 }
