@@ -264,9 +264,9 @@ pub(crate) fn message_response(
     route: &Route,
     serialize: &Serialize,
 ) -> Result<Response, Error> {
-    if route.raw_response {
+    if let Some(source) = &route.raw_response {
         let message = decode_response(route, message)?;
-        let (content_type, data) = transcode::http_body::parts(&message);
+        let (content_type, data) = transcode::http_body::response_parts(&message, source);
         let mut response = (StatusCode::OK, data).into_response();
         if let Ok(value) = HeaderValue::from_str(&content_type) {
             response.headers_mut().insert(header::CONTENT_TYPE, value);

@@ -35,6 +35,7 @@ use crate::{
     rules::{Binding, Bindings, BodyRule},
     stream::follows_resume_convention,
     template::split_request_path,
+    transcode::http_body,
 };
 
 /// Where the page is served.
@@ -70,9 +71,9 @@ pub struct LiveRoutes {
 }
 
 impl LiveRoutes {
-    /// The server-streaming routes of `bindings` whose messages are JSON (an `HttpBody`
-    /// stream is a download, not events): every `GET`, and each `POST` whose body is the
-    /// whole request.
+    /// The server-streaming routes of `bindings` whose messages are JSON (a stream of
+    /// `HttpBody`, or of `HttpBody` fields, is a download, not events): every `GET`, and each
+    /// `POST` whose body is the whole request.
     pub fn from_bindings(bindings: &Bindings) -> Self {
         let routes = bindings
             .bindings
@@ -174,7 +175,7 @@ fn is_event_stream(binding: &Binding) -> bool {
         || (method == http::Method::POST && matches!(binding.body, BodyRule::Whole)))
         && binding.method.is_server_streaming()
         && !binding.method.is_client_streaming()
-        && binding.method.output().full_name() != "google.api.HttpBody"
+        && http_body::raw_response(binding).is_none()
 }
 
 /// Whether an annotated route (of any HTTP method) matches [`LIVE_PATH`], which then is the

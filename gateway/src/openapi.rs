@@ -592,7 +592,7 @@ fn operation(
         Some(field) => schemas.field(field, Direction::Read),
         None => schemas.message(&method.output(), Direction::Read),
     };
-    let raw_response = binding.response_body.is_none() && http_body::is_http_body(&method.output());
+    let raw_response = http_body::raw_response(binding).is_some();
     let ok = if raw_response {
         Response::builder()
             .description("OK: the raw body, with the content type the method gives it")

@@ -29,8 +29,8 @@ pub struct Route {
     pub grpc_path: PathAndQuery,
     /// Where a raw (`google.api.HttpBody`) request body goes, if the rule takes one.
     pub raw_request: Option<RawBody>,
-    /// Whether the answer is an `HttpBody`, written raw.
-    pub raw_response: bool,
+    /// Where the answer's `HttpBody` is, if it is written raw.
+    pub raw_response: Option<RawBody>,
     /// How its answers are written as JSON from their wire bytes.
     pub plan: wire::Plan,
 }
@@ -117,8 +117,7 @@ impl RouteTable {
             }
             table.routes.push(Route {
                 raw_request: http_body::raw_target(binding),
-                raw_response: binding.response_body.is_none()
-                    && http_body::is_http_body(&binding.method.output()),
+                raw_response: http_body::raw_response(binding),
                 binding: binding.clone(),
                 grpc_path,
                 plan: plans.plan(root),

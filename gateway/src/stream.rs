@@ -6,7 +6,8 @@
 //!   the call as soon as it is complete ([`reader`]).
 //! - The response: one message for a method that does not stream its responses, answered as a
 //!   unary one; otherwise each message written and flushed as it arrives, in the framing the
-//!   request's `Accept` chooses ([`framing`]), or as raw bytes for `google.api.HttpBody`.
+//!   request's `Accept` chooses ([`framing`]), or as raw bytes for `google.api.HttpBody`
+//!   (the output, or the `response_body` field of that type).
 //!
 //! The response head waits for the first message (or the end, or the failure), so a call that
 //! fails at once answers its own HTTP status with the backend's header metadata, as
@@ -142,7 +143,7 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
     };
 
     let framing = Framing::from_accept(&parts.headers);
-    let raw_out = route.raw_response;
+    let raw_out = route.raw_response.is_some();
     let streams_events = wants_events(&route, &parts.headers);
 
     if parts.method == Method::HEAD {
@@ -221,14 +222,14 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
     }
 
     let mut response = Response::new(Body::empty());
-    let content_type = match (&first, raw_out) {
-        (Some(Some(message)), true) => {
+    let content_type = match (&first, &route.raw_response) {
+        (Some(Some(message)), Some(source)) => {
             let message = crate::calls::decode_response(&route, message)?;
-            HeaderValue::from_str(&http_body::parts(&message).0)
+            HeaderValue::from_str(&http_body::response_parts(&message, source).0)
                 .unwrap_or(HeaderValue::from_static("application/octet-stream"))
         }
-        (_, true) => HeaderValue::from_static("application/octet-stream"),
-        (_, false) => framing.content_type(),
+        (_, Some(_)) => HeaderValue::from_static("application/octet-stream"),
+        (_, None) => framing.content_type(),
     };
     stream_headers(&mut response, Some(content_type));
     metadata::response_headers(stream.headers(), response.headers_mut());
@@ -298,7 +299,7 @@ const SSE_RETRY: Duration = Duration::from_secs(1);
 /// Whether a request for `route` asks for its messages as Server-Sent Events.
 pub(crate) fn wants_events(route: &crate::routes::Route, headers: &http::HeaderMap) -> bool {
     route.binding.method.is_server_streaming()
-        && !route.raw_response
+        && route.raw_response.is_none()
         && Framing::from_accept(headers) == Framing::Sse
 }
 
@@ -354,7 +355,8 @@ struct Writer {
     route: Route,
     serialize: Serialize,
     framing: Framing,
-    /// `google.api.HttpBody` messages: their raw data, no framing.
+    /// `google.api.HttpBody` messages (or fields, see [`http_body::raw_response`]): their raw
+    /// data, no framing.
     raw_out: bool,
     accept_trailers: bool,
     /// The field written as each Server-Sent Event's `id:` ([`resume`]).
@@ -461,8 +463,8 @@ impl Writer {
     fn write(&self, message: &[u8], index: u64) -> Result<Bytes, std::io::Error> {
         let decoded =
             || crate::calls::decode_response(&self.route, message).map_err(std::io::Error::other);
-        if self.raw_out {
-            return Ok(http_body::parts(&decoded()?).1);
+        if let Some(source) = &self.route.raw_response {
+            return Ok(http_body::response_parts(&decoded()?, source).1);
         }
         let json = self
             .serialize

@@ -251,28 +251,48 @@ impl PathTemplate {
         if !self.is_match(path, verb) {
             return None;
         }
-        let multi = self.segments.last() == Some(&Segment::Multi);
         let captures = self
             .variables
             .iter()
-            .map(|var| {
-                let end = if var.end == self.segments.len() && multi {
-                    path.len()
-                } else {
-                    var.end
-                };
-                let parts = &path[var.start..end];
-                let mut value = String::new();
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 {
-                        value.push('/');
-                    }
-                    value.push_str(part.as_ref());
-                }
-                value
-            })
+            .map(|var| self.capture(var, path))
             .collect();
         Some(captures)
+    }
+
+    /// Whether `var` may cover more than one segment (`{x=**}`, `{x=shelves/*}`): what
+    /// `google/api/http.proto` calls a multi-segment variable, whose value keeps `%2F`
+    /// encoded (reserved expansion), where a single-segment one decodes it.
+    pub fn is_multi_segment(&self, var: &Variable) -> bool {
+        var.end - var.start > 1 || self.segments[var.start..var.end].contains(&Segment::Multi)
+    }
+
+    /// Replaces the captures of the multi-segment variables (see [`Self::is_multi_segment`])
+    /// by their values in `reserved`: the same path segments as matched, decoded but for
+    /// `%2F`. Only for a path [`Self::matches`] matched.
+    pub fn recapture_multi_segment<S: AsRef<str>>(&self, reserved: &[S], captures: &mut [String]) {
+        for (var, capture) in self.variables.iter().zip(captures) {
+            if self.is_multi_segment(var) {
+                *capture = self.capture(var, reserved);
+            }
+        }
+    }
+
+    /// The value `var` captures in `path` (matched): its segments joined by `/`.
+    fn capture<S: AsRef<str>>(&self, var: &Variable, path: &[S]) -> String {
+        let multi = self.segments.last() == Some(&Segment::Multi);
+        let end = if var.end == self.segments.len() && multi {
+            path.len()
+        } else {
+            var.end
+        };
+        let mut value = String::new();
+        for (i, part) in path[var.start..end].iter().enumerate() {
+            if i > 0 {
+                value.push('/');
+            }
+            value.push_str(part.as_ref());
+        }
+        value
     }
 }
 
@@ -387,6 +407,18 @@ mod tests {
             Some(vec!["files".to_owned()])
         );
         assert!(PathTemplate::parse("/v1/**/x").is_err());
+    }
+
+    #[test]
+    fn only_multi_segment_variables_are_recaptured() {
+        let t = parse("/v1/{a}/{b=*}/{c=x/*}/{d=**}");
+        let path = ["v1", "a/1", "b/2", "x", "c/3", "d/4", "e"];
+        let reserved = ["v1", "a%2F1", "b%2F2", "x", "c%2F3", "d%2F4", "e"];
+        let Some(mut captures) = t.matches(&path, None) else {
+            panic!("no match");
+        };
+        t.recapture_multi_segment(&reserved, &mut captures);
+        assert_eq!(captures, ["a/1", "b/2", "x/c%2F3", "d%2F4/e"]);
     }
 
     #[test]

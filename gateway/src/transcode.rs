@@ -6,6 +6,8 @@
 //! then the query parameters, which may only set fields that neither the path nor the body
 //! set. A body field that the path also binds must agree with it (Envoy's
 //! `reject_binding_body_field_collisions`): a silent winner would hide a client's mistake.
+//! For the same reason, two members of one oneof set by a request (from any two of the body,
+//! path and query) are refused, naming both, where protobuf would keep the last one.
 //! Every parse failure names the parameter or body field, so a client can fix it.
 //!
 //! Every value proto3 JSON allows is read, including what the gateway itself writes (float
@@ -20,6 +22,7 @@ pub mod depth;
 mod floats;
 mod head;
 pub mod http_body;
+pub(crate) mod nonfinite;
 mod response;
 mod unique_keys;
 mod value;
@@ -30,7 +33,7 @@ use std::{borrow::Cow, collections::HashSet, sync::Arc};
 use http::HeaderValue;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, Value};
 
-pub use decode::{DecodeError, path_segment};
+pub use decode::{DecodeError, has_encoded_slash, path_segment, reserved_path_segment};
 pub use head::HeadCheck;
 pub use response::{Output, ResponseError, decode, to_json, wire_to_json};
 
@@ -567,7 +570,8 @@ fn set(message: &mut DynamicMessage, chain: &[FieldDescriptor], value: Value) ->
         return Err(Error::Internal("empty field path".to_owned()));
     };
     let mut current = message;
-    for field in parents {
+    for (depth, field) in parents.iter().enumerate() {
+        alone_in_its_oneof(current, field, &chain[..depth])?;
         current = current
             .get_field_mut(field)
             .as_message_mut()
@@ -575,6 +579,7 @@ fn set(message: &mut DynamicMessage, chain: &[FieldDescriptor], value: Value) ->
                 Error::Internal(format!("field {} is not a message", field.full_name()))
             })?;
     }
+    alone_in_its_oneof(current, leaf, parents)?;
     let mismatch = |e| Error::Internal(format!("setting {}: {e}", leaf.full_name()));
     if leaf.is_list() && !matches!(value, Value::List(_)) {
         match current.get_field_mut(leaf) {
@@ -592,6 +597,42 @@ fn set(message: &mut DynamicMessage, chain: &[FieldDescriptor], value: Value) ->
             .try_set_field(leaf, value)
             .map_err(|e| mismatch(e.to_string()))
     }
+}
+
+/// Refuses to set `field` of `message` (reached by the fields `path`) when another member of
+/// its oneof is set already: protobuf would silently keep the last one, so a request naming
+/// two (in the query, or one in the path or body and one in the query) would lose one of them
+/// unseen. Setting the same member twice is left to the rules that govern that.
+fn alone_in_its_oneof(
+    message: &DynamicMessage,
+    field: &FieldDescriptor,
+    path: &[FieldDescriptor],
+) -> Result<(), Error> {
+    let Some(oneof) = field.containing_oneof() else {
+        return Ok(());
+    };
+    let Some(other) = oneof
+        .fields()
+        .find(|member| member != field && message.has_field(member))
+    else {
+        return Ok(());
+    };
+    let named = |member: &FieldDescriptor| {
+        let mut chain = path.to_vec();
+        chain.push(member.clone());
+        dotted(&chain)
+    };
+    let oneof_name = if path.is_empty() {
+        oneof.name().to_owned()
+    } else {
+        format!("{}.{}", dotted(path), oneof.name())
+    };
+    Err(Error::InvalidArgument(format!(
+        "fields {:?} and {:?} are both set, but they are members of the same oneof {oneof_name:?}: \
+         set only one of them",
+        named(&other),
+        named(field),
+    )))
 }
 
 fn deserialize_json(

@@ -725,3 +725,42 @@ async fn the_live_page_follows_an_auto_mapped_post_stream_with_its_json_body() {
         assert!(stdout.contains("# pass 1"), "{stdout}");
     }
 }
+
+#[tokio::test]
+async fn fully_decode_reserved_expansion_decodes_an_encoded_slash_in_multi_segment_variables() {
+    let pool = library_pool();
+    let backend = spawn_grpc(tonic::service::Routes::from(echo_router(&pool))).await;
+    let dir = ok(tempfile::tempdir(), "tempdir");
+    let config = write(
+        dir.path(),
+        "library.json",
+        r#"{"type": "google.api.Service", "config_version": 3, "http": {
+             "fullyDecodeReservedExpansion": true,
+             "rules": [{"selector": "library.v1.LibraryService.GetFile",
+                        "get": "/v2/files/{path=**}"}]}}"#,
+    );
+    let gateway = spawn_gateway(ok(
+        library_gateway(vec![config], &backend).build(),
+        "gateway",
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    // Decoded whole, on the file's rule and on the annotations alike (the setting is the
+    // configuration's, as in google.api.Http).
+    for (path, input, want) in [
+        (
+            "/v2/files/a%2Fb/c%20d.txt",
+            "library.v1.GetFileRequest",
+            json!({"path": "a/b/c d.txt"}),
+        ),
+        (
+            "/v1/shelves/x%2Fy",
+            "library.v1.GetShelfRequest",
+            json!({"name": "shelves/x/y"}),
+        ),
+    ] {
+        let r = send(client.get(gateway.url(path))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(crate::support::echoed(&pool, input, &r), want, "{path}");
+    }
+}

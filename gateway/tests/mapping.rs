@@ -426,3 +426,74 @@ async fn required_and_output_only_fields_are_checked_before_the_call() {
     };
     assert_eq!(r.status(), reqwest::StatusCode::OK);
 }
+
+#[tokio::test]
+async fn two_members_of_one_oneof_are_400_naming_both_without_a_call() {
+    let lib = spawn_library().await;
+    // Query and query, path and query, body and query; a nested member counts as its parent.
+    let requests = [
+        (
+            lib.client
+                .get(lib.url("/v1/books?isbn=0-441-17271-7&title_prefix=Dune")),
+            ["isbn", "title_prefix"],
+        ),
+        (
+            lib.client
+                .get(lib.url("/v1/books?title_prefix=Dune&written_by.display_name=Herbert")),
+            ["title_prefix", "written_by"],
+        ),
+        (
+            lib.client
+                .get(lib.url("/v1/isbn/0-441-17271-7/books?titlePrefix=Dune")),
+            ["isbn", "title_prefix"],
+        ),
+        (
+            lib.client
+                .post(lib.url("/v1/books:find?isbn=0-441-17271-7"))
+                .json(&json!({"display_name": "Herbert"})),
+            ["written_by", "isbn"],
+        ),
+    ];
+    for (request, fields) in requests {
+        let r = send(request).await;
+        // The echo backend answers every call it gets with the request it got.
+        assert!(
+            r.headers().get("grpc-metadata-echo-request-bin").is_none(),
+            "{fields:?}: the backend was called"
+        );
+        let message = bad_request_message(r).await;
+        for field in fields {
+            assert!(
+                message.contains(&format!("{field:?}")),
+                "{fields:?}: {message}"
+            );
+        }
+        assert!(message.contains("\"narrow\""), "{message}");
+    }
+
+    // One member is fine from wherever it comes, a nested one set twice too.
+    let r = send(
+        lib.client
+            .get(lib.url("/v1/books?written_by.display_name=Herbert&written_by.birth_year=1920")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        echoed(&lib.pool, "library.v1.ListBooksRequest", &r),
+        json!({"written_by": {"display_name": "Herbert", "birth_year": 1920}})
+    );
+    let r = send(
+        lib.client
+            .get(lib.url("/v1/isbn/0-441-17271-7/books?page_size=2")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        echoed(&lib.pool, "library.v1.ListBooksRequest", &r),
+        json!({"isbn": "0-441-17271-7", "page_size": 2})
+    );
+    // The same member twice stays the repeated-key 400 it was.
+    let message =
+        bad_request_message(send(lib.client.get(lib.url("/v1/books?isbn=1&isbn=2"))).await).await;
+    assert!(message.contains("repeated"), "{message}");
+}

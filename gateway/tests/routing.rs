@@ -189,3 +189,33 @@ async fn percent_encoded_segments_are_decoded_and_malformed_ones_rejected() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_encoded_slash_stays_encoded_in_a_multi_segment_variable_only() {
+    let lib = spawn_library().await;
+    // `{path=**}` and `{name=shelves/*}`: reserved expansion keeps `%2F` and `%2f` as sent
+    // (every other escape is decoded), so a slash in a name is told from a separator.
+    let cases = [
+        (
+            "/v1/files/a%2Fb/c%2fd%20e.txt",
+            "library.v1.GetFileRequest",
+            json!({"path": "a%2Fb/c%2fd e.txt"}),
+        ),
+        (
+            "/v1/shelves/caf%C3%A9%2Fbar",
+            "library.v1.GetShelfRequest",
+            json!({"name": "shelves/café%2Fbar"}),
+        ),
+        // `{filter.author.display_name}`: a single-segment variable decodes it.
+        (
+            "/v1/authors/AC%2FDC/books",
+            "library.v1.ListBooksRequest",
+            json!({"filter": {"author": {"display_name": "AC/DC"}}}),
+        ),
+    ];
+    for (path, input, want) in cases {
+        let r = send(lib.client.get(lib.url(path))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(echoed(&lib.pool, input, &r), want, "{path}");
+    }
+}

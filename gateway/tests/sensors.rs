@@ -352,6 +352,59 @@ async fn every_proto3_json_value_is_accepted() {
 }
 
 #[tokio::test]
+async fn non_finite_wrapper_floats_are_written_as_strings_in_answers_streams_and_details() {
+    let stack = spawn().await;
+    let reading = json!({"peak": "NaN", "baseline": "-Infinity"});
+    for (version, client) in stack.clients() {
+        // Read as proto3 JSON spells them, and written back so (a unary answer).
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/s1/readings"))
+                .json(&reading),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        let echoed = json(r).await;
+        assert_eq!(echoed["peak"], "NaN", "{version}: {echoed}");
+        assert_eq!(echoed["baseline"], "-Infinity", "{version}: {echoed}");
+
+        // In a stream.
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors:relay"))
+                .body("{\"peak\": \"Infinity\"}\n{\"baseline\": \"NaN\"}\n"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        let text = ok(r.text().await, "relay body");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| ok(serde_json::from_str(line), "an NDJSON line"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{version}: {text}");
+        assert_eq!(lines[0]["result"]["peak"], "Infinity", "{version}: {text}");
+        assert_eq!(lines[1]["result"]["baseline"], "NaN", "{version}: {text}");
+
+        // In an error detail (written by prost-reflect's serializer, not from the wire).
+        let r = send(
+            client
+                .post(stack.url("/v1/sensors/rejected/readings"))
+                .json(&reading),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{version}");
+        let error = json(r).await;
+        let detail = &error["details"][0];
+        assert_eq!(
+            detail["@type"], "type.googleapis.com/telemetry.v1.Reading",
+            "{version}: {error}"
+        );
+        assert_eq!(detail["peak"], "NaN", "{version}: {error}");
+        assert_eq!(detail["baseline"], "-Infinity", "{version}: {error}");
+    }
+}
+
+#[tokio::test]
 async fn gapic_system_parameters_are_read_never_taken_for_fields() {
     let stack = spawn().await;
     for (version, client) in stack.clients() {

@@ -104,7 +104,31 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         lookup = shared.table.lookup(&parts.method, &segments, verb);
     }
     let (route, captures) = match lookup {
-        Lookup::Found { route, captures } => (route, captures),
+        Lookup::Found {
+            route,
+            mut captures,
+        } => {
+            // Reserved expansion (google/api/http.proto): a multi-segment variable keeps `%2F`
+            // as sent, since decoded it would read as a separator between segments, unless the
+            // configuration says `fully_decode_reserved_expansion`. Rare, so the segments are
+            // decoded again only when one carries it.
+            if !route.binding.fully_decode_reserved_expansion
+                && raw_segments.iter().any(|s| transcode::has_encoded_slash(s))
+            {
+                let reserved = raw_segments
+                    .iter()
+                    .map(|s| transcode::reserved_path_segment(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        Error::InvalidArgument(format!("{e} in the request path {path:?}"))
+                    })?;
+                route
+                    .binding
+                    .template
+                    .recapture_multi_segment(&reserved, &mut captures);
+            }
+            (route, captures)
+        }
         Lookup::MethodNotAllowed(allow) => {
             return Err(Error::MethodNotAllowed {
                 method: parts.method,

@@ -9,7 +9,10 @@ use base64::Engine;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
-use crate::{limits::MAX_MESSAGE_DEPTH, transcode::depth};
+use crate::{
+    limits::MAX_MESSAGE_DEPTH,
+    transcode::{depth, nonfinite::ProtoFloats},
+};
 
 /// `google.rpc.Status`, as carried in the `grpc-status-details-bin` trailer. Declared here
 /// because no dependency generates it and only its outer shape is needed.
@@ -57,7 +60,7 @@ fn any_json(
         // recursion budget: past the bound, the detail goes as its bytes.
         .filter(|msg| depth::check(msg, MAX_MESSAGE_DEPTH).is_ok())
         .and_then(|msg| {
-            msg.serialize_with_options(serde_json::value::Serializer, options)
+            msg.serialize_with_options(ProtoFloats(serde_json::value::Serializer), options)
                 .ok()
         });
     let mut object = serde_json::Map::new();

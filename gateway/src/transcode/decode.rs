@@ -38,6 +38,37 @@ pub fn path_segment(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
         .map_err(|_| DecodeError::NotUtf8)
 }
 
+/// Whether a raw path segment carries an encoded slash (`%2F`, either case).
+pub fn has_encoded_slash(raw: &str) -> bool {
+    find_encoded_slash(raw).is_some()
+}
+
+/// Decodes one path segment of a multi-segment variable (`{x=**}`, `{x=a/*}`) as
+/// `google/api/http.proto`'s reserved expansion says: every escape but `%2F` (`%2f`), which
+/// stays as sent, so that a slash inside a segment is told apart from the slashes between
+/// segments.
+pub fn reserved_path_segment(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
+    if !has_encoded_slash(raw) {
+        return path_segment(raw);
+    }
+    validate_escapes(raw)?;
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = find_encoded_slash(rest) {
+        out.push_str(&path_segment(&rest[..at])?);
+        out.push_str(&rest[at..at + 3]);
+        rest = &rest[at + 3..];
+    }
+    out.push_str(&path_segment(rest)?);
+    Ok(Cow::Owned(out))
+}
+
+fn find_encoded_slash(raw: &str) -> Option<usize> {
+    raw.as_bytes()
+        .windows(3)
+        .position(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+}
+
 /// Decodes one query-string key or value (`application/x-www-form-urlencoded`: `+` is a space).
 pub(super) fn query_component(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
     if !raw.contains(['%', '+']) {
@@ -91,6 +122,28 @@ mod tests {
         assert_eq!(path_segment("%zz"), Err(DecodeError::MalformedEscape));
         assert_eq!(path_segment("ab%2"), Err(DecodeError::MalformedEscape));
         assert_eq!(path_segment("%ff"), Err(DecodeError::NotUtf8));
+    }
+
+    #[test]
+    fn reserved_segments_keep_encoded_slashes_as_sent() {
+        assert_eq!(
+            reserved_path_segment("a%2Fb%2fc").as_deref(),
+            Ok("a%2Fb%2fc")
+        );
+        assert_eq!(
+            reserved_path_segment("%20%2F%C3%A9").as_deref(),
+            Ok(" %2Fé")
+        );
+        assert_eq!(reserved_path_segment("caf%C3%A9").as_deref(), Ok("café"));
+        // A split UTF-8 sequence around the slash is still not UTF-8.
+        assert_eq!(
+            reserved_path_segment("%C3%2F%A9"),
+            Err(DecodeError::NotUtf8)
+        );
+        assert_eq!(
+            reserved_path_segment("%2F%zz"),
+            Err(DecodeError::MalformedEscape)
+        );
     }
 
     #[test]

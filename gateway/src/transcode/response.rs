@@ -13,7 +13,7 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage, SerializeOptions, Value,
 };
 
-use super::{depth, wire};
+use super::{depth, nonfinite::ProtoFloats, wire};
 use crate::limits::MAX_MESSAGE_DEPTH;
 
 /// Why a response message could not be written.
@@ -97,7 +97,8 @@ pub fn decode(
     })
 }
 
-/// Writes `message` as JSON; with `response_body`, only that field's value.
+/// Writes `message` as JSON; with `response_body`, only that field's value. Non-finite
+/// wrapper floats are written as proto3 JSON's strings ([`ProtoFloats`]).
 ///
 /// # Errors
 /// When serialization fails (only for values JSON cannot express).
@@ -108,12 +109,18 @@ pub fn to_json(
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(message.encoded_len().saturating_mul(2).max(64));
     let Some(field) = response_body else {
-        message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), options)?;
+        message.serialize_with_options(
+            ProtoFloats(&mut serde_json::Serializer::new(&mut out)),
+            options,
+        )?;
         return Ok(out);
     };
     match &*message.get_field(field) {
         Value::Message(inner) if !field.is_list() && !field.is_map() => {
-            inner.serialize_with_options(&mut serde_json::Serializer::new(&mut out), options)?;
+            inner.serialize_with_options(
+                ProtoFloats(&mut serde_json::Serializer::new(&mut out)),
+                options,
+            )?;
         }
         Value::List(items) if items.iter().all(|v| matches!(v, Value::Message(_))) => {
             out.push(b'[');
@@ -122,7 +129,10 @@ pub fn to_json(
                     out.push(b',');
                 }
                 if let Value::Message(m) = item {
-                    m.serialize_with_options(&mut serde_json::Serializer::new(&mut out), options)?;
+                    m.serialize_with_options(
+                        ProtoFloats(&mut serde_json::Serializer::new(&mut out)),
+                        options,
+                    )?;
                 }
             }
             out.push(b']');
@@ -134,7 +144,8 @@ pub fn to_json(
             let mut only = DynamicMessage::new(message.descriptor());
             only.set_field(field, value.clone());
             let options = options.clone().skip_default_fields(false);
-            let rendered = only.serialize_with_options(serde_json::value::Serializer, &options)?;
+            let rendered =
+                only.serialize_with_options(ProtoFloats(serde_json::value::Serializer), &options)?;
             let value = match rendered {
                 serde_json::Value::Object(mut fields) => fields
                     .remove(field.name())
@@ -170,7 +181,6 @@ mod tests {
                 "google.protobuf.DoubleValue",
                 Value::F64(-1.797_693_134_862_315_7e308),
             ),
-            ("google.protobuf.DoubleValue", Value::F64(f64::NAN)),
             ("google.protobuf.DoubleValue", Value::F64(0.1)),
             ("google.protobuf.Int64Value", Value::I64(i64::MIN)),
         ];

@@ -165,15 +165,6 @@ impl Writer<'_> {
             Shape::Wrapper(scalar) => {
                 let value = last_field(bytes, 1, scalar.wire_type())?;
                 match value {
-                    // prost-reflect hands a wrapper's float to serde_json as it is, which
-                    // writes the non-finite ones as `null` (not proto3 JSON's "NaN").
-                    Some(value)
-                        if matches!(scalar, Scalar::Float | Scalar::Double)
-                            && !wrapped_float(*scalar, value)?.is_finite() =>
-                    {
-                        out.extend_from_slice(b"null");
-                        Ok(())
-                    }
                     Some(value) => self.scalar(*scalar, value, out),
                     None => {
                         scalar_default(*scalar, self.options, out);
@@ -646,14 +637,6 @@ fn float(value: f64, single: Option<f32>, out: &mut Vec<u8>) {
             None => serde_json::to_writer(&mut *out, &value),
         };
     }
-}
-
-fn wrapped_float(scalar: Scalar, bytes: &[u8]) -> Result<f64, Fallback> {
-    Ok(if scalar == Scalar::Float {
-        f64::from(f32::from_le_bytes(fixed(bytes)?))
-    } else {
-        f64::from_le_bytes(fixed(bytes)?)
-    })
 }
 
 fn varint(mut bytes: &[u8]) -> Result<u64, Fallback> {

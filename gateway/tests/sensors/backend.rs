@@ -231,6 +231,33 @@ impl tonic::server::StreamingService<DynamicMessage> for SensorStreams {
                     });
                     futures::stream::iter(chunks).boxed()
                 }
+                "ExportReport" => {
+                    let Some(body_type) = output
+                        .get_field_by_name("file")
+                        .and_then(|f| f.kind().as_message().cloned())
+                    else {
+                        return Err(Status::internal("no file"));
+                    };
+                    let pieces = ["report of s1\n", "1\n", "2\n"];
+                    let pieces = pieces.iter().zip(0u32..).map(|(data, index)| {
+                        let mut file = DynamicMessage::new(body_type.clone());
+                        if index == 0 {
+                            file.set_field_by_name(
+                                "content_type",
+                                Value::String("text/plain; charset=utf-8".into()),
+                            );
+                        }
+                        file.set_field_by_name(
+                            "data",
+                            Value::Bytes(Bytes::from_static(data.as_bytes())),
+                        );
+                        let mut piece = DynamicMessage::new(output.clone());
+                        piece.set_field_by_name("file", Value::Message(file));
+                        piece.set_field_by_name("index", Value::U32(index));
+                        Ok(piece)
+                    });
+                    futures::stream::iter(pieces.collect::<Vec<_>>()).boxed()
+                }
                 "UploadLog" => {
                     let (mut bytes, mut chunks, mut content_type) = (0usize, 0usize, String::new());
                     while let Some(chunk) = incoming.message().await? {
@@ -409,6 +436,17 @@ async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Re
                 ok(&reading, &[("foo", "foo1")], &[("foo", "foo2")])
             }
         },
+        "RecordReading" if sensor == "rejected" => {
+            let status = RpcStatus {
+                code: 3,
+                message: "reading rejected".into(),
+                details: vec![prost_types::Any {
+                    type_url: "type.googleapis.com/telemetry.v1.Reading".into(),
+                    value: input.encode_to_vec(),
+                }],
+            };
+            trailers_only_with_details(3, "reading rejected", &status)
+        }
         "RecordReading" | "CalibrateSensor" => {
             // Same type in and out: the message as the backend decoded it.
             ok(&input, &[("foo", "foo1")], &[])
@@ -550,4 +588,16 @@ fn trailers_only(
         block.insert("grpc-message", value);
     }
     response(Some(block), Body::empty())
+}
+
+/// [`trailers_only`] with `status` as its `grpc-status-details-bin`.
+fn trailers_only_with_details(code: u8, message: &str, status: &RpcStatus) -> http::Response<Body> {
+    let mut response = trailers_only(code, message, &[]);
+    let details = base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec());
+    if let Ok(value) = HeaderValue::from_str(&details) {
+        response
+            .headers_mut()
+            .insert("grpc-status-details-bin", value);
+    }
+    response
 }

@@ -35,7 +35,8 @@ async fn the_live_page_lists_the_server_streaming_get_routes_and_loads_nothing_e
         .iter()
         .filter_map(|r| r["path"].as_str())
         .collect();
-    // The CSV download streams HttpBody, the relay is bidirectional: not event streams.
+    // The CSV download streams HttpBody, the report HttpBody fields, the relay is
+    // bidirectional: not event streams.
     assert_eq!(
         paths,
         [

@@ -432,6 +432,34 @@ async fn http_bodies_go_up_and_down_raw() {
 }
 
 #[tokio::test]
+async fn a_stream_of_http_body_fields_downloads_raw_like_a_stream_of_http_bodies() {
+    let stack = spawn().await;
+    for (version, client) in stack.clients() {
+        // `response_body: "file"`, an HttpBody: its data raw, the first piece's content type.
+        let r = send(client.get(stack.url("/v1/sensors/s1/report.txt"))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/plain; charset=utf-8",
+            "{version}"
+        );
+        assert_eq!(text(r).await, "report of s1\n1\n2\n", "{version}");
+        let r = send(client.head(stack.url("/v1/sensors/s1/report.txt"))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        assert!(r.headers().get("content-type").is_none(), "{version}");
+    }
+    // The document describes it as the stream of bare HttpBody messages.
+    let doc = json(send(stack.h1.get(stack.url("/openapi.json"))).await).await;
+    let report = &doc["paths"]["/v1/sensors/{sensor}/report.txt"]["get"]["responses"]["200"];
+    let csv = &doc["paths"]["/v1/sensors/{sensor}/readings.csv"]["get"]["responses"]["200"];
+    assert_eq!(
+        report["content"]["*/*"]["schema"]["format"], "binary",
+        "{report}"
+    );
+    assert_eq!(report, csv);
+}
+
+#[tokio::test]
 async fn the_openapi_document_states_each_stream_and_raw_body() {
     let stack = spawn().await;
     let doc = json(send(stack.h1.get(stack.url("/openapi.json"))).await).await;
