@@ -41,7 +41,10 @@ async fn readyz_is_ok_when_the_backend_is_serving() {
         .as_object_mut()
         .and_then(|o| o.remove("routes"))
         .unwrap_or_default();
-    assert!(routes["annotation"].as_u64().is_some_and(|n| n > 10), "{routes}");
+    assert!(
+        routes["annotation"].as_u64().is_some_and(|n| n > 10),
+        "{routes}"
+    );
     assert_eq!(routes["configuration"], 0, "{routes}");
     assert_eq!(routes["auto"], 0, "{routes}");
     assert_eq!(routes["configuration_files"], json!([]), "{routes}");
