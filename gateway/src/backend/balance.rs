@@ -52,7 +52,7 @@ use tower::ServiceExt as _;
 use super::setup::SetupError;
 use super::{
     StreamingCall, health,
-    replica::{BalanceOptions, InFlight, ReplicaState, ReplicaStatus},
+    replica::{BalanceOptions, Fleet, InFlight, ReplicaState, ReplicaStatus},
     transport::{Carries, GrpcService, Lazy, blames_backend, transport_status},
 };
 
@@ -77,7 +77,7 @@ pub(super) struct Picked {
 impl Picked {
     /// The call reached the replica and was answered: its run of transport failures ends.
     pub(super) fn answered(&self) {
-        self.in_flight.0.failures.store(0, Ordering::Relaxed);
+        self.in_flight.0.answered();
     }
 }
 
@@ -106,38 +106,6 @@ impl Replica {
     }
 }
 
-/// What call failures may do to the replicas: take one out after `threshold` in a row, while
-/// no more than `max_ejected` are out.
-struct Outliers {
-    threshold: u32,
-    max_ejected: usize,
-    states: Vec<Arc<ReplicaState>>,
-}
-
-impl Outliers {
-    /// Counts a transport failure of a call on `state`; takes the replica out at the
-    /// threshold, unless as many are out already as may be.
-    fn failed(&self, state: &ReplicaState, uri: &str, code: tonic::Code) {
-        let failures = state.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures < self.threshold || !state.is_up() {
-            return;
-        }
-        let out = self.states.iter().filter(|s| !s.is_up()).count();
-        if out >= self.max_ejected {
-            tracing::warn!(
-                replica = uri,
-                failures,
-                "backend replica failing, left in: the most replicas that may be out are out"
-            );
-            return;
-        }
-        let why = format!("{failures} calls in a row failed at the transport ({code:?})");
-        if state.set_up(false, &why) {
-            tracing::warn!(replica = uri, health = why, "backend replica down");
-        }
-    }
-}
-
 /// The replicas and their watchers. The watchers are aborted when it is dropped, that is when
 /// the last clone of the [`super::Backend`] goes.
 pub(super) struct Balancer {
@@ -160,32 +128,20 @@ impl Balancer {
         }
         // Both tonic's lazy channels and the watchers spawn tasks on the current runtime.
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SetupError::NoRuntime)?;
-        let states: Vec<Arc<ReplicaState>> = uris
-            .iter()
-            .map(|_| Arc::new(ReplicaState::default()))
-            .collect();
-        let outliers = Arc::new(Outliers {
-            threshold: options.failure_threshold.max(1),
-            max_ejected: (uris.len() * usize::from(options.max_ejection_percent.min(100)) / 100)
-                .max(1),
-            states: states.clone(),
-        });
+        let fleet = Arc::new(Fleet::new(uris.len(), options));
         let mut replicas = Vec::with_capacity(uris.len());
-        for (uri, state) in uris.iter().zip(states) {
+        for (index, uri) in uris.iter().enumerate() {
             let uri = uri.as_ref();
+            let state = fleet
+                .state(index)
+                .map(Arc::clone)
+                .ok_or(SetupError::NoReplicas)?;
             let _entered = runtime.enter();
             let transports = |carries| {
                 Ok::<Vec<GrpcService>, SetupError>(
                     Lazy::for_replica(uri, options.connect_timeout, options.tls.as_ref(), carries)?
                         .into_iter()
-                        .map(|transport| {
-                            replica_service(
-                                transport,
-                                uri,
-                                Arc::clone(&state),
-                                Arc::clone(&outliers),
-                            )
-                        })
+                        .map(|transport| replica_service(transport, uri, index, Arc::clone(&fleet)))
                         .collect(),
                 )
             };
@@ -210,13 +166,15 @@ impl Balancer {
         let checked_tx = Arc::new(checked_tx);
         let watchers = replicas
             .iter()
-            .map(|replica| {
+            .enumerate()
+            .map(|(index, replica)| {
                 health::spawn(
                     &runtime,
                     health::Watched {
                         uri: replica.uri.clone(),
                         service: replica.health.clone(),
-                        state: Arc::clone(&replica.state),
+                        fleet: Arc::clone(&fleet),
+                        index,
                         checked: Arc::clone(&checked_tx),
                     },
                     options,
@@ -340,8 +298,8 @@ impl Drop for Balancer {
     }
 }
 
-/// A replica's connection, boxed: a transport failure counts against the replica (the
-/// threshold of [`Outliers`] may take it out; the watcher brings it back on its next good
+/// A replica's connection, boxed: a transport failure counts against the replica (at the
+/// threshold the [`Fleet`] may take it out; the watcher brings it back on its next good
 /// answer) and becomes `UNAVAILABLE`, whatever code tonic would pick, so that an idempotent
 /// call is retried elsewhere. That includes `CANCELLED`: hyper reports a connection that
 /// closed mid-call (a replica killed under load) as canceled.
@@ -351,12 +309,7 @@ impl Drop for Balancer {
 /// (UNAVAILABLE, and an idempotent call is retried elsewhere), a request the client made
 /// unsendable (INVALID_ARGUMENT); the replica stays up. The deadline of [`super::call`] and a
 /// client hanging up drop the call's future instead, so they never reach this mapping.
-fn replica_service(
-    transport: Lazy,
-    uri: &str,
-    state: Arc<ReplicaState>,
-    outliers: Arc<Outliers>,
-) -> GrpcService {
+fn replica_service(transport: Lazy, uri: &str, index: usize, fleet: Arc<Fleet>) -> GrpcService {
     let uri = uri.to_owned();
     transport.boxed(move |error| {
         if !blames_backend(&error) {
@@ -367,7 +320,7 @@ fn replica_service(
         if status.code() == tonic::Code::DeadlineExceeded {
             return status;
         }
-        outliers.failed(&state, &uri, status.code());
+        fleet.call_failed(index, &uri, status.code());
         Status::unavailable("the backend is unavailable")
     })
 }

@@ -18,7 +18,7 @@ use tonic_health::pb::{
 };
 
 use super::{
-    replica::{BalanceOptions, ReplicaState, ReplicaStatus},
+    replica::{BalanceOptions, Fleet, ReplicaStatus},
     transport::GrpcService,
 };
 
@@ -124,7 +124,10 @@ pub(super) async fn check_single(service: GrpcService) -> Readiness {
 pub(super) struct Watched {
     pub(super) uri: String,
     pub(super) service: GrpcService,
-    pub(super) state: Arc<ReplicaState>,
+    /// Where its verdicts go: the one owner of the replicas' state.
+    pub(super) fleet: Arc<Fleet>,
+    /// The replica's place in the fleet.
+    pub(super) index: usize,
     /// Counts replicas whose first check is done.
     pub(super) checked: Arc<watch::Sender<usize>>,
 }
@@ -175,7 +178,7 @@ pub(super) fn spawn(runtime: &Handle, watched: Watched, options: &BalanceOptions
                         }
                     }
                 };
-                let was = watched.state.set_up(up, &why);
+                let was = watched.fleet.health(watched.index, up, &why);
                 let changed = first || was != up;
                 if first {
                     first = false;
