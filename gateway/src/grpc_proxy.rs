@@ -275,7 +275,7 @@ impl Shared {
         }
         parts
             .headers
-            .insert(metadata::GRPC_TIMEOUT, reply::encode_timeout(left));
+            .insert(metadata::GRPC_TIMEOUT, metadata::encode_grpc_timeout(left));
         parts.uri = Uri::from(path);
         if kind.streaming {
             // Over the backend's connections for streams: a long-lived call must not hold the

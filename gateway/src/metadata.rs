@@ -1,4 +1,5 @@
-//! HTTP headers to gRPC metadata and back, and the `Grpc-Timeout` deadline.
+//! HTTP headers to gRPC metadata and back, and the `grpc-timeout` deadline: its one parser and
+//! encoder, which the article service uses too.
 //!
 //! Only a known set of request headers is forwarded (as grpc-gateway does): forwarding every
 //! header would leak hop-by-hop and browser headers into the backend and let clients spoof
@@ -271,8 +272,10 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, InvalidTime
         .ok_or_else(|| InvalidTimeout(String::from_utf8_lossy(value.as_bytes()).into_owned()))
 }
 
-/// Parses a `grpc-timeout` value (`100m`, `5S`, ...); `None` when malformed.
-pub(crate) fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+/// Parses a `grpc-timeout` value (`100m`, `5S`, ...); `None` when malformed: 1 to 8 ASCII
+/// digits (no sign) and a unit, as the gRPC HTTP/2 protocol spells it. The one parser of the
+/// workspace: the article service reads its callers' deadlines with it too.
+pub fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
     let (&unit, digits) = value.split_last()?;
     if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -290,9 +293,65 @@ pub(crate) fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
     })
 }
 
+/// `left` as a `grpc-timeout` value: the finest unit that fits gRPC's 8 digits.
+pub fn encode_grpc_timeout(left: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let secs = u128::from(left.as_secs());
+    let value = [
+        (left.as_nanos(), 'n'),
+        (left.as_micros(), 'u'),
+        (left.as_millis(), 'm'),
+        (secs, 'S'),
+        (secs / 60, 'M'),
+        (secs / 3600, 'H'),
+    ]
+    .into_iter()
+    .find(|(n, _)| *n <= MAX)
+    .map_or_else(|| format!("{MAX}H"), |(n, unit)| format!("{n}{unit}"));
+    // Digits and one ASCII letter: always a valid header value.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_left_is_sent_in_the_finest_unit_that_fits() {
+        for (left, sent) in [
+            (Duration::from_nanos(5), "5n"),
+            (Duration::from_millis(250), "250000u"),
+            (Duration::from_secs(30), "30000000u"),
+            (Duration::from_secs(3600), "3600000m"),
+            (Duration::from_secs(200_000), "200000S"),
+            (Duration::from_secs(u64::MAX), "99999999H"),
+        ] {
+            let value = encode_grpc_timeout(left);
+            assert_eq!(value, sent, "{left:?}");
+            assert!(parse_grpc_timeout(value.as_bytes()).is_some());
+        }
+    }
+
+    #[test]
+    fn a_signed_or_spaced_timeout_is_malformed() {
+        for bad in [
+            &b"+5S"[..],
+            b"-5S",
+            b" 5S",
+            b"5 S",
+            b"123456789m",
+            b"5",
+            b"S",
+            b"5s",
+        ] {
+            assert_eq!(
+                parse_grpc_timeout(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn grpc_timeouts_parse_in_every_unit() {

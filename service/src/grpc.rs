@@ -128,25 +128,13 @@ fn export(store: Store, after_id: i64) -> ArticleStream {
     })
 }
 
-/// The deadline a call's `grpc-timeout` header sets, if any (`<up to 8 digits><H|M|S|m|u|n>`, as
-/// the gRPC HTTP/2 protocol spells it). tonic bounds only the wait for a response's headers by
+/// The deadline a call's `grpc-timeout` header sets, if any, read by the gateway's parser (the
+/// one rule for both binaries: `<1 to 8 digits><H|M|S|m|u|n>`, as the gRPC HTTP/2 protocol
+/// spells it). tonic bounds only the wait for a response's headers by
 /// it, not a stream that then runs forever: a watch ends itself at the deadline.
 fn grpc_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<tokio::time::Instant> {
-    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    let timeout = match unit {
-        "H" => std::time::Duration::from_secs(n.checked_mul(3600)?),
-        "M" => std::time::Duration::from_secs(n.checked_mul(60)?),
-        "S" => std::time::Duration::from_secs(n),
-        "m" => std::time::Duration::from_millis(n),
-        "u" => std::time::Duration::from_micros(n),
-        "n" => std::time::Duration::from_nanos(n),
-        _ => return None,
-    };
+    let value = metadata.get(articles_gateway::metadata::GRPC_TIMEOUT)?;
+    let timeout = articles_gateway::metadata::parse_grpc_timeout(value.as_bytes())?;
     tokio::time::Instant::now().checked_add(timeout)
 }
 
