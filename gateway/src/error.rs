@@ -215,20 +215,32 @@ pub(crate) fn code_names_answered_with(status: StatusCode) -> Vec<String> {
     (0..=16)
         .map(Code::from_i32)
         .filter(|&code| http_status(code) == status)
-        .map(code_name)
+        .map(|code| code_name(code).to_owned())
         .collect()
 }
 
-/// `InvalidArgument` (tonic's variant name) as `INVALID_ARGUMENT`.
-fn code_name(code: Code) -> String {
-    let mut name = String::new();
-    for (i, c) in format!("{code:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
+/// The canonical name of a status code, as `google/rpc/code.proto` spells it: the one table of
+/// names for the gateway and the article service (logs, metrics labels, the `articles` client).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
-    name
 }
 
 /// The JSON error body, in every format.
