@@ -32,7 +32,7 @@ use axum::{Router, body::Body};
 use prost_reflect::DescriptorPool;
 use tower_http::{
     compression::{CompressionLayer, DefaultPredicate, Predicate},
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::PropagateRequestIdLayer,
     trace::TraceLayer,
 };
 
@@ -480,9 +480,8 @@ impl GatewayBuilder {
         // (callgrind).
         let stack = tower::ServiceBuilder::new()
             // Outermost, so the span, the metadata and the response all see the id.
-            .layer(SetRequestIdLayer::new(
-                request_id::X_REQUEST_ID,
-                MakeRequestUuid,
+            .layer(tower::util::MapRequestLayer::new(
+                request_id::assign::<Body>,
             ))
             .layer(PropagateRequestIdLayer::new(request_id::X_REQUEST_ID))
             .layer(axum::middleware::from_fn_with_state(

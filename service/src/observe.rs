@@ -39,9 +39,6 @@ use crate::{error::code_name, metrics::Metrics};
 /// The metadata key of the request id.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The longest request id accepted from a client.
-const MAX_REQUEST_ID_LEN: usize = 128;
-
 /// The services whose names appear as metric labels.
 const KNOWN_SERVICES: &[&str] = &[
     articles_proto::ARTICLE_SERVICE,
@@ -132,22 +129,9 @@ where
     }
 }
 
-/// The client's request id when usable, else a new UUID.
+/// The client's request id when usable, else a new UUID: the gateway's one rule.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(REQUEST_ID)
-        .filter(|v| {
-            let bytes = v.as_bytes();
-            !bytes.is_empty()
-                && bytes.len() <= MAX_REQUEST_ID_LEN
-                && bytes.iter().all(|b| b.is_ascii_graphic())
-        })
-        .cloned()
-        .unwrap_or_else(|| {
-            // A hyphenated UUID is always a valid header value.
-            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-                .unwrap_or(HeaderValue::from_static("invalid-request-id"))
-        })
+    articles_gateway::request_id::request_id(headers)
 }
 
 /// `/pkg.Service/Method` as (service, method) labels, `unknown` for services we do not serve.
