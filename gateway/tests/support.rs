@@ -317,16 +317,8 @@ pub(crate) async fn send(request: reqwest::RequestBuilder) -> reqwest::Response 
     }
 }
 
-/// `google.rpc.Status`, to build error details in the echo backend.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub(crate) code: i32,
-    #[prost(string, tag = "2")]
-    pub(crate) message: String,
-    #[prost(message, repeated, tag = "3")]
-    pub(crate) details: Vec<prost_types::Any>,
-}
+/// `google.rpc.Status`, to build error details in the test backends.
+pub(crate) use tonic_types::pb::Status as RpcStatus;
 
 #[derive(Debug, Clone)]
 struct EchoService {

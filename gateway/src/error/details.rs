@@ -14,18 +14,6 @@ use crate::{
     transcode::{depth, nonfinite::ProtoFloats},
 };
 
-/// `google.rpc.Status`, as carried in the `grpc-status-details-bin` trailer. Declared here
-/// because no dependency generates it and only its outer shape is needed.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
-}
-
 /// Renders the encoded `google.rpc.Status` `bytes` (empty: no details): each detail as JSON,
 /// as the message when `pool` knows its type, else as `{"@type", "value": base64}`.
 pub fn render(
@@ -36,7 +24,7 @@ pub fn render(
     if bytes.is_empty() {
         return Vec::new();
     }
-    let Ok(status) = RpcStatus::decode(bytes) else {
+    let Ok(status) = tonic_types::pb::Status::decode(bytes) else {
         tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
         return Vec::new();
     };
@@ -99,7 +87,7 @@ mod tests {
                 value: any.encode_to_vec(),
             };
         }
-        let status = RpcStatus {
+        let status = tonic_types::pb::Status {
             code: 3,
             message: "deep".into(),
             details: vec![any],

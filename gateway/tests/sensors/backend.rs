@@ -25,6 +25,8 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, Value};
 use tonic::{Status, metadata::MetadataValue, service::Routes};
 
+use tonic_types::pb::{BadRequest, DebugInfo, bad_request::FieldViolation};
+
 use crate::support::{RpcStatus, Spawned, fixture_descriptor_bytes, fixture_pool, spawn_grpc};
 
 /// The fixture's encoded descriptor set. It imports nothing from `google/rpc`.
@@ -35,30 +37,6 @@ pub(crate) fn telemetry_descriptor_bytes() -> Vec<u8> {
 /// The fixture as a descriptor pool.
 pub(crate) fn telemetry_pool() -> DescriptorPool {
     fixture_pool("telemetry.proto")
-}
-
-/// `google.rpc.DebugInfo`, encoded by hand as a backend in another language would.
-#[derive(Clone, PartialEq, prost::Message)]
-struct DebugInfo {
-    #[prost(string, repeated, tag = "1")]
-    stack_entries: Vec<String>,
-    #[prost(string, tag = "2")]
-    detail: String,
-}
-
-/// `google.rpc.BadRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct BadRequest {
-    #[prost(message, repeated, tag = "1")]
-    field_violations: Vec<FieldViolation>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct FieldViolation {
-    #[prost(string, tag = "1")]
-    field: String,
-    #[prost(string, tag = "2")]
-    description: String,
 }
 
 /// What the backend saw of its streams.
@@ -551,6 +529,7 @@ fn fail_after_headers(pool: &DescriptorPool) -> http::Response<Body> {
                     field_violations: vec![FieldViolation {
                         field: "sensor".into(),
                         description: "is broken".into(),
+                        ..FieldViolation::default()
                     }],
                 }
                 .encode_to_vec(),
