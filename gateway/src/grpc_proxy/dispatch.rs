@@ -83,10 +83,14 @@ impl Dispatch {
         match procedures.decide(&request, kind) {
             // axum's router is always ready: no `poll_ready` is owed before its `call`.
             connect::Decision::Rest => Either::Left(tower::Service::call(&mut self.rest, request)),
-            connect::Decision::Unknown(procedures) => Either::Right(Box::pin(async move {
-                Ok(connect::unknown_procedure(procedures, request, kind).await)
-            })),
+            connect::Decision::Unknown(procedures) => {
+                RouteSlot::record_protocol(request.extensions(), "connect");
+                Either::Right(Box::pin(async move {
+                    Ok(connect::unknown_procedure(procedures, request, kind).await)
+                }))
+            }
             connect::Decision::Call(call) => {
+                RouteSlot::record_protocol(request.extensions(), "connect");
                 RouteSlot::record(request.extensions(), request.uri().path());
                 call.attach(&mut request);
                 Either::Left(tower::Service::call(&mut self.connect, request))
@@ -107,7 +111,16 @@ impl tower::Service<Request> for Dispatch {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match Protocol::of(request.headers()) {
+        let protocol = Protocol::of(request.headers());
+        let label = match protocol {
+            Protocol::Grpc => Some("grpc"),
+            Protocol::GrpcWeb | Protocol::UnsupportedGrpcWeb => Some("grpc-web"),
+            Protocol::Rest => None,
+        };
+        if let Some(label) = label {
+            RouteSlot::record_protocol(request.extensions(), label);
+        }
+        match protocol {
             Protocol::Rest => match connect::Kind::of(&request) {
                 Some(kind) => self.connect(request, kind),
                 // axum's router is always ready: no `poll_ready` is owed before its `call`.

@@ -278,10 +278,12 @@ async fn a_rest_route_on_a_connect_path_keeps_it() {
         "metrics",
     );
     assert!(
-        text.contains("route=\"telemetry.v1.Sensors.CalibrateSensor\""),
+        text.contains(
+            "route=\"telemetry.v1.Sensors.CalibrateSensor\",status=\"200\",protocol=\"rest\""
+        ),
         "{text}"
     );
-    // Its other methods are Connect's, counted under their Connect path.
+    // Its other methods are Connect's, counted under their Connect path and protocol.
     let r = send(unary(&stack.h1, &stack, GET_READING, "application/json").body("{}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let text = ok(
@@ -289,7 +291,9 @@ async fn a_rest_route_on_a_connect_path_keeps_it() {
         "metrics",
     );
     assert!(
-        text.contains(&format!("route=\"{GET_READING}\",status=\"200\"")),
+        text.contains(&format!(
+            "route=\"{GET_READING}\",status=\"200\",protocol=\"connect\""
+        )),
         "{text}"
     );
 }
@@ -366,6 +370,13 @@ async fn connect_get_calls_a_method_without_side_effects_with_caching_headers() 
         assert_eq!(r.headers()["trailer-foo"], "foo2");
         let etag = r.headers()["etag"].clone();
         assert_eq!(json_of(r).await["sensor"], "g1", "{version}");
+        // The backend's own freshness wins.
+        let r = send(client.get(stack.url(&format!(
+            "{GET_READING}?connect=v1&encoding=json&message=%7B%22sensor%22%3A%22cached%22%7D"
+        ))))
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{version}");
+        assert_eq!(r.headers()["cache-control"], "max-age=60", "{version}");
         // Revalidated: 304, no body.
         let r = send(client.get(&url).header("if-none-match", etag.clone())).await;
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{version}");
