@@ -1,7 +1,8 @@
 //! One port: clients no one here wrote reach the article service through the gateway's
-//! listener as gRPC (grpcurl, by reflection alone; the tutorial's grpcio Python client) and as
-//! gRPC-Web (Connect's transport from node), and gRPC-Web reaches the service's own gRPC port
-//! directly (tonic-web there).
+//! listener as gRPC (grpcurl, by reflection alone; the tutorial's grpcio Python client), as
+//! gRPC-Web (Connect's gRPC-Web transport from node) and in the Connect protocol (connect-node,
+//! reads by GET too), and gRPC-Web reaches the service's own gRPC port directly (tonic-web
+//! there).
 
 use std::time::Duration;
 
@@ -99,6 +100,43 @@ async fn grpc_web_from_node_reaches_the_service_directly_and_through_the_gateway
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("# pass 2") && stdout.contains("# fail 0"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn connect_from_node_reaches_the_service_through_the_gateway_port() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gateway/tests/browser");
+    if !dir.join("node_modules/@connectrpc/connect-node").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the Connect test: `npm ci` in {}",
+            dir.display()
+        );
+        eprintln!("skipped: no @connectrpc/connect-node (see scripts/test)");
+        return;
+    }
+    let db = TestDb::sqlite();
+    let stack = Stack::on(&db).demo(12).gateway().start().await;
+    let descriptors = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(descriptors.path(), articles_proto::FILE_DESCRIPTOR_SET)
+        .expect("write the descriptor set");
+    let run = Command::new("node")
+        .args(["--test", "connect-articles.test.mjs"])
+        .current_dir(&dir)
+        .env("ARTICLES_CONNECT_URL", stack.rest_url())
+        .env("ARTICLES_DESCRIPTOR_SET", descriptors.path())
+        .env("ARTICLES_TOKEN", crate::support::TOKEN)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the node test in time")
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("# pass 3") && stdout.contains("# fail 0"),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
