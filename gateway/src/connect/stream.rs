@@ -123,6 +123,10 @@ async fn start(
     let checked = (|| {
         procedures::check_protocol_version(&parts.headers)?;
         let timeout = procedures::timeout(&parts.headers, procedures.stream_timeout)?;
+        // Expired already: no replica is picked, so none counts a call it never got.
+        if timeout.is_zero() {
+            return Err(Error::DeadlineExceeded);
+        }
         let receive = Compression::named(
             parts
                 .headers

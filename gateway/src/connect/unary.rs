@@ -219,6 +219,11 @@ async fn invoke(
 ) -> Result<UnaryResponse, Failure> {
     let procedures = &call.procedures.0;
     let calls = &procedures.calls;
+    // Expired already (`Connect-Timeout-Ms: 0`, or a body that took the time): no replica is
+    // picked, so none counts a call it never got.
+    if options.deadline <= std::time::Instant::now() {
+        return Err(Error::DeadlineExceeded.into());
+    }
     let metadata = call.procedures.metadata(parts)?;
     // Taken once the body is in, as for REST: a slow body holds its connection, not a slot.
     let permit = procedures.admission.admit(Budget::Unary)?;

@@ -113,8 +113,20 @@ fn end_of(envelopes: &[(u8, Vec<u8>)]) -> Json {
     ok(serde_json::from_slice(payload), "the end-of-stream JSON")
 }
 
+/// A whole body, within 10 s.
 async fn bytes_of(response: reqwest::Response) -> Bytes {
-    ok(response.bytes().await, "body")
+    let body = tokio::time::timeout(Duration::from_secs(10), response.bytes()).await;
+    ok(ok(body, "the body in time"), "body")
+}
+
+/// How many calls the backend's replicas were sent.
+fn backend_calls(stack: &Stack) -> u64 {
+    stack
+        .backend
+        .replica_statuses()
+        .iter()
+        .map(|r| r.calls)
+        .sum()
 }
 
 #[tokio::test]
@@ -215,6 +227,7 @@ async fn a_procedure_the_descriptors_lack_is_unimplemented_404_without_a_backend
     let stack = spawn().await;
     // The backend answers an unknown method UNIMPLEMENTED (501): a 404 never reached it.
     let path = "/telemetry.v1.Sensors/Teleport";
+    let calls = backend_calls(&stack);
     for (version, client) in stack.clients() {
         let r = send(unary(client, &stack, path, "application/json").body("{}")).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{version}");
@@ -252,6 +265,7 @@ async fn a_procedure_the_descriptors_lack_is_unimplemented_404_without_a_backend
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{version}");
         assert_eq!(json_of(r).await["code"], 5);
     }
+    assert_eq!(backend_calls(&stack), calls, "no call reached the backend");
     let metrics = send(stack.h1.get(stack.url("/metrics"))).await;
     let text = ok(metrics.text().await, "metrics");
     assert!(
@@ -312,6 +326,7 @@ async fn connect_timeout_ms_is_the_deadline_and_never_takes_the_backend_out() {
         assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "{version}");
         assert_eq!(json_of(r).await["code"], "deadline_exceeded");
         assert!(started.elapsed() < Duration::from_secs(2), "{version}");
+        let calls = backend_calls(&stack);
         for _ in 0..20 {
             let r = send(
                 unary(client, &stack, GET_READING, "application/json")
@@ -321,6 +336,18 @@ async fn connect_timeout_ms_is_the_deadline_and_never_takes_the_backend_out() {
             .await;
             assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "{version}");
         }
+        let r = send(
+            client
+                .post(stack.url(WATCH_READINGS))
+                .header("content-type", "application/connect+json")
+                .header("connect-timeout-ms", "0")
+                .body(envelope(0, br#"{"sensor":"w","count":1}"#)),
+        )
+        .await;
+        let end = end_of(&envelopes(&bytes_of(r).await));
+        assert_eq!(end["error"]["code"], "deadline_exceeded", "{version}");
+        // An expired deadline makes no call.
+        assert_eq!(backend_calls(&stack), calls, "{version}");
         let r = send(
             unary(client, &stack, GET_READING, "application/json")
                 .header("connect-timeout-ms", "soon")
