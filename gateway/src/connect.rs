@@ -27,8 +27,9 @@
 //!
 //! Requests are not checked against the `buf.validate` rules, as for gRPC: the backend checks
 //! them (a REST call's are checked at the gateway because REST has no other place to be told).
-//! What is [`unary`] (POST and GET), what is [`stream`]; the errors' shape is [`reply`], the
-//! codecs and compression [`codec`], the stream framing [`envelope`].
+//! [`procedures`] tells the requests apart and holds what a call needs; [`unary`] serves POST
+//! and GET, [`stream`] the streams; [`reply`] writes the errors, [`codec`] the messages and
+//! their compression, [`envelope`] the stream framing.
 
 mod codec;
 mod envelope;

@@ -31,14 +31,18 @@ impl Codec {
         }
     }
 
-    /// The codec of a unary content type's essence.
+    /// The codec of a unary content type's essence (any case).
     pub(super) fn of_unary(essence: &str) -> Option<Self> {
-        essence.strip_prefix("application/").and_then(Self::named)
+        essence
+            .to_ascii_lowercase()
+            .strip_prefix("application/")
+            .and_then(Self::named)
     }
 
-    /// The codec of a streaming content type's essence.
+    /// The codec of a streaming content type's essence (any case).
     pub(super) fn of_stream(essence: &str) -> Option<Self> {
         essence
+            .to_ascii_lowercase()
             .strip_prefix("application/connect+")
             .and_then(Self::named)
     }

@@ -41,9 +41,12 @@ impl Kind {
         let kind = match *request.method() {
             Method::POST => {
                 let essence = content_type_essence(request.headers())?;
-                if essence.starts_with("application/connect+") {
+                let head = essence.get(..20).unwrap_or_default();
+                if head.eq_ignore_ascii_case("application/connect+") {
                     Self::Stream
-                } else if essence == "application/json" || essence == "application/proto" {
+                } else if essence.eq_ignore_ascii_case("application/json")
+                    || essence.eq_ignore_ascii_case("application/proto")
+                {
                     Self::Unary
                 } else {
                     return None;
@@ -62,17 +65,11 @@ impl Kind {
     }
 }
 
-/// The content type's essence, lower case, without parameters.
-pub(super) fn content_type_essence(headers: &HeaderMap) -> Option<String> {
+/// The content type's essence, without parameters (as sent: compare it ignoring case). Not
+/// copied: every REST `POST` is looked at.
+pub(super) fn content_type_essence(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        value
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase(),
-    )
+    Some(value.split(';').next().unwrap_or_default().trim())
 }
 
 /// The service and method a path names, when it has Connect's shape: `/{service}/{method}`,

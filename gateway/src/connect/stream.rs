@@ -47,7 +47,7 @@ const COMPRESS_FROM: usize = 1024;
 /// Serves a Connect stream.
 pub(super) async fn serve(call: Call, request: Request) -> Response {
     let essence = procedures::content_type_essence(request.headers()).unwrap_or_default();
-    let codec = match Codec::of_stream(&essence) {
+    let codec = match Codec::of_stream(essence) {
         None => Err(format!(
             "unsupported content type {essence:?}: application/connect+json or \
              application/connect+proto"

@@ -67,7 +67,7 @@ pub(super) async fn post(call: Call, request: Request) -> Response {
     // a body the server has not read sees its connection close (EPIPE) rather than the answer.
     let body = procedures.calls.read_body(body, &parts.headers).await;
     let essence = procedures::content_type_essence(&parts.headers).unwrap_or_default();
-    let Some(codec) = Codec::of_unary(&essence) else {
+    let Some(codec) = Codec::of_unary(essence) else {
         return Failure::unsupported_media_type(format!("unsupported content type {essence:?}"))
             .unary_response(false);
     };
