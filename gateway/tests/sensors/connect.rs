@@ -697,3 +697,85 @@ async fn connect_clients_from_node_and_chromium_call_every_kind_of_method() {
         assert!(out.contains("# skipped 0"), "{out}");
     }
 }
+
+/// The library API's echo backend answers each metadata key `k` as the header `echo-k`.
+#[tokio::test]
+async fn connect_metadata_is_every_request_header_but_the_protocols_and_cookies() {
+    let library = crate::support::spawn_library().await;
+    let r = send(
+        reqwest::Client::new()
+            .post(library.url("/library.v1.LibraryService/GetShelf"))
+            .header("content-type", "application/json")
+            .header("connect-protocol-version", "1")
+            .header("connect-timeout-ms", "5000")
+            .header("authorization", "Bearer t")
+            .header("x-custom", "kept")
+            .header("cookie", "session=secret")
+            .header("grpc-timeout", "1n")
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("x-request-id", "req-42")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let headers = r.headers();
+    assert_eq!(headers["echo-authorization"], "Bearer t");
+    assert_eq!(headers["echo-x-custom"], "kept");
+    assert_eq!(headers["echo-x-request-id"], "req-42");
+    assert_eq!(headers["x-request-id"], "req-42");
+    assert_eq!(headers["echo-x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    for dropped in [
+        "echo-cookie",
+        "echo-connect-timeout-ms",
+        "echo-connect-protocol-version",
+        "echo-accept-encoding",
+    ] {
+        assert!(headers.get(dropped).is_none(), "{dropped}: {headers:?}");
+    }
+    // The deadline the backend is told is the gateway's, from Connect-Timeout-Ms, not the
+    // client's grpc-timeout (1 ns would have expired).
+    let told: Vec<_> = headers.get_all("echo-grpc-timeout").iter().collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_ne!(told[0], "1n");
+}
+
+#[tokio::test]
+async fn cors_preflights_allow_connects_request_headers() {
+    let stack = spawn().await;
+    let r = send(
+        stack
+            .h1
+            .request(http::Method::OPTIONS, stack.url(GET_READING))
+            .header("origin", "http://app.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,connect-protocol-version,connect-timeout-ms,\
+                 connect-content-encoding,connect-accept-encoding,x-user-agent",
+            ),
+    )
+    .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for header in [
+        "connect-protocol-version",
+        "connect-timeout-ms",
+        "connect-content-encoding",
+        "connect-accept-encoding",
+        "x-user-agent",
+    ] {
+        assert!(allowed.contains(header), "{header}: {allowed}");
+    }
+    // Every response header is exposed (trailer-*, Connect's metadata), without credentials.
+    let r = send(
+        unary(&stack.h1, &stack, GET_READING, "application/json")
+            .header("origin", "http://app.example")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(r.headers()["access-control-expose-headers"], "*");
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+}
