@@ -691,10 +691,18 @@ async fn connect_clients_from_node_and_chromium_call_every_kind_of_method() {
     let node = node_test("connect.test.mjs", &env, NodeNeeds::Connect).await;
     let browser = node_test("connect-web.test.mjs", &env, NodeNeeds::Browser).await;
     let _ = std::fs::remove_file(&set);
-    for out in [node, browser].into_iter().flatten() {
-        assert!(out.contains("# fail 0"), "{out}");
-        assert!(!out.contains("# pass 0"), "{out}");
-        assert!(out.contains("# skipped 0"), "{out}");
+    if let Some(out) = node {
+        assert!(
+            out.contains("# pass 9") && out.contains("# fail 0"),
+            "{out}"
+        );
+    }
+    // Its article test is the service's.
+    if let Some(out) = browser {
+        assert!(
+            out.contains("# pass 1") && out.contains("# fail 0"),
+            "{out}"
+        );
     }
 }
 
