@@ -14,10 +14,11 @@
 //! metadata from the backend goes out as the `Cache-Control` header. Without one the gateway
 //! sends `Cache-Control: no-cache`, not a lifetime of its own: it cannot know how long an
 //! answer stays true (an `ArticleList` changes with the next write), so a cache may keep the
-//! answer but must ask again before using it; an `ETag` (a hash of the answer's bytes) makes
+//! answer but must ask again before using it; a weak `ETag` (a hash of the answer) makes
 //! that revalidation cheap, answered 304 with no body when nothing changed. A request with
-//! `Authorization` is never stored by a shared cache under these rules (RFC 9111 section 3.5),
-//! so one user's answer is never served to another. Errors to a GET are `no-store`.
+//! `Authorization` is never stored by a shared cache under these rules (RFC 9111 section 3.5;
+//! unless the backend's own `cache-control` says `public`), so one user's answer is not served
+//! to another. Errors to a GET are `no-store`.
 
 use axum::{
     body::Body,
@@ -267,15 +268,17 @@ fn success(call: &Call, codec: Codec, answer: UnaryResponse, get: bool, parts: &
         }
         let digest = Sha256::digest(&body);
         let tag: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        let etag = format!("\"{tag}\"");
+        // Weak: the compression layer may send the same answer gzip-encoded, and a strong
+        // validator would have to differ between the two encodings.
+        let opaque = format!("\"{tag}\"");
         let unchanged = parts
             .headers
             .get_all(header::IF_NONE_MATCH)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|v| v.trim().trim_start_matches("W/") == etag);
-        if let Ok(value) = HeaderValue::from_str(&etag) {
+            .any(|v| v.trim() == "*" || v.trim().trim_start_matches("W/") == opaque);
+        if let Ok(value) = HeaderValue::from_str(&format!("W/{opaque}")) {
             headers.insert(header::ETAG, value);
         }
         if unchanged {

@@ -396,6 +396,7 @@ async fn connect_get_calls_a_method_without_side_effects_with_caching_headers() 
         );
         assert_eq!(r.headers()["trailer-foo"], "foo2");
         let etag = r.headers()["etag"].clone();
+        assert!(etag.as_bytes().starts_with(b"W/\""), "{etag:?}");
         assert_eq!(json_of(r).await["sensor"], "g1", "{version}");
         // The backend's own freshness wins.
         let r = send(client.get(stack.url(&format!(
