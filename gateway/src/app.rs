@@ -10,7 +10,8 @@
 //! such a collision is logged at start ([`collisions`]). The live page at `/` ([`crate::live`])
 //! is the exception: it is served only when no annotated route matches `/`. CORS is [`cors`].
 //! gRPC and gRPC-Web calls on the same port are told apart before the router and proxied
-//! ([`crate::grpc_proxy`]), inside the request id, metrics, trace and CORS layers.
+//! ([`crate::grpc_proxy`]), and Connect calls translated to gRPC ([`crate::connect`]), inside
+//! the request id, metrics, trace and CORS layers.
 //!
 //! What the descriptors decide (routes, request mapping, validation, the OpenAPI document, the
 //! live page) is one [`version`] of the API, served through [`crate::served`] so that a
@@ -461,12 +462,13 @@ impl GatewayBuilder {
         }
         // The gateway's own routes label their metrics by their matched path; the transcoded
         // routes record theirs in `transcode_call`.
+        let budget = ResponseBudget::new(self.response_buffer_limit);
         let mut router = router
             .route_layer(axum::middleware::from_fn(crate::metrics::record_matched))
             // Inside the compression layer, which then reads the answer piece by piece, and
             // inside the error format, which then also writes its 503.
             .layer(axum::middleware::from_fn_with_state(
-                ResponseBudget::new(self.response_buffer_limit),
+                budget.clone(),
                 crate::buffers::account,
             ));
         if self.error_format != ErrorFormat::Status {
@@ -499,7 +501,12 @@ impl GatewayBuilder {
             )
             .layer(cors::layer(&self.cors))
             .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(WholeBody)))
-            .service(Dispatch::new(router, proxy));
+            .service(Dispatch::new(
+                router,
+                proxy,
+                served.clone(),
+                crate::connect::router(budget),
+            ));
         let reloader = Reloader {
             recipe: Arc::new(recipe),
             served,

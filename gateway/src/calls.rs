@@ -122,7 +122,7 @@ impl Calls {
     /// `max_response_bytes` (raised in this process, not sent by the backend). Tonic gives
     /// such a status no mark but its message, which names the limit: a backend's status can
     /// match only by repeating the gateway's limit to the byte.
-    fn is_response_too_large(&self, status: &tonic::Status) -> bool {
+    pub(crate) fn is_response_too_large(&self, status: &tonic::Status) -> bool {
         status.code() == tonic::Code::OutOfRange
             && status
                 .message()

@@ -163,6 +163,10 @@ pub enum Error {
     /// The backend cannot be reached, or says it is not ready.
     #[error("{0}")]
     Unavailable(String),
+    /// The request asks for what the gateway does not do (a Connect compression it does not
+    /// know, a procedure it does not serve).
+    #[error("{0}")]
+    Unimplemented(String),
     /// The backend answered with a non-OK status.
     #[error("{}", .0.message)]
     Backend(Box<BackendError>),
@@ -206,6 +210,38 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+    }
+}
+
+/// Connect's table from its error codes to HTTP statuses (connectrpc.com/docs/protocol, "Error
+/// Codes"), for the Connect protocol's unary errors. Connect chose the statuses of
+/// `google/rpc/code.proto`, so its table is [`http_status`] itself: one table, stated once,
+/// and a test holds Connect's documented pairs against it.
+pub fn connect_http_status(code: Code) -> StatusCode {
+    http_status(code)
+}
+
+/// Connect's name of `code`, as its error JSON's `code` spells it: lower snake case, and
+/// `canceled` with one `l` (gRPC's CANCELLED).
+pub fn connect_code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "canceled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
     }
 }
 
@@ -348,6 +384,7 @@ impl Error {
             Self::Overloaded { .. } | Self::ResponseBuffersFull { .. } | Self::Unavailable(_) => {
                 Code::Unavailable
             }
+            Self::Unimplemented(_) => Code::Unimplemented,
             Self::Backend(b) => b.code,
             Self::Internal(_) => Code::Internal,
         };
@@ -499,6 +536,34 @@ mod tests {
         ];
         for (code, status) in table {
             assert_eq!(http_status(code).as_u16(), status, "{code:?}");
+        }
+    }
+
+    /// Connect's documented table (connectrpc.com/docs/protocol#error-codes), pair by pair.
+    #[test]
+    fn every_connect_code_has_connects_http_status_and_name() {
+        let table = [
+            ("canceled", 499),
+            ("unknown", 500),
+            ("invalid_argument", 400),
+            ("deadline_exceeded", 504),
+            ("not_found", 404),
+            ("already_exists", 409),
+            ("permission_denied", 403),
+            ("resource_exhausted", 429),
+            ("failed_precondition", 400),
+            ("aborted", 409),
+            ("out_of_range", 400),
+            ("unimplemented", 501),
+            ("internal", 500),
+            ("unavailable", 503),
+            ("data_loss", 500),
+            ("unauthenticated", 401),
+        ];
+        for (number, (name, status)) in (1..=16).zip(table) {
+            let code = Code::from_i32(number);
+            assert_eq!(connect_code_name(code), name, "{code:?}");
+            assert_eq!(connect_http_status(code).as_u16(), status, "{name}");
         }
     }
 

@@ -30,6 +30,7 @@ pub mod backend;
 pub mod buffers;
 mod calls;
 pub mod config;
+mod connect;
 pub mod constraints;
 pub mod descriptors;
 mod detach;

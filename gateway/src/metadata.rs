@@ -97,6 +97,95 @@ pub fn request_metadata(
     Ok(MetadataMap::from_headers(out))
 }
 
+/// Builds a Connect call's metadata from its request headers. In the Connect protocol, as in
+/// gRPC, the request headers are the call's metadata, so every header goes on, as the gRPC
+/// proxy forwards them, except: the protocol's own (`Content-Type`, `Content-Encoding`,
+/// `Accept-Encoding`, `Connect-*`, which Connect reserves, and `Grpc-*`, which are gRPC's and
+/// would let a client set what the gateway sets, such as the deadline), the hop-by-hop ones
+/// and those the `Connection` header names (HTTP/2 forbids them), `Host` (the backend's
+/// `:authority`), and `Cookie` (the gateway forwards no cookies, whatever the protocol, so a
+/// cross-site request carries no ambient credentials to the backend). The client's address
+/// is appended to `X-Forwarded-For`, as for every call.
+pub fn connect_request_metadata(headers: &HeaderMap, client: Option<SocketAddr>) -> MetadataMap {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        let key = name.as_str();
+        if is_reserved(key)
+            || key.starts_with("connect-")
+            || named.iter().any(|n| n == key)
+            || matches!(
+                key,
+                "content-encoding"
+                    | "accept-encoding"
+                    | "proxy-connection"
+                    | "cookie"
+                    | X_FORWARDED_FOR
+            )
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    if let Some(value) = forwarded_for(headers, client) {
+        out.insert(X_FORWARDED_FOR, value);
+    }
+    MetadataMap::from_headers(out)
+}
+
+/// A Connect answer's header metadata as plain response headers (Connect's leading metadata),
+/// and its trailers as `Trailer-<key>` headers (a unary answer's trailing metadata), leaving
+/// out what [`response_headers`] leaves out and the `connect-` keys Connect reserves.
+pub fn connect_response_headers(
+    headers: &MetadataMap,
+    trailers: &MetadataMap,
+    out: &mut HeaderMap,
+) {
+    for (metadata, prefix) in [(headers, ""), (trailers, "trailer-")] {
+        for (name, value) in metadata.as_ref() {
+            let key = name.as_str();
+            if is_reserved(key) || is_http_level(key) || key.starts_with("connect-") {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(format!("{prefix}{key}").as_bytes()) {
+                out.append(name, value.clone());
+            }
+        }
+    }
+}
+
+/// The metadata a Connect stream's end message carries: each key (lower case) with its values,
+/// the same keys left out as for headers.
+pub fn connect_end_metadata(
+    metadata: &[&MetadataMap],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for map in metadata {
+        for (name, value) in map.as_ref() {
+            let key = name.as_str();
+            if is_reserved(key) || is_http_level(key) || key.starts_with("connect-") {
+                continue;
+            }
+            let Ok(value) = value.to_str() else {
+                continue;
+            };
+            if let serde_json::Value::Array(values) = out
+                .entry(key.to_owned())
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            {
+                values.push(value.into());
+            }
+        }
+    }
+    out
+}
+
 /// The names h2 refuses to send in a request (its `check_headers`, after RFC 9113 section
 /// 8.2.2), and `Host`, which must agree with `:authority` when sent at all (section 8.3.1).
 /// A name starting with `:` (a pseudo-header) cannot reach here: no HTTP/1.1 or HTTP/2 parser

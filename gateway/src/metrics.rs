@@ -2,7 +2,8 @@
 //! at `GET /metrics` in the Prometheus text format 0.0.4 (with `prometheus-client`, as the
 //! article service does):
 //!
-//! - `articles_gateway_http_requests_total{route, status}`: finished HTTP requests;
+//! - `articles_gateway_http_requests_total{route, status, protocol}`: finished HTTP requests
+//!   (`protocol`: `rest`, `grpc`, `grpc-web` or `connect`);
 //! - `articles_gateway_http_request_duration_seconds{route}`: their latency until the response
 //!   head, a histogram;
 //! - `articles_gateway_http_requests_in_flight`: requests being answered;
@@ -65,7 +66,14 @@ pub const UNMATCHED: &str = "unmatched";
 struct RequestLabels {
     route: String,
     status: u16,
+    /// `rest`, `grpc`, `grpc-web` or `connect`: the same gRPC path is the route of a gRPC, a
+    /// gRPC-Web and a Connect call.
+    protocol: &'static str,
 }
+
+/// The `protocol` label of a request dispatch did not mark: REST (the gateway's own paths
+/// included).
+const REST: &str = "rest";
 
 /// The labels of a route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -124,7 +132,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("articles_gateway");
         registry.register(
             "http_requests",
-            "Finished HTTP requests by route (gRPC method or gateway path) and status",
+            "Finished HTTP requests by route (gRPC method or gateway path), status and protocol",
             requests.clone(),
         );
         registry.register(
@@ -153,14 +161,18 @@ impl Metrics {
         encode(&self.registry)
     }
 
-    fn record(&self, route: String, status: u16, seconds: f64) {
+    fn record(&self, route: String, status: u16, protocol: &'static str, seconds: f64) {
         self.latency
             .get_or_create(&RouteLabels {
                 route: route.clone(),
             })
             .observe(seconds);
         self.requests
-            .get_or_create(&RequestLabels { route, status })
+            .get_or_create(&RequestLabels {
+                route,
+                status,
+                protocol,
+            })
             .inc();
     }
 }
@@ -168,13 +180,25 @@ impl Metrics {
 /// Where the transcoding handler writes the route of a request, for the middleware to label
 /// it with (a request extension shared by both).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RouteSlot(Arc<OnceLock<String>>);
+pub(crate) struct RouteSlot {
+    route: Arc<OnceLock<String>>,
+    /// Written by dispatch, for what is not REST.
+    protocol: Arc<OnceLock<&'static str>>,
+}
 
 impl RouteSlot {
     /// Labels the request that carries `extensions` with `route` (first call wins).
     pub(crate) fn record(extensions: &Extensions, route: &str) {
         if let Some(slot) = extensions.get::<Self>() {
-            let _ = slot.0.set(route.to_owned());
+            let _ = slot.route.set(route.to_owned());
+        }
+    }
+
+    /// Labels the request that carries `extensions` with the protocol it speaks (`grpc`,
+    /// `grpc-web`, `connect`; unmarked: `rest`).
+    pub(crate) fn record_protocol(extensions: &Extensions, protocol: &'static str) {
+        if let Some(slot) = extensions.get::<Self>() {
+            let _ = slot.protocol.set(protocol);
         }
     }
 }
@@ -209,13 +233,14 @@ pub(crate) async fn track(
     request.extensions_mut().insert(slot.clone());
     let response = next.run(request).await;
     let route = slot
-        .0
+        .route
         .get()
         .cloned()
         .unwrap_or_else(|| UNMATCHED.to_owned());
     metrics.record(
         route,
         response.status().as_u16(),
+        slot.protocol.get().copied().unwrap_or(REST),
         started.elapsed().as_secs_f64(),
     );
     response

@@ -130,6 +130,8 @@ pub(crate) struct Api {
     pub(crate) loaded: Loaded,
     /// Its descriptors, with the standard types.
     pub(crate) pool: DescriptorPool,
+    /// Its Connect procedures: every method of `pool`.
+    pub(crate) connect: crate::connect::Procedures,
 }
 
 /// What a reload did, as counted in `/metrics`.

@@ -262,6 +262,31 @@ pub fn request_message_with(
     Ok((message, system))
 }
 
+/// A whole request message from a JSON document, read as a REST body is (the same unknown
+/// field policy, float extremes, duplicate keys refused, at most 100 levels deep), for an RPC
+/// protocol whose body is the message itself (Connect's `application/json`). A blank document
+/// is the empty message.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming what does not parse.
+pub fn message_from_json(
+    desc: prost_reflect::MessageDescriptor,
+    body: &[u8],
+    options: &RequestOptions,
+) -> Result<DynamicMessage, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DynamicMessage::new(desc));
+    }
+    let message = deserialize_json(desc, body, &options.deserialize)?;
+    depth::check(&message, MAX_MESSAGE_DEPTH).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "field {:?} nests messages more than {MAX_MESSAGE_DEPTH} levels deep",
+            e.path
+        ))
+    })?;
+    Ok(message)
+}
+
 /// AIP-134's `update_mask`, filled from the body when the request does not set it: the paths
 /// of the JSON keys of the resource in the body (nested objects give dotted paths), as
 /// grpc-gateway infers it. Without it, a PATCH naming one field would clear all the others.

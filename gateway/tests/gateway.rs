@@ -9,8 +9,10 @@
 //!   service, no reflection, trailers, google.rpc details, float extremes, open enums):
 //!   deadlines, metadata, error details and formats, proto3 JSON edge values, system
 //!   parameters, content types, migration switches, reflection v1alpha, over HTTP/1.1 and 2;
-//!   (`sensors::oneport`) gRPC and gRPC-Web clients through the gateway's one port; and
-//!   (`sensors::capacity`) the backend's stream slots, windows and upload pacing.
+//!   (`sensors::oneport`) gRPC and gRPC-Web clients through the gateway's one port;
+//!   (`sensors::connect`) the Connect protocol on that port, from Rust and from Connect's
+//!   node and browser clients; and (`sensors::capacity`) the backend's stream slots, windows
+//!   and upload pacing.
 //! - `validation`: `buf.validate` rules checked before the call (`accounts.v1`, its own fixture
 //!   in front of the echo backend): 400 with a `google.rpc.BadRequest` listing each field.
 //! - `reload`: descriptors read again without a restart (`inventory.v1`, two versions of one

@@ -354,9 +354,9 @@ async fn metrics_count_requests_by_route_and_status_with_bounded_labels() {
     let text = ok(r.text().await, "metrics");
     let route = "library.v1.LibraryService.GetShelf";
     for expected in [
-        format!("articles_gateway_http_requests_total{{route=\"{route}\",status=\"200\"}} 3"),
-        format!("articles_gateway_http_requests_total{{route=\"{UNMATCHED}\",status=\"404\"}} 2"),
-        "articles_gateway_http_requests_total{route=\"/healthz\",status=\"200\"} 1".to_owned(),
+        format!("articles_gateway_http_requests_total{{route=\"{route}\",status=\"200\",protocol=\"rest\"}} 3"),
+        format!("articles_gateway_http_requests_total{{route=\"{UNMATCHED}\",status=\"404\",protocol=\"rest\"}} 2"),
+        "articles_gateway_http_requests_total{route=\"/healthz\",status=\"200\",protocol=\"rest\"} 1".to_owned(),
         format!("articles_gateway_http_request_duration_seconds_count{{route=\"{route}\"}} 3"),
         "articles_gateway_http_requests_in_flight 1".to_owned(),
         format!(

@@ -5,6 +5,7 @@
 
 mod backend;
 mod capacity;
+mod connect;
 mod headers;
 mod live;
 mod oneport;

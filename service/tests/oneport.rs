@@ -1,7 +1,8 @@
 //! One port: clients no one here wrote reach the article service through the gateway's
-//! listener as gRPC (grpcurl, by reflection alone; the tutorial's grpcio Python client) and as
-//! gRPC-Web (Connect's transport from node), and gRPC-Web reaches the service's own gRPC port
-//! directly (tonic-web there).
+//! listener as gRPC (grpcurl, by reflection alone; the tutorial's grpcio Python client), as
+//! gRPC-Web (Connect's gRPC-Web transport from node) and in the Connect protocol (connect-node,
+//! reads by GET too), and gRPC-Web reaches the service's own gRPC port directly (tonic-web
+//! there).
 
 use std::time::Duration;
 
@@ -102,4 +103,68 @@ async fn grpc_web_from_node_reaches_the_service_directly_and_through_the_gateway
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `node --test <file>` in gateway/tests/browser with `env`, within 2 minutes; its stdout.
+async fn node(dir: &std::path::Path, file: &str, env: &[(&str, String)]) -> String {
+    let mut command = Command::new("node");
+    command
+        .args(["--test", file])
+        .current_dir(dir)
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("the node test in time")
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("# fail 0"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn connect_from_node_and_chromium_reaches_the_service_through_the_gateway_port() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gateway/tests/browser");
+    if !dir.join("node_modules/@connectrpc/connect-node").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the Connect test: `npm ci` in {}",
+            dir.display()
+        );
+        eprintln!("skipped: no @connectrpc/connect-node (see scripts/test)");
+        return;
+    }
+    let db = TestDb::sqlite();
+    let stack = Stack::on(&db).demo(12).gateway().start().await;
+    let descriptors = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(descriptors.path(), articles_proto::FILE_DESCRIPTOR_SET)
+        .expect("write the descriptor set");
+    let env = [
+        ("ARTICLES_CONNECT_URL", stack.rest_url()),
+        (
+            "ARTICLES_DESCRIPTOR_SET",
+            descriptors.path().display().to_string(),
+        ),
+        ("ARTICLES_TOKEN", crate::support::TOKEN.to_owned()),
+    ];
+    // Chromium's test first: the node one writes articles.
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if std::path::Path::new(&chromium).exists() {
+        let out = node(&dir, "connect-web.test.mjs", &env).await;
+        assert!(out.contains("# pass 1"), "{out}");
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the Chromium test"
+        );
+        eprintln!("skipped the Chromium part: no {chromium}");
+    }
+    let out = node(&dir, "connect-articles.test.mjs", &env).await;
+    assert!(out.contains("# pass 3"), "{out}");
 }

@@ -1,5 +1,5 @@
 //! CORS: which browser origins may call the API, as one tower-http [`CorsLayer`] around the
-//! whole router (the gateway's own paths and proxied gRPC-Web calls included).
+//! whole router (the gateway's own paths, proxied gRPC-Web calls and Connect calls included).
 
 use std::time::Duration;
 
@@ -32,6 +32,12 @@ pub(crate) fn layer(origins: &CorsOrigins) -> CorsLayer {
             // What gRPC-Web clients send (grpc-web, Connect's gRPC-Web transport).
             HeaderName::from_static("x-grpc-web"),
             HeaderName::from_static("x-user-agent"),
+            // What Connect clients send (connect-web's Connect transport).
+            HeaderName::from_static("connect-protocol-version"),
+            HeaderName::from_static("connect-timeout-ms"),
+            HeaderName::from_static("connect-content-encoding"),
+            HeaderName::from_static("connect-accept-encoding"),
+            header::CONTENT_ENCODING,
         ])
         // `Grpc-Metadata-*` cannot be listed by prefix; without credentials `*` exposes all,
         // gRPC-Web's `grpc-status` and `grpc-message` (trailers-only answers) included.

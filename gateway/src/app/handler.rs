@@ -31,7 +31,8 @@ use crate::{
 /// What every request needs, resolved once at start.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) table: RouteTable,
+    /// Shared with the version's Connect procedures, which leave REST the paths it routes.
+    pub(crate) table: Arc<RouteTable>,
     /// What calls need; shared with streams, which outlive their handler.
     pub(crate) calls: Arc<Calls>,
     pub(crate) max_query_length: usize,

@@ -144,19 +144,31 @@ impl Recipe {
             constraints: Arc::new(Constraints::from_pool(&pool)),
             ..self.request.clone()
         };
+        let table = Arc::new(table);
+        let calls = Arc::new(Calls {
+            backend: self.backend.clone(),
+            pool: pool.clone(),
+            json: self.json,
+            request,
+            body_limit: self.body_limit,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_response_bytes: self.max_response_bytes,
+            body_read: self.body_read,
+            sse_keepalive: self.sse_keepalive,
+        });
+        let connect = crate::connect::Procedures::new(
+            Arc::clone(&calls),
+            Arc::clone(&table),
+            crate::connect::Limits {
+                timeout: self.timeout,
+                stream_timeout: self.stream_timeout,
+                max_query_length: self.max_query_length,
+            },
+            self.admission.clone(),
+        );
         let shared = Arc::new(handler::Shared {
             table,
-            calls: Arc::new(Calls {
-                backend: self.backend.clone(),
-                pool: pool.clone(),
-                json: self.json,
-                request,
-                body_limit: self.body_limit,
-                max_metadata_bytes: self.max_metadata_bytes,
-                max_response_bytes: self.max_response_bytes,
-                body_read: self.body_read,
-                sse_keepalive: self.sse_keepalive,
-            }),
+            calls,
             max_query_length: self.max_query_length,
             timeout: self.timeout,
             stream_timeout: self.stream_timeout,
@@ -185,6 +197,7 @@ impl Recipe {
             routes,
             sources,
             pool,
+            connect,
             loaded: Loaded {
                 version,
                 at: std::time::SystemTime::now(),

@@ -35,14 +35,49 @@ pub fn render(
         .collect()
 }
 
-fn any_json(
+/// The same details in the Connect protocol's shape: `type` (the message's full name, without
+/// the `type.googleapis.com/` prefix), `value` (its bytes in base64 without padding, as
+/// Connect's spec asks), and, for a type `pool` knows, `debug`: its JSON, for people reading
+/// the wire (Connect clients decode `value`).
+pub fn connect(
+    bytes: &[u8],
+    pool: &DescriptorPool,
+    options: &SerializeOptions,
+) -> Vec<serde_json::Value> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(status) = RpcStatus::decode(bytes) else {
+        tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
+        return Vec::new();
+    };
+    status
+        .details
+        .iter()
+        .map(|any| {
+            let mut object = serde_json::Map::new();
+            object.insert("type".to_owned(), type_name(any).into());
+            let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&any.value);
+            object.insert("value".to_owned(), b64.into());
+            if let Some(debug) = known_json(any, pool, options) {
+                object.insert("debug".to_owned(), debug);
+            }
+            serde_json::Value::Object(object)
+        })
+        .collect()
+}
+
+fn type_name(any: &prost_types::Any) -> &str {
+    any.type_url.rsplit('/').next().unwrap_or_default()
+}
+
+/// The JSON of `any`'s message when `pool` knows its type.
+fn known_json(
     any: &prost_types::Any,
     pool: &DescriptorPool,
     options: &SerializeOptions,
-) -> serde_json::Value {
-    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-    let decoded = pool
-        .get_message_by_name(type_name)
+) -> Option<serde_json::Value> {
+    pool.get_message_by_name(type_name(any))
         .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
         // An `Any` nested in the detail is decoded again by the serializer, with a fresh
         // recursion budget: past the bound, the detail goes as its bytes.
@@ -50,7 +85,15 @@ fn any_json(
         .and_then(|msg| {
             msg.serialize_with_options(ProtoFloats(serde_json::value::Serializer), options)
                 .ok()
-        });
+        })
+}
+
+fn any_json(
+    any: &prost_types::Any,
+    pool: &DescriptorPool,
+    options: &SerializeOptions,
+) -> serde_json::Value {
+    let decoded = known_json(any, pool, options);
     let mut object = serde_json::Map::new();
     object.insert("@type".to_owned(), any.type_url.clone().into());
     match decoded {

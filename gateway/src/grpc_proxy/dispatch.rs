@@ -1,5 +1,9 @@
-//! The one decision per request: gRPC, gRPC-Web or REST, by content type, before any REST
-//! routing (so no REST route, fallback or layer inside the router sees a gRPC call).
+//! The one decision per request: gRPC, gRPC-Web, Connect or REST, by content type (and, for
+//! what may be Connect, its path and query: [`crate::connect::Kind`]), before any REST routing
+//! (so no REST route, fallback or layer inside the router sees a gRPC call). What may be
+//! Connect is decided by the served API version ([`crate::connect::Procedures::decide`]): back
+//! to REST when a REST route matches (or the path names no served method and the request does
+//! not say it is Connect), else to the Connect handler, with the same version.
 //!
 //! Native gRPC over HTTP/1.1 (not gRPC-Web: that one carries its status in the body) needs
 //! its status sent as HTTP/1.1 chunked trailers. hyper sends them only when the request says
@@ -27,7 +31,7 @@ use tonic_web::GrpcWebService;
 use tower::{Layer as _, ServiceExt as _};
 
 use super::{Protocol, Proxy, reply};
-use crate::error::Error;
+use crate::{connect, error::Error, metrics::RouteSlot, served::ServedApi};
 
 /// The trailers a gRPC call over HTTP/1.1 is announced to end with: the status.
 const STATUS_TRAILERS: &str = "grpc-status, grpc-message, grpc-status-details-bin";
@@ -45,21 +49,52 @@ fn http1_can_have_trailers(request: &Request) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// Sends gRPC to the [`Proxy`], gRPC-Web to it through `tonic-web`, and the rest to `rest`.
+/// Sends gRPC to the [`Proxy`], gRPC-Web to it through `tonic-web`, what may be Connect to
+/// `connect` (as the served version decides), and the rest to `rest`.
 #[derive(Debug, Clone)]
 pub(crate) struct Dispatch {
     rest: Router,
     grpc: Proxy,
     grpc_web: GrpcWebService<Proxy>,
+    served: ServedApi,
+    connect: Router,
 }
 
 impl Dispatch {
-    pub(crate) fn new(rest: Router, grpc: Proxy) -> Self {
+    pub(crate) fn new(rest: Router, grpc: Proxy, served: ServedApi, connect: Router) -> Self {
         let grpc_web = tonic_web::GrpcWebLayer::new().layer(grpc.clone());
         Self {
             rest,
             grpc,
             grpc_web,
+            served,
+            connect,
+        }
+    }
+
+    /// A request that may be Connect: the version served now decides, and answers.
+    fn connect(
+        &mut self,
+        mut request: Request,
+        kind: connect::Kind,
+    ) -> <Self as tower::Service<Request>>::Future {
+        // One load: the decision and the call see the same version.
+        let procedures = self.served.current().connect.clone();
+        match procedures.decide(&request, kind) {
+            // axum's router is always ready: no `poll_ready` is owed before its `call`.
+            connect::Decision::Rest => Either::Left(tower::Service::call(&mut self.rest, request)),
+            connect::Decision::Unknown(procedures) => {
+                RouteSlot::record_protocol(request.extensions(), "connect");
+                Either::Right(Box::pin(async move {
+                    Ok(connect::unknown_procedure(procedures, request, kind).await)
+                }))
+            }
+            connect::Decision::Call(call) => {
+                RouteSlot::record_protocol(request.extensions(), "connect");
+                RouteSlot::record(request.extensions(), request.uri().path());
+                call.attach(&mut request);
+                Either::Left(tower::Service::call(&mut self.connect, request))
+            }
         }
     }
 }
@@ -76,9 +111,21 @@ impl tower::Service<Request> for Dispatch {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match Protocol::of(request.headers()) {
-            // axum's router is always ready: no `poll_ready` is owed before its `call`.
-            Protocol::Rest => Either::Left(self.rest.call(request)),
+        let protocol = Protocol::of(request.headers());
+        let label = match protocol {
+            Protocol::Grpc => Some("grpc"),
+            Protocol::GrpcWeb | Protocol::UnsupportedGrpcWeb => Some("grpc-web"),
+            Protocol::Rest => None,
+        };
+        if let Some(label) = label {
+            RouteSlot::record_protocol(request.extensions(), label);
+        }
+        match protocol {
+            Protocol::Rest => match connect::Kind::of(&request) {
+                Some(kind) => self.connect(request, kind),
+                // axum's router is always ready: no `poll_ready` is owed before its `call`.
+                None => Either::Left(self.rest.call(request)),
+            },
             Protocol::Grpc => {
                 let grpc = self.grpc.clone();
                 let http1 = request.version() < http::Version::HTTP_2;

@@ -411,6 +411,12 @@ async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Re
                     ];
                     return ok(&reading, &cors, &[cors[0], ("foo", "foo2")]);
                 }
+                if reading.get_field_by_name("sensor").as_deref()
+                    == Some(&Value::String("cached".into()))
+                {
+                    // A backend stating how long its answer stays fresh.
+                    return ok(&reading, &[("cache-control", "max-age=60")], &[]);
+                }
                 ok(&reading, &[("foo", "foo1")], &[("foo", "foo2")])
             }
         },

@@ -267,7 +267,7 @@ async fn grpc_on_the_gateway_port_answers_what_the_backend_answers_byte_for_byte
     );
     assert!(
         metrics.contains(&format!(
-            "articles_gateway_http_requests_total{{route=\"{GET_READING}\",status=\"200\"}} 5"
+            "articles_gateway_http_requests_total{{route=\"{GET_READING}\",status=\"200\",protocol=\"grpc\"}} 5"
         )),
         "{metrics}"
     );
