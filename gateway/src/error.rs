@@ -189,60 +189,62 @@ pub struct BackendError {
     pub trailers: HeaderMap,
 }
 
-/// The one table pairing gRPC codes with HTTP statuses, as `google/rpc/code.proto` documents.
-pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::Ok => StatusCode::OK,
-        // 499 "Client Closed Request" (nginx) has no constant in `http`; it is a valid code.
-        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists => StatusCode::CONFLICT,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::FailedPrecondition => StatusCode::BAD_REQUEST,
-        Code::Aborted => StatusCode::CONFLICT,
-        Code::OutOfRange => StatusCode::BAD_REQUEST,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-    }
+/// The one table of gRPC codes, in code order (0 to 16): the canonical name
+/// (`google/rpc/code.proto`), Connect's name (lower snake case, and `canceled` with one `l`),
+/// and the HTTP status `google/rpc/code.proto` documents, which Connect's protocol chose too
+/// (499 "Client Closed Request" for CANCELLED, as nginx names it).
+const CODES: [(&str, &str, u16); 17] = [
+    ("OK", "ok", 200),
+    ("CANCELLED", "canceled", 499),
+    ("UNKNOWN", "unknown", 500),
+    ("INVALID_ARGUMENT", "invalid_argument", 400),
+    ("DEADLINE_EXCEEDED", "deadline_exceeded", 504),
+    ("NOT_FOUND", "not_found", 404),
+    ("ALREADY_EXISTS", "already_exists", 409),
+    ("PERMISSION_DENIED", "permission_denied", 403),
+    ("RESOURCE_EXHAUSTED", "resource_exhausted", 429),
+    ("FAILED_PRECONDITION", "failed_precondition", 400),
+    ("ABORTED", "aborted", 409),
+    ("OUT_OF_RANGE", "out_of_range", 400),
+    ("UNIMPLEMENTED", "unimplemented", 501),
+    ("INTERNAL", "internal", 500),
+    ("UNAVAILABLE", "unavailable", 503),
+    ("DATA_LOSS", "data_loss", 500),
+    ("UNAUTHENTICATED", "unauthenticated", 401),
+];
+
+/// `code`'s row of [`CODES`].
+fn row(code: Code) -> (&'static str, &'static str, u16) {
+    // tonic's `Code` has exactly the 17 values 0 to 16; an unknown number is `Unknown`.
+    usize::try_from(i32::from(code))
+        .ok()
+        .and_then(|i| CODES.get(i))
+        .copied()
+        .unwrap_or(CODES[2])
 }
 
-/// Connect's table from its error codes to HTTP statuses (connectrpc.com/docs/protocol, "Error
-/// Codes"), for the Connect protocol's unary errors. Connect chose the statuses of
-/// `google/rpc/code.proto`, so its table is [`http_status`] itself: one table, stated once,
-/// and a test holds Connect's documented pairs against it.
+/// The HTTP status of a gRPC code, from the one table ([`CODES`]).
+pub fn http_status(code: Code) -> StatusCode {
+    StatusCode::from_u16(row(code).2).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Connect's HTTP status for a code (connectrpc.com/docs/protocol, "Error Codes"): Connect
+/// chose the statuses of `google/rpc/code.proto`, so it is [`http_status`], the one table; a
+/// test holds Connect's documented pairs against it.
 pub fn connect_http_status(code: Code) -> StatusCode {
     http_status(code)
 }
 
-/// Connect's name of `code`, as its error JSON's `code` spells it: lower snake case, and
-/// `canceled` with one `l` (gRPC's CANCELLED).
+/// Connect's name of `code`, as its error JSON's `code` spells it, from the one table.
 pub fn connect_code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "canceled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
+    row(code).1
+}
+
+/// The canonical name of a status code, as `google/rpc/code.proto` spells it, from the one
+/// table: for the gateway and the article service (logs, metrics labels, the `articles`
+/// client).
+pub fn code_name(code: Code) -> &'static str {
+    row(code).0
 }
 
 /// The names of the codes [`http_status`] answers with `status` (as `google/rpc/code.proto`
@@ -253,30 +255,6 @@ pub(crate) fn code_names_answered_with(status: StatusCode) -> Vec<String> {
         .filter(|&code| http_status(code) == status)
         .map(|code| code_name(code).to_owned())
         .collect()
-}
-
-/// The canonical name of a status code, as `google/rpc/code.proto` spells it: the one table of
-/// names for the gateway and the article service (logs, metrics labels, the `articles` client).
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// The JSON error body, in every format.

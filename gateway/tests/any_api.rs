@@ -199,17 +199,25 @@ async fn zero_configuration_by_reflection_and_auto_mapping_calls_every_kind_of_m
 }
 
 #[tokio::test]
-async fn without_auto_mapping_an_unannotated_api_gets_no_route() {
+async fn without_auto_mapping_an_unannotated_api_gets_no_rest_route() {
     let backend = spawn_tally_with_v1alpha_reflection().await;
     let url = backend.url("");
     let gateway = gateway_from_flags(&["articles-gateway", "--reflect", "--backend", &url]).await;
+    let client = reqwest::Client::new();
+    let doc = json(send(client.get(gateway.url("/openapi.json"))).await).await;
+    assert_eq!(doc["paths"], json!({}), "{doc}");
+    // The gRPC path answers as Connect (the one port serves every method so), not as REST:
+    // its error names the code.
     let r = send(
-        reqwest::Client::new()
+        client
             .post(gateway.url("/tally.v1.Tally/Add"))
-            .json(&json!({"amount": 1})),
+            .json(&json!({"amount": "many"})),
     )
     .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(r).await["code"], "invalid_argument");
+    let ready = json(send(client.get(gateway.url("/readyz"))).await).await;
+    assert_eq!(ready["routes"]["auto"], 0, "{ready}");
 }
 
 #[tokio::test]
@@ -239,13 +247,21 @@ async fn services_limits_rest_routes_and_the_others_stay_reachable_over_grpc() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // Audit has no REST route: its gRPC path is Connect's (a REST error would number its code).
     let r = send(
         client
             .post(gateway.url("/tally.v1.Audit/Last"))
-            .json(&json!({"counter": "c"})),
+            .json(&json!({"counter": 5})),
     )
     .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(r).await["code"], "invalid_argument");
+    let doc = json(send(client.get(gateway.url("/openapi.json"))).await).await;
+    assert!(doc["paths"]["/tally.v1.Audit/Last"].is_null(), "{doc}");
+    assert!(
+        doc["paths"]["/tally.v1.Tally/Add"]["post"].is_object(),
+        "{doc}"
+    );
 
     // Audit over gRPC through the gateway's one port.
     let pool = tally_pool();
@@ -450,14 +466,11 @@ async fn a_configuration_file_serves_the_otlp_collector_at_otlp_http_paths() {
             &json!("LogsService_Export")
         ]
     );
-    // A gRPC path of OTLP is not a REST route without auto-mapping.
-    let r = send(
-        client
-            .post(gateway.url("/opentelemetry.proto.collector.trace.v1.TraceService/Export"))
-            .json(&json!({})),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Without auto-mapping, OTLP's gRPC paths are no REST routes.
+    assert!(
+        doc["paths"]["/opentelemetry.proto.collector.trace.v1.TraceService/Export"].is_null(),
+        "{doc}"
+    );
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -763,4 +776,39 @@ async fn fully_decode_reserved_expansion_decodes_an_encoded_slash_in_multi_segme
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert_eq!(crate::support::echoed(&pool, input, &r), want, "{path}");
     }
+}
+
+#[tokio::test]
+async fn an_auto_mapped_path_is_connect_for_a_connect_client_and_rest_for_plain_json() {
+    let backend = spawn_tally_with_v1alpha_reflection().await;
+    let url = backend.url("");
+    let gateway = gateway_from_flags(&[
+        "articles-gateway",
+        "--reflect",
+        "--auto-mapping",
+        "--backend",
+        &url,
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let call = |connect: bool, body: &'static str| {
+        let mut request = client
+            .post(gateway.url("/tally.v1.Tally/Add"))
+            .header("content-type", "application/json")
+            .body(body);
+        if connect {
+            request = request.header("connect-protocol-version", "1");
+        }
+        send(request)
+    };
+    let r = call(true, r#"{"counter": "c", "amount": "2"}"#).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await, json!({"counter": "c", "total": "2"}));
+    // The errors tell the protocols apart: Connect's names its code, REST's numbers it.
+    let r = call(true, r#"{"amount": "many"}"#).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(r).await["code"], "invalid_argument");
+    let r = call(false, r#"{"amount": "many"}"#).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(r).await["code"], 3);
 }

@@ -260,7 +260,7 @@ async fn attempt(
             let status = Status::internal("the backend ended a unary call without a message");
             return Err(CallError::after_headers(status, headers));
         }
-        Err(status) => return Err(CallError::after_headers(status, headers)),
+        Err(status) => return Err(CallError::after_headers(in_transit(status), headers)),
     };
     match stream.message().await {
         Ok(None) => {}
@@ -268,7 +268,7 @@ async fn attempt(
             let status = Status::internal("the backend answered a unary call with two messages");
             return Err(CallError::after_headers(status, headers));
         }
-        Err(status) => return Err(CallError::after_headers(status, headers)),
+        Err(status) => return Err(CallError::after_headers(in_transit(status), headers)),
     }
     // The stream has ended, so the trailers are already in: this does not wait.
     let trailers = match stream.trailers().await {
@@ -279,6 +279,30 @@ async fn attempt(
         message,
         metadata: CallMetadata { headers, trailers },
     })
+}
+
+/// A unary answer's body failing because the connection broke under it (the replica died or
+/// closed the connection after the headers: an I/O error or a GOAWAY, which tonic reports as
+/// UNKNOWN or INTERNAL) is UNAVAILABLE, as a failure before the headers is: the backend said
+/// nothing, and an idempotent call may be retried on another replica. A status the backend
+/// sent stays as it is.
+fn in_transit(status: Status) -> Status {
+    let mut source = std::error::Error::source(&status);
+    while let Some(error) = source {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            if h2.is_io() || h2.is_go_away() {
+                tracing::warn!(error = %h2, "the backend's connection broke under an answer");
+                return Status::unavailable("the backend's connection broke before it answered");
+            }
+            break;
+        }
+        if error.is::<std::io::Error>() {
+            tracing::warn!(error = %error, "the backend's connection broke under an answer");
+            return Status::unavailable("the backend's connection broke before it answered");
+        }
+        source = error.source();
+    }
+    status
 }
 
 /// A streaming call's answer: its headers, then its messages as they arrive, then its

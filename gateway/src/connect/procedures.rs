@@ -150,7 +150,11 @@ impl Procedures {
     /// descriptors do not have.
     pub(crate) fn decide(&self, request: &Request, kind: Kind) -> Decision {
         let path = request.uri().path();
-        if self.rest_matches(request.method(), path) {
+        // An auto-mapped route is the gRPC path itself, never an API's chosen REST path: a
+        // request that says it is Connect goes to Connect there (its errors are Connect's), a
+        // plain JSON POST stays REST.
+        let connect_said = kind != Kind::Unary || request.headers().contains_key(PROTOCOL_VERSION);
+        if self.rest_matches(request.method(), path, connect_said) {
             return Decision::Rest;
         }
         let method = procedure(path).and_then(|(service, method)| {
@@ -167,9 +171,7 @@ impl Procedures {
                 method,
                 kind,
             }),
-            None if kind != Kind::Unary || request.headers().contains_key(PROTOCOL_VERSION) => {
-                Decision::Unknown(self.clone())
-            }
+            None if connect_said => Decision::Unknown(self.clone()),
             None => Decision::Rest,
         }
     }
@@ -198,8 +200,9 @@ impl Procedures {
         let _ = self.0.calls.read_body(body, &parts.headers).await;
     }
 
-    /// Whether a REST route matches this path and HTTP method.
-    fn rest_matches(&self, method: &Method, path: &str) -> bool {
+    /// Whether a REST route matches this path and HTTP method (an auto-mapped one only unless
+    /// `connect_said`).
+    fn rest_matches(&self, method: &Method, path: &str, connect_said: bool) -> bool {
         let table = &self.0.table;
         let (raw, verb) = split_request_path(path, |v| table.has_verb(v));
         let Ok(segments) = raw
@@ -209,7 +212,12 @@ impl Procedures {
         else {
             return false;
         };
-        matches!(table.lookup(method, &segments, verb), Lookup::Found { .. })
+        match table.lookup(method, &segments, verb) {
+            Lookup::Found { route, .. } => {
+                !(connect_said && route.binding.source == crate::rules::RuleSource::Auto)
+            }
+            _ => false,
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub fn connect(
     if bytes.is_empty() {
         return Vec::new();
     }
-    let Ok(status) = RpcStatus::decode(bytes) else {
+    let Ok(status) = tonic_types::pb::Status::decode(bytes) else {
         tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
         return Vec::new();
     };
