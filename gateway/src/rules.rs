@@ -210,43 +210,27 @@ impl Bindings {
     /// rule's selector, or which does not fit its method (a template that does not parse, a
     /// field that does not exist): named by its file and line.
     pub fn build(pool: &DescriptorPool, mapping: &Mapping) -> Result<Self, ConfigError> {
-        let mut configured: HashMap<&str, &ConfigRule> = HashMap::new();
+        // In file and rule order, so the first error reported is the first in the files.
+        // Every rule is checked against its method, routed or not, so that an error does not
+        // wait for a --services change to show.
+        let mut from_config: HashMap<&str, (&Origin, Vec<Binding>)> = HashMap::new();
         for rule in &mapping.config.rules {
             let invalid = |message: String| ConfigError::Invalid {
                 origin: rule.origin.clone(),
                 rule: Some(rule.selector.clone()),
                 message,
             };
-            if find_method(pool, &rule.selector).is_none() {
-                return Err(invalid(
-                    "the selector names no method of the descriptors".into(),
-                ));
-            }
-            if let Some(first) = configured.insert(rule.selector.as_str(), rule) {
+            let method = find_method(pool, &rule.selector)
+                .ok_or_else(|| invalid("the selector names no method of the descriptors".into()))?;
+            if let Some((first, _)) = from_config.get(rule.selector.as_str()) {
                 return Err(invalid(format!(
-                    "the method already has the rule at {}",
-                    first.origin
+                    "the method already has the rule at {first}"
                 )));
             }
-        }
-        // Every rule is checked against its method, routed or not, so that an error does not
-        // wait for a --services change to show.
-        let mut from_config = HashMap::new();
-        for (selector, rule) in &configured {
-            let method = find_method(pool, selector).ok_or_else(|| ConfigError::Invalid {
-                origin: rule.origin.clone(),
-                rule: Some(rule.selector.clone()),
-                message: "the selector names no method of the descriptors".into(),
-            })?;
             let source = RuleSource::Config(rule.origin.clone());
-            let built = bindings_of(&method, &rule.rule, &source, mapping).map_err(|e| {
-                ConfigError::Invalid {
-                    origin: rule.origin.clone(),
-                    rule: Some(rule.selector.clone()),
-                    message: e.to_string(),
-                }
-            })?;
-            from_config.insert(*selector, built);
+            let built = bindings_of(&method, &rule.rule, &source, mapping)
+                .map_err(|e| invalid(e.to_string()))?;
+            from_config.insert(rule.selector.as_str(), (&rule.origin, built));
         }
         let mut out = Self::annotated(pool, mapping);
         // Annotated methods a configuration rule replaces, and auto-mapping, in one pass in
@@ -259,12 +243,12 @@ impl Bindings {
                 while let Some(b) = annotated.next_if(|b| b.method == method) {
                     own.push(b);
                 }
-                if let Some(built) = from_config.remove(method.full_name()) {
+                if let Some((origin, built)) = from_config.remove(method.full_name()) {
                     if !own.is_empty() || out.skipped.iter().any(|s| s.method == method.full_name())
                     {
                         tracing::info!(
                             method = method.full_name(),
-                            rule = %built.first().map(|b| b.source.to_string()).unwrap_or_default(),
+                            rule = %origin,
                             "a configuration rule replaces the method's annotation"
                         );
                         out.skipped.retain(|s| s.method != method.full_name());
