@@ -43,6 +43,7 @@ use crate::{
     backend::{Backend, DEFAULT_MAX_RESPONSE_BYTES},
     buffers::ResponseBudget,
     calls::BodyRead,
+    conditional::CacheControl,
     error::{self, ErrorFormat},
     grpc_proxy::{Dispatch, Proxy, ProxyOptions},
     json::JsonOptions,
@@ -108,6 +109,7 @@ pub struct GatewayBuilder {
     live_page: bool,
     head_check: Option<HeadCheck>,
     mapping: MappingOptions,
+    cache_control: CacheControl,
 }
 
 impl Default for GatewayBuilder {
@@ -146,6 +148,7 @@ impl GatewayBuilder {
             live_page: true,
             head_check: None,
             mapping: MappingOptions::default(),
+            cache_control: CacheControl::default(),
         }
     }
 
@@ -162,6 +165,13 @@ impl GatewayBuilder {
     #[must_use]
     pub fn mapping(mut self, mapping: MappingOptions) -> Self {
         self.mapping = mapping;
+        self
+    }
+
+    /// `Cache-Control` of successful `GET`/`HEAD` answers, per gRPC method (default none).
+    #[must_use]
+    pub fn cache_control(mut self, cache_control: CacheControl) -> Self {
+        self.cache_control = cache_control;
         self
     }
 
@@ -430,6 +440,7 @@ impl GatewayBuilder {
             stream_timeout: self.stream_timeout,
             sse_keepalive: (!self.sse_keepalive.is_zero()).then_some(self.sse_keepalive),
             mapping: self.mapping,
+            cache_control: self.cache_control,
         };
         let mapping = recipe.mapping.load()?;
         for pattern in mapping.services.unmatched(&pool) {
@@ -500,6 +511,9 @@ impl GatewayBuilder {
                     ),
             )
             .layer(cors::layer(&self.cors))
+            // Outside the compression, so that a strong ETag names the coding sent and a
+            // 304 compares the tag the client got.
+            .layer(axum::middleware::from_fn(crate::conditional::evaluate))
             .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(WholeBody)))
             .service(Dispatch::new(
                 router,

@@ -47,6 +47,8 @@ pub(crate) struct Calls {
     pub(crate) body_read: BodyRead,
     /// How long a Server-Sent Events stream may stay silent before a keep-alive comment.
     pub(crate) sse_keepalive: Option<std::time::Duration>,
+    /// `Cache-Control` of successful `GET`/`HEAD` answers, per method.
+    pub(crate) cache_control: crate::conditional::CacheControl,
 }
 
 impl Calls {
@@ -264,23 +266,29 @@ pub(crate) fn message_response(
     route: &Route,
     serialize: &Serialize,
 ) -> Result<Response, Error> {
+    let (content_type, body) = message_body(message, route, serialize)?;
+    let mut response = (StatusCode::OK, body).into_response();
+    if let Some(value) = content_type {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    Ok(response)
+}
+
+/// The body [`message_response`] answers with, and its content type (`None`: a raw body whose
+/// content type is no valid header value).
+pub(crate) fn message_body(
+    message: &[u8],
+    route: &Route,
+    serialize: &Serialize,
+) -> Result<(Option<HeaderValue>, Bytes), Error> {
     if let Some(source) = &route.raw_response {
         let message = decode_response(route, message)?;
         let (content_type, data) = transcode::http_body::response_parts(&message, source);
-        let mut response = (StatusCode::OK, data).into_response();
-        if let Ok(value) = HeaderValue::from_str(&content_type) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
-        return Ok(response);
+        return Ok((HeaderValue::from_str(&content_type).ok(), data));
     }
     let json = serialize.json(route, message)?;
     Ok((
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        json,
-    )
-        .into_response())
+        Some(HeaderValue::from_static("application/json")),
+        Bytes::from(json),
+    ))
 }

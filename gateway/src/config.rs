@@ -217,6 +217,16 @@ pub struct HttpArgs {
     /// `problem` (RFC 9457 `application/problem+json`, with `code` and `details`).
     #[arg(long, env = "ARTICLES_GATEWAY_ERROR_FORMAT", value_enum, default_value_t = ErrorFormat::Status)]
     pub error_format: ErrorFormat,
+    /// `Cache-Control` of successful GET and HEAD answers of one gRPC method,
+    /// `METHOD=VALUE` (`article.v1.ArticleService.ArticleDetail=max-age=60`); repeatable.
+    /// Default none. In the environment, entries are separated by `;` (values have commas).
+    #[arg(
+        long = "cache-control",
+        env = "ARTICLES_GATEWAY_CACHE_CONTROL",
+        value_delimiter = ';',
+        value_name = "METHOD=VALUE"
+    )]
+    pub cache_control: Vec<String>,
     /// Serve no `/openapi.json` and no `/docs` (an API whose shape is not to be published).
     #[arg(long, env = "ARTICLES_GATEWAY_NO_DOCS")]
     pub no_docs: bool,

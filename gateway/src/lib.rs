@@ -9,6 +9,7 @@
 //! Modules: [`template`] (path templates), [`rules`] (bindings read from descriptors),
 //! [`routes`] (the route table and matching), [`transcode`] (HTTP <-> messages, `HttpBody`),
 //! [`admission`] (the unary and stream budgets calls are admitted against),
+//! [`conditional`] (ETags, `If-None-Match`, `If-Match`, `Cache-Control` per method),
 //! `calls` (what unary and streaming calls share), `detach` (calls a hang-up does not cancel),
 //! `stream` (streaming methods over HTTP and
 //! WebSocket), [`backend`] (the generic call: deadline, retries, balancing, health),
@@ -29,6 +30,7 @@ pub mod app;
 pub mod backend;
 pub mod buffers;
 mod calls;
+pub mod conditional;
 pub mod config;
 mod connect;
 pub mod constraints;

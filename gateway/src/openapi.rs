@@ -556,6 +556,22 @@ fn operation(
     for header in options.parameters.iter().flat_map(|p| &p.headers) {
         parameters.push(header_param(header));
     }
+    // Conditional requests (`crate::conditional`): validators on unary reads, If-Match into
+    // the AIP-154 `etag` field of writes that have one.
+    let unary_read = binding.http_method == Method::GET && !binding.is_streaming();
+    if unary_read {
+        parameters.push(conditional_header(
+            "If-None-Match",
+            "Answered 304 Not Modified, without a body, when it names the answer's current ETag.",
+        ));
+    } else if is_write(&binding.http_method) && crate::conditional::has_etag_field(&method.input())
+    {
+        parameters.push(conditional_header(
+            "If-Match",
+            "Sent to the backend in the request's `etag` field (AIP-154), which refuses the \
+             write when it names another version.",
+        ));
+    }
 
     if method.is_client_streaming() || method.is_server_streaming() {
         description.push_str(&stream_note(binding));
@@ -600,6 +616,12 @@ fn operation(
             .build()
     } else if method.is_server_streaming() {
         stream_response(response_schema)
+    } else if unary_read {
+        Response::builder()
+            .description("OK")
+            .content("application/json", Content::new(Some(response_schema)))
+            .header("ETag", etag_header())
+            .build()
     } else {
         Response::builder()
             .description("OK")
@@ -639,6 +661,15 @@ fn operation(
                 .build()
         }))
         .response("200", ok);
+    if unary_read {
+        builder = builder.response(
+            "304",
+            Response::builder()
+                .description("Not Modified: the If-None-Match tag is the answer's current ETag")
+                .header("ETag", etag_header())
+                .build(),
+        );
+    }
     if method_deprecated(binding) || options.deprecated {
         builder = builder.deprecated(Some(utoipa::openapi::Deprecated::True));
     }
@@ -671,6 +702,28 @@ fn operation(
         openapiv2::external_docs(options.external_docs.as_ref()),
     );
     operation
+}
+
+/// A conditional request header parameter (`crate::conditional`).
+fn conditional_header(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    utoipa::openapi::path::Parameter::builder()
+        .name(name)
+        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+/// The `ETag` response header of a unary read.
+fn etag_header() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(
+            "A strong validator of the representation sent (per content coding), or the \
+             answer's AIP-154 `etag` field",
+        ))
+        .build()
 }
 
 /// A header parameter an operation's options declare.

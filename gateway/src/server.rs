@@ -231,6 +231,10 @@ impl HttpArgs {
             .unknown_fields(self.unknown_fields)
             .unknown_query_params(self.unknown_query_params)
             .error_format(self.error_format)
+            .cache_control(
+                crate::conditional::CacheControl::parse(&self.cache_control)
+                    .map_err(StartError::CacheControl)?,
+            )
             .cors(cors);
         for name in &self.ignore_query_params {
             builder = builder.ignore_query_param(name.clone());

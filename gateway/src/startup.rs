@@ -16,6 +16,9 @@ pub enum StartError {
     /// A `--cors-origin` that is no valid header value.
     #[error("invalid CORS origin {0:?}")]
     CorsOrigin(String),
+    /// A `--cache-control` entry that is not `METHOD=VALUE`.
+    #[error("{0}")]
+    CacheControl(String),
     /// A backend address or the `--backend-ca` file was refused.
     #[error("{0}")]
     Backend(#[from] crate::backend::SetupError),

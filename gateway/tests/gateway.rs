@@ -24,9 +24,12 @@
 //!   (reflection v1alpha, auto-mapping), OTLP's collector through a gRPC API Configuration
 //!   file, a file's rule replacing an annotation, each file error, reload of the files,
 //!   `--services`.
+//! - `conditional`: ETags per content coding, `If-None-Match` 304s, `If-Match` into the
+//!   AIP-154 `etag` field or a 400, `--cache-control` (`library.v1`, `tally.v1`).
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
 mod any_api;
+mod conditional;
 mod depth;
 mod errors;
 mod faults;

@@ -158,10 +158,14 @@ fn responses_reference_the_output_messages_and_the_shared_errors() {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
     };
+    // 304: a conditional GET whose If-None-Match names the current ETag.
     assert_eq!(
         codes(list),
-        ["200", "400", "414", "429", "500", "503", "504", "default"]
+        [
+            "200", "304", "400", "414", "429", "500", "503", "504", "default"
+        ]
     );
+    assert!(list["responses"]["200"]["headers"]["ETag"].is_object());
     assert_eq!(
         codes(op(&doc, "/articles/{pk}", "patch")),
         [

@@ -248,7 +248,8 @@ fn query_parameters_flatten_nested_messages_and_skip_what_a_url_cannot_carry() {
             "filter.author",
             "filter.published_after",
             "genres",
-            "ids"
+            "ids",
+            "If-None-Match"
         ]
     );
     let after = param(list, "filter.published_after");

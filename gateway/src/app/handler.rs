@@ -16,7 +16,8 @@ use http::{HeaderValue, Method, header};
 use crate::{
     admission::{Admission, Budget},
     backend::{CallOptions, UnaryResponse},
-    calls::{Calls, message_response},
+    calls::{Calls, message_body, message_response},
+    conditional,
     detach::Detached,
     error::Error,
     metadata,
@@ -192,6 +193,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         transcode::check_content_type(content_type)?;
     }
     let json_body = if raw.is_some() { &[][..] } else { &body[..] };
+    let read = matches!(parts.method, Method::GET | Method::HEAD);
     // A write without credentials: the backend authenticates it before any field rule is
     // told (the rules stay the backend's to check as well).
     let rules = if !matches!(parts.method, Method::GET | Method::HEAD)
@@ -215,6 +217,9 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
             .unwrap_or_default();
         transcode::http_body::fill(&mut message, target, content_type, body);
     }
+    if !read {
+        conditional::if_match(&parts.headers, &mut message)?;
+    }
     let serialize = calls.serialize_for(system);
 
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
@@ -233,7 +238,23 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let UnaryResponse { message, metadata } =
         answer.map_err(|e| calls.error(e, &serialize.reflect, accept_trailers))?;
 
-    let mut response = message_response(&message, route, &serialize)?;
+    let mut response = if read {
+        // A validator for caches and conditional requests (`conditional`).
+        let (content_type, body) = message_body(&message, route, &serialize)?;
+        let etag = conditional::etag(&route.binding.method.output(), &message, &body);
+        let mut response = (http::StatusCode::OK, body).into_response();
+        let headers = response.headers_mut();
+        if let Some(content_type) = content_type {
+            headers.insert(header::CONTENT_TYPE, content_type);
+        }
+        headers.insert(header::ETAG, etag);
+        if let Some(value) = calls.cache_control.get(route.binding.method.full_name()) {
+            headers.insert(header::CACHE_CONTROL, value.clone());
+        }
+        response
+    } else {
+        message_response(&message, route, &serialize)?
+    };
     metadata::response_headers(&metadata.headers, response.headers_mut());
     metadata::attach_trailers(
         &mut response,

@@ -75,6 +75,8 @@ pub(super) struct Recipe {
     pub(super) sse_keepalive: Option<Duration>,
     /// Where each version reads its configuration rules, auto-mapping and service filter.
     pub(super) mapping: MappingOptions,
+    /// `Cache-Control` of successful `GET`/`HEAD` answers, per method.
+    pub(super) cache_control: crate::conditional::CacheControl,
 }
 
 impl Recipe {
@@ -155,6 +157,7 @@ impl Recipe {
             max_response_bytes: self.max_response_bytes,
             body_read: self.body_read,
             sse_keepalive: self.sse_keepalive,
+            cache_control: self.cache_control.clone(),
         });
         let connect = crate::connect::Procedures::new(
             Arc::clone(&calls),

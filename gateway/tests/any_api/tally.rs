@@ -1,7 +1,7 @@
 //! The backend of `tally.v1` (tests/fixtures/tally.proto), an API with no `google.api.http`
 //! annotation: tonic's generic streaming server over dynamic messages, one method of each
 //! kind, no health service, and reflection v1alpha only when asked (as grpcio-reflection
-//! serves it).
+//! serves it). `Audit.Last` answers an AIP-154 `etag`; `Add` refuses another one.
 
 use std::convert::Infallible;
 
@@ -45,6 +45,9 @@ pub(crate) async fn spawn_tally_with_v1alpha_reflection() -> Spawned {
     };
     spawn_grpc(routes().add_service(reflection)).await
 }
+
+/// The one version `Audit.Last` answers (AIP-154 `etag`), and `Add` accepts.
+pub(crate) const CURRENT_VERSION: &str = "rev-7";
 
 #[derive(Debug, Clone)]
 struct Tally {
@@ -128,16 +131,32 @@ impl tonic::server::StreamingService<DynamicMessage> for Methods {
         Box::pin(async move {
             let mut incoming = request.into_inner();
             let replies: Replies = match method.name() {
-                "Add" | "Last" => {
+                "Add" => {
                     let add = incoming
                         .message()
                         .await?
                         .ok_or_else(|| Status::invalid_argument("no request"))?;
+                    // AIP-154: a write naming another version than the current one fails.
+                    let etag = field_str(&add, "etag");
+                    if !etag.is_empty() && etag != CURRENT_VERSION {
+                        return Err(Status::failed_precondition(format!(
+                            "etag {etag:?} is not the current version"
+                        )));
+                    }
                     let reply = total(
                         &method,
                         &field_str(&add, "counter"),
                         field_i64(&add, "amount"),
                     );
+                    futures::stream::once(std::future::ready(Ok(reply))).boxed()
+                }
+                "Last" => {
+                    let query = incoming
+                        .message()
+                        .await?
+                        .ok_or_else(|| Status::invalid_argument("no request"))?;
+                    let mut reply = total(&method, &field_str(&query, "counter"), 7);
+                    reply.set_field_by_name("etag", Value::String(CURRENT_VERSION.into()));
                     futures::stream::once(std::future::ready(Ok(reply))).boxed()
                 }
                 "Count" => {
