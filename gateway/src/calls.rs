@@ -73,8 +73,48 @@ impl Calls {
     }
 
     /// How a request's response is written: enum numbers when `$alt` asks for them.
-    pub(crate) fn serialize_for(&self, system: SystemParams) -> Serialize {
+    /// How a request's answers are written: its system parameters, and the partial response
+    /// it asks for (`fields` or `X-Goog-FieldMask`), resolved against `route`'s answer.
+    ///
+    /// # Errors
+    /// A field mask that names no field of the answer (a 400, before any call).
+    pub(crate) fn serialize_for_request(
+        &self,
+        system: &SystemParams,
+        headers: &HeaderMap,
+        route: &Route,
+    ) -> Result<Serialize, Error> {
+        let mut serialize = self.serialize_for(system);
+        let header = headers
+            .get(transcode::fields::FIELD_MASK_HEADER)
+            .map(|v| {
+                v.to_str().map_err(|_| {
+                    Error::InvalidArgument("X-Goog-FieldMask is not visible ASCII".to_owned())
+                })
+            })
+            .transpose()?;
+        // A raw body has no fields to select.
+        if route.raw_response.is_none() {
+            serialize.mask = transcode::fields::ResponseMask::from_request(
+                system.fields.as_deref(),
+                header,
+                &route.binding.method.output(),
+                route.binding.response_body.as_ref(),
+            )?
+            .map(std::sync::Arc::new);
+        }
+        if serialize.mask.is_some() {
+            // A field left out must not come back as its default value: with a mask, defaults
+            // are left out, as proto3 JSON does unless asked.
+            serialize.wire.emit_defaults = false;
+            serialize.reflect = serialize.reflect.skip_default_fields(true);
+        }
+        Ok(serialize)
+    }
+
+    pub(crate) fn serialize_for(&self, system: &SystemParams) -> Serialize {
         Serialize {
+            mask: None,
             reflect: self
                 .json
                 .serialize_options()
@@ -234,12 +274,22 @@ pub(crate) struct Serialize {
     pub(crate) reflect: SerializeOptions,
     /// The wire writer's.
     pub(crate) wire: wire::Options,
+    /// The partial response asked for, if any.
+    pub(crate) mask: Option<std::sync::Arc<transcode::fields::ResponseMask>>,
 }
 
 impl Serialize {
     /// The JSON of one response message of `route`.
     pub(crate) fn json(&self, route: &Route, bytes: &[u8]) -> Result<Vec<u8>, Error> {
         let descriptor = route.binding.method.output();
+        let masked;
+        let bytes = match &self.mask {
+            Some(mask) => {
+                masked = mask.apply(bytes, &descriptor)?;
+                &masked[..]
+            }
+            None => bytes,
+        };
         transcode::wire_to_json(
             bytes,
             &transcode::Output {

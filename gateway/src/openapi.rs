@@ -556,6 +556,26 @@ fn operation(
     for header in options.parameters.iter().flat_map(|p| &p.headers) {
         parameters.push(header_param(header));
     }
+    // Partial responses (`transcode::fields`), on every answer that is a message.
+    if http_body::raw_response(binding).is_none() {
+        parameters.push(
+            utoipa::openapi::path::Parameter::builder()
+                .name("fields")
+                .parameter_in(utoipa::openapi::path::ParameterIn::Query)
+                .required(utoipa::openapi::Required::False)
+                .description(Some(
+                    "A partial response: only these fields of the answer (of each message of a \
+                     stream), in Google's syntax: `a,b/c,d(e,f)`. Fields holding their default \
+                     value are then left out.",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        );
+        parameters.push(conditional_header(
+            "X-Goog-FieldMask",
+            "A partial response, as FieldMask paths (`a.b,c`); instead of `fields`.",
+        ));
+    }
     // Conditional requests (`crate::conditional`): validators on unary reads, If-Match into
     // the AIP-154 `etag` field of writes that have one.
     let unary_read = binding.http_method == Method::GET && !binding.is_streaming();

@@ -121,7 +121,11 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         &parts.headers,
         parts.uri.query().map(str::to_owned),
     );
-    let serialize = calls.serialize_for(transcode::system_params(query.as_deref())?);
+    let serialize = calls.serialize_for_request(
+        &transcode::system_params(query.as_deref())?,
+        &parts.headers,
+        &route,
+    )?;
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let content_type = parts.headers.get(header::CONTENT_TYPE);
     let raw = route.raw_request.clone().map(|target| {

@@ -19,6 +19,7 @@
 
 mod decode;
 pub mod depth;
+pub mod fields;
 mod floats;
 mod head;
 pub mod http_body;
@@ -97,11 +98,25 @@ impl RequestOptions {
     }
 }
 
-/// Google's system parameters ("$alt"), read from the query string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Google's system parameters (`$alt`, `fields`), read from the query string; never taken for
+/// a request field, even one of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SystemParams {
     /// `$alt=json;enum-encoding=int`: enums in the response as numbers.
     pub enum_numbers: bool,
+    /// `fields`: the partial response asked for ([`fields`]).
+    pub fields: Option<String>,
+}
+
+/// Reads `fields` into `system`.
+fn fields_param(value: &str, system: &mut SystemParams) -> Result<(), Error> {
+    if system.fields.is_some() {
+        return Err(Error::InvalidArgument(
+            "the fields parameter is given twice".to_owned(),
+        ));
+    }
+    system.fields = Some(value.to_owned());
+    Ok(())
 }
 
 /// Reads the system parameters of a query string alone (for a stream, whose messages are read
@@ -113,11 +128,15 @@ pub fn system_params(query: Option<&str>) -> Result<SystemParams, Error> {
     let mut system = SystemParams::default();
     for (raw_key, raw_value) in decode::query_pairs(query.unwrap_or_default()) {
         let key = decode::query_component(raw_key).unwrap_or_default();
-        if key == "$alt" || key == "alt" {
+        if key == "$alt" || key == "alt" || key == "fields" {
             let value = decode::query_component(raw_value).map_err(|e| {
                 Error::InvalidArgument(format!("{e} in the value of query parameter {key:?}"))
             })?;
-            system_param(&value, &mut system)?;
+            if key == "fields" {
+                fields_param(&value, &mut system)?;
+            } else {
+                system_param(&value, &mut system)?;
+            }
         }
     }
     Ok(system)
@@ -473,6 +492,10 @@ fn apply_query(
         })?;
         if key == "$alt" || key == "alt" {
             system_param(&text, &mut system)?;
+            continue;
+        }
+        if key == "fields" {
+            fields_param(&text, &mut system)?;
             continue;
         }
         let Some(chain) = query_field(&input, &key) else {

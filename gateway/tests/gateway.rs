@@ -26,6 +26,7 @@
 //!   `--services`.
 //! - `conditional`: ETags per content coding, `If-None-Match` 304s, `If-Match` into the
 //!   AIP-154 `etag` field or a 400, `--cache-control` (`library.v1`, `tally.v1`).
+//! - `partial`: `fields` and `X-Goog-FieldMask` on unary answers and streams.
 //! - `support`: the `library.v1` fixture, the echo backend, spawn helpers.
 
 mod any_api;
@@ -35,6 +36,7 @@ mod errors;
 mod faults;
 mod mapping;
 mod ops;
+mod partial;
 mod props;
 mod reload;
 mod responses;

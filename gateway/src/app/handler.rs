@@ -220,7 +220,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     if !read {
         conditional::if_match(&parts.headers, &mut message)?;
     }
-    let serialize = calls.serialize_for(system);
+    let serialize = calls.serialize_for_request(&system, &parts.headers, route)?;
 
     let accept_trailers = metadata::accepts_trailers(&parts.headers);
     let grpc_request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);

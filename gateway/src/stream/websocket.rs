@@ -88,9 +88,11 @@ pub(crate) async fn websocket(call: StreamCall, parts: &mut Parts) -> Result<Res
         .max_message_size(limit)
         .max_frame_size(limit.max(MAX_CONTROL_PAYLOAD));
     let query = parts.uri.query().map(str::to_owned);
-    let serialize = call
-        .calls
-        .serialize_for(transcode::system_params(query.as_deref())?);
+    let serialize = call.calls.serialize_for_request(
+        &transcode::system_params(query.as_deref())?,
+        &parts.headers,
+        &call.route,
+    )?;
     let decoder = Decoder {
         calls: call.calls.clone(),
         route: call.route.clone(),
