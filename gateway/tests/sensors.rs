@@ -8,6 +8,7 @@ mod capacity;
 mod headers;
 mod live;
 mod oneport;
+mod statuses;
 mod stream_guards;
 mod streams;
 
