@@ -251,7 +251,11 @@ pub fn response_trailers(metadata: &MetadataMap, accepted: bool) -> HeaderMap {
 
 fn prefixed(metadata: &MetadataMap, prefix: &str, out: &mut HeaderMap) {
     for (name, value) in metadata.as_ref() {
-        if is_reserved(name.as_str()) || is_http_level(name.as_str()) {
+        // `x-http-code` is the answer's status, read by `transcode::status`, not a header.
+        if is_reserved(name.as_str())
+            || is_http_level(name.as_str())
+            || crate::transcode::status::is_control(name.as_str())
+        {
             continue;
         }
         let mut prefixed = String::with_capacity(prefix.len() + name.as_str().len());

@@ -40,7 +40,7 @@ use crate::constraints::Behavior;
 use crate::error::{self, ErrorFormat};
 use crate::json::JsonOptions;
 use crate::rules::{Binding, Bindings, BodyRule};
-use crate::transcode::http_body;
+use crate::transcode::{http_body, status};
 use schema::{Direction, Schemas};
 
 /// The name of the bearer-token security scheme write operations require.
@@ -648,6 +648,26 @@ fn operation(
             .content("application/json", Content::new(Some(response_schema)))
             .build()
     };
+    // The status the gateway answers with: the one its options declare, as it serves it.
+    let declared = status::declared(method);
+    let (success, ok) = match &declared {
+        Some(declared) => {
+            let description = declared.description.clone().unwrap_or_else(|| {
+                declared
+                    .status
+                    .canonical_reason()
+                    .unwrap_or("Success")
+                    .to_owned()
+            });
+            let mut ok = ok;
+            ok.description = description;
+            if declared.status == http::StatusCode::NO_CONTENT {
+                ok.content.clear();
+            }
+            (declared.status.as_str().to_owned(), ok)
+        }
+        None => ("200".to_owned(), ok),
+    };
     let request_media = if raw_request {
         "*/*"
     } else if method.is_client_streaming() {
@@ -680,7 +700,7 @@ fn operation(
                 .required(body_required.then_some(utoipa::openapi::Required::True))
                 .build()
         }))
-        .response("200", ok);
+        .response(success, ok);
     if unary_read {
         builder = builder.response(
             "304",

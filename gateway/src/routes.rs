@@ -16,6 +16,7 @@ use crate::{
     template::Segment,
     transcode::{
         http_body::{self, RawBody},
+        status,
         wire::{self, PlansBuilder},
     },
 };
@@ -33,6 +34,8 @@ pub struct Route {
     pub raw_response: Option<RawBody>,
     /// How its answers are written as JSON from their wire bytes.
     pub plan: wire::Plan,
+    /// The status of its successful answers (200 unless its options declare another).
+    pub success: http::StatusCode,
 }
 
 /// What a lookup found: a route and its captures, a path served for other methods only (405
@@ -121,6 +124,8 @@ impl RouteTable {
                 binding: binding.clone(),
                 grpc_path,
                 plan: plans.plan(root),
+                success: status::declared(&binding.method)
+                    .map_or(http::StatusCode::OK, |declared| declared.status),
             });
         }
         table

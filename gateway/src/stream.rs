@@ -346,6 +346,7 @@ async fn single_response(
     let trailers = stream.trailers().await;
     let mut response = crate::calls::message_response(&message, route, serialize)?;
     metadata::response_headers(stream.headers(), response.headers_mut());
+    transcode::status::apply(&mut response, route.success, stream.headers());
     metadata::attach_trailers(
         &mut response,
         metadata::response_trailers(&trailers, accept_trailers),

@@ -25,6 +25,7 @@ mod head;
 pub mod http_body;
 pub(crate) mod nonfinite;
 mod response;
+pub mod status;
 mod unique_keys;
 mod value;
 pub mod wire;

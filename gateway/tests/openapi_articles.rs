@@ -181,6 +181,18 @@ fn responses_reference_the_output_messages_and_the_shared_errors() {
             "504", "default"
         ]
     );
+    // A creation is 201, as the proto's `openapiv2_operation` declares and the gateway answers.
+    assert_eq!(
+        codes(op(&doc, "/articles", "post")),
+        [
+            "201", "400", "401", "403", "409", "413", "414", "415", "429", "500", "503", "504",
+            "default"
+        ]
+    );
+    assert_eq!(
+        op(&doc, "/articles", "post")["responses"]["201"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/CreateArticleResponse"})
+    );
     assert_eq!(
         list["responses"]["400"],
         json!({"$ref": "#/components/responses/BadRequest"})

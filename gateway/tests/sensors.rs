@@ -9,6 +9,7 @@ mod connect;
 mod headers;
 mod live;
 mod oneport;
+mod statuses;
 mod stream_guards;
 mod streams;
 

@@ -215,7 +215,15 @@ impl ArticleService for Articles {
         &self,
         request: Request<pb::CreateArticleRequest>,
     ) -> Result<Response<pb::CreateArticleResponse>, Status> {
-        respond(self.create(request.into_inner()).await)
+        let mut response = respond(self.create(request.into_inner()).await)?;
+        // A REST client finds the new article at its URL: the gateway answers this as the
+        // `Location` of its 201.
+        if let Some(article) = &response.get_ref().article
+            && let Ok(location) = format!("/articles/{}", article.id).parse()
+        {
+            response.metadata_mut().insert("location", location);
+        }
+        Ok(response)
     }
 
     async fn update_article(

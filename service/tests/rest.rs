@@ -121,7 +121,11 @@ async fn serve_with_rest_answers_rest_and_grpc_from_one_process() {
     let created = post(Some(&format!("Bearer {}", crate::support::TOKEN)))
         .await
         .expect("post");
-    assert_eq!(created.status(), 200);
+    // 201 Created, at its own URL: the proto's `openapiv2_operation` and the service's
+    // `location` metadata.
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["location"], "/articles/13");
+    assert!(created.headers().get("grpc-metadata-location").is_none());
     let created: Value = created.json().await.expect("JSON");
     assert_eq!(created["article"]["id"], 13);
     assert_eq!(created["article"]["title"], "Over REST");

@@ -252,7 +252,8 @@ async fn rest_call(
             Some(json(
                 &serde_json::json!({ "title": title, "content": CONTENT }),
             )),
-            StatusCode::OK,
+            // 201 Created, as the proto declares.
+            StatusCode::CREATED,
             None,
         ),
         Planned::Update { pk, title } => (

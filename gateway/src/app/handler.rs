@@ -58,7 +58,8 @@ pub(crate) async fn transcode_request(
         // HEAD answers GET's headers, including its length, without the body.
         let length = http_body::Body::size_hint(response.body()).exact();
         *response.body_mut() = Body::empty();
-        if let Some(length) = length {
+        // A 204 says it has no body: no length either (RFC 9110, section 8.6).
+        if let Some(length) = length.filter(|_| response.status() != http::StatusCode::NO_CONTENT) {
             response
                 .headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -256,6 +257,7 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         message_response(&message, route, &serialize)?
     };
     metadata::response_headers(&metadata.headers, response.headers_mut());
+    transcode::status::apply(&mut response, route.success, &metadata.headers);
     metadata::attach_trailers(
         &mut response,
         metadata::response_trailers(&metadata.trailers, accept_trailers),

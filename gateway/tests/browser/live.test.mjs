@@ -61,7 +61,7 @@ async function createArticle(base, title) {
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ title, content: 'Written through another replica.' }),
   });
-  assert.equal(response.status, 200, await response.clone().text());
+  assert.equal(response.status, 201, await response.clone().text());
   return { started, article: (await response.json()).article };
 }
 

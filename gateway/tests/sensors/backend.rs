@@ -466,6 +466,24 @@ async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Re
             );
             ok(&summary, &[], &[])
         }
+        // Its status is declared (201); the reading back, with a `location` of its own.
+        "RegisterSensor" => ok(&input, &[("location", "/v1/sensors/registered")], &[]),
+        "ForgetSensor" => ok(
+            &DynamicMessage::new(method.output()),
+            &[("foo", "foo1")],
+            &[],
+        ),
+        "ArchiveSensor" => {
+            let metadata: &[(&'static str, &'static str)] = match sensor.as_str() {
+                "queued" => &[("x-http-code", "202"), ("location", "/v1/archives/queued")],
+                "moved" => &[("x-http-code", "303"), ("location", "/v1/archives/moved")],
+                "bogus" => &[("x-http-code", "404")],
+                _ => &[],
+            };
+            let mut summary = DynamicMessage::new(method.output());
+            summary.set_field_by_name("sensors", Value::List(vec![Value::String(sensor)]));
+            ok(&summary, metadata, &[])
+        }
         // The gateway must never call it; an answer here would make a test see count -1.
         _ => {
             let mut summary = DynamicMessage::new(method.output());

@@ -14,6 +14,7 @@ parse what the server really answers.
 from __future__ import annotations
 
 import sys
+from http import HTTPStatus
 from typing import TypeVar
 
 import httpx
@@ -73,8 +74,14 @@ def not_found(client: Client, pk: int) -> Status:
 
 
 def create(client: AuthenticatedClient, title: str, content: str) -> Article:
+    """201 Created, with the new article's URL in `Location`."""
     body = CreateArticleRequest(title=title, content=content)
-    return expect(create_article.sync(client=client, body=body), CreateArticleResponse).article
+    response = create_article.sync_detailed(client=client, body=body)
+    article = expect(response.parsed, CreateArticleResponse).article
+    location = response.headers.get("location")
+    if response.status_code != HTTPStatus.CREATED or location != f"/articles/{article.id}":
+        raise SystemExit(f"expected 201 at /articles/{article.id}: {response.status_code} {location}")
+    return article
 
 
 def rejected(client: AuthenticatedClient) -> Status:

@@ -67,6 +67,11 @@ async function main(baseUrl: string, token: string): Promise<void> {
   });
   if (created.error !== undefined) fail("create failed", created.error);
   const article: Article = created.data.article;
+  // 201 Created, with the new article's URL in `Location`.
+  const location = created.response.headers.get("location");
+  if (created.response.status !== 201 || location !== `/articles/${article.id}`) {
+    fail("expected 201 at the article's URL", { status: created.response.status, location });
+  }
   console.log("created", line(article));
 
   const rejected = await client.POST("/articles", {
