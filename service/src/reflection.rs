@@ -1,10 +1,10 @@
 //! gRPC server reflection (`grpc.reflection.v1` and `v1alpha`) serving the ORIGINAL descriptor
 //! bytes.
 //!
-//! Hand-written, and re-checked against tonic-reflection 0.14.9: its service now keeps the
-//! original bytes of each file (earlier releases re-encoded them through `prost_types`, which
-//! dropped extension options such as `google.api.http` that the REST gateway reads over
-//! reflection). It still answers `FileContainingExtension` with NOT_FOUND and
+//! Hand-written, checked against tonic-reflection 0.14.9: its service keeps the original bytes
+//! of each file (re-encoding them through `prost_types` would drop extension options such as
+//! `google.api.http`, which the REST gateway reads over reflection), but it answers
+//! `FileContainingExtension` with NOT_FOUND and
 //! `AllExtensionNumbersOfType` with an empty list, and answers a file without the files it
 //! depends on; clients that resolve custom options by extension number (protoreflect-based
 //! ones such as grpcurl's `describe`) need both queries, and
