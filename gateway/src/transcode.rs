@@ -22,6 +22,7 @@ pub mod depth;
 mod floats;
 mod head;
 pub mod http_body;
+pub mod multipart;
 pub(crate) mod nonfinite;
 mod response;
 pub mod status;
@@ -261,6 +262,21 @@ pub fn request_message_with(
             })?;
     }
     Ok((message, system))
+}
+
+/// Checks `message` against the field rules of `options`: for a message filled after
+/// [`request_message_with`] (from a form), whose rules were deferred until it was whole.
+///
+/// # Errors
+/// [`Error::InvalidFields`] listing each violation.
+pub fn check_rules(message: &DynamicMessage, options: &RequestOptions) -> Result<(), Error> {
+    options
+        .constraints
+        .check(message)
+        .map_err(|violations| Error::InvalidFields {
+            violations,
+            names: options.names,
+        })
 }
 
 /// AIP-134's `update_mask`, filled from the body when the request does not set it: the paths
