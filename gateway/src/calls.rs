@@ -24,7 +24,11 @@ use crate::{
     json::{JsonNames, JsonOptions},
     metadata,
     routes::Route,
-    transcode::{self, RequestOptions, SystemParams, wire},
+    transcode::{
+        self, RequestOptions, SystemParams,
+        multipart::{self, MAX_PARTS, Part},
+        wire,
+    },
 };
 
 /// The shared settings of calls.
@@ -264,6 +268,89 @@ impl Calls {
                 )));
             }
         }
+    }
+}
+
+impl Calls {
+    /// Reads the parts of a `multipart/form-data` body: each part up to `body_limit` bytes
+    /// (the whole form up to [`MAX_PARTS`] times that), within the [`BodyRead`] timeout and
+    /// above its minimum rate, as [`Calls::read_body`] reads one body.
+    pub(crate) async fn read_form(
+        &self,
+        body: Body,
+        headers: &HeaderMap,
+        boundary: String,
+    ) -> Result<Vec<Part>, Error> {
+        let whole = self.body_limit.saturating_mul(MAX_PARTS);
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > whole as u64) {
+            return Err(Error::PayloadTooLarge { limit: whole });
+        }
+        multipart::read(paced(body, self.body_read), boundary, self.body_limit).await
+    }
+}
+
+/// `body`'s data as it arrives, failing with a [`Error::BodyTooSlow`] when it takes longer
+/// than the [`BodyRead`] timeout or arrives slower than its rate.
+fn paced(
+    body: Body,
+    read: BodyRead,
+) -> impl futures::Stream<Item = Result<Bytes, Error>> + Send + 'static {
+    async_stream::stream! {
+        let started = Instant::now();
+        let deadline = started + read.timeout;
+        let mut body = body;
+        let mut received = 0usize;
+        loop {
+            let wake = deadline.min(Instant::now() + RATE_CHECK);
+            match tokio::time::timeout_at(wake.into(), body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        received += data.len();
+                        yield Ok(data);
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    yield Err(Error::InvalidArgument(format!(
+                        "reading the request body failed: {e}"
+                    )));
+                    return;
+                }
+                Ok(None) => return,
+                Err(_) => {}
+            }
+            if let Err(e) = read.check(started, received) {
+                yield Err(e);
+                return;
+            }
+        }
+    }
+}
+
+impl BodyRead {
+    /// Whether a body that started at `started` and has brought `received` bytes so far is
+    /// still in time and fast enough.
+    fn check(&self, started: Instant, received: usize) -> Result<(), Error> {
+        let elapsed = started.elapsed();
+        if elapsed >= self.timeout {
+            return Err(Error::BodyTooSlow(format!(
+                "the request body did not arrive within {}s",
+                self.timeout.as_secs_f64()
+            )));
+        }
+        if self.min_rate > 0
+            && elapsed > self.grace
+            && (received as f64) < self.min_rate as f64 * elapsed.as_secs_f64()
+        {
+            return Err(Error::BodyTooSlow(format!(
+                "the request body arrives slower than {} bytes per second",
+                self.min_rate
+            )));
+        }
+        Ok(())
     }
 }
 

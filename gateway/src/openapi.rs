@@ -17,6 +17,7 @@
 mod comments;
 mod docs;
 mod examples;
+mod form;
 mod openapiv2;
 mod params;
 mod schema;
@@ -695,10 +696,14 @@ fn operation(
         .operation_id(Some(operation_id))
         .parameters((!parameters.is_empty()).then_some(parameters))
         .request_body(request_body.map(|schema| {
-            RequestBody::builder()
+            let mut body = RequestBody::builder()
                 .content(request_media, Content::new(Some(schema)))
-                .required(body_required.then_some(utoipa::openapi::Required::True))
-                .build()
+                .required(body_required.then_some(utoipa::openapi::Required::True));
+            // A body holding a file also takes a form (uploads from browsers and Swagger UI).
+            if let Some(content) = form::content(schemas, binding) {
+                body = body.content(form::MEDIA, content);
+            }
+            body.build()
         }))
         .response(success, ok);
     if unary_read {

@@ -16,7 +16,7 @@ use crate::{
     template::Segment,
     transcode::{
         http_body::{self, RawBody},
-        status,
+        multipart, status,
         wire::{self, PlansBuilder},
     },
 };
@@ -36,6 +36,8 @@ pub struct Route {
     pub plan: wire::Plan,
     /// The status of its successful answers (200 unless its options declare another).
     pub success: http::StatusCode,
+    /// The `multipart/form-data` body it takes, if its body holds a file.
+    pub form: Option<multipart::Form>,
 }
 
 /// What a lookup found: a route and its captures, a path served for other methods only (405
@@ -124,6 +126,7 @@ impl RouteTable {
                 binding: binding.clone(),
                 grpc_path,
                 plan: plans.plan(root),
+                form: multipart::form(binding),
                 success: status::declared(&binding.method)
                     .map_or(http::StatusCode::OK, |declared| declared.status),
             });

@@ -135,7 +135,14 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
             .to_owned();
         (target, content_type)
     });
-    if raw.is_none() && !matches!(route.binding.body, BodyRule::None) {
+    // A form, on a route whose body holds a file.
+    let boundary = match &route.form {
+        Some(_) if !matches!(route.binding.body, BodyRule::None) => {
+            transcode::multipart::boundary(content_type)?
+        }
+        _ => None,
+    };
+    if raw.is_none() && boundary.is_none() && !matches!(route.binding.body, BodyRule::None) {
         transcode::check_content_type(content_type)?;
     }
     let decoder = Decoder {
@@ -161,10 +168,30 @@ pub(crate) async fn serve(call: StreamCall, parts: Parts, body: Body) -> Result<
         return Ok(head_only(&method, framing, raw_out));
     }
 
+    let streamed_form = boundary.clone().zip(
+        route
+            .form
+            .as_ref()
+            .and_then(|f| f.streamed())
+            .map(|(part, _)| part.to_owned()),
+    );
     let (requests, failure): (BoxStream<'static, Result<DynamicMessage, Status>>, _) =
         if method.is_client_streaming() {
             let (tx, rx) = oneshot::channel();
-            (reader::messages(body, decoder, tx).boxed(), Some(rx))
+            let requests = match streamed_form {
+                Some((boundary, part)) => {
+                    reader::form_messages(body, decoder, boundary, part, tx).boxed()
+                }
+                None => reader::messages(body, decoder, tx).boxed(),
+            };
+            (requests, Some(rx))
+        } else if let (Some(boundary), Some(form)) = (boundary, &route.form) {
+            let form_parts = calls.read_form(body, &parts.headers, boundary).await?;
+            let message = decoder.decode_form(form, form_parts)?;
+            (
+                futures::stream::once(std::future::ready(Ok(message))).boxed(),
+                None,
+            )
         } else {
             let bytes = match route.binding.body {
                 BodyRule::None => Bytes::new(),

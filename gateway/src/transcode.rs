@@ -23,6 +23,7 @@ pub mod fields;
 mod floats;
 mod head;
 pub mod http_body;
+pub mod multipart;
 pub(crate) mod nonfinite;
 mod response;
 pub mod status;
@@ -305,6 +306,21 @@ pub fn message_from_json(
         ))
     })?;
     Ok(message)
+}
+
+/// Checks `message` against the field rules of `options`: for a message filled after
+/// [`request_message_with`] (from a form), whose rules were deferred until it was whole.
+///
+/// # Errors
+/// [`Error::InvalidFields`] listing each violation.
+pub fn check_rules(message: &DynamicMessage, options: &RequestOptions) -> Result<(), Error> {
+    options
+        .constraints
+        .check(message)
+        .map_err(|violations| Error::InvalidFields {
+            violations,
+            names: options.names,
+        })
 }
 
 /// AIP-134's `update_mask`, filled from the body when the request does not set it: the paths

@@ -11,8 +11,10 @@
 //!   parameters, content types, migration switches, reflection v1alpha, over HTTP/1.1 and 2;
 //!   (`sensors::oneport`) gRPC and gRPC-Web clients through the gateway's one port;
 //!   (`sensors::connect`) the Connect protocol on that port, from Rust and from Connect's
-//!   node and browser clients; and (`sensors::capacity`) the backend's stream slots, windows
-//!   and upload pacing.
+//!   node and browser clients; (`sensors::capacity`) the backend's stream slots, windows and
+//!   upload pacing; (`sensors::statuses`) success statuses other than 200 (declared, or
+//!   `x-http-code`); (`sensors::uploads`) `multipart/form-data` uploads, 50 MiB streamed in
+//!   flat memory, and Swagger UI's file picker in headless Chromium.
 //! - `validation`: `buf.validate` rules checked before the call (`accounts.v1`, its own fixture
 //!   in front of the echo backend): 400 with a `google.rpc.BadRequest` listing each field.
 //! - `reload`: descriptors read again without a restart (`inventory.v1`, two versions of one

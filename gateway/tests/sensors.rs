@@ -12,6 +12,7 @@ mod oneport;
 mod statuses;
 mod stream_guards;
 mod streams;
+mod uploads;
 
 use std::{fmt::Display, time::Duration};
 

@@ -181,15 +181,24 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
     let raw = route.raw_request.as_ref();
     // From the head alone too: metadata HTTP/2 forbids or that is over the limit.
     let metadata = calls.metadata(&parts)?;
-    let body = match route.binding.body {
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    // A form, on a route whose body holds a file: read part by part.
+    let form = match &route.form {
+        Some(form) => transcode::multipart::boundary(content_type)?.map(|b| (form, b)),
+        None => None,
+    };
+    let (body, form_parts) = match (&route.binding.body, form) {
         // A body on a route without one is ignored, as grpc-gateway does.
-        BodyRule::None => Bytes::new(),
-        _ => calls.read_body(body, &parts.headers).await?,
+        (BodyRule::None, _) => (Bytes::new(), None),
+        (_, Some((form, boundary))) => (
+            Bytes::new(),
+            Some((form, calls.read_form(body, &parts.headers, boundary).await?)),
+        ),
+        _ => (calls.read_body(body, &parts.headers).await?, None),
     };
     // Taken once the body is in: a slow body holds its connection, never a slot (as nginx
     // reads the body before it passes the request on).
     let permit = shared.admission.admit(Budget::Unary)?;
-    let content_type = parts.headers.get(header::CONTENT_TYPE);
     if !body.is_empty() && raw.is_none() {
         transcode::check_content_type(content_type)?;
     }
@@ -210,9 +219,19 @@ async fn transcode_call(shared: &Shared, request: Request) -> Result<Response, E
         parts.uri.query(),
         json_body,
         &calls.request,
-        rules,
+        // A form's fields are in only once its parts are.
+        if form_parts.is_some() {
+            transcode::Rules::Defer
+        } else {
+            rules
+        },
     )?;
-    if let Some(target) = &raw {
+    if let Some((form, form_parts)) = form_parts {
+        transcode::multipart::fill(&mut message, form, form_parts)?;
+        if rules == transcode::Rules::Check {
+            transcode::check_rules(&message, &calls.request)?;
+        }
+    } else if let Some(target) = &raw {
         let content_type = content_type
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();

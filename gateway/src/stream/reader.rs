@@ -24,6 +24,7 @@ use crate::{
     transcode::{
         self,
         http_body::{self, RawBody},
+        multipart,
     },
 };
 
@@ -59,6 +60,26 @@ impl Decoder {
                 Bytes::copy_from_slice(bytes),
             );
         }
+        Ok(message)
+    }
+
+    /// One request message from a form's parts (and the path and query), its field rules
+    /// checked once the parts are in.
+    pub(crate) fn decode_form(
+        &self,
+        form: &multipart::Form,
+        parts: Vec<multipart::Part>,
+    ) -> Result<DynamicMessage, Error> {
+        let (mut message, _) = transcode::request_message_with(
+            &self.route.binding,
+            self.captures.clone(),
+            self.query.as_deref(),
+            b"",
+            &self.calls.request,
+            transcode::Rules::Defer,
+        )?;
+        multipart::fill(&mut message, form, parts)?;
+        transcode::check_rules(&message, &self.calls.request)?;
         Ok(message)
     }
 }
@@ -133,6 +154,68 @@ pub(crate) fn messages(
                 Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
                 Some(Err(e)) => break 'read read_failed(&e),
                 None => ended = true,
+            }
+        };
+        let _ = failure.send(error);
+        yield Err(aborted());
+    }
+}
+
+/// The messages of a `multipart/form-data` upload to a client-streaming `HttpBody` method:
+/// the file of part `part` chunk by chunk as it arrives (with the part's content type), never
+/// whole; any other part is an error that aborts the call, as a bad message does.
+pub(crate) fn form_messages(
+    body: Body,
+    decoder: Decoder,
+    boundary: String,
+    part: String,
+    failure: Failure,
+) -> impl Stream<Item = Result<DynamicMessage, Status>> + Send + 'static {
+    async_stream::stream! {
+        let limit = decoder.calls.body_limit;
+        let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+        let error = 'read: {
+            let mut field = match form.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => {
+                    break 'read Error::InvalidArgument(format!(
+                        "the form has no part {part:?}: send the file in it"
+                    ));
+                }
+                Err(e) => break 'read multipart::error(e, limit),
+            };
+            let content_type = match multipart::part_head(&field) {
+                Ok((name, _)) if name != part => {
+                    break 'read Error::InvalidArgument(format!(
+                        "unknown form part {name:?}; the form takes {part:?}"
+                    ));
+                }
+                Ok((_, content_type)) => multipart::file_type(content_type.as_deref()).to_owned(),
+                Err(e) => break 'read e,
+            };
+            let mut decoder = decoder;
+            if let Some((_, raw_type)) = &mut decoder.raw {
+                *raw_type = content_type;
+            }
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) => match decoder.decode(&chunk) {
+                        Ok(message) => yield Ok(message),
+                        Err(e) => break 'read e,
+                    },
+                    Ok(None) => break,
+                    Err(e) => break 'read multipart::error(e, limit),
+                }
+            }
+            // The form is locked while a part is held.
+            drop(field);
+            match form.next_field().await {
+                Ok(None) => return,
+                Ok(Some(extra)) => Error::InvalidArgument(format!(
+                    "unknown form part {:?} after the file; the form takes {part:?} alone",
+                    extra.name().unwrap_or_default()
+                )),
+                Err(e) => multipart::error(e, limit),
             }
         };
         let _ = failure.send(error);

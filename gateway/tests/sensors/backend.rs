@@ -431,7 +431,7 @@ async fn answer(pool: &DescriptorPool, request: http::Request<Body>) -> http::Re
             };
             trailers_only_with_details(3, "reading rejected", &status)
         }
-        "RecordReading" | "CalibrateSensor" => {
+        "RecordReading" | "CalibrateSensor" | "UploadCalibration" => {
             // Same type in and out: the message as the backend decoded it.
             ok(&input, &[("foo", "foo1")], &[])
         }
