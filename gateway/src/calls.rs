@@ -251,22 +251,7 @@ impl Calls {
                 }
                 Err(_) => {}
             }
-            let elapsed = started.elapsed();
-            if elapsed >= read.timeout {
-                return Err(Error::BodyTooSlow(format!(
-                    "the request body did not arrive within {}s",
-                    read.timeout.as_secs_f64()
-                )));
-            }
-            if read.min_rate > 0
-                && elapsed > read.grace
-                && (received as f64) < read.min_rate as f64 * elapsed.as_secs_f64()
-            {
-                return Err(Error::BodyTooSlow(format!(
-                    "the request body arrives slower than {} bytes per second",
-                    read.min_rate
-                )));
-            }
+            read.check(started, received)?;
         }
     }
 }

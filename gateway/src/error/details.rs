@@ -21,18 +21,24 @@ pub fn render(
     pool: &DescriptorPool,
     options: &SerializeOptions,
 ) -> Vec<serde_json::Value> {
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    let Ok(status) = tonic_types::pb::Status::decode(bytes) else {
-        tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
-        return Vec::new();
-    };
-    status
-        .details
+    decoded(bytes)
         .iter()
         .map(|any| any_json(any, pool, options))
         .collect()
+}
+
+/// The details of the encoded `google.rpc.Status` `bytes`; none when empty or not a status.
+fn decoded(bytes: &[u8]) -> Vec<prost_types::Any> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    match tonic_types::pb::Status::decode(bytes) {
+        Ok(status) => status.details,
+        Err(_) => {
+            tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
+            Vec::new()
+        }
+    }
 }
 
 /// The same details in the Connect protocol's shape: `type` (the message's full name, without
@@ -44,15 +50,7 @@ pub fn connect(
     pool: &DescriptorPool,
     options: &SerializeOptions,
 ) -> Vec<serde_json::Value> {
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    let Ok(status) = tonic_types::pb::Status::decode(bytes) else {
-        tracing::debug!("grpc-status-details-bin is not a google.rpc.Status; dropped");
-        return Vec::new();
-    };
-    status
-        .details
+    decoded(bytes)
         .iter()
         .map(|any| {
             let mut object = serde_json::Map::new();
