@@ -173,7 +173,10 @@ pub(crate) fn form_messages(
 ) -> impl Stream<Item = Result<DynamicMessage, Status>> + Send + 'static {
     async_stream::stream! {
         let limit = decoder.calls.body_limit;
-        let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+        let mut form = multer::Multipart::new(
+            multipart::one_frame_at_a_time(body.into_data_stream()),
+            boundary,
+        );
         let error = 'read: {
             let mut field = match form.next_field().await {
                 Ok(Some(field)) => field,

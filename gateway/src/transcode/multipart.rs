@@ -18,7 +18,7 @@
 //! of parts. Parsing is multer's (axum's multipart parser), not ours.
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use http::HeaderValue;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
@@ -168,6 +168,25 @@ pub fn boundary(content_type: Option<&HeaderValue>) -> Result<Option<String>, Er
     })
 }
 
+/// `body`'s frames for multer, with a pause after each. multer takes every frame that is ready
+/// before it parses any of them, so a fast client would have it hold as much as arrives (and a
+/// streamed file go on in chunks that large); and when the first data and the body's end come
+/// in one such round while it looks for the first boundary, it reports the form incomplete
+/// (multer 3.1). One frame a round avoids both.
+pub fn one_frame_at_a_time<S, T>(body: S) -> impl Stream<Item = T> + Send + 'static
+where
+    S: Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+{
+    async_stream::stream! {
+        let mut body = std::pin::pin!(body);
+        while let Some(frame) = body.next().await {
+            yield frame;
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 /// One part of a buffered form.
 #[derive(Debug, Clone)]
 pub struct Part {
@@ -194,7 +213,8 @@ where
             .per_field(limit as u64)
             .whole_stream((limit as u64).saturating_mul(MAX_PARTS as u64)),
     );
-    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
+    let mut multipart =
+        multer::Multipart::with_constraints(one_frame_at_a_time(body), boundary, constraints);
     let mut parts = Vec::new();
     while let Some(field) = multipart.next_field().await.map_err(|e| error(e, limit))? {
         if parts.len() == MAX_PARTS {
