@@ -186,11 +186,14 @@ pub(crate) async fn evaluate(request: Request, next: Next) -> Response {
     };
     let headers = response.headers_mut();
     headers.insert(header::ETAG, etag.clone());
-    if !headers.get_all(header::VARY).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.to_ascii_lowercase().contains("accept-encoding"))
-    }) {
-        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    // The representation depends on these request headers too: a cache must key on them.
+    for name in ["accept-encoding", "x-goog-fieldmask"] {
+        if !headers.get_all(header::VARY).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains(name))
+        }) {
+            headers.append(header::VARY, HeaderValue::from_static(name));
+        }
     }
     if conditional.is_some_and(|inm| none_match(&inm, &etag)) {
         let mut not_modified = Response::new(axum::body::Body::empty());

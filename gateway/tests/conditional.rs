@@ -305,3 +305,27 @@ async fn the_aip_154_etag_field_is_the_etag_and_if_match_fills_it_for_the_backen
         Ok(_) => panic!("a malformed --cache-control was accepted"),
     }
 }
+
+#[tokio::test]
+async fn browsers_may_send_the_conditional_and_field_mask_headers_cross_origin() {
+    let (_backend, gateway, _) = library().await;
+    let r = send(
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, gateway.url("/v1/shelves/1/books"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET")
+            .header(
+                "access-control-request-headers",
+                "if-none-match, if-match, x-goog-fieldmask",
+            ),
+    )
+    .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in ["if-none-match", "if-match", "x-goog-fieldmask"] {
+        assert!(allowed.contains(name), "{name} not in {allowed}");
+    }
+}

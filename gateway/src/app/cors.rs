@@ -38,6 +38,11 @@ pub(crate) fn layer(origins: &CorsOrigins) -> CorsLayer {
             HeaderName::from_static("connect-content-encoding"),
             HeaderName::from_static("connect-accept-encoding"),
             header::CONTENT_ENCODING,
+            // Conditional requests and partial responses (`crate::conditional`,
+            // `transcode::fields`): none is CORS-safelisted.
+            header::IF_NONE_MATCH,
+            header::IF_MATCH,
+            HeaderName::from_static("x-goog-fieldmask"),
         ])
         // `Grpc-Metadata-*` cannot be listed by prefix; without credentials `*` exposes all,
         // gRPC-Web's `grpc-status` and `grpc-message` (trailers-only answers) included.

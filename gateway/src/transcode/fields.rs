@@ -56,6 +56,9 @@ impl ResponseMask {
         output: &MessageDescriptor,
         response_body: Option<&FieldDescriptor>,
     ) -> Result<Option<Self>, Error> {
+        // `*` or nothing selects the whole answer, as Google's APIs read it.
+        let whole = |v: &&str| !v.trim().is_empty() && v.trim() != "*";
+        let (fields, header) = (fields.filter(whole), header.filter(whole));
         let paths = match (fields, header) {
             (None, None) => return Ok(None),
             (Some(_), Some(_)) => {
@@ -272,8 +275,25 @@ mod tests {
             ["articles.id", "articles.title", "total"]
         );
         assert_eq!(paths("a(b(c,d/e)),f"), ["a.b.c", "a.b.d.e", "f"]);
-        for bad in ["", "a,", "a(", "a(b", "a)", "a//b", "a b", "*"] {
+        for bad in ["a,", "a(", "a(b", "a)", "a//b", "a b", "a,*"] {
             assert!(parse_fields(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_star_or_nothing_selects_the_whole_answer() {
+        let output = prost_reflect::DescriptorPool::global()
+            .get_message_by_name("google.protobuf.Duration")
+            .expect("a well-known type");
+        for (fields, header) in [
+            (Some("*"), None),
+            (None, Some(" * ")),
+            (Some(""), Some("*")),
+        ] {
+            assert_eq!(
+                ResponseMask::from_request(fields, header, &output, None).expect("no error"),
+                None
+            );
         }
     }
 
