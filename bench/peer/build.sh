@@ -96,6 +96,8 @@ text = open(src).read()
 text = re.sub(r'^import "(buf/validate/validate|google/api/field_behavior|protoc-gen-openapiv2/options/annotations)\.proto";\n', "", text, flags=re.M)
 # grpc-gateway 1.6.4 has no openapiv2 options (only the older swagger ones): the file's goes.
 text = re.sub(r"^option \(grpc\.gateway\.protoc_gen_openapiv2\.options\.\w+\) = \{.*?^\};\n", "", text, flags=re.M | re.S)
+# Its methods' openapiv2 options too (CreateArticle's 201), closed by a `};` at their own indent.
+text = re.sub(r"^([ \t]+)option \(grpc\.gateway\.protoc_gen_openapiv2\.options\.\w+\) = \{.*?^\1\};\n", "", text, flags=re.M | re.S)
 # A field's option list (after `= <number>`), scanned to its closing bracket outside string
 # literals and comments (a rule's pattern may hold brackets); dropped options are left out.
 def split_options(body):
